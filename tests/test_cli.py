@@ -1,0 +1,50 @@
+"""The real ``vitzoo`` console script, run as a user would."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import vitzoo
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("vitzoo")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "vitzoo.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_version():
+    out = _run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"vitzoo {vitzoo.__version__}"
+
+
+def test_list_table_and_pattern():
+    out = _run("list")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:2] == ["model", "aliases"]
+    assert [line.split()[0] for line in lines[1:]] == vitzoo.list_models()
+    assert "86,567,656" in out.stdout and "630,764,800" in out.stdout
+    names = _run("list", "*large*", "--format", "names").stdout.split()
+    assert names == [n for n in vitzoo.list_models() if "large" in n] and len(names) == 4
+    assert _run("list", "ViT-B*", "--format", "names").stdout.split() == [
+        "vit_base_patch16_224", "vit_base_patch32_224"
+    ]  # fmt: skip
+
+
+def test_no_match_and_no_command_fail_on_stderr():
+    out = _run("list", "resnet*")
+    assert out.returncode == 1 and out.stdout == "" and "no model matches" in out.stderr
+    out = _run()
+    assert out.returncode == 2 and "usage: vitzoo" in out.stderr
+
+
+def test_docs_models_table_is_current():
+    out = _run("list", "--format", "markdown")
+    assert out.returncode == 0
+    assert DOCS.read_text() == out.stdout, "regenerate: vitzoo list --format markdown > docs/models.md"

@@ -1,0 +1,152 @@
+"""Model behaviour that has no peer to compare with: caching, adaptation methods, dtypes, training paths."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import vitzoo
+from vitzoo.pos_embed import resample_pos_embed
+
+
+def _tiny(**kw) -> vitzoo.VisionTransformer:
+    torch.manual_seed(0)
+    return vitzoo.create_model("vit_tiny_patch16_224", **{"depth": 2, "num_classes": 10, **kw}).eval()
+
+
+def _expected_table(model, grid):
+    cfg = model.config
+    return resample_pos_embed(model.pos_embed.detach(), grid, cfg.grid_size, 1, "bicubic", True)
+
+
+def test_properties():
+    m = vitzoo.create_model("ViT-B/16", device="meta")
+    assert m.num_features == 768 and m.num_prefix_tokens == 1
+    assert m.patch_size == (16, 16) and m.grid_size == (14, 14)
+    m = vitzoo.create_model("vit_base_patch32_384", img_size=(320, 448), device="meta")
+    assert m.grid_size == (10, 14) and m.config.img_size == (320, 448)
+    assert m.pos_embed.shape == (1, 1 + 10 * 14, 768)
+
+
+@torch.no_grad()
+def test_dynamic_cache_reuses_and_follows_weight_changes(images):
+    model = _tiny(dynamic_img_size=True)
+    x = images(160, 96)
+    model(x)
+    table = model._pos_embed_for((10, 6))
+    assert model._pos_embed_for((10, 6)) is table  # repeated size: no work
+    assert torch.equal(table, _expected_table(model, (10, 6)))
+
+    model.pos_embed.add_(1.0)  # in-place change (what an optimizer step does)
+    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+
+    model.load_state_dict(_tiny(dynamic_img_size=True).state_dict() | {"pos_embed": torch.randn(1, 197, 192)})
+    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+
+    model.pos_embed.data = torch.randn(1, 197, 192)  # replaced storage
+    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+
+    model.pos_embed = torch.nn.Parameter(torch.randn(1, 197, 192))  # replaced parameter
+    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+
+    half = copy.deepcopy(model).to(torch.float64)  # dtype change
+    assert half._pos_embed_for((10, 6)).dtype == torch.float64
+
+
+def test_dynamic_cache_follows_optimizer_steps_and_gradients_reach_pos_embed(images):
+    model = _tiny(dynamic_img_size=True).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = images(160, 96)
+    for _ in range(2):
+        opt.zero_grad()
+        model(x).square().mean().backward()
+        assert model.pos_embed.grad is not None and model.pos_embed.grad.abs().sum() > 0
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        cached = model(x)
+        model._pos_cache.clear()
+        assert torch.equal(cached, model(x))
+        model(x)
+        opt.step()  # parameters move after the cache was filled
+        assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+    with torch.inference_mode():
+        a = model(x)
+    b = model(x)  # the table made under inference mode is usable outside it, also with autograd
+    assert torch.equal(a, b.detach())
+
+
+def test_set_input_size_resamples_and_updates_config(images):
+    model = _tiny()
+    old = model.pos_embed.detach().clone()
+    model.set_input_size((320, 448))
+    assert model.config.img_size == (320, 448) and model.grid_size == (20, 28)
+    assert torch.equal(model.pos_embed, resample_pos_embed(old, (20, 28), (14, 14)))
+    assert model(images(320, 448)).shape == (2, 10)
+    with pytest.raises(vitzoo.InputError):
+        model(images(224, 224))
+
+
+def test_reset_classifier():
+    model = _tiny(dtype=torch.float64)
+    model.reset_classifier(3)
+    assert model.head.weight.shape == (3, 192) and model.head.weight.dtype == torch.float64
+    assert model.config.num_classes == 3
+    model.reset_classifier(0, global_pool="avg")
+    assert isinstance(model.head, torch.nn.Identity) and model.config.global_pool == "avg"
+    assert model(torch.randn(1, 3, 224, 224, dtype=torch.float64)).shape == (1, 192)
+
+
+def test_dtype_and_device_arguments():
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=1, dtype=torch.bfloat16, device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model(torch.randn(1, 3, 224, 224, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    meta = vitzoo.create_model("vit_huge_patch14_224", device="meta")
+    assert {p.device.type for p in meta.parameters()} == {"meta"}
+
+
+def test_forward_intermediates_indices_and_formats(images):
+    model = _tiny(depth=4)
+    x = images(224, 224)
+    _, every = model.forward_intermediates(x)
+    assert len(every) == 4 and every[0].shape == (2, 192, 14, 14)
+    last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(last_two, every[2:]))
+    picked = model.forward_intermediates(x, indices=[-1, 0], output_fmt="NLC", intermediates_only=True)
+    assert [p.shape for p in picked] == [(2, 196, 192)] * 2
+    assert torch.equal(picked[0], every[0].flatten(2).transpose(1, 2))  # in block order
+    final, _ = model.forward_intermediates(x, indices=1)
+    assert torch.equal(final, model.forward_features(x))
+    for bad in (5, 0, [4], [-5]):
+        with pytest.raises(vitzoo.ConfigError, match="out of range|last"):
+            model.forward_intermediates(x, indices=bad)
+
+
+def test_grad_checkpointing_gives_the_same_gradients(images):
+    x = images(224, 224)
+    grads = []
+    for enable in (False, True):
+        model = _tiny().train()
+        model.set_grad_checkpointing(enable)
+        model(x).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_dynamic_img_pad_equals_explicit_zero_padding(images):
+    model = _tiny(dynamic_img_size=True, dynamic_img_pad=True)
+    x = images(150, 90)
+    padded = torch.nn.functional.pad(x, (0, 6, 0, 10))  # to 160 x 96
+    with torch.no_grad():
+        assert torch.equal(model(x), model(padded))
+
+
+def test_stochastic_depth_only_in_training(images):
+    model = _tiny(drop_path_rate=0.5)
+    x = images(224, 224)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+        model.train()
+        assert not torch.equal(model(x), model(x))
