@@ -150,3 +150,16 @@ def test_stochastic_depth_only_in_training(images):
         assert torch.equal(model(x), model(x))
         model.train()
         assert not torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("pool", ["token", "avg"])
+def test_forward_equals_head_of_features(pool, images):
+    """forward() computes only the class token in the last block; the result must not change."""
+    model = _tiny(depth=3, global_pool=pool)
+    x = images(224, 224)
+    with torch.no_grad():
+        assert (model(x) - model.forward_head(model.forward_features(x))).abs().max().item() <= 1e-5
+    model.train()
+    model.set_grad_checkpointing(True)  # the shortened last block also runs under checkpointing
+    model(x).sum().backward()
+    assert model.blocks[-1].mlp.fc1.weight.grad is not None

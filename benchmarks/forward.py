@@ -1,0 +1,116 @@
+"""Forward throughput of ViT-B/16 for vitzoo, timm and transformers, measured side by side in one run.
+
+    python benchmarks/forward.py            # full table (a few minutes on 2 cores)
+    python benchmarks/forward.py --quick    # fewer repetitions
+
+Each row runs the three libraries in interleaved rounds (A, B, C, A, B, C, ...) on the same input, under
+torch.inference_mode, and reports the median images/s and the ratio to timm. The dynamic-size rows compare a model
+built at 384 with a 224 model run with dynamic_img_size=True on 384 inputs (vitzoo caches the resampled table;
+timm resamples on every call). Paste the printed markdown into docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import timm
+import torch
+import transformers
+
+import vitzoo
+
+
+def _hf_b16(img: int) -> torch.nn.Module:
+    cfg = transformers.ViTConfig(image_size=img, num_labels=1000, layer_norm_eps=1e-6)
+    cfg._attn_implementation = "sdpa"  # transformers' fused-attention path, same kernel as vitzoo and timm
+    return transformers.ViTForImageClassification(cfg).eval()
+
+
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench(runners: dict[str, Callable[[], object]], batch: int, rounds: int) -> dict[str, float]:
+    """Median images/s per runner over interleaved rounds (after one warm-up call each)."""
+    for fn in runners.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            times[name].append(_time(fn))
+    return {name: batch / statistics.median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    models = {
+        "vitzoo": vitzoo.create_model("vit_base_patch16_224").eval(),
+        "timm": timm.create_model("vit_base_patch16_224").eval(),
+        "transformers": _hf_b16(224),
+    }
+    rows = []
+    for dtype in ("fp32", "bf16"):
+        for batch in (1, 8):
+            x = torch.randn(batch, 3, 224, 224)
+            rounds = (3 if args.quick else 7) if batch == 8 else (10 if args.quick else 30)
+            autocast = (
+                (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bf16" else contextlib.nullcontext
+            )
+
+            def runner(model: torch.nn.Module, hf: bool = False, x=x, autocast=autocast) -> Callable[[], object]:
+                def run() -> object:
+                    with torch.inference_mode(), autocast():
+                        return model(pixel_values=x) if hf else model(x)
+
+                return run
+
+            ips = bench({n: runner(m, n == "transformers") for n, m in models.items()}, batch, rounds)
+            rows.append((f"B/16 224, batch {batch}, {dtype}", ips))
+            print(rows[-1], flush=True)
+
+    # Dynamic size: a 224 model fed 384 images vs a model built at 384.
+    x = torch.randn(8, 3, 384, 384)
+    dyn = {
+        "vitzoo static 384": vitzoo.create_model("vit_base_patch16_224", img_size=384).eval(),
+        "vitzoo dynamic": vitzoo.create_model("vit_base_patch16_224", dynamic_img_size=True).eval(),
+        "timm static 384": timm.create_model("vit_base_patch16_224", img_size=384).eval(),
+        "timm dynamic": timm.create_model("vit_base_patch16_224", dynamic_img_size=True).eval(),
+    }
+
+    def dyn_runner(model: torch.nn.Module) -> Callable[[], object]:
+        def run() -> object:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(x)
+
+        return run
+
+    dyn_ips = bench({n: dyn_runner(m) for n, m in dyn.items()}, 8, 3 if args.quick else 5)
+    print(dyn_ips, flush=True)
+
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, timm {timm.__version__}, transformers {transformers.__version__}\n")  # fmt: skip
+    print("| setting | vitzoo img/s | timm img/s | transformers img/s | vitzoo / timm | transformers / timm |")
+    print("|---|---|---|---|---|---|")
+    for label, ips in rows:
+        print(f"| {label} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['transformers']:.2f} | "
+              f"{ips['vitzoo'] / ips['timm']:.3f}x | {ips['transformers'] / ips['timm']:.3f}x |")  # fmt: skip
+    print("\n| B/16 at 384, batch 8, bf16 autocast | img/s | dynamic / static |")
+    print("|---|---|---|")
+    for lib in ("vitzoo", "timm"):
+        s, d = dyn_ips[f"{lib} static 384"], dyn_ips[f"{lib} dynamic"]
+        print(f"| {lib} static (built at 384) | {s:.2f} | |")
+        print(f"| {lib} dynamic_img_size (224 weights, 384 input) | {d:.2f} | {d / s:.3f}x |")
+
+
+if __name__ == "__main__":
+    main()
