@@ -163,3 +163,14 @@ def test_forward_equals_head_of_features(pool, images):
     model.set_grad_checkpointing(True)  # the shortened last block also runs under checkpointing
     model(x).sum().backward()
     assert model.blocks[-1].mlp.fc1.weight.grad is not None
+
+
+@pytest.mark.slow
+def test_torch_compile_fullgraph_static_and_dynamic_sizes(images):
+    """No graph breaks (fullgraph=True) and the same numbers, at the native size and at a new grid."""
+    model = _tiny(dynamic_img_size=True)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        for h, w in [(224, 224), (160, 96)]:
+            x = images(h, w)
+            assert (compiled(x) - model(x)).abs().max().item() <= 1e-5
