@@ -52,6 +52,7 @@ class ViTConfig:
     in_chans: int = 3
     num_classes: int = 1000  # 0 = no head: forward() returns pooled features
     global_pool: str = "token"  # "token": class token output; "avg": mean of the patch tokens
+    representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
     class_token: bool = True
     qkv_bias: bool = True
     layer_norm_eps: float = 1e-6  # timm / JAX / torchvision value; transformers' google/vit-* configs say 1e-12
@@ -72,6 +73,8 @@ class ViTConfig:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if min(self.patch_size) <= 0 or min(self.img_size) <= 0:
             raise ConfigError(f"img_size {self.img_size} and patch_size {self.patch_size} must be positive")
+        if not isinstance(self.representation_size, int) or self.representation_size < 0:
+            raise ConfigError(f"representation_size must be an int >= 0, got {self.representation_size!r}")
         if not isinstance(self.num_classes, int) or self.num_classes < 0:
             raise ConfigError(f"num_classes must be an int >= 0 (0 removes the head), got {self.num_classes!r}")
         if self.embed_dim % self.num_heads:

@@ -118,7 +118,11 @@ class VisionTransformer(nn.Module):
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
-        self.head = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.num_classes else nn.Identity()
+        self.pre_logits: nn.Module = nn.Identity()
+        if cfg.representation_size:  # paper §3.1: "MLP with one hidden layer at pre-training time"
+            fc = nn.Linear(cfg.embed_dim, cfg.representation_size)
+            self.pre_logits = nn.Sequential(OrderedDict(fc=fc, act=nn.Tanh()))
+        self.head = nn.Linear(self.head_hidden_size, cfg.num_classes) if cfg.num_classes else nn.Identity()
         self.grad_checkpointing = False
         # grid -> (source pos_embed, its version, resampled table); see _pos_embed_for.
         self._pos_cache: OrderedDict[tuple[int, int], tuple[torch.Tensor, int, torch.Tensor]] = OrderedDict()
@@ -127,8 +131,13 @@ class VisionTransformer(nn.Module):
     # ----------------------------------------------------------------------------------------- properties
     @property
     def num_features(self) -> int:
-        """Width of the pooled features the head sees (D)."""
+        """Token width D (what forward_features returns per token)."""
         return self.config.embed_dim
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of ``forward_head(..., pre_logits=True)``: D, or ``representation_size`` when set."""
+        return self.config.representation_size or self.config.embed_dim
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -258,6 +267,7 @@ class VisionTransformer(nn.Module):
             x = x[:, self.num_prefix_tokens :].mean(dim=1)  # mean of the patch tokens
         else:
             x = x[:, 0]  # class token
+        x = self.pre_logits(x)
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -273,7 +283,7 @@ class VisionTransformer(nn.Module):
         for block in self.blocks[:-1]:
             x = self._block(block, x)
         x = self._block(self.blocks[-1], x, num_queries=1)  # (B, 1, D)
-        return self.head(self.norm(x[:, 0]))
+        return self.head(self.pre_logits(self.norm(x[:, 0])))
 
     def forward_intermediates(
         self,
@@ -321,7 +331,7 @@ class VisionTransformer(nn.Module):
         old = next(self.head.parameters(), self.norm.weight)
         self.head = nn.Identity()
         if num_classes:
-            self.head = nn.Linear(self.num_features, num_classes, device=old.device, dtype=old.dtype)
+            self.head = nn.Linear(self.head_hidden_size, num_classes, device=old.device, dtype=old.dtype)
             with torch.no_grad():
                 nn.init.trunc_normal_(self.head.weight, std=0.02)
                 nn.init.zeros_(self.head.bias)

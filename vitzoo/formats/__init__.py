@@ -1,8 +1,58 @@
 """Checkpoint formats: one small pure function per format, each returning a state dict with vitzoo's (timm's) names.
 
-A converter never downloads or reads files; it maps names and layouts only.
+``detect_format`` looks at the keys only; a converter never downloads or reads files.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .base import Converted, FormatError
+from .jax import from_jax
+from .timm import from_timm
+from .torchvision import from_torchvision
 from .transformers import from_transformers
 
-__all__ = ["from_transformers"]
+CONVERTERS: dict[str, Callable[[Any], Converted]] = {
+    "timm": from_timm,
+    "transformers": from_transformers,
+    "torchvision": from_torchvision,
+    "jax": from_jax,
+}
+
+
+def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
+    """Name the format of a checkpoint from its keys: timm, transformers, torchvision or jax."""
+    keys = list(keys)
+    names = set(keys)
+
+    def has(fragment: str) -> bool:
+        return any(fragment in k for k in keys)
+
+    if any(k.endswith("embedding/kernel") for k in keys):
+        return "jax"
+    if has("embeddings.patch_embeddings.projection"):
+        return "transformers"
+    if "class_token" in names or has("conv_proj.weight") or has("encoder.layers.encoder_layer_"):
+        return "torchvision"
+    if has("patch_embed.proj.weight") or has("blocks.0.attn.qkv.weight"):
+        return "timm"
+    raise FormatError(
+        "cannot tell the checkpoint format from its keys (first keys: "
+        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers ViT, torchvision vit_* and JAX .npz checkpoints"
+    )
+
+
+def convert(state_dict: Mapping[str, Any], fmt: str | None = None) -> Converted:
+    """Convert to vitzoo names; ``fmt=None`` detects the format from the keys."""
+    fmt = fmt or detect_format(state_dict)
+    if fmt not in CONVERTERS:
+        raise FormatError(f"unknown format {fmt!r}; known: {sorted(CONVERTERS)}")
+    return CONVERTERS[fmt](dict(state_dict))
+
+
+__all__ = [
+    "CONVERTERS", "Converted", "FormatError", "convert", "detect_format",
+    "from_jax", "from_timm", "from_torchvision", "from_transformers",
+]  # fmt: skip

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from ..errors import VitzooError
+from .base import Converted, FormatError
 
 # (pattern on the key without "vit.", replacement); {i} is the block index.
 _RENAMES: list[tuple[str, str]] = [
@@ -28,16 +28,13 @@ _RENAMES: list[tuple[str, str]] = [
     (r"layers\.(\d+)\.mlp\.(fc[12])\.", r"blocks.\1.mlp.\2."),
     (r"layernorm\.", "norm."),
     (r"classifier\.", "head."),
+    (r"pooler\.dense\.", "pre_logits.fc."),  # ViTModel's tanh pooler = the paper's pre-logits layer
 ]
 _QKV = re.compile(r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)")
 _QKV_ORDER = {"query": 0, "key": 1, "value": 2, "q": 0, "k": 1, "v": 2}
 
 
-class FormatError(VitzooError, ValueError):
-    """A checkpoint whose keys do not fit the format it was handed to."""
-
-
-def from_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def from_transformers(state_dict: dict[str, torch.Tensor]) -> Converted:
     """Convert a transformers ViT state dict to vitzoo/timm names; unknown keys raise ``FormatError``."""
     out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[int, str], list[torch.Tensor | None]] = {}
@@ -62,4 +59,7 @@ def from_transformers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Te
         if any(p is None for p in parts):
             raise FormatError(f"block {block}: {kind} of query/key/value incomplete in the checkpoint")
         out[f"blocks.{block}.attn.qkv.{kind}"] = torch.cat(parts, dim=0)  # type: ignore[arg-type]
-    return out
+    notes = ["renamed transformers keys", "fused query/key/value into qkv"]
+    if any(k.startswith("vit.") for k in state_dict):
+        notes.insert(0, "stripped the 'vit.' prefix")
+    return Converted("transformers", out, notes)
