@@ -42,3 +42,40 @@ def images():
         return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    """One loopback Hub for the session; tests add repos to it."""
+    from hub_server import HubServer
+
+    server = HubServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub(hub_server, tmp_path, monkeypatch):
+    """The loopback Hub as HF_ENDPOINT, with an empty HF cache for this test; HF_HUB_OFFLINE unset."""
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return hub_server
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a folder written by a peer library's save function, as a Hub commit's tree."""
+    return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+
+
+def timm_repo(name: str, tmp_path: Path, num_classes: int, safe: bool | str = "both", seed: int = 0, **kw):
+    """A timm model with random weights saved by timm's own ``save_for_hf`` (config.json + weights)."""
+    import timm
+    from timm.models._hub import save_for_hf
+
+    torch.manual_seed(seed)
+    model = randomize_(timm.create_model(name, num_classes=num_classes, **kw), seed=seed).eval()
+    folder = tmp_path / f"timm-{name}-{seed}"
+    save_for_hf(model, str(folder), safe_serialization=safe)
+    return model, folder_files(folder)

@@ -2,23 +2,36 @@
 
 from .config import ViTConfig
 from .errors import ConfigError, InputError, NotAvailableError, UnknownModelError, VitzooError
-from .factory import create_model
+from .factory import create_model, save_pretrained
+from .formats import FormatError
+from .hub import HubError
+from .loading import CheckpointError, LoadReport, load_pretrained
+from .pretrained_cfg import PretrainedCfg
 from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
-from .registry import list_models
+from .registry import get_pretrained_cfg, list_models, list_pretrained
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
+    "FormatError",
+    "HubError",
     "InputError",
+    "LoadReport",
     "NotAvailableError",
+    "PretrainedCfg",
     "UnknownModelError",
     "ViTConfig",
     "VisionTransformer",
     "VitzooError",
     "create_model",
+    "get_pretrained_cfg",
     "list_models",
+    "list_pretrained",
+    "load_pretrained",
     "resample_patch_embed",
     "resample_pos_embed",
+    "save_pretrained",
 ]

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .config import to_pair
-from .errors import ConfigError, NotAvailableError
+from . import hub, loading, repo_config
+from .errors import ConfigError
+from .formats import convert
 from .model import VisionTransformer
-from .registry import get_config, resolve_name
+from .pretrained_cfg import PretrainedCfg
+from .registry import get_config, get_pretrained_cfg, resolve_name
 
 
 def create_model(
     name: str,
-    pretrained: bool = False,
+    pretrained: bool | str | Path | Mapping[str, Any] = False,
     *,
     img_size: int | tuple[int, int] | None = None,
     patch_size: int | tuple[int, int] | None = None,
@@ -24,22 +30,21 @@ def create_model(
     dynamic_img_size: bool = False,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
+    revision: str | None = None,
+    strict: bool = True,
     **overrides: Any,
 ) -> VisionTransformer:
-    """Build a registered ViT by timm name (``"vit_base_patch16_224"``) or paper alias (``"ViT-B/16"``).
+    """Build a ViT by timm name (``"vit_base_patch16_224"``), paper alias (``"ViT-B/16"``), pretrained tag
+    (``"vit_base_patch16_224.augreg_in21k"``), Hub repo (``"hf-hub:google/vit-base-patch16-224"``) or saved folder
+    (``"local-dir:path"``).
 
-    ``img_size`` (int or (h, w)) and ``patch_size`` change the input geometry; ``num_classes=0`` removes the head;
-    ``global_pool`` is ``"token"`` or ``"avg"``; ``dynamic_img_size=True`` accepts any input size divisible by the
-    patch. Any other ``ViTConfig`` field can be overridden by keyword (``drop_path_rate=0.1``,
-    ``layer_norm_eps=1e-12``, ...). Parameters are created directly on ``device`` and cast to ``dtype``.
+    ``pretrained``: ``True`` loads the tag's weights (an arch's default tag if none is given) or the repo's/folder's;
+    it also takes a file, folder, ``hf-hub:`` id or state dict to load into the named architecture. Loading builds
+    the model on the meta device and assigns the checkpoint's tensors (cast to ``dtype``, on ``device``): no random
+    init, no second copy. ``num_classes`` defaults to the checkpoint's; another value re-initialises the head with
+    zeros, 0 drops it. ``img_size`` other than the checkpoint's resamples the position embeddings. Any other
+    ``ViTConfig`` field can be overridden by keyword. ``model.load_report`` says what loading did.
     """
-    arch, tag = resolve_name(name)
-    if pretrained or tag:
-        raise NotAvailableError(
-            f"pretrained weights for {name!r} are not available in this version of vitzoo (the Hub loader is not "
-            "wired up yet); create the model with pretrained=False and load a state dict with "
-            "model.load_state_dict(...)"
-        )
     named = {
         "img_size": img_size,
         "patch_size": patch_size,
@@ -47,21 +52,84 @@ def create_model(
         "global_pool": global_pool,
         "dynamic_img_size": dynamic_img_size or None,
     }
-    clash = sorted(set(named) & set(overrides))
-    if clash:
-        raise ConfigError(f"{clash} given twice")
     changes = {k: v for k, v in named.items() if v is not None}
     changes.update(overrides)
     for key in ("img_size", "patch_size"):
         if key in changes:
             changes[key] = to_pair(changes[key], key)
-    config = get_config(arch).replace(**changes)  # validates; unknown fields raise with close-match hints
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = VisionTransformer(config)
-    if dtype is not None:
-        model = model.to(dtype=dtype)
+
+    src: loading.Source | None = None
+    facts: PretrainedCfg | None = None
+    if name.startswith(("hf-hub:", "local-dir:")):
+        if pretrained not in (True, False):
+            raise ConfigError(f"{name!r} names its own weights: pass pretrained=True or False, not a source")
+        if pretrained:
+            src = loading.fetch(name, revision=revision)
+            config_json, keys = src.config, set(src.tensors)
+        else:
+            config_json, keys = _config_only(name, revision), set()
+        if config_json is None:
+            raise loading.CheckpointError(f"{name}: no config.json; pass the architecture name and pretrained=PATH")
+        base, facts = repo_config.parse(config_json, name, keys)
+    else:
+        arch, tag = resolve_name(name)
+        base = get_config(arch)
+        if tag or pretrained is True:
+            facts = get_pretrained_cfg(name)
+            base = base.replace(num_classes=facts.num_classes, img_size=facts.img_size)
+            if pretrained is True:
+                src = loading.fetch(facts.name, revision=revision)
+        elif pretrained is not False:
+            src = loading.fetch(pretrained, revision=revision)
+            if src.config is not None:
+                facts = repo_config.parse(src.config, src.label, set(src.tensors))[1]
+
+    converted = convert(src.tensors) if src is not None else None
+    if converted is not None and "num_classes" not in changes and facts is None:
+        head = converted.state_dict.get("head.weight")  # a bare checkpoint: keep its head size if it has one
+        changes["num_classes"] = int(head.shape[0]) if head is not None and torch.count_nonzero(head) else 0
+    config = base.replace(**changes)  # validates; unknown fields raise with close-match hints
+
+    if converted is None:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = VisionTransformer(config)
+        model = model.to(dtype=dtype) if dtype is not None else model
+    else:
+        with torch.device("meta"):
+            model = VisionTransformer(config)
+        if dtype is not None:
+            model = model.to(dtype=dtype)
+        grid = loading.checkpoint_grid(converted, facts, base.patch_size, config.num_prefix_tokens)
+        report = loading.LoadReport(source=src.label, files=src.files)
+        loading.load_into(model, converted, report, strict=strict, ckpt_grid=grid, device=device)
+        model.load_report = report
+    model.pretrained_cfg = facts
     return model
 
+
+def _config_only(name: str, revision: str | None) -> dict[str, Any] | None:
+    if name.startswith("hf-hub:"):
+        return loading.read_config(hub.download(name.removeprefix("hf-hub:"), ["config.json"], revision=revision))
+    return loading.read_config(Path(name.removeprefix("local-dir:")))
+
+
+def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` (timm's layout plus vitzoo's config) into ``folder``.
+
+    ``create_model("local-dir:FOLDER", pretrained=True)`` and ``load_pretrained`` read it back; timm reads the
+    config too.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    from . import __version__
+
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", "vitzoo": __version__})
+    config = repo_config.to_json(model.config, getattr(model, "pretrained_cfg", None))
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return folder
 
 
 def describe(name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,10 @@ from torch.utils.checkpoint import checkpoint
 from .config import ViTConfig, nearest_multiples, to_pair
 from .errors import ConfigError, InputError
 from .pos_embed import resample_patch_embed, resample_pos_embed
+
+if TYPE_CHECKING:
+    from .loading import LoadReport
+    from .pretrained_cfg import PretrainedCfg
 
 _POS_CACHE_SIZE = 16  # resampled position tables kept per model (one per input grid seen)
 
@@ -124,6 +128,8 @@ class VisionTransformer(nn.Module):
             self.pre_logits = nn.Sequential(OrderedDict(fc=fc, act=nn.Tanh()))
         self.head = nn.Linear(self.head_hidden_size, cfg.num_classes) if cfg.num_classes else nn.Identity()
         self.grad_checkpointing = False
+        self.pretrained_cfg: PretrainedCfg | None = None  # facts of the loaded checkpoint (set by create_model)
+        self.load_report: LoadReport | None = None  # what loading did (set by create_model)
         # grid -> (source pos_embed, its version, resampled table); see _pos_embed_for.
         self._pos_cache: OrderedDict[tuple[int, int], tuple[torch.Tensor, int, torch.Tensor]] = OrderedDict()
         self.init_weights()

@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 
 from .config import ViTConfig
+from .pretrained_cfg import PretrainedCfg
 from .errors import UnknownModelError
 
 # size: (layers, hidden size D, MLP size, heads)       source
@@ -90,3 +91,33 @@ def list_models(pattern: str | None = None) -> list[str]:
     hits = {n for n in names if fnmatch.fnmatch(n, pattern)}
     hits |= {a for alias, a in ALIASES.items() if fnmatch.fnmatch(alias.lower(), pattern.lower())}
     return [n for n in names if n in hits]
+
+
+def _pretrained_index() -> dict[str, PretrainedCfg]:
+    from .pretrained_tags import TAGS
+
+    return {cfg.name: cfg for cfg in TAGS}
+
+
+def list_pretrained(pattern: str | None = None) -> list[str]:
+    """``arch.tag`` names of every known checkpoint, in registry order (each arch's default tag first)."""
+    names = list(_pretrained_index())
+    return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
+
+
+def get_pretrained_cfg(name: str) -> PretrainedCfg:
+    """The checkpoint facts for ``arch.tag``; a bare arch (or alias) gives its default (first) tag."""
+    index = _pretrained_index()
+    arch, tag = resolve_name(name)
+    if tag is None:
+        tags = [cfg for cfg in index.values() if cfg.arch == arch]
+        if not tags:
+            raise UnknownModelError(f"{arch} has no pretrained weights; create it with pretrained=False")
+        return tags[0]
+    full = f"{arch}.{tag}"
+    if full not in index:
+        tags = [cfg.tag for cfg in index.values() if cfg.arch == arch]
+        close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UnknownModelError(f"unknown pretrained tag {full!r}; {hint}{arch} has: {', '.join(tags) or 'none'}")
+    return index[full]

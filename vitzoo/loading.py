@@ -1,0 +1,326 @@
+"""``load_pretrained``: any checkpoint source into a model, strictly, with a report of everything that was adapted.
+
+Path of the data: source (tag, ``hf-hub:`` id, file, folder, state dict) -> tensors (safetensors memory-mapped;
+``.bin``/``.pth`` with ``weights_only=True``; ``.npz`` without pickle) -> vitzoo names (``vitzoo.formats``) ->
+adapted to the model (zeroed head / unused pre-logits dropped, head re-initialised, pos-embed and patch-embed
+resampled, dtype cast) -> assigned (``assign=True`` into a meta-device model: no second copy, no wasted init).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import hub
+from .errors import VitzooError
+from .formats import Converted, convert
+from .pretrained_cfg import PretrainedCfg
+from .pos_embed import resample_patch_embed, resample_pos_embed
+
+logger = logging.getLogger("vitzoo")
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preference order in a repo or folder
+
+
+class CheckpointError(VitzooError, ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file and the fix."""
+
+
+@dataclass
+class LoadReport:
+    """What ``load_pretrained`` did. Everything not listed here was loaded as it is in the checkpoint."""
+
+    source: str
+    format: str = ""
+    files: list[str] = field(default_factory=list)
+    loaded: int = 0  # tensors assigned from the checkpoint
+    missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint (strict=False only)
+    unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model (strict=False only)
+    resized: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    reinitialized: dict[str, str] = field(default_factory=dict)  # key -> why
+    dropped: dict[str, str] = field(default_factory=dict)  # key -> why
+    cast: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (checkpoint dtype, model dtype)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.loaded} tensors from {self.source} ({self.format} format)"]
+        lines += [f"  file: {f}" for f in self.files]
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  resized {k}: {tuple(a)} -> {tuple(b)}" for k, (a, b) in self.resized.items()]
+        lines += [f"  re-initialised {k}: {why}" for k, why in self.reinitialized.items()]
+        lines += [f"  dropped {k}: {why}" for k, why in self.dropped.items()]
+        if self.cast:
+            pairs = sorted({f"{a} -> {b}" for a, b in self.cast.values()})
+            lines.append(f"  cast {len(self.cast)} tensors: {', '.join(pairs)}")
+        lines += [f"  MISSING (left initialised): {k}" for k in self.missing]
+        lines += [f"  UNEXPECTED (ignored): {k}" for k in self.unexpected]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Tensors (or numpy arrays for .npz) of one checkpoint file; never runs pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        if suffix == ".npz":
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to unpickle: the file holds objects other than tensors (pickled code is never run). "
+            "If you trust it, convert it to safetensors yourself; otherwise use the model.safetensors file"
+        ) from err
+    except Exception as err:  # safetensors, zip and torch errors have no common base class
+        raise CheckpointError(
+            f"{path}: cannot be read as a {suffix or 'torch'} checkpoint, it is truncated or corrupt ({err}). "
+            "Delete it (for a Hub file: its blob in the HF cache) and download it again"
+        ) from err
+    for key in ("state_dict", "model", "module", "state_dict_ema"):  # training-checkpoint wrappers
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not any(torch.is_tensor(v) for v in obj.values()):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise CheckpointError(f"{path}: not a state dict (a mapping of names to tensors)")
+    return obj
+
+
+def _is_zip(path: Path) -> bool:
+    return zipfile.is_zipfile(path)  # torch's current format; legacy files cannot be memory-mapped
+
+
+def _weights_in(folder: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    npz = sorted(folder.glob("*.npz"))
+    if npz:
+        return npz[0]
+    raise CheckpointError(f"{folder}: no {' / '.join(WEIGHT_FILES)} or .npz file in this folder")
+
+
+def read_config(folder_or_file: str | Path) -> dict[str, Any] | None:
+    """The ``config.json`` beside a weights file or in a folder, if there is one."""
+    path = Path(folder_or_file)
+    path = path / "config.json" if path.is_dir() else path.with_name("config.json")
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+
+
+@dataclass
+class Source:
+    """A checkpoint located and read: its tensors, where they came from, and the config.json beside them."""
+
+    label: str
+    tensors: Mapping[str, Any]
+    files: list[str]
+    config: dict[str, Any] | None = None
+
+
+def fetch(source: Any, *, revision: str | None = None) -> Source:
+    """Locate and read a checkpoint: state dict, file, folder, ``hf-hub:repo``, ``local-dir:path`` or ``arch.tag``."""
+    if isinstance(source, Mapping):
+        return Source("state dict", source, [])
+    if isinstance(source, Path) or (isinstance(source, str) and (source.startswith("local-dir:") or Path(source).exists())):
+        path = Path(str(source).removeprefix("local-dir:"))
+        weights = _weights_in(path) if path.is_dir() else path
+        return Source(str(path), read_file(weights), [str(weights)], read_config(path))
+    if isinstance(source, str) and source.startswith("hf-hub:"):
+        repo = source.removeprefix("hf-hub:")
+        config_path = hub.download(repo, ["config.json"], revision=revision)
+        weights = hub.download(repo, WEIGHT_FILES, revision=revision)
+        return Source(source, read_file(weights), [str(weights)], read_config(config_path))
+    if isinstance(source, str):
+        from .registry import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(source)  # raises with close matches for unknown names
+        weights = hub.download(cfg.hf_hub_id, cfg.filenames, revision=revision)
+        return Source(cfg.name, read_file(weights), [str(weights)], None)
+    raise CheckpointError(f"cannot load from {type(source).__name__}: pass a tag, 'hf-hub:' id, path or state dict")
+
+
+# ----------------------------------------------------------------------------------------------- adapting
+def _arch_hint(sd: Mapping[str, torch.Tensor]) -> str:
+    pos = sd.get("pos_embed")
+    depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    return f"the checkpoint has width {pos.shape[-1] if pos is not None else '?'} and {depth} blocks"
+
+
+def adapt_state_dict(
+    model: nn.Module, sd: dict[str, torch.Tensor], report: LoadReport, ckpt_grid: tuple[int, int] | None = None
+) -> dict[str, torch.Tensor]:
+    """Fit converted tensors to ``model``: drop, resample and report; raise on shapes that cannot fit."""
+    cfg = model.config
+    expected = {k: v for k, v in model.state_dict(keep_vars=True).items()}
+
+    head_w = sd.get("head.weight")
+    if head_w is not None and not torch.count_nonzero(head_w):
+        for k in ("head.weight", "head.bias"):
+            if sd.pop(k, None) is not None:
+                report.dropped[k] = "zeroed head (the original ImageNet-21k release is for fine-tuning only)"
+    if "pre_logits.fc.weight" in sd and "pre_logits.fc.weight" not in expected:
+        for k in ("pre_logits.fc.weight", "pre_logits.fc.bias"):
+            sd.pop(k, None)
+            report.dropped[k] = "pre-logits layer not used (create the model with representation_size to keep it)"
+    for k in ("head.weight", "head.bias"):
+        if k in sd and k not in expected:
+            report.dropped[k] = "num_classes=0: the model has no head"
+            sd.pop(k)
+        elif k in expected and (k not in sd or sd[k].shape != expected[k].shape):
+            had = f"checkpoint head {tuple(sd[k].shape)}" if k in sd else "no head in the checkpoint"
+            report.reinitialized[k] = f"zeros for {cfg.num_classes} classes ({had}), as the paper does for fine-tuning"
+            sd.pop(k, None)
+
+    pos = sd.get("pos_embed")
+    if pos is not None and pos.shape != expected["pos_embed"].shape and pos.shape[-1] == cfg.embed_dim:
+        new = resample_pos_embed(
+            pos, cfg.grid_size, ckpt_grid, cfg.num_prefix_tokens, cfg.pos_embed_interpolation, cfg.pos_embed_antialias
+        )
+        report.resized["pos_embed"] = (tuple(pos.shape), tuple(new.shape))
+        sd["pos_embed"] = new
+    kernel = sd.get("patch_embed.proj.weight")
+    target = expected["patch_embed.proj.weight"]
+    if kernel is not None and kernel.shape[:2] == target.shape[:2] and kernel.shape[2:] != target.shape[2:]:
+        sd["patch_embed.proj.weight"] = resample_patch_embed(kernel, target.shape[2:])
+        report.resized["patch_embed.proj.weight"] = (tuple(kernel.shape), tuple(target.shape))
+
+    wrong = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in sd.items() if k in expected and v.shape != expected[k].shape]
+    if wrong:
+        listed = "; ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in wrong[:6])
+        raise CheckpointError(
+            f"{report.source}: checkpoint does not fit this model ({listed}); {_arch_hint(sd)}, the model has "
+            f"width {cfg.embed_dim} and {cfg.depth} blocks. Create the matching architecture (vitzoo.list_models())"
+        )
+    return sd
+
+
+def _init_missing(name: str, p: torch.Tensor) -> None:
+    """Initialise a tensor the checkpoint did not provide (head: zeros, paper App. B.1.1; norms: ones/zeros)."""
+    with torch.no_grad():
+        if name.startswith("head.") or name.endswith(".bias"):
+            p.zero_()
+        elif "norm" in name:
+            p.fill_(1.0)
+        else:
+            nn.init.trunc_normal_(p, std=0.02)
+
+
+def load_into(
+    model: nn.Module,
+    converted: Converted,
+    report: LoadReport,
+    *,
+    strict: bool = True,
+    ckpt_grid: tuple[int, int] | None = None,
+    device: torch.device | str | None = None,
+) -> LoadReport:
+    """Adapt and assign converted tensors into ``model``.
+
+    A model on the meta device receives the checkpoint's tensors themselves (cast to the model's dtype and moved to
+    ``device``, default CPU); a materialised model has them copied into its parameters.
+    """
+    report.format = converted.format
+    report.notes += converted.notes
+    sd = adapt_state_dict(model, dict(converted.state_dict), report, ckpt_grid)
+    expected = model.state_dict(keep_vars=True)
+    missing = [k for k in expected if k not in sd and k not in report.reinitialized]
+    unexpected = [k for k in sd if k not in expected]
+    if strict and (missing or unexpected):
+        raise CheckpointError(
+            f"{report.source}: strict load failed: missing {missing[:8]}, unexpected {unexpected[:8]}"
+            f" ({len(missing)} missing, {len(unexpected)} unexpected). Pass strict=False to load anyway with a report"
+        )
+    report.missing, report.unexpected = missing, unexpected
+    for k in unexpected:
+        sd.pop(k)
+
+    on_meta = any(t.is_meta for t in expected.values())
+    if device is None:
+        device = next((t.device for t in expected.values() if not t.is_meta), torch.device("cpu"))
+    for k, v in sd.items():
+        target = expected[k]
+        dtype = target.dtype
+        if v.dtype != dtype:
+            report.cast[k] = (str(v.dtype).removeprefix("torch."), str(dtype).removeprefix("torch."))
+        sd[k] = v.to(device=device, dtype=dtype)
+    model.load_state_dict(sd, strict=False, assign=on_meta)
+    report.loaded = len(sd)
+    # Materialise and initialise what the checkpoint did not provide (re-initialised head, strict=False misses).
+    for name in list(report.reinitialized) + missing:
+        module_name, _, attr = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        current = getattr(module, attr)
+        if current.is_meta:
+            fresh = nn.Parameter(torch.empty_like(current, device=device), requires_grad=current.requires_grad)
+            setattr(module, attr, fresh)
+            current = fresh
+        _init_missing(name, current)
+    if hasattr(model, "_pos_cache"):
+        model._pos_cache.clear()
+    level = logging.WARNING if (report.missing or report.unexpected) else logging.INFO
+    logger.log(level, "%s", report)
+    return report
+
+
+def checkpoint_grid(converted: Converted, facts: PretrainedCfg | None, patch: tuple[int, int], prefix: int) -> tuple[int, int] | None:
+    """The patch grid the checkpoint's position table was trained for (None: square, inferred from its length)."""
+    if facts is not None:
+        kernel = converted.state_dict.get("patch_embed.proj.weight")
+        ph, pw = tuple(kernel.shape[2:]) if kernel is not None else patch
+        grid = (facts.input_size[1] // ph, facts.input_size[2] // pw)
+        pos = converted.state_dict.get("pos_embed")
+        if pos is None or pos.shape[1] == prefix + grid[0] * grid[1]:
+            return grid
+    return None
+
+
+def load_pretrained(
+    model: nn.Module, source: Any, *, strict: bool = True, revision: str | None = None
+) -> LoadReport:
+    """Load ``source`` into ``model`` (already built) and return what was done.
+
+    ``source``: a pretrained tag (``"vit_base_patch16_224.augreg2_in21k_ft_in1k"``), an ``"hf-hub:org/repo"`` id,
+    a ``.safetensors`` / ``.bin`` / ``.pth`` / ``.npz`` file, a folder with ``config.json`` and weights, or a state
+    dict in any supported format (timm, transformers, torchvision, JAX). Position and patch embeddings are
+    resampled to the model, the head is re-initialised (zeros) when ``num_classes`` differs, and anything else that
+    does not fit raises ``CheckpointError``; ``strict=False`` loads what fits and lists the rest.
+    """
+    from . import repo_config
+    from .registry import get_pretrained_cfg
+
+    src = fetch(source, revision=revision)
+    converted = convert(src.tensors)
+    facts = None
+    if src.config is not None:
+        facts = repo_config.parse(src.config, src.label, set(src.tensors))[1]
+    elif isinstance(source, str) and not Path(source).exists() and not source.startswith(("hf-hub:", "local-dir:")):
+        facts = get_pretrained_cfg(source)
+    cfg = model.config
+    grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.num_prefix_tokens)
+    report = LoadReport(source=src.label, files=src.files)
+    load_into(model, converted, report, strict=strict, ckpt_grid=grid)
+    if facts is not None:
+        model.pretrained_cfg = facts
+    return report

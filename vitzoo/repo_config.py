@@ -1,0 +1,123 @@
+"""``config.json`` of a checkpoint folder or Hub repo, in timm's or transformers' layout, to vitzoo's config.
+
+timm (``save_config_for_hf``): ``{"architecture", "num_classes", "global_pool", "pretrained_cfg": {...}}``;
+vitzoo's ``save_pretrained`` writes the same layout plus ``"vitzoo_config"`` (every ``ViTConfig`` field).
+transformers (``ViTConfig.save_pretrained``): ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
+``intermediate_size``, ``image_size``, ``patch_size``, ``layer_norm_eps``, ``id2label``, ``architectures``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from .config import ViTConfig, to_pair
+from .errors import ConfigError
+from .pretrained_cfg import PretrainedCfg
+from .registry import get_config, resolve_name
+
+_PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
+
+
+def is_transformers(config: Mapping[str, Any]) -> bool:
+    return config.get("model_type") == "vit" or "hidden_size" in config
+
+
+def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConfig, PretrainedCfg]:
+    """The model config and checkpoint facts a ``config.json`` describes (``keys``: the checkpoint's tensor names)."""
+    if is_transformers(config):
+        return _from_transformers(config, name, keys)
+    if "vitzoo_config" in config:
+        fields = dict(config["vitzoo_config"])
+        for k in ("img_size", "patch_size"):
+            fields[k] = tuple(fields[k])
+        vit = ViTConfig(**fields)
+    elif "architecture" in config:
+        arch, _ = resolve_name(str(config["architecture"]))
+        vit = get_config(arch).replace(
+            num_classes=int(config.get("num_classes", 1000)), global_pool=config.get("global_pool") or "token"
+        )
+    else:
+        raise ConfigError(f"{name}: config.json has neither timm's 'architecture' nor transformers' 'hidden_size'")
+    raw = dict(config.get("pretrained_cfg") or {})
+    input_size = tuple(raw.get("input_size") or (vit.in_chans, *vit.img_size))
+    if tuple(input_size[1:]) != vit.img_size:
+        vit = vit.replace(img_size=to_pair(tuple(input_size[1:]), "img_size"))
+    facts = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in _PCFG_FIELDS}
+    facts.update(name=name, num_classes=vit.num_classes, input_size=input_size)
+    facts.setdefault("hf_hub_id", raw.get("hf_hub_id"))
+    if config.get("label_names"):
+        facts["labels"] = facts.get("labels") or "custom"
+    return vit, PretrainedCfg(**facts)
+
+
+def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConfig, PretrainedCfg]:
+    act = config.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise ConfigError(f"{name}: hidden_act={act!r} is not supported (vitzoo's ViT uses the exact erf GELU)")
+    archs = config.get("architectures") or ["ViTModel"]
+    classifier = any("ForImageClassification" in a for a in archs) or any(k.endswith("classifier.weight") for k in keys)
+    id2label = config.get("id2label") or {}
+    num_classes = len(id2label) if classifier else 0
+    width = int(config.get("hidden_size", 768))
+    has_pooler = any(k.startswith("pooler.") or ".pooler." in k for k in keys)
+    img = to_pair(config.get("image_size", 224), "image_size")
+    vit = ViTConfig(
+        embed_dim=width,
+        depth=int(config.get("num_hidden_layers", 12)),
+        num_heads=int(config.get("num_attention_heads", 12)),
+        mlp_dim=int(config.get("intermediate_size", 4 * width)),
+        patch_size=to_pair(config.get("patch_size", 16), "patch_size"),
+        img_size=img,
+        in_chans=int(config.get("num_channels", 3)),
+        num_classes=num_classes,
+        qkv_bias=bool(config.get("qkv_bias", True)),
+        layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+        representation_size=width if has_pooler and not classifier else 0,
+        # transformers' interpolate_pos_encoding: bicubic without antialiasing
+        pos_embed_antialias=False,
+    )
+    labels = [id2label[k] for k in sorted(id2label, key=int)] if classifier else None
+    facts = PretrainedCfg(
+        name=name,
+        hf_hub_id=name.removeprefix("hf-hub:") if name.startswith("hf-hub:") else None,
+        num_classes=num_classes,
+        input_size=(vit.in_chans, *img),
+        crop_pct=1.0,
+        crop_mode="squash",  # ViTImageProcessor: resize straight to size x size, no crop
+        interpolation="bilinear",
+        labels=("imagenet-1k" if num_classes == 1000 else "custom") if labels else None,
+        source_format="transformers",
+        description="transformers ViT checkpoint" + (" with its tanh pooler as pre-logits" if has_pooler else ""),
+    )
+    return vit, facts
+
+
+def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
+    """timm's config.json layout (timm can read it) plus every vitzoo config field."""
+    vit = dataclasses.asdict(config)
+    pretrained = facts.to_dict() if facts is not None else {}
+    pretrained.update(input_size=[config.in_chans, *config.img_size], num_classes=config.num_classes)
+    return {
+        "architecture": _closest_arch(config),
+        "num_classes": config.num_classes,
+        "num_features": config.embed_dim,
+        "global_pool": config.global_pool,
+        "pretrained_cfg": pretrained,
+        "vitzoo_config": vit,
+    }
+
+
+def _closest_arch(config: ViTConfig) -> str:
+    from .registry import ARCHS
+
+    for name, arch in ARCHS.items():
+        if (arch.embed_dim, arch.depth, arch.patch_size, arch.img_size) == (
+            config.embed_dim, config.depth, config.patch_size, config.img_size
+        ):  # fmt: skip
+            return name
+    for name, arch in ARCHS.items():
+        if (arch.embed_dim, arch.depth, arch.patch_size) == (config.embed_dim, config.depth, config.patch_size):
+            return name
+    return "vit_custom"
