@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vitzoo
-from vitzoo import ConfigError, InputError, NotAvailableError, UnknownModelError
+from vitzoo import ConfigError, HubError, InputError, UnknownModelError
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +72,14 @@ def test_contradictory_or_invalid_overrides(overrides, match):
         vitzoo.create_model("vit_tiny_patch16_224", device="meta", **overrides)
 
 
-def test_pretrained_is_not_silently_random():
-    with pytest.raises(NotAvailableError, match="not available") as err:
+def test_pretrained_without_weights_is_an_error_not_random_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(HubError, match="no cached copy") as err:
         vitzoo.create_model("vit_base_patch16_224", pretrained=True)
-    assert isinstance(err.value, NotImplementedError)
-    with pytest.raises(NotAvailableError):
-        vitzoo.create_model("vit_base_patch16_224.augreg2_in21k_ft_in1k")
+    assert isinstance(err.value, OSError)
 
 
 def test_all_errors_share_one_base():
-    for cls in (ConfigError, InputError, NotAvailableError, UnknownModelError):
+    for cls in (ConfigError, HubError, InputError, UnknownModelError, vitzoo.CheckpointError, vitzoo.FormatError):
         assert issubclass(cls, vitzoo.VitzooError)

@@ -1,7 +1,7 @@
 """vitzoo: the Vision Transformer family of Dosovitskiy et al. (ICLR 2021) for PyTorch."""
 
 from .config import ViTConfig
-from .errors import ConfigError, InputError, NotAvailableError, UnknownModelError, VitzooError
+from .errors import ConfigError, InputError, UnknownModelError, VitzooError
 from .factory import create_model, save_pretrained
 from .formats import FormatError
 from .hub import HubError
@@ -20,7 +20,6 @@ __all__ = [
     "HubError",
     "InputError",
     "LoadReport",
-    "NotAvailableError",
     "PretrainedCfg",
     "UnknownModelError",
     "ViTConfig",

@@ -1,7 +1,7 @@
 """One exception family, so callers can catch everything vitzoo raises on purpose with ``except VitzooError``.
 
 Each class also derives from the builtin a Python user would expect (``ValueError`` for bad arguments and inputs,
-``NotImplementedError`` for features that are not there yet), so existing ``except ValueError`` code keeps working.
+``OSError`` for downloads), so existing ``except ValueError`` code keeps working.
 """
 
 from __future__ import annotations
@@ -22,6 +22,3 @@ class UnknownModelError(VitzooError, ValueError):
 class InputError(VitzooError, ValueError):
     """A tensor handed to the model has the wrong rank, channel count or spatial size."""
 
-
-class NotAvailableError(VitzooError, NotImplementedError):
-    """A feature that this version of vitzoo does not provide yet."""

@@ -29,6 +29,7 @@ from .pos_embed import resample_patch_embed, resample_pos_embed
 logger = logging.getLogger("vitzoo")
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preference order in a repo or folder
+_REFETCH = "Delete it (for a Hub file: its blob in the HF cache) and download it again"
 
 
 class CheckpointError(VitzooError, ValueError):
@@ -86,14 +87,15 @@ def read_file(path: str | Path) -> dict[str, Any]:
                 return {k: npz[k] for k in npz.files}
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # no object to refuse: the bytes are not a valid pickle
+            raise CheckpointError(f"{path}: cannot be read, it is truncated or corrupt ({err}). {_REFETCH}") from err
         raise CheckpointError(
             f"{path}: refused to unpickle: the file holds objects other than tensors (pickled code is never run). "
             "If you trust it, convert it to safetensors yourself; otherwise use the model.safetensors file"
         ) from err
     except Exception as err:  # safetensors, zip and torch errors have no common base class
         raise CheckpointError(
-            f"{path}: cannot be read as a {suffix or 'torch'} checkpoint, it is truncated or corrupt ({err}). "
-            "Delete it (for a Hub file: its blob in the HF cache) and download it again"
+            f"{path}: cannot be read as a {suffix or 'torch'} checkpoint, it is truncated or corrupt ({err}). {_REFETCH}"
         ) from err
     for key in ("state_dict", "model", "module", "state_dict_ema"):  # training-checkpoint wrappers
         if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not any(torch.is_tensor(v) for v in obj.values()):
@@ -129,6 +131,14 @@ def read_config(folder_or_file: str | Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
 
 
+def _looks_like_path(text: str) -> bool:
+    if text.startswith("hf-hub:"):
+        return False
+    return text.startswith("local-dir:") or "/" in text or "\\" in text or Path(text).exists() or (
+        Path(text).suffix.lower() in {".safetensors", ".bin", ".pth", ".pt", ".npz"}
+    )
+
+
 @dataclass
 class Source:
     """A checkpoint located and read: its tensors, where they came from, and the config.json beside them."""
@@ -143,7 +153,7 @@ def fetch(source: Any, *, revision: str | None = None) -> Source:
     """Locate and read a checkpoint: state dict, file, folder, ``hf-hub:repo``, ``local-dir:path`` or ``arch.tag``."""
     if isinstance(source, Mapping):
         return Source("state dict", source, [])
-    if isinstance(source, Path) or (isinstance(source, str) and (source.startswith("local-dir:") or Path(source).exists())):
+    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
         path = Path(str(source).removeprefix("local-dir:"))
         weights = _weights_in(path) if path.is_dir() else path
         return Source(str(path), read_file(weights), [str(weights)], read_config(path))

@@ -38,6 +38,7 @@ def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConf
         vit = get_config(arch).replace(
             num_classes=int(config.get("num_classes", 1000)), global_pool=config.get("global_pool") or "token"
         )
+        vit = vit.replace(**_from_timm_args(vit, config.get("model_args") or {}))
     else:
         raise ConfigError(f"{name}: config.json has neither timm's 'architecture' nor transformers' 'hidden_size'")
     raw = dict(config.get("pretrained_cfg") or {})
@@ -99,8 +100,12 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
     vit = dataclasses.asdict(config)
     pretrained = facts.to_dict() if facts is not None else {}
     pretrained.update(input_size=[config.in_chans, *config.img_size], num_classes=config.num_classes)
+    from .registry import ARCHS
+
+    arch = _closest_arch(config)
     return {
-        "architecture": _closest_arch(config),
+        "architecture": arch,
+        "model_args": _timm_args(config, ARCHS[arch]),
         "num_classes": config.num_classes,
         "num_features": config.embed_dim,
         "global_pool": config.global_pool,
@@ -109,15 +114,37 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
     }
 
 
+# timm VisionTransformer kwargs <-> ViTConfig fields (mlp_ratio is converted separately)
+_TIMM_ARGS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "qkv_bias", "class_token",
+              "global_pool", "dynamic_img_size", "dynamic_img_pad")  # fmt: skip
+
+
+def _from_timm_args(base: ViTConfig, args: Mapping[str, Any]) -> dict[str, Any]:
+    unsupported = sorted(set(args) - set(_TIMM_ARGS) - {"mlp_ratio", "num_classes"})
+    if unsupported:
+        raise ConfigError(f"config.json model_args {unsupported} describe a model vitzoo does not build")
+    out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items() if k in _TIMM_ARGS}
+    out["num_classes"] = args.get("num_classes", base.num_classes)
+    if "mlp_ratio" in args:
+        out["mlp_dim"] = int(out.get("embed_dim", base.embed_dim) * args["mlp_ratio"])
+    return out
+
+
+def _timm_args(config: ViTConfig, arch: ViTConfig) -> dict[str, Any]:
+    """The timm kwargs that turn ``arch`` into ``config`` (written as config.json ``model_args``)."""
+    args = {k: getattr(config, k) for k in _TIMM_ARGS if getattr(config, k) != getattr(arch, k)}
+    if config.mlp_dim != arch.mlp_dim or "embed_dim" in args:
+        args["mlp_ratio"] = config.mlp_dim / config.embed_dim
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
+
+
 def _closest_arch(config: ViTConfig) -> str:
+    """The registered arch nearest to ``config`` (same width and patch if possible)."""
     from .registry import ARCHS
 
-    for name, arch in ARCHS.items():
-        if (arch.embed_dim, arch.depth, arch.patch_size, arch.img_size) == (
-            config.embed_dim, config.depth, config.patch_size, config.img_size
-        ):  # fmt: skip
-            return name
-    for name, arch in ARCHS.items():
-        if (arch.embed_dim, arch.depth, arch.patch_size) == (config.embed_dim, config.depth, config.patch_size):
-            return name
-    return "vit_custom"
+    def distance(item: tuple[str, ViTConfig]) -> tuple[int, ...]:
+        a = item[1]
+        return (a.embed_dim != config.embed_dim, a.patch_size != config.patch_size, a.depth != config.depth,
+                a.img_size != config.img_size)  # fmt: skip
+
+    return min(ARCHS.items(), key=distance)[0]

@@ -1,0 +1,148 @@
+"""Foreign checkpoint layouts, each checked against the peer library that defines it (max abs diff <= 1e-4).
+
+* torchvision: a ``torchvision.models.VisionTransformer`` state dict saved with ``torch.save``.
+* JAX ``.npz``: written here in the original (google-research/vision_transformer) and big_vision layouts from a
+  random timm model; the reference is timm's own npz loader (``_load_weights``) reading the same file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+import torchvision
+from timm.models.vision_transformer import _load_weights
+
+import vitzoo
+from conftest import randomize_
+from vitzoo.formats import FormatError, detect_format
+
+TOL = 1e-4
+
+
+def _x() -> torch.Tensor:
+    return torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("representation_size", [None, 32])
+@torch.no_grad()
+def test_torchvision_state_dict(tmp_path, representation_size):
+    torch.manual_seed(0)
+    ref = torchvision.models.VisionTransformer(
+        image_size=224, patch_size=16, num_layers=3, num_heads=3, hidden_dim=192, mlp_dim=768, num_classes=10,
+        representation_size=representation_size,
+    )  # fmt: skip
+    randomize_(ref, seed=5).eval()
+    path = tmp_path / "vit_tv.pth"
+    torch.save(ref.state_dict(), path)
+    extra = {"representation_size": representation_size} if representation_size else {}
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(path), **extra).eval()
+    assert model.load_report.format == "torchvision" and model.config.num_classes == 10
+    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+
+
+def _to_npz(model: torch.nn.Module, path, *, big_vision: bool = False, scanned: bool = False,
+            pre_logits: int = 0, zero_head: bool = False) -> None:  # fmt: skip
+    """Write a timm ViT in the JAX layout (the inverse of timm's _load_weights)."""
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    D = sd["cls_token"].shape[-1]
+    H = model.blocks[0].attn.num_heads
+    p = "params/" if big_vision else ""
+    mha, ln2, mlp = ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0") if big_vision else (
+        "MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")  # fmt: skip
+    w = {
+        f"{p}embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),
+        f"{p}embedding/bias": sd["patch_embed.proj.bias"],
+        f"{p}cls": sd["cls_token"],
+        f"{p}Transformer/encoder_norm/scale": sd["norm.weight"],
+        f"{p}Transformer/encoder_norm/bias": sd["norm.bias"],
+    }
+    if big_vision:
+        w[f"{p}pos_embedding"] = sd["pos_embed"]  # a no_embed_class model: (1, N, D)
+    else:
+        w[f"{p}Transformer/posembed_input/pos_embedding"] = sd["pos_embed"]
+    blocks = []
+    for i in range(len(model.blocks)):
+        b = f"blocks.{i}."
+        qkv_w, qkv_b = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
+        entry = {
+            "LayerNorm_0/scale": sd[b + "norm1.weight"], "LayerNorm_0/bias": sd[b + "norm1.bias"],
+            f"{mha}/out/kernel": sd[b + "attn.proj.weight"].T.reshape(H, D // H, D),
+            f"{mha}/out/bias": sd[b + "attn.proj.bias"],
+            f"{ln2}/scale": sd[b + "norm2.weight"], f"{ln2}/bias": sd[b + "norm2.bias"],
+            f"{mlp}/Dense_0/kernel": sd[b + "mlp.fc1.weight"].T, f"{mlp}/Dense_0/bias": sd[b + "mlp.fc1.bias"],
+            f"{mlp}/Dense_1/kernel": sd[b + "mlp.fc2.weight"].T, f"{mlp}/Dense_1/bias": sd[b + "mlp.fc2.bias"],
+        }  # fmt: skip
+        for j, n in enumerate(("query", "key", "value")):
+            entry[f"{mha}/{n}/kernel"] = qkv_w[j * D : (j + 1) * D].T.reshape(D, H, D // H)
+            entry[f"{mha}/{n}/bias"] = qkv_b[j * D : (j + 1) * D].reshape(H, D // H)
+        blocks.append(entry)
+    if scanned:
+        for k in blocks[0]:
+            w[f"{p}Transformer/encoderblock/{k}"] = np.stack([blk[k] for blk in blocks])
+    else:
+        for i, blk in enumerate(blocks):
+            w.update({f"{p}Transformer/encoderblock_{i}/{k}": v for k, v in blk.items()})
+    if "head.weight" in sd:
+        w[f"{p}head/kernel"] = sd["head.weight"].T * (0 if zero_head else 1)
+        w[f"{p}head/bias"] = sd["head.bias"] * (0 if zero_head else 1)
+    if pre_logits:
+        w[f"{p}pre_logits/kernel"] = np.random.default_rng(0).normal(size=(D, pre_logits)).astype(np.float32)
+        w[f"{p}pre_logits/bias"] = np.zeros(pre_logits, np.float32)
+    np.savez(path, **w)
+
+
+def _timm_tiny(num_classes: int, seed: int, **kw):
+    torch.manual_seed(seed)
+    return randomize_(timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=num_classes, **kw), seed).eval()
+
+
+@torch.no_grad()
+def test_jax_npz_original_layout_with_valid_head(tmp_path):
+    src = _timm_tiny(1000, 1)
+    _to_npz(src, tmp_path / "augreg.npz")
+    ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000).eval()
+    _load_weights(ref, str(tmp_path / "augreg.npz"))  # timm's own reader is the reference
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "augreg.npz")).eval()
+    assert model.load_report.format == "jax" and model.config.num_classes == 1000
+    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+
+
+@torch.no_grad()
+def test_jax_npz_in21k_release_drops_pre_logits_and_zeroed_head(tmp_path):
+    """The original ImageNet-21k files: pre_logits + a zeroed 21k head. Never served as a classifier."""
+    src = _timm_tiny(21843, 2)
+    _to_npz(src, tmp_path / "in21k.npz", pre_logits=192, zero_head=True)
+    ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=0).eval()
+    _load_weights(ref, str(tmp_path / "in21k.npz"))
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "in21k.npz")).eval()
+    report = model.load_report
+    assert model.config.num_classes == 0 and isinstance(model.head, torch.nn.Identity)
+    assert set(report.dropped) == {"head.weight", "head.bias", "pre_logits.fc.weight", "pre_logits.fc.bias"}
+    assert "zeroed head" in report.dropped["head.weight"]
+    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    # asking for a classifier gets a zero-initialised head to fine-tune, reported as such
+    clf = vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=10, pretrained=str(tmp_path / "in21k.npz"))
+    assert set(clf.load_report.reinitialized) == {"head.weight", "head.bias"} and not clf.head.weight.any()
+
+
+@pytest.mark.parametrize("scanned", [False, True], ids=["per-block", "scanned"])
+@torch.no_grad()
+def test_big_vision_npz(tmp_path, scanned):
+    src = _timm_tiny(1000, 3, no_embed_class=True)  # big_vision: the class token gets no position embedding
+    _to_npz(src, tmp_path / "bv.npz", big_vision=True, scanned=scanned)
+    ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000, no_embed_class=True).eval()
+    _load_weights(ref, str(tmp_path / "bv.npz"))
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "bv.npz")).eval()
+    assert any("prepended zeros" in n for n in model.load_report.notes)
+    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+
+
+def test_detect_format():
+    assert detect_format({"cls_token": 0, "pos_embed": 0, "patch_embed.proj.weight": 0}) == "timm"
+    assert detect_format({"vit.embeddings.patch_embeddings.projection.weight": 0}) == "transformers"
+    assert detect_format({"class_token": 0, "conv_proj.weight": 0}) == "torchvision"
+    assert detect_format({"Transformer/encoder_norm/scale": 0, "embedding/kernel": 0}) == "jax"
+    with pytest.raises(FormatError, match="cannot tell the checkpoint format.*resnet"):
+        detect_format({"resnet.conv1.weight": 0})
