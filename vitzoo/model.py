@@ -132,7 +132,8 @@ class VisionTransformer(nn.Module):
         self.load_report: LoadReport | None = None  # what loading did (set by create_model)
         # grid -> (source pos_embed, its version, resampled table); see _pos_embed_for.
         self._pos_cache: OrderedDict[tuple[int, int], tuple[torch.Tensor, int, torch.Tensor]] = OrderedDict()
-        self.init_weights()
+        if not self.pos_embed.is_meta:  # on the meta device weights are about to be assigned from a checkpoint
+            self.init_weights()
 
     # ----------------------------------------------------------------------------------------- properties
     @property
