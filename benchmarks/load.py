@@ -68,7 +68,7 @@ def child(lib: str, key: str, workdir: Path) -> dict:
     elif lib == "timm":
         import timm
 
-        model = timm.create_model(arch, pretrained=True,
+        model = timm.create_model(arch, pretrained=True, num_classes=1000,
                                   pretrained_cfg_overlay=dict(file=str(workdir / key / "model.safetensors"))).eval()  # fmt: skip
     else:
         import transformers

@@ -48,3 +48,26 @@ def test_docs_models_table_is_current():
     out = _run("list", "--format", "markdown")
     assert out.returncode == 0
     assert DOCS.read_text() == out.stdout, "regenerate: vitzoo list --format markdown > docs/models.md"
+
+
+def test_list_pretrained_and_docs_table_is_current():
+    out = _run("list", "--pretrained", "*huge*", "--format", "names")
+    assert out.returncode == 0 and out.stdout.split() == vitzoo.list_pretrained("*huge*")
+    table = _run("list", "--pretrained")
+    assert "vit_base_patch16_224.augreg2_in21k_ft_in1k" in table.stdout and "85.10" in table.stdout
+    doc = (DOCS.parent / "pretrained.md").read_text()
+    inner = doc.split("<!-- BEGIN PRETRAINED TABLE -->\n")[1].split("<!-- END PRETRAINED TABLE -->")[0]
+    assert inner == _run("list", "--pretrained", "--format", "markdown").stdout, (
+        "regenerate the table in docs/pretrained.md: vitzoo list --pretrained --format markdown"
+    )
+
+
+def test_pretrained_registry_matches_timm():
+    """Every tag's facts equal timm's pretrained_cfg (the source this table was generated from)."""
+    from timm.models import get_pretrained_cfg
+
+    for name in vitzoo.list_pretrained():
+        ours, ref = vitzoo.get_pretrained_cfg(name), get_pretrained_cfg(name).to_dict()
+        assert ours.hf_hub_id == ref["hf_hub_id"] and ours.num_classes == ref["num_classes"], name
+        assert ours.input_size == tuple(ref["input_size"]) and ours.crop_pct == ref["crop_pct"], name
+        assert ours.mean == tuple(ref["mean"]) and ours.interpolation == ref["interpolation"], name

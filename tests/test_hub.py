@@ -193,3 +193,17 @@ def test_cli_download_and_parallel_processes_share_one_cached_copy(hub, tmp_path
     assert (tmp_path / "dl" / "config.json").is_file()
     out = _run([sys.executable, "-m", "vitzoo.cli", "download", "vit_huge_patch14_224.mae"], env)
     assert out.returncode == 2 and "not found" in out.stderr
+
+
+@torch.no_grad()
+def test_load_pretrained_by_tag_and_config_only_repo_creation(hub, tmp_path):
+    ref, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000, seed=10)
+    hub.add_commit(f"timm/{TAG}", files)
+    model = vitzoo.create_model("vit_tiny_patch16_224", num_classes=1000)
+    report = vitzoo.load_pretrained(model, TAG)
+    assert report.source == TAG and model.pretrained_cfg.name == TAG
+    assert (model.eval()(_x()) - ref(_x())).abs().max().item() <= TOL
+    weights_before = hub.count("model.safetensors")
+    shell = vitzoo.create_model(f"hf-hub:timm/{TAG}")  # architecture from config.json, random weights
+    assert shell.config.num_classes == 1000 and shell.load_report is None
+    assert hub.count("model.safetensors") == weights_before  # only config.json was fetched
