@@ -42,6 +42,21 @@ def test_torchvision_state_dict(tmp_path, representation_size):
     assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
 
 
+@torch.no_grad()
+def test_torchvision_resized_to_384_matches_torchvision_interpolate_embeddings(tmp_path):
+    torch.manual_seed(0)
+    kw = dict(patch_size=16, num_layers=2, num_heads=3, hidden_dim=192, mlp_dim=768, num_classes=10)
+    src = randomize_(torchvision.models.VisionTransformer(image_size=224, **kw), seed=6)
+    ref = torchvision.models.VisionTransformer(image_size=384, **kw).eval()
+    ref.load_state_dict(torchvision.models.vision_transformer.interpolate_embeddings(384, 16, src.state_dict()))
+    torch.save(src.state_dict(), tmp_path / "tv.pth")
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=2, img_size=384, pos_embed_interpolation="torchvision",
+                                pretrained=str(tmp_path / "tv.pth")).eval()  # fmt: skip
+    assert model.load_report.resized["pos_embed"] == ((1, 197, 192), (1, 577, 192))
+    x = torch.randn(2, 3, 384, 384, generator=torch.Generator().manual_seed(0))
+    assert (model(x) - ref(x)).abs().max().item() <= TOL
+
+
 def _to_npz(model: torch.nn.Module, path, *, big_vision: bool = False, scanned: bool = False,
             pre_logits: int = 0, zero_head: bool = False) -> None:  # fmt: skip
     """Write a timm ViT in the JAX layout (the inverse of timm's _load_weights)."""
@@ -107,6 +122,20 @@ def test_jax_npz_original_layout_with_valid_head(tmp_path):
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "augreg.npz")).eval()
     assert model.load_report.format == "jax" and model.config.num_classes == 1000
     assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+
+
+@torch.no_grad()
+@torch.no_grad()
+def test_jax_npz_resized_to_384_matches_timm_npz_loader(tmp_path):
+    """timm's npz loader resizes with bilinear, no antialiasing: the same choice in vitzoo gives the same numbers."""
+    _to_npz(_timm_tiny(1000, 4), tmp_path / "augreg.npz")
+    ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000, img_size=384).eval()
+    _load_weights(ref, str(tmp_path / "augreg.npz"))
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, img_size=384, pos_embed_interpolation="bilinear",
+                                pos_embed_antialias=False, pretrained=str(tmp_path / "augreg.npz")).eval()  # fmt: skip
+    assert "pos_embed" in model.load_report.resized
+    x = torch.randn(2, 3, 384, 384, generator=torch.Generator().manual_seed(0))
+    assert (model(x) - ref(x)).abs().max().item() <= TOL
 
 
 @torch.no_grad()

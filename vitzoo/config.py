@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ConfigError
 
 POOLS = ("token", "avg")
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax")
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
 
 
 def to_pair(value: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:

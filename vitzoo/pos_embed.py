@@ -7,7 +7,8 @@ position embeddings, according to their location in the original image". Two con
 * ``"jax"``: the official code's ``scipy.ndimage.zoom(order=1)``, which is bilinear with ``align_corners=True``
   and no antialiasing (no scipy needed).
 
-``"bicubic"`` with ``antialias=False`` is what transformers' ``interpolate_pos_encoding`` computes.
+``"bicubic"`` with ``antialias=False`` is what transformers' ``interpolate_pos_encoding`` computes; ``"torchvision"``
+(bicubic, ``align_corners=True``) is torchvision's ``interpolate_embeddings``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def _interpolate(grid: torch.Tensor, size: tuple[int, int], interpolation: str, 
     """Resize an NCHW float tensor with one of ``INTERPOLATIONS``."""
     if interpolation == "jax":
         return F.interpolate(grid, size=size, mode="bilinear", align_corners=True)
+    if interpolation == "torchvision":  # torchvision.models.vision_transformer.interpolate_embeddings
+        return F.interpolate(grid, size=size, mode="bicubic", align_corners=True)
     if interpolation in ("bilinear", "bicubic"):
         return F.interpolate(grid, size=size, mode=interpolation, align_corners=False, antialias=antialias)
     if interpolation in ("nearest", "area"):
