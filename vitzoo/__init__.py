@@ -10,14 +10,17 @@ from .pretrained_cfg import PretrainedCfg
 from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
 from .registry import get_pretrained_cfg, list_models, list_pretrained
+from .transforms import DataConfig, ImageError, create_transform, resolve_data_config
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DataConfig",
     "FormatError",
     "HubError",
+    "ImageError",
     "InputError",
     "LoadReport",
     "PretrainedCfg",
@@ -26,11 +29,13 @@ __all__ = [
     "VisionTransformer",
     "VitzooError",
     "create_model",
+    "create_transform",
     "get_pretrained_cfg",
     "list_models",
     "list_pretrained",
     "load_pretrained",
     "resample_patch_embed",
     "resample_pos_embed",
+    "resolve_data_config",
     "save_pretrained",
 ]

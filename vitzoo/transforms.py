@@ -1,0 +1,239 @@
+"""Images to model inputs with exactly the preprocessing each checkpoint was trained with (PIL + numpy + torch).
+
+Eval recipe (timm's ``transforms_imagenet_eval``, same numbers): resize to ``floor(size / crop_pct)`` with the
+checkpoint's PIL filter (``center``: shorter side; ``squash``: both sides; ``border``: longer side, then pad with
+the mean colour), center crop to ``size``, scale to [0, 1], normalise with the checkpoint's mean/std. The
+google/vit-* transformers repos record ``crop_mode="squash"``, ``crop_pct=1.0``, bilinear, mean/std 0.5: resize
+straight to size x size, which is their ``ViTImageProcessor``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from .errors import VitzooError
+
+_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+MAX_PIXELS = 178_956_970  # PIL's own hard limit (2 x Image.MAX_IMAGE_PIXELS); larger images are refused
+
+
+class ImageError(VitzooError, ValueError):
+    """An image that cannot be read or is too large to decode safely."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a checkpoint's eval images were prepared (timm's data config)."""
+
+    input_size: tuple[int, int, int] = (3, 224, 224)  # (C, H, W)
+    interpolation: str = "bicubic"
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    crop_pct: float = 0.9
+    crop_mode: str = "center"  # "center" | "squash" | "border"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def resolve_data_config(model_or_name: Any) -> DataConfig:
+    """The eval data config of a model (its checkpoint's facts at the model's ``img_size``), or of a pretrained
+    tag / ``hf-hub:`` id without building the model."""
+    from .pretrained_cfg import PretrainedCfg
+
+    if isinstance(model_or_name, DataConfig):
+        return model_or_name
+    if isinstance(model_or_name, str):
+        facts = _facts_for_name(model_or_name)
+        return _from_facts(facts, facts.img_size, facts.input_size[0])
+    cfg = model_or_name.config
+    facts = getattr(model_or_name, "pretrained_cfg", None)
+    if not isinstance(facts, PretrainedCfg):
+        return DataConfig(input_size=(cfg.in_chans, *cfg.img_size))
+    return _from_facts(facts, cfg.img_size, cfg.in_chans)
+
+
+def _facts_for_name(name: str):
+    from . import hub, loading, repo_config
+    from .registry import get_pretrained_cfg
+
+    if name.startswith(("hf-hub:", "local-dir:")):
+        if name.startswith("hf-hub:"):
+            config = loading.read_config(hub.download(name.removeprefix("hf-hub:"), ["config.json"]))
+        else:
+            config = loading.read_config(Path(name.removeprefix("local-dir:")))
+        if config is None:
+            raise loading.CheckpointError(f"{name}: no config.json to read the data config from")
+        return repo_config.parse(config, name, set())[1]
+    return get_pretrained_cfg(name)
+
+
+def _from_facts(facts: Any, img_size: tuple[int, int], in_chans: int) -> DataConfig:
+    return DataConfig(
+        input_size=(in_chans, *img_size),
+        interpolation=facts.interpolation,
+        mean=tuple(facts.mean),
+        std=tuple(facts.std),
+        crop_pct=facts.crop_pct,
+        crop_mode=facts.crop_mode,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ images
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to RGB: palette and LA/RGBA drop alpha as timm's ``convert('RGB')`` does; 16-bit greys
+    (I;16, I) are scaled to 8 bits first instead of being clipped."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8), mode="L")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
+    """Open an image file: EXIF orientation applied, converted to RGB, size checked before decoding."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageError(
+                    f"{path}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} (a decompression bomb "
+                    "guard); pass max_pixels=None if you trust this file"
+                )
+            img.load()
+            return to_rgb(ImageOps.exif_transpose(img))
+    except ImageError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+        raise ImageError(f"{path}: cannot read the image ({err})") from err
+
+
+# --------------------------------------------------------------------------------------------- transforms
+def _resize(img: Image.Image, size_hw: tuple[int, int], interpolation: str) -> Image.Image:
+    if (img.height, img.width) == size_hw:
+        return img
+    return img.resize((size_hw[1], size_hw[0]), _FILTERS[interpolation])
+
+
+def _shorter_side(img: Image.Image, size: int) -> tuple[int, int]:
+    """torchvision's ``Resize(int)`` output size (h, w)."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    return (new_long, size) if w <= h else (size, new_long)
+
+
+def _keep_ratio(img: Image.Image, target_hw: tuple[int, int], longest: float) -> tuple[int, int]:
+    """timm's ``ResizeKeepRatio`` output size (h, w)."""
+    ratio_h, ratio_w = img.height / target_hw[0], img.width / target_hw[1]
+    ratio = max(ratio_h, ratio_w) * longest + min(ratio_h, ratio_w) * (1.0 - longest)
+    return (round(img.height / ratio), round(img.width / ratio))
+
+
+def _center_crop_or_pad(img: Image.Image, size_hw: tuple[int, int], fill: tuple[int, ...]) -> Image.Image:
+    """Pad (with ``fill``) where the image is smaller, then crop the center (torchvision's rounding)."""
+    ch, cw = size_hw
+    if cw > img.width or ch > img.height:
+        left, top = max(cw - img.width, 0) // 2, max(ch - img.height, 0) // 2
+        canvas = Image.new("RGB", (max(cw, img.width), max(ch, img.height)), fill)
+        canvas.paste(img, (left, top))
+        img = canvas
+    top = int(round((img.height - ch) / 2.0))
+    left = int(round((img.width - cw) / 2.0))
+    return img.crop((left, top, left + cw, top + ch))
+
+
+class EvalTransform:
+    """PIL image -> normalised float32 tensor (C, H, W), following ``DataConfig`` (timm's eval transform)."""
+
+    def __init__(self, config: DataConfig) -> None:
+        if config.interpolation not in _FILTERS:
+            raise VitzooError(f"interpolation {config.interpolation!r} is not one of {sorted(_FILTERS)}")
+        if config.crop_mode not in ("center", "squash", "border"):
+            raise VitzooError(f"crop_mode {config.crop_mode!r} is not one of center, squash, border")
+        self.config = config
+        self.mean = torch.tensor(config.mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(config.std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __repr__(self) -> str:
+        return f"EvalTransform({self.config})"
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        cfg = self.config
+        img = to_rgb(img)
+        size = (cfg.input_size[1], cfg.input_size[2])
+        crop_pct = cfg.crop_pct or 0.875
+        scale = (math.floor(size[0] / crop_pct), math.floor(size[1] / crop_pct))
+        if cfg.crop_mode == "squash":
+            img = _resize(img, scale, cfg.interpolation)
+        elif cfg.crop_mode == "border":
+            img = _resize(img, _keep_ratio(img, scale, longest=1.0), cfg.interpolation)
+        elif scale[0] == scale[1]:
+            img = _resize(img, _shorter_side(img, scale[0]), cfg.interpolation)
+        else:
+            img = _resize(img, _keep_ratio(img, scale, longest=0.0), cfg.interpolation)
+        fill = tuple(round(255 * v) for v in cfg.mean) if cfg.crop_mode == "border" else (0, 0, 0)
+        img = _center_crop_or_pad(img, size, fill)
+        return normalize(img, self.mean, self.std)
+
+
+def normalize(img: Image.Image, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255)  # (3, H, W) in [0, 1]
+    return x.sub_(mean).div_(std)
+
+
+class TrainTransform:
+    """A simple fine-tuning recipe: random resized crop (scale 0.08-1, ratio 3/4-4/3), horizontal flip, normalise."""
+
+    def __init__(self, config: DataConfig, scale: tuple[float, float] = (0.08, 1.0), seed: int | None = None) -> None:
+        self.config = config
+        self.scale = scale
+        self.rng = random.Random(seed)
+        self.mean = torch.tensor(config.mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(config.std, dtype=torch.float32).view(-1, 1, 1)
+
+    def _box(self, w: int, h: int) -> tuple[int, int, int, int]:
+        area = w * h
+        for _ in range(10):
+            target = area * self.rng.uniform(*self.scale)
+            ratio = math.exp(self.rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+            if 0 < cw <= w and 0 < ch <= h:
+                left, top = self.rng.randint(0, w - cw), self.rng.randint(0, h - ch)
+                return left, top, left + cw, top + ch
+        side = min(w, h)  # fallback: central square
+        return (w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        img = to_rgb(img)
+        size = (self.config.input_size[1], self.config.input_size[2])
+        img = img.resize((size[1], size[0]), _FILTERS[self.config.interpolation], box=self._box(*img.size))
+        if self.rng.random() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return normalize(img, self.mean, self.std)
+
+
+def create_transform(model_or_config: Any, train: bool = False, *, img_size: int | tuple[int, int] | None = None):
+    """The eval (or ``train=True``: fine-tuning) transform of a model, tag, hub id or ``DataConfig``."""
+    config = resolve_data_config(model_or_config)
+    if img_size is not None:
+        h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+        config = replace(config, input_size=(config.input_size[0], h, w))
+    return TrainTransform(config) if train else EvalTransform(config)
