@@ -2,6 +2,7 @@
 
 from .config import ViTConfig
 from .errors import ConfigError, InputError, UnknownModelError, VitzooError
+from .extract import extract_features, predict
 from .factory import create_model, save_pretrained
 from .formats import FormatError
 from .hub import HubError
@@ -30,10 +31,12 @@ __all__ = [
     "VitzooError",
     "create_model",
     "create_transform",
+    "extract_features",
     "get_pretrained_cfg",
     "list_models",
     "list_pretrained",
     "load_pretrained",
+    "predict",
     "resample_patch_embed",
     "resample_pos_embed",
     "resolve_data_config",

@@ -114,11 +114,150 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(name: str, args: argparse.Namespace, **kw):
+    from .factory import create_model
+
+    pretrained = not getattr(args, "random_weights", False)
+    img = getattr(args, "img_size", None)
+    if img:
+        kw["img_size"] = tuple(img) if len(img) == 2 else img[0]
+    return create_model(name, pretrained=pretrained, revision=getattr(args, "revision", None), **kw)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from .factory import create_model
+    from .transforms import resolve_data_config
+
+    model = create_model(args.name, device="meta")
+    cfg = model.config
+    params = sum(p.numel() for p in model.parameters())
+    facts = model.pretrained_cfg
+    if facts is None and not args.name.startswith(("hf-hub:", "local-dir:")):
+        try:
+            facts = get_pretrained_cfg(args.name)
+        except VitzooError:
+            facts = None
+    info = {
+        "name": args.name,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
+        "params": params,
+        "gflops": round(flops(cfg) / 1e9, 2),
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in resolve_data_config(
+            facts.name if facts is not None and facts.hf_hub_id else model).to_dict().items()},
+        "checkpoint": None if facts is None else {
+            "tag": facts.name, "hf_hub_id": facts.hf_hub_id, "files": list(facts.filenames), "num_classes":
+            facts.num_classes, "labels": facts.labels, "license": facts.license, "top1": facts.top1,
+            "top5": facts.top5, "description": facts.description,
+        },
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{args.name}: {params:,} parameters, {info['gflops']} GFLOPs at {cfg.img_size[0]}x{cfg.img_size[1]}")
+    print(f"  layers {cfg.depth}, width {cfg.embed_dim}, MLP {cfg.mlp_dim}, heads {cfg.num_heads}, "
+          f"patch {cfg.patch_size[0]}, tokens {cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1]}, "
+          f"classes {cfg.num_classes}, pool {cfg.global_pool}")  # fmt: skip
+    d = info["data_config"]
+    print(f"  eval transform: {d['input_size']}, {d['interpolation']}, crop_pct {d['crop_pct']} {d['crop_mode']}, "
+          f"mean {d['mean']}, std {d['std']}")  # fmt: skip
+    if facts is not None:
+        top = f", ImageNet top-1 {facts.top1} / top-5 {facts.top5}" if facts.top1 else ""
+        print(f"  checkpoint {facts.name}: {facts.hf_hub_id} {list(facts.filenames)}, license {facts.license}{top}")
+        print(f"  {facts.description}")
+    return 0
+
+
+def flops(cfg) -> float:
+    """Forward FLOPs (2 x multiply-adds) of one image at the config's size: matmuls and convolutions only."""
+    n = cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1]
+    d, m = cfg.embed_dim, cfg.mlp_dim
+    patch = cfg.grid_size[0] * cfg.grid_size[1] * d * cfg.in_chans * cfg.patch_size[0] * cfg.patch_size[1]
+    block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * m
+    head = d * (cfg.representation_size or d) * bool(cfg.representation_size) + (cfg.representation_size or d) * cfg.num_classes
+    return 2.0 * (patch + cfg.depth * block + head)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from .extract import expand_inputs, predict
+
+    model = _load(args.name, args)
+    items = expand_inputs(args.images)
+    results = predict(model, items, topk=args.topk, dtype=args.dtype, device=args.device,
+                      batch_size=args.batch_size, num_workers=args.workers)  # fmt: skip
+    if args.json:
+        rows = [{"input": str(i), "top": [{"label": p.label, "index": p.index, "prob": round(p.prob, 6)} for p in r]}
+                for i, r in zip(items, results)]  # fmt: skip
+        print(json.dumps(rows, indent=1))
+        return 0
+    for item, top in zip(items, results):
+        print(item)
+        for p in top:
+            print(f"  {p.prob:7.2%}  {p.label}  ({p.index})")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import os
+
+    from . import __version__
+    from .extract import embed_to_file, expand_inputs
+
+    distributed = args.distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if (args.device or "cpu").startswith("cuda") else "gloo")
+        rank = dist.get_rank()
+        if args.device and args.device.startswith("cuda"):
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    else:
+        rank = 0
+    try:
+        model = _load(args.name, args)
+        items = [str(i) for i in expand_inputs(args.inputs)]
+        if not items:
+            print("vitzoo: error: no images found in the inputs", file=sys.stderr)
+            return 1
+        facts = model.pretrained_cfg
+        meta = {"model": args.name, "tag": facts.name if facts else "", "revision": args.revision or "",
+                "img_size": json_list(model.config.img_size), "vitzoo_version": __version__}  # fmt: skip
+        summary = embed_to_file(
+            model, items, args.out, meta=meta, pool=args.pool, layers=args.layers, batch_size=args.batch_size,
+            shard_size=args.shard_size, num_workers=args.workers, dtype=args.dtype, device=args.device,
+            progress=not args.quiet,
+        )  # fmt: skip
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    if rank == 0:
+        print(args.out)
+        msg = f"{summary['rows']} images embedded into {args.out}"
+        if summary["failed"]:
+            msg += f"; {summary['failed']} unreadable, listed in {summary['failed_file']}"
+        print(msg, file=sys.stderr)
+    return 0
+
+
+def json_list(values) -> str:
+    import json
+
+    return json.dumps(list(values))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitzoo",
         description="Vision Transformers (Dosovitskiy et al., ICLR 2021) for PyTorch: list models and checkpoints, "
-        "download weights.",
+        "download weights, classify and embed images. Results go to stdout, progress and errors to stderr.",
     )
     parser.add_argument("--version", action="version", version=f"vitzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -138,6 +277,46 @@ def build_parser() -> argparse.ArgumentParser:
     p_dl.add_argument("--to", metavar="DIR", help="copy into DIR instead of only the HF cache")
     p_dl.add_argument("--revision", help="branch, tag or commit to pin")
     p_dl.set_defaults(func=_cmd_download)
+
+    p_info = sub.add_parser("info", help="show a model's config, size, eval transform and checkpoint facts",
+                            description="Show config, parameters, GFLOPs, data config and checkpoint facts.")  # fmt: skip
+    p_info.add_argument("name", help="arch, arch.tag, alias, hf-hub:org/repo or local-dir:PATH")
+    p_info.add_argument("--json", action="store_true", help="print JSON")
+    p_info.set_defaults(func=_cmd_info)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--img-size", type=int, nargs="+", metavar="N", help="input size: N or H W")
+        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1)")
+        p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None, help="model dtype")
+        p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+        p.add_argument("--revision", help="Hub branch, tag or commit")
+        p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+
+    p_pred = sub.add_parser("predict", help="top-k classes of images", description="Classify images (stdout).")
+    p_pred.add_argument("name", help="a checkpoint with a classifier head (arch.tag, hf-hub:..., local-dir:...)")
+    p_pred.add_argument("images", nargs="+", help="image files, folders or a .txt list of paths")
+    p_pred.add_argument("--topk", type=int, default=5)
+    p_pred.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common(p_pred)
+    p_pred.set_defaults(func=_cmd_predict)
+
+    p_emb = sub.add_parser(
+        "embed", help="embed images into a .safetensors or .npy file (resumable, torchrun-ready)",
+        description="Embed images with a checkpoint's own preprocessing. Work is written in shards next to --out; "
+        "re-running the same command resumes. Under torchrun (or with --distributed) ranks split the shards and "
+        "the file is the same as from one process. Unreadable images are skipped and listed in OUT.failed.txt.",
+    )  # fmt: skip
+    p_emb.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_emb.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files of paths")
+    p_emb.add_argument("--out", required=True, help="output .safetensors (features + metadata) or .npy")
+    p_emb.add_argument("--pool", choices=("token", "avg", "tokens", "pre_logits"), default="token")
+    p_emb.add_argument("--layers", type=int, nargs="+", help="block indices (negative from the end)")
+    p_emb.add_argument("--shard-size", type=int, default=1024, help="images per resumable shard")
+    p_emb.add_argument("--distributed", action="store_true", help="init torch.distributed from env (torchrun sets it)")
+    p_emb.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common(p_emb)
+    p_emb.set_defaults(func=_cmd_embed)
     return parser
 
 

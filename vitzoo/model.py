@@ -277,20 +277,28 @@ class VisionTransformer(nn.Module):
         x = self.pre_logits(x)
         return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, C, H, W) to logits (B, num_classes), or pooled features (B, D) when num_classes=0.
+    def forward_cls(self, x: torch.Tensor) -> torch.Tensor:
+        """Images to the final-normed class token (B, D), computing only the class token's row in the last block.
 
-        Equal to ``forward_head(forward_features(x))``. With class-token pooling only the class token's row of the
-        last block reaches the head, so that block computes just this row (its keys and values still see every
-        token): about 1/depth less work, the same numbers up to float rounding.
+        The last block's keys and values still see every token, so this equals ``forward_features(x)[:, 0]`` up to
+        float rounding, with about 1/depth less work.
         """
-        if self.config.global_pool != "token":
-            return self.forward_head(self.forward_features(x))
+        if self.cls_token is None:
+            raise ConfigError("this model has no class token (class_token=False); use forward_features")
         x, _ = self._embed(x)
         for block in self.blocks[:-1]:
             x = self._block(block, x)
         x = self._block(self.blocks[-1], x, num_queries=1)  # (B, 1, D)
-        return self.head(self.pre_logits(self.norm(x[:, 0])))
+        return self.norm(x[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) to logits (B, num_classes), or pooled features when num_classes=0.
+
+        Equal to ``forward_head(forward_features(x))``; with class-token pooling it goes through ``forward_cls``.
+        """
+        if self.config.global_pool != "token":
+            return self.forward_head(self.forward_features(x))
+        return self.head(self.pre_logits(self.forward_cls(x)))
 
     def forward_intermediates(
         self,

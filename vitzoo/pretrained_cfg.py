@@ -20,6 +20,7 @@ class PretrainedCfg:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     labels: str | None = None  # label set of the head: "imagenet-1k", "imagenet-21k", ...
+    label_names: tuple[str, ...] | None = None  # class names when the checkpoint carries its own (id2label)
     license: str | None = None
     top1: float | None = None  # published ImageNet-1k top-1 (timm's results-imagenet.csv)
     top5: float | None = None
@@ -41,3 +42,16 @@ class PretrainedCfg:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def class_names(self) -> list[str]:
+        """Names of the head's classes: the checkpoint's own, the shipped ImageNet-1k/21k names, or class_<i>."""
+        if self.label_names:
+            return list(self.label_names)
+        if self.labels in ("imagenet-1k", "imagenet-21k"):
+            from importlib import resources
+
+            text = (resources.files("vitzoo") / "data" / f"{self.labels.replace('-', '')}_labels.txt").read_text()
+            names = text.splitlines()
+            if len(names) == self.num_classes:
+                return names
+        return [f"class_{i}" for i in range(self.num_classes)]

@@ -46,11 +46,20 @@ def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConf
     if tuple(input_size[1:]) != vit.img_size:
         vit = vit.replace(img_size=to_pair(tuple(input_size[1:]), "img_size"))
     facts = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in _PCFG_FIELDS}
-    facts.update(name=name, num_classes=vit.num_classes, input_size=input_size)
+    if raw.get("architecture") and raw.get("tag"):  # timm's pretrained_cfg names its checkpoint
+        facts.setdefault("name", f"{raw['architecture']}.{raw['tag']}")
+    facts.setdefault("name", name)  # vitzoo's save_pretrained keeps the name of the checkpoint it came from
+    facts.update(num_classes=vit.num_classes, input_size=input_size)
     facts.setdefault("hf_hub_id", raw.get("hf_hub_id"))
-    if config.get("label_names"):
-        facts["labels"] = facts.get("labels") or "custom"
+    facts.setdefault("labels", _STANDARD_LABELS.get(vit.num_classes))
+    names = config.get("label_names")  # timm writes synset ids or class names here
+    synsets = bool(names) and all(str(n)[:1] == "n" and str(n)[1:].isdigit() for n in names)
+    if names and len(names) == vit.num_classes and not (synsets and facts["labels"]):
+        facts.update(labels=facts["labels"] or "custom", label_names=tuple(names))
     return vit, PretrainedCfg(**facts)
+
+
+_STANDARD_LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k"}
 
 
 def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConfig, PretrainedCfg]:
@@ -88,7 +97,8 @@ def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> 
         crop_pct=1.0,
         crop_mode="squash",  # ViTImageProcessor: resize straight to size x size, no crop
         interpolation="bilinear",
-        labels=("imagenet-1k" if num_classes == 1000 else "custom") if labels else None,
+        labels="custom" if labels else None,
+        label_names=tuple(labels) if labels else None,
         source_format="transformers",
         description="transformers ViT checkpoint" + (" with its tanh pooler as pre-logits" if has_pooler else ""),
     )
