@@ -128,6 +128,13 @@ def test_load_pretrained_into_an_existing_model_and_save_round_trip(tiny_sd, tmp
     assert again.config == model.config
     assert (again(x) - ref(x)).abs().max().item() <= 1e-4
     assert (timm.create_model(f"local-dir:{folder}", pretrained=True).eval()(x) - ref(x)).abs().max() <= 1e-4
+    # a model carrying checkpoint facts round-trips them, and timm still reads the folder
+    tagged = vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", depth=2)
+    folder = vitzoo.save_pretrained(tagged, tmp_path / "tagged")
+    back = vitzoo.create_model(f"local-dir:{folder}", pretrained=True)
+    assert back.pretrained_cfg == tagged.pretrained_cfg
+    timm_model = timm.create_model(f"local-dir:{folder}", pretrained=True)
+    assert timm_model.pretrained_cfg["crop_pct"] == 0.9 and timm_model.pretrained_cfg["tag"] == "augreg_in21k_ft_in1k"
 
 
 TOL_F64 = 1e-4

@@ -18,6 +18,8 @@ from .pretrained_cfg import PretrainedCfg
 from .registry import get_config, resolve_name
 
 _PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
+_TIMM_PCFG_FIELDS = {"hf_hub_id", "input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std",
+                     "num_classes", "license", "description", "label_names"}  # fmt: skip
 
 
 def is_transformers(config: Mapping[str, Any]) -> bool:
@@ -41,7 +43,7 @@ def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConf
         vit = vit.replace(**_from_timm_args(vit, config.get("model_args") or {}))
     else:
         raise ConfigError(f"{name}: config.json has neither timm's 'architecture' nor transformers' 'hidden_size'")
-    raw = dict(config.get("pretrained_cfg") or {})
+    raw = dict(config.get("vitzoo_pretrained_cfg") or config.get("pretrained_cfg") or {})
     input_size = tuple(raw.get("input_size") or (vit.in_chans, *vit.img_size))
     if tuple(input_size[1:]) != vit.img_size:
         vit = vit.replace(img_size=to_pair(tuple(input_size[1:]), "img_size"))
@@ -108,8 +110,11 @@ def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> 
 def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
     """timm's config.json layout (timm can read it) plus every vitzoo config field."""
     vit = dataclasses.asdict(config)
-    pretrained = facts.to_dict() if facts is not None else {}
-    pretrained.update(input_size=[config.in_chans, *config.img_size], num_classes=config.num_classes)
+    ours = facts.to_dict() if facts is not None else {}
+    ours.update(input_size=[config.in_chans, *config.img_size], num_classes=config.num_classes)
+    pretrained = {k: v for k, v in ours.items() if k in _TIMM_PCFG_FIELDS}  # what timm's PretrainedCfg accepts
+    if facts is not None:
+        pretrained.update(architecture=facts.arch, tag=facts.tag)
     from .registry import ARCHS
 
     arch = _closest_arch(config)
@@ -121,6 +126,7 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
         "global_pool": config.global_pool,
         "pretrained_cfg": pretrained,
         "vitzoo_config": vit,
+        "vitzoo_pretrained_cfg": ours,
     }
 
 

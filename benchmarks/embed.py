@@ -1,0 +1,114 @@
+"""End-to-end images/s of `vitzoo embed` for ViT-B/16 on generated JPEGs, next to the pure forward and a timm pipeline.
+
+    python benchmarks/embed.py              # 512 JPEGs of about 500x375, fp32 and bf16 (several minutes on 2 cores)
+    python benchmarks/embed.py --images 128 # quicker
+
+Rows (same batch size everywhere):
+* vitzoo embed: the real command in a subprocess (decode + checkpoint transform in worker processes, forward,
+  shards, final .safetensors), wall time including model load.
+* pure forward: vitzoo's forward_cls on tensors that are already preprocessed (the upper bound).
+* timm pipeline: torchvision ImageFolder with timm's create_transform(resolve_data_config(model)), a DataLoader with
+  2 workers, timm's model with num_classes=0 (the usual recipe); bf16 via torch.autocast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import vitzoo
+
+TAG = "vit_base_patch16_224.augreg2_in21k_ft_in1k"
+
+
+def make_images(folder: Path, n: int) -> None:
+    if folder.exists() and len(list(folder.glob("*/*.jpg"))) == n:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "class0").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        w, h = (500, 375) if i % 3 else (375, 500)
+        yy, xx = np.mgrid[0:h, 0:w]
+        arr = np.stack([(xx + i) % 256, (yy * 2 + i) % 256, rng.integers(0, 64, (h, w)) + 96], -1).astype(np.uint8)
+        Image.fromarray(arr).save(folder / "class0" / f"{i:05d}.jpg", quality=90)
+
+
+def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int) -> float:
+    cmd = [sys.executable, "-m", "vitzoo", "embed", f"local-dir:{model_dir}", str(images), "--out", str(out),
+           "--batch-size", str(batch), "--dtype", dtype, "--quiet", "--shard-size", "4096"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def run_pure(model_dir: Path, n: int, dtype: str, batch: int) -> float:
+    model = vitzoo.create_model(f"local-dir:{model_dir}", pretrained=True,
+                                dtype=torch.bfloat16 if dtype == "bf16" else None).eval()  # fmt: skip
+    x = torch.randn(batch, 3, 224, 224, dtype=next(model.parameters()).dtype)
+    model.forward_cls(x)  # warm-up
+    start = time.perf_counter()
+    for _ in range(n // batch):
+        model.forward_cls(x)
+    return time.perf_counter() - start
+
+
+def run_timm(model_dir: Path, images: Path, dtype: str, batch: int) -> float:
+    import contextlib
+
+    import timm
+    import torchvision
+
+    start = time.perf_counter()
+    model = timm.create_model(f"local-dir:{model_dir}", pretrained=True, num_classes=0).eval()
+    transform = timm.data.create_transform(**timm.data.resolve_data_config(model=model))
+    data = torchvision.datasets.ImageFolder(str(images), transform=transform)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, num_workers=2)
+    feats = []
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bf16" else contextlib.nullcontext
+    with torch.inference_mode(), ctx():
+        for x, _ in loader:
+            feats.append(model(x).float())
+    torch.cat(feats)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/vitzoo-embed-bench"))
+    args = parser.parse_args()
+    images, model_dir = args.workdir / "images", args.workdir / "model"
+    make_images(images, args.images)
+    if not (model_dir / "config.json").exists():
+        vitzoo.save_pretrained(vitzoo.create_model(TAG), model_dir)  # the tag's facts, random weights
+    rows = []
+    for dtype in ("fp32", "bf16"):
+        out = args.workdir / f"emb-{dtype}.safetensors"
+        out.unlink(missing_ok=True)
+        t_vz = run_vitzoo(model_dir, images, out, dtype, args.batch_size)
+        t_pure = run_pure(model_dir, args.images, dtype, args.batch_size)
+        t_timm = run_timm(model_dir, images, dtype, args.batch_size)
+        n = args.images
+        rows.append((dtype, n / t_vz, (n // args.batch_size * args.batch_size) / t_pure, n / t_timm))
+        print(rows[-1], flush=True)
+    print(f"\n{args.images} JPEGs (~500x375), B/16 at 224, batch {args.batch_size}, {os.cpu_count()} cores\n")
+    print("| dtype | vitzoo embed img/s | pure forward img/s | timm pipeline img/s | embed / pure | embed / timm |")
+    print("|---|---|---|---|---|---|")
+    for dtype, vz, pure, tm in rows:
+        print(f"| {dtype} | {vz:.2f} | {pure:.2f} | {tm:.2f} | {vz / pure:.2f}x | {vz / tm:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
