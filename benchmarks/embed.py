@@ -8,7 +8,7 @@ Rows (same batch size everywhere):
   shards, final .safetensors), wall time including model load.
 * pure forward: vitzoo's forward_cls on tensors that are already preprocessed (the upper bound).
 * timm pipeline: torchvision ImageFolder with timm's create_transform(resolve_data_config(model)), a DataLoader with
-  2 workers, timm's model with num_classes=0 (the usual recipe); bf16 via torch.autocast.
+  2 workers, timm's model with reset_classifier(0) (the usual recipe); bf16 via torch.autocast.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def run_timm(model_dir: Path, images: Path, dtype: str, batch: int) -> float:
     import torchvision
 
     start = time.perf_counter()
-    model = timm.create_model(f"local-dir:{model_dir}", pretrained=True, num_classes=0).eval()
+    model = timm.create_model(f"local-dir:{model_dir}", pretrained=True).eval()
+    model.reset_classifier(0)  # pooled features instead of logits
     transform = timm.data.create_transform(**timm.data.resolve_data_config(model=model))
     data = torchvision.datasets.ImageFolder(str(images), transform=transform)
     loader = torch.utils.data.DataLoader(data, batch_size=batch, num_workers=2)

@@ -35,6 +35,7 @@ RESULTS = {  # name: (top1, top5) from timm results/results-imagenet.csv @ 0173a
     "vit_large_patch16_224.augreg_in21k_ft_in1k": (85.834, 97.818),
     "vit_large_patch16_384.augreg_in21k_ft_in1k": (87.084, 98.302),
     "vit_large_patch32_384.orig_in21k_ft_in1k": (81.510, 96.090),
+    "vit_base_r50_s16_384.orig_in21k_ft_in1k": (84.976, 97.290),
 }
 DESCRIPTIONS = {
     "augreg2_in21k_ft_in1k": "AugReg ImageNet-21k pretrain, re-fine-tuned on ImageNet-1k by timm",

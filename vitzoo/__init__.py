@@ -1,5 +1,6 @@
 """vitzoo: the Vision Transformer family of Dosovitskiy et al. (ICLR 2021) for PyTorch."""
 
+from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
 from .errors import ConfigError, InputError, UnknownModelError, VitzooError
 from .extract import extract_features, predict
@@ -29,9 +30,11 @@ __all__ = [
     "ViTConfig",
     "VisionTransformer",
     "VitzooError",
+    "capture_attention",
     "create_model",
     "create_transform",
     "extract_features",
+    "fewshot_eval",
     "get_pretrained_cfg",
     "list_models",
     "list_pretrained",

@@ -247,6 +247,68 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from . import analysis, plots
+    from .transforms import create_transform, load_image
+
+    plots._plt()  # fail early, with the install hint, if matplotlib is missing
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = _load(args.name, args).eval()
+    transform = create_transform(model)
+    numbers: dict = {"model": args.name, "images": {}, "token_layout": ""}
+    distances = []
+    written = []
+    for path in args.images:
+        img = load_image(path)
+        x = transform(img).unsqueeze(0)
+        with torch.inference_mode(), analysis.capture_attention(model) as rec:
+            model(x)
+        stem = Path(path).stem
+        mask = analysis.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
+        view = img.resize((x.shape[-1], x.shape[-2]))
+        written.append(plots.rollout_overlay(view, mask, out / f"rollout_{stem}.png"))
+        heads = analysis.cls_attention(rec.attentions[-1], rec.num_prefix_tokens, rec.grid)[0]
+        written.append(plots.head_maps(heads, out / f"cls_attention_{stem}.png", "last layer: class-token attention"))
+        distances.append(analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid,
+                                                          model.patch_size))  # fmt: skip
+        numbers["images"][str(path)] = {"rollout": mask.tolist()}
+        numbers["token_layout"] = rec.token_layout
+    distance = torch.stack(distances).mean(0)
+    numbers["mean_attention_distance"] = distance.tolist()
+    written.append(plots.attention_distance(distance, out / "attention_distance.png"))
+    if not model.config.hybrid_layers:  # a hybrid's 1x1 embedding has no pixel filters
+        written.append(plots.filter_tiles(analysis.patch_embed_components(model, args.components),
+                                          out / "embedding_filters.png"))  # fmt: skip
+    written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
+    (out / "analysis.json").write_text(json.dumps(numbers))
+    for p in written + [out / "analysis.json"]:
+        print(p)
+    return 0
+
+
+def _cmd_fewshot(args: argparse.Namespace) -> int:
+    import json
+
+    from .analysis import fewshot_eval
+
+    model = _load(args.name, args)
+    results = fewshot_eval(model, args.train_dir, args.test_dir, shots=args.shots, l2_reg=args.l2_reg,
+                           seed=args.seed, pool=args.pool, batch_size=args.batch_size, num_workers=args.workers,
+                           dtype=args.dtype, device=args.device, progress=False)  # fmt: skip
+    if args.json:
+        print(json.dumps({str(k): v for k, v in results.items()}))
+    else:
+        for k, acc in results.items():
+            print(f"{k}-shot\t{acc:.4f}")
+    return 0
+
+
 def json_list(values) -> str:
     import json
 
@@ -317,6 +379,34 @@ def build_parser() -> argparse.ArgumentParser:
     p_emb.add_argument("--quiet", action="store_true", help="no progress on stderr")
     common(p_emb)
     p_emb.set_defaults(func=_cmd_embed)
+
+    p_an = sub.add_parser(
+        "analyze", help="the paper's figures for a model and images (PNG + JSON)",
+        description="Attention rollout and class-token attention per image, mean attention distance per head, "
+        "patch-embedding filter components and position-embedding similarity (ViT paper, Figures 6-7). "
+        "Needs matplotlib: pip install 'vitzoo[plot]'.",
+    )  # fmt: skip
+    p_an.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_an.add_argument("images", nargs="+", help="image files")
+    p_an.add_argument("--out", required=True, help="folder for the PNGs and analysis.json")
+    p_an.add_argument("--components", type=int, default=28, help="filter principal components to draw")
+    common(p_an)
+    p_an.set_defaults(func=_cmd_analyze)
+
+    p_fs = sub.add_parser(
+        "fewshot", help="few-shot linear accuracy on frozen features (ImageFolder train/test folders)",
+        description="Closed-form ridge regression to {-1,1}^K targets on k images per class (paper §4.1).",
+    )  # fmt: skip
+    p_fs.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_fs.add_argument("train_dir", help="one sub-folder of images per class")
+    p_fs.add_argument("test_dir", help="same class sub-folders")
+    p_fs.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 25])
+    p_fs.add_argument("--l2-reg", type=float, default=1.0)
+    p_fs.add_argument("--seed", type=int, default=0)
+    p_fs.add_argument("--pool", choices=("token", "avg", "pre_logits"), default="token")
+    p_fs.add_argument("--json", action="store_true")
+    common(p_fs)
+    p_fs.set_defaults(func=_cmd_fewshot)
     return parser
 
 

@@ -53,6 +53,7 @@ class ViTConfig:
     num_classes: int = 1000  # 0 = no head: forward() returns pooled features
     global_pool: str = "token"  # "token": class token output; "avg": mean of the patch tokens
     representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
+    hybrid_layers: tuple[int, ...] = ()  # ResNet stage depths of the hybrid's CNN stem, e.g. (3, 4, 9); () = pixels
     class_token: bool = True
     qkv_bias: bool = True
     layer_norm_eps: float = 1e-6  # timm / JAX / torchvision value; transformers' google/vit-* configs say 1e-12
@@ -67,6 +68,14 @@ class ViTConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "img_size", to_pair(self.img_size, "img_size"))
         object.__setattr__(self, "patch_size", to_pair(self.patch_size, "patch_size"))
+        object.__setattr__(self, "hybrid_layers", tuple(int(d) for d in self.hybrid_layers))
+        if self.hybrid_layers:
+            stride = 4 * 2 ** (len(self.hybrid_layers) - 1)  # stem /4, then /2 per stage after the first
+            if self.patch_size != (stride, stride) or min(self.hybrid_layers) < 1:
+                raise ConfigError(
+                    f"a hybrid with stages {self.hybrid_layers} has stride {stride}: patch_size must be {stride} "
+                    f"(got {self.patch_size}); each stage needs at least one block"
+                )
         for name in ("embed_dim", "depth", "num_heads", "mlp_dim", "in_chans"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -12,7 +12,7 @@ Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w patches, P
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -22,6 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .config import ViTConfig, nearest_multiples, to_pair
 from .errors import ConfigError, InputError
+from .hybrid import HybridEmbed
 from .pos_embed import resample_patch_embed, resample_pos_embed
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim, bias=cfg.qkv_bias)
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
+        self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
 
     def forward(self, x: torch.Tensor, num_queries: int | None = None) -> torch.Tensor:
         """(B, L, D) -> (B, L, D); with ``num_queries`` only the first n rows are computed (keys/values use all L)."""
@@ -66,7 +68,12 @@ class Attention(nn.Module):
             q = q.reshape(B, num_queries, H, hd).transpose(1, 2)  # (B, H, n, hd)
             kv = F.linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, H, hd).permute(2, 0, 3, 1, 4)
             k, v = kv.unbind(0)  # each (B, H, L, hd)
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        if self.record is None:
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        else:  # explicit attention, so its probabilities can be recorded (analysis only)
+            probs = ((q * self.head_dim**-0.5) @ k.transpose(-2, -1)).float().softmax(dim=-1).to(q.dtype)
+            self.record(probs)  # (B, H, n, L)
+            x = F.dropout(probs, self.attn_drop, self.training) @ v
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, q.shape[2], D)))
 
 
@@ -114,7 +121,7 @@ class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         cfg = self.config = config
-        self.patch_embed = PatchEmbed(cfg)
+        self.patch_embed = HybridEmbed(cfg) if cfg.hybrid_layers else PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
         num_pos = cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, num_pos, cfg.embed_dim))  # (1, P + N, D)
@@ -285,6 +292,8 @@ class VisionTransformer(nn.Module):
         """
         if self.cls_token is None:
             raise ConfigError("this model has no class token (class_token=False); use forward_features")
+        if self.blocks[-1].attn.record is not None:  # attention is being captured: keep every row of the last block
+            return self.forward_features(x)[:, 0]
         x, _ = self._embed(x)
         for block in self.blocks[:-1]:
             x = self._block(block, x)
@@ -299,6 +308,13 @@ class VisionTransformer(nn.Module):
         if self.config.global_pool != "token":
             return self.forward_head(self.forward_features(x))
         return self.head(self.pre_logits(self.forward_cls(x)))
+
+    def forward_backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Hybrid only: the CNN's stem and stage outputs (NCHW, strides 4, 4, 8, 16) for dense heads."""
+        if not self.config.hybrid_layers:
+            raise ConfigError("forward_backbone is for hybrid models (R50+ViT); use forward_intermediates")
+        self._input_grid(x)
+        return self.patch_embed.backbone.forward_stages(x)
 
     def forward_intermediates(
         self,

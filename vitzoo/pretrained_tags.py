@@ -207,6 +207,20 @@ TAGS: list[PretrainedCfg] = [
         description='AugReg trained on ImageNet-1k only',
     ),
     PretrainedCfg(
+        'vit_base_r50_s16_224.orig_in21k', hf_hub_id='timm/vit_base_r50_s16_224.orig_in21k', num_classes=0,
+        input_size=(3, 224, 224), crop_pct=0.9, crop_mode='center',
+        interpolation='bicubic', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        labels=None, license='apache-2.0', top1=None, top5=None,
+        description='Original paper ImageNet-21k pretrain, headless (zeroed 21k head and pre-logits removed)',
+    ),
+    PretrainedCfg(
+        'vit_base_r50_s16_384.orig_in21k_ft_in1k', hf_hub_id='timm/vit_base_r50_s16_384.orig_in21k_ft_in1k', num_classes=1000,
+        input_size=(3, 384, 384), crop_pct=1.0, crop_mode='center',
+        interpolation='bicubic', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        labels='imagenet-1k', license='apache-2.0', top1=84.976, top5=97.29,
+        description='Original paper weights: ImageNet-21k pretrain, ImageNet-1k fine-tune',
+    ),
+    PretrainedCfg(
         'vit_large_patch16_224.augreg_in21k_ft_in1k', hf_hub_id='timm/vit_large_patch16_224.augreg_in21k_ft_in1k', num_classes=1000,
         input_size=(3, 224, 224), crop_pct=0.9, crop_mode='center',
         interpolation='bicubic', mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),

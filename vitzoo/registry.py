@@ -22,8 +22,8 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "huge": (32, 1280, 5120, 16),  # paper Table 1, ViT-Huge
 }
 
-# arch name (timm's): (size, patch, image size)
-ARCH_SPECS: dict[str, tuple[str, int, int]] = {
+# arch name (timm's): (size, patch, image size[, hybrid CNN stage depths])
+ARCH_SPECS: dict[str, tuple] = {
     "vit_tiny_patch16_224": ("tiny", 16, 224),
     "vit_tiny_patch16_384": ("tiny", 16, 384),
     "vit_small_patch16_224": ("small", 16, 224),
@@ -37,14 +37,18 @@ ARCH_SPECS: dict[str, tuple[str, int, int]] = {
     "vit_large_patch32_224": ("large", 32, 224),
     "vit_large_patch32_384": ("large", 32, 384),
     "vit_huge_patch14_224": ("huge", 14, 224),
+    # R50x1+ViT-B/16 (paper §4.1 option (ii)): ResNet50 with stage 4's blocks in stage 3, stride 16, 1x1 patches
+    "vit_base_r50_s16_224": ("base", 16, 224, (3, 4, 9)),
+    "vit_base_r50_s16_384": ("base", 16, 384, (3, 4, 9)),
 }
 
 _LETTER = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 
-def _config(size: str, patch: int, img: int) -> ViTConfig:
+def _config(size: str, patch: int, img: int, hybrid: tuple[int, ...] = ()) -> ViTConfig:
     depth, dim, mlp, heads = SIZES[size]
-    return ViTConfig(embed_dim=dim, depth=depth, mlp_dim=mlp, num_heads=heads, patch_size=patch, img_size=img)
+    return ViTConfig(embed_dim=dim, depth=depth, mlp_dim=mlp, num_heads=heads, patch_size=patch, img_size=img,
+                     hybrid_layers=hybrid)  # fmt: skip
 
 
 ARCHS: dict[str, ViTConfig] = {name: _config(*spec) for name, spec in ARCH_SPECS.items()}
@@ -53,10 +57,11 @@ ARCHS: dict[str, ViTConfig] = {name: _config(*spec) for name, spec in ARCH_SPECS
 def _aliases() -> dict[str, str]:
     """Paper names ("ViT-B/16") and the official JAX config names ("ViT-B_16") for the 224 px archs."""
     out: dict[str, str] = {}
-    for name, (size, patch, img) in ARCH_SPECS.items():
+    for name, (size, patch, img, *hybrid) in ARCH_SPECS.items():
         if img == 224:
-            out[f"ViT-{_LETTER[size]}/{patch}"] = name
-            out[f"ViT-{_LETTER[size]}_{patch}"] = name
+            prefix = "R50+" if hybrid else ""
+            out[f"{prefix}ViT-{_LETTER[size]}/{patch}"] = name
+            out[f"{prefix}ViT-{_LETTER[size]}_{patch}"] = name
     return out
 
 
@@ -85,7 +90,7 @@ def get_config(name: str) -> ViTConfig:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted arch names, optionally filtered by a shell-style ``pattern`` (``"*base*"``); aliases match too."""
-    names = sorted(ARCHS, key=lambda n: (list(SIZES).index(ARCH_SPECS[n][0]), ARCH_SPECS[n][1:]))
+    names = sorted(ARCHS, key=lambda n: (list(SIZES).index(ARCH_SPECS[n][0]), len(ARCH_SPECS[n]), ARCH_SPECS[n][1:3]))
     if pattern is None:
         return names
     hits = {n for n in names if fnmatch.fnmatch(n, pattern)}

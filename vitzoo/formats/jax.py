@@ -23,7 +23,11 @@ _PREFIXES = ("", "opt/target/", "params/", "params/img/")
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
-    """Flax layout to PyTorch: Dense (in, out) -> (out, in); Conv HWIO -> OIHW; others unchanged."""
+    """Flax layout to PyTorch: Dense (in, out) -> (out, in); Conv HWIO -> OIHW; others unchanged.
+
+    Old flax GroupNorm scales/biases are stored as (1, 1, 1, C): those are flattened, as timm does."""
+    if a.ndim == 4 and a.shape[:3] == (1, 1, 1):
+        a = a.reshape(-1)
     if a.ndim == 4:
         a = a.transpose(3, 2, 0, 1)
     elif a.ndim == 2:
@@ -94,6 +98,23 @@ def from_jax(arrays: Mapping[str, np.ndarray]) -> Converted:
             f"blocks.{i}.mlp.fc2.weight": _t(g(f"{mlp}/Dense_1/kernel")),
             f"blocks.{i}.mlp.fc2.bias": _t(g(f"{mlp}/Dense_1/bias")),
         }
+    if "conv_root/kernel" in w:  # the hybrid's ResNet (timm's _load_weights mapping)
+        bb = "patch_embed.backbone."
+        sd[bb + "stem.conv.weight"] = _t(get("conv_root/kernel"))
+        sd[bb + "stem.norm.weight"], sd[bb + "stem.norm.bias"] = _t(get("gn_root/scale")), _t(get("gn_root/bias"))
+        units = sorted({tuple(k.split("/")[:2]) for k in w if k.startswith("block") and "/unit" in k})
+        for block, unit in units:
+            s, b = int(block.removeprefix("block")) - 1, int(unit.removeprefix("unit")) - 1
+            src, dst = f"{block}/{unit}/", f"{bb}stages.{s}.blocks.{b}."
+            for r in (1, 2, 3):
+                sd[f"{dst}conv{r}.weight"] = _t(get(f"{src}conv{r}/kernel"))
+                sd[f"{dst}norm{r}.weight"] = _t(get(f"{src}gn{r}/scale"))
+                sd[f"{dst}norm{r}.bias"] = _t(get(f"{src}gn{r}/bias"))
+            if f"{src}conv_proj/kernel" in w:
+                sd[f"{dst}downsample.conv.weight"] = _t(get(f"{src}conv_proj/kernel"))
+                sd[f"{dst}downsample.norm.weight"] = _t(get(f"{src}gn_proj/scale"))
+                sd[f"{dst}downsample.norm.bias"] = _t(get(f"{src}gn_proj/bias"))
+        notes.append(f"converted the hybrid's ResNet ({len(units)} units)")
     for src, dst in (("pre_logits", "pre_logits.fc"), ("head", "head")):
         if f"{src}/kernel" in w:
             sd[f"{dst}.weight"] = _t(get(f"{src}/kernel"))

@@ -1,0 +1,142 @@
+"""The analysis toolkit against independent brute-force computations on small random models."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vitzoo
+from conftest import randomize_
+from vitzoo import analysis
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return randomize_(vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=10, dynamic_img_size=True),
+                      seed=4).eval()  # fmt: skip
+
+
+@torch.no_grad()
+def test_captured_attention_is_softmax_qk_recomputed_from_the_weights(model):
+    x = torch.randn(2, 3, 160, 96, generator=torch.Generator().manual_seed(0))
+    inputs = {}
+    hooks = [blk.norm1.register_forward_hook(lambda m, i, o, k=k: inputs.__setitem__(k, o)) for k, blk in
+             enumerate(model.blocks)]  # fmt: skip
+    plain = model(x)
+    with vitzoo.capture_attention(model, layers=[0, -1]) as rec:
+        captured = model(x)
+    for h in hooks:
+        h.remove()
+    assert torch.allclose(plain, captured, atol=1e-5)  # capturing does not change the outputs
+    assert rec.layers == [0, 2] and rec.grid == (10, 6) and rec.num_prefix_tokens == 1
+    assert [a.shape for a in rec.attentions] == [(2, 3, 61, 61)] * 2
+    for attn, layer in zip(rec.attentions, rec.layers):
+        y = inputs[layer].double()  # the block's LayerNorm output: what attention sees
+        w, b = model.blocks[layer].attn.qkv.weight.double(), model.blocks[layer].attn.qkv.bias.double()
+        for head in range(3):
+            rows = slice(head * 64, (head + 1) * 64)
+            q = y @ w[:192][rows].T + b[:192][rows]
+            k = y @ w[192:384][rows].T + b[192:384][rows]
+            ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(64), dim=-1)
+            assert (attn[:, head].double() - ref).abs().max().item() <= 1e-5
+    assert all(blk.attn.record is None for blk in model.blocks)  # the fused path is back after the context
+
+
+def test_rollout_matches_the_formula_by_hand():
+    rng = np.random.default_rng(0)
+    n, p, grid = 5, 1, (2, 2)
+    layers = []
+    for _ in range(3):
+        a = rng.random((1, 2, n, n))
+        layers.append(a / a.sum(-1, keepdims=True))
+    joint = np.eye(n)
+    for a in layers:  # by hand, one layer at a time
+        avg = a[0].mean(0)
+        mixed = 0.5 * avg + 0.5 * np.eye(n)
+        mixed = mixed / mixed.sum(-1, keepdims=True)
+        joint = mixed @ joint
+    got = analysis.attention_rollout([torch.from_numpy(a) for a in layers], p, grid)
+    assert np.abs(got[0].numpy() - joint[0, p:].reshape(grid)).max() <= 1e-6
+    identity = [torch.eye(n).expand(1, 2, n, n) for _ in range(4)]  # identity attention: nothing flows to patches
+    assert analysis.attention_rollout(identity, p, grid).abs().max().item() == 0.0
+
+
+def test_mean_attention_distance_of_uniform_attention_is_the_grid_mean_distance():
+    h, w, patch, p = 3, 4, (16, 16), 1
+    n = p + h * w
+    uniform = torch.full((2, 5, n, n), 1.0 / n)
+    got = analysis.mean_attention_distance([uniform, uniform], p, (h, w), patch)
+    cells = [(i * 16, j * 16) for i in range(h) for j in range(w)]
+    analytic = np.mean([math.dist(a, b) for a in cells for b in cells])  # every pair of patch centres
+    assert got.shape == (2, 5) and np.allclose(got.numpy(), analytic, atol=1e-4)
+    local = torch.eye(n).expand(1, 5, n, n)  # attending only to itself: distance 0
+    assert analysis.mean_attention_distance([local], p, (h, w), patch).abs().max().item() == 0.0
+
+
+def test_filter_components_and_position_similarity(model):
+    comps = analysis.patch_embed_components(model, n=28)
+    assert comps.shape == (28, 3, 16, 16) and comps.min() >= 0 and comps.max() <= 1
+    w = model.patch_embed.proj.weight.detach().flatten(1).double()
+    w = w - w.mean(0)
+    top = torch.linalg.eigh(w.T @ w).eigenvectors[:, -1]  # largest principal axis, by eigen-decomposition
+    first = comps[0].flatten().double()
+    first = (first - first.mean()) / first.std()
+    ref = (top - top.mean()) / top.std()
+    assert min((first - ref).abs().max(), (first + ref).abs().max()) <= 1e-3  # same axis up to sign
+    sim = analysis.pos_embed_similarity(model)
+    pe = model.pos_embed.detach()[0, 1:]
+    assert sim.shape == (14, 14, 14, 14)
+    assert torch.allclose(sim[2, 3, 5, 7], torch.cosine_similarity(pe[2 * 14 + 3], pe[5 * 14 + 7], dim=0), atol=1e-6)
+
+
+def test_fewshot_separable_is_perfect_and_random_labels_are_near_chance():
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.randn(5, 32, generator=gen) * 5
+    y_train = torch.arange(5).repeat_interleave(30)
+    y_test = torch.arange(5).repeat_interleave(40)
+    x_train = centers[y_train] + 0.3 * torch.randn(len(y_train), 32, generator=gen)
+    x_test = centers[y_test] + 0.3 * torch.randn(len(y_test), 32, generator=gen)
+    acc = vitzoo.fewshot_eval(None, (x_train, y_train), (x_test, y_test), shots=(1, 5, 10, 25))
+    assert acc == {1: 1.0, 5: 1.0, 10: 1.0, 25: 1.0}
+    noise_train, noise_test = torch.randn(150, 32, generator=gen), torch.randn(2000, 32, generator=gen)
+    chance = vitzoo.fewshot_eval(None, (noise_train, y_train), (noise_test, torch.randint(0, 5, (2000,), generator=gen)),
+                                 shots=(25,))  # fmt: skip
+    assert abs(chance[25] - 0.2) < 0.05
+
+
+def test_fewshot_on_image_folders_uses_the_extraction_pipeline(model, tmp_path):
+    for split, count in (("train", 3), ("test", 2)):
+        for c, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+            folder = tmp_path / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (64 + i, 48), colour).save(folder / f"{i}.png")
+    acc = vitzoo.fewshot_eval(model, tmp_path / "train", tmp_path / "test", shots=(1, 3), num_workers=0,
+                              progress=False)  # fmt: skip
+    assert set(acc) == {1, 3} and acc[3] == 1.0
+
+
+@pytest.mark.skipif(shutil.which("vitzoo") is None, reason="console script not installed")
+def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):
+    folder = vitzoo.save_pretrained(model, tmp_path / "m")
+    img = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(img)
+    res = subprocess.run(["vitzoo", "analyze", f"local-dir:{folder}", str(img), "--out", str(tmp_path / "fig")],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    names = {p.name for p in (tmp_path / "fig").iterdir()}
+    assert names == {"rollout_img.png", "cls_attention_img.png", "attention_distance.png", "embedding_filters.png",
+                     "position_similarity.png", "analysis.json"}  # fmt: skip
+    for name in names - {"analysis.json"}:
+        with Image.open(tmp_path / "fig" / name) as png:
+            assert png.format == "PNG" and png.width > 100
+    numbers = json.loads((tmp_path / "fig" / "analysis.json").read_text())
+    assert np.array(numbers["mean_attention_distance"]).shape == (3, 3)

@@ -1,0 +1,226 @@
+"""The ViT paper's analysis toolkit (Section 4.5, Figures 6-7, Appendix D.7-D.8), for any vitzoo model.
+
+* ``capture_attention``: attention probabilities of chosen blocks, with fused SDPA left on everywhere else.
+* ``attention_rollout`` (Abnar & Zuidema 2020) and ``cls_attention``: where the class token looks.
+* ``mean_attention_distance``: how far each head attends, in pixels (Figure 7 right).
+* ``patch_embed_components``: principal components of the patch-embedding filters (Figure 7 left).
+* ``pos_embed_similarity``: cosine similarity of position embeddings (Figure 7 center).
+* ``fewshot_eval``: closed-form regularised least-squares few-shot accuracy on frozen features (Section 4.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import VitzooError
+
+
+@dataclass
+class AttentionRecord:
+    """What ``capture_attention`` saw: one (B, heads, N, N) tensor per captured block, in block order."""
+
+    layers: list[int]
+    num_prefix_tokens: int
+    patch_size: tuple[int, int]
+    attentions: list[torch.Tensor] = field(default_factory=list)
+    grid: tuple[int, int] | None = None  # (h, w) patch grid of the last input
+
+    @property
+    def token_layout(self) -> str:
+        h, w = self.grid or (0, 0)
+        return f"{self.num_prefix_tokens} prefix token(s), then a {h}x{w} patch grid in raster order"
+
+
+@contextlib.contextmanager
+def capture_attention(model: torch.nn.Module, layers: Sequence[int] | None = None) -> Iterator[AttentionRecord]:
+    """Record attention probabilities of ``layers`` (block indices, negatives allowed; None = all) inside the block.
+
+    Only the captured blocks compute attention explicitly (softmax(q k^T / sqrt(d)) v), only inside the context;
+    the outputs are the same as with fused SDPA. Each call of the model appends its attentions.
+    """
+    depth = len(model.blocks)
+    chosen = sorted({i % depth for i in (range(depth) if layers is None else layers)})
+    if any(not -depth <= i < depth for i in (layers or [])):
+        raise VitzooError(f"layers {list(layers)} out of range for {depth} blocks")
+    record = AttentionRecord(chosen, model.num_prefix_tokens, model.patch_size)
+
+    def sink(block: int):
+        return lambda probs: record.attentions.append(probs.detach())
+
+    def on_patches(_module, _inputs, output) -> None:
+        record.grid = (int(output.shape[-2]), int(output.shape[-1]))
+
+    hook = model.patch_embed.register_forward_hook(on_patches)
+    for i in chosen:
+        model.blocks[i].attn.record = sink(i)
+    try:
+        yield record
+    finally:
+        hook.remove()
+        for i in chosen:
+            model.blocks[i].attn.record = None
+
+
+def attention_rollout(attentions: Sequence[torch.Tensor], num_prefix_tokens: int, grid: tuple[int, int]) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema 2020, §3) of the class token over the patch grid: (B, h, w).
+
+    Per layer: average the heads, add the residual as ``0.5 * A + 0.5 * I``, renormalise rows; multiply the layers
+    (first layer rightmost); take the class token's row over the patch tokens.
+    """
+    if not num_prefix_tokens:
+        raise VitzooError("attention rollout follows the class token; this model has none")
+    joint = None
+    for attn in attentions:
+        a = attn.float().mean(dim=1)  # (B, N, N): heads averaged
+        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+        a = 0.5 * a + 0.5 * eye
+        a = a / a.sum(dim=-1, keepdim=True)
+        joint = a if joint is None else a @ joint
+    assert joint is not None, "no attention captured"
+    return joint[:, 0, num_prefix_tokens:].reshape(-1, *grid)
+
+
+def cls_attention(attention: torch.Tensor, num_prefix_tokens: int, grid: tuple[int, int]) -> torch.Tensor:
+    """Raw attention of the class token to every patch, per head, in one layer: (B, heads, h, w)."""
+    return attention[:, :, 0, num_prefix_tokens:].float().reshape(*attention.shape[:2], *grid)
+
+
+def mean_attention_distance(
+    attentions: Sequence[torch.Tensor], num_prefix_tokens: int, grid: tuple[int, int], patch_size: tuple[int, int]
+) -> torch.Tensor:
+    """Attention-weighted distance in pixels between query and key patches: (layers, heads).
+
+    The paper's "attention distance" (Figure 7 right, App. D.7). Only patch tokens take part: the class token is
+    dropped as a query and as a key, each query's attention over the patches is renormalised to sum to 1, and the
+    distance between patches is the Euclidean distance of their centres in pixels (grid step = patch size). The
+    result is averaged over query patches and images.
+    """
+    h, w = grid
+    ys, xs = torch.meshgrid(torch.arange(h) * patch_size[0], torch.arange(w) * patch_size[1], indexing="ij")
+    centres = torch.stack([ys.flatten(), xs.flatten()], dim=-1).double()  # (N, 2)
+    dist = torch.cdist(centres, centres)  # (N, N) pixels
+    out = []
+    p = num_prefix_tokens
+    for attn in attentions:
+        a = attn[:, :, p:, p:].double()  # (B, heads, N, N) patch -> patch
+        a = a / a.sum(dim=-1, keepdim=True)
+        out.append((a * dist).sum(dim=-1).mean(dim=(0, 2)))  # (heads,)
+    return torch.stack(out).float()
+
+
+def patch_embed_components(model: torch.nn.Module, n: int = 28) -> torch.Tensor:
+    """The top ``n`` principal components of the patch-embedding filters, as (n, C, ph, pw) images in [0, 1].
+
+    Recipe (Figure 7 left): flatten the D filters of ``patch_embed.proj`` to vectors of C*ph*pw, subtract their
+    mean, take the right singular vectors of that (D, C*ph*pw) matrix in order of singular value, and min-max scale
+    each component to [0, 1] for display (a component's sign is arbitrary).
+    """
+    if model.config.hybrid_layers:
+        raise VitzooError("a hybrid embeds CNN features with 1x1 convolutions: it has no pixel filters to show")
+    weight = model.patch_embed.proj.weight.detach().float().cpu()  # (D, C, ph, pw)
+    flat = weight.flatten(1)
+    flat = flat - flat.mean(dim=0, keepdim=True)
+    _, _, vh = torch.linalg.svd(flat, full_matrices=False)
+    comps = vh[: min(n, vh.shape[0])]
+    lo, hi = comps.min(dim=1, keepdim=True).values, comps.max(dim=1, keepdim=True).values
+    return ((comps - lo) / (hi - lo).clamp_min(1e-12)).reshape(-1, *weight.shape[1:])
+
+
+def pos_embed_similarity(model: torch.nn.Module) -> torch.Tensor:
+    """Cosine similarity of each patch's position embedding with every other: (h, w, h, w) (Figure 7 center)."""
+    h, w = model.grid_size
+    pe = model.pos_embed.detach().float().cpu()[0, model.num_prefix_tokens :]  # (h*w, D)
+    pe = torch.nn.functional.normalize(pe, dim=-1)
+    return (pe @ pe.T).reshape(h, w, h, w)
+
+
+# ----------------------------------------------------------------------------------------------- few-shot
+def _sample_shots(labels: torch.Tensor, shots: int, seed: int) -> torch.Tensor:
+    rng = random.Random(seed)
+    picked = []
+    for c in sorted(set(labels.tolist())):
+        idx = [i for i, y in enumerate(labels.tolist()) if y == c]
+        if len(idx) < shots:
+            raise VitzooError(f"class {c} has {len(idx)} training images, fewer than {shots} shots")
+        picked += rng.sample(idx, shots)
+    return torch.tensor(sorted(picked))
+
+
+def fewshot_linear(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, l2_reg: float = 1.0
+) -> float:
+    """Accuracy of the closed-form ridge regression from features to {-1, 1}^K targets (the paper's few-shot probe).
+
+    Features are centred with the training mean (which plays the role of the bias); the weights solve
+    ``(X^T X + l2_reg I) W = X^T Y``; the prediction is the arg-max of ``X_test W``.
+    """
+    classes = sorted(set(train_y.tolist()))
+    index = {c: i for i, c in enumerate(classes)}
+    x = train_x.double()
+    mean = x.mean(dim=0, keepdim=True)
+    x = x - mean
+    y = -torch.ones(len(train_y), len(classes), dtype=torch.float64)
+    y[torch.arange(len(train_y)), torch.tensor([index[int(v)] for v in train_y])] = 1.0
+    gram = x.T @ x + l2_reg * torch.eye(x.shape[1], dtype=x.dtype)
+    weights = torch.linalg.solve(gram, x.T @ y)
+    pred = ((test_x.double() - mean) @ weights).argmax(dim=1)
+    truth = torch.tensor([index.get(int(v), -1) for v in test_y])
+    return (pred == truth).double().mean().item()
+
+
+def image_folder(root: str | Path) -> tuple[list[str], torch.Tensor, list[str]]:
+    """An ImageFolder layout (one sub-folder per class) to (paths, labels, class names)."""
+    from .extract import IMAGE_SUFFIXES
+
+    root = Path(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise VitzooError(f"{root}: expected one sub-folder per class (ImageFolder layout)")
+    paths, labels = [], []
+    for c, name in enumerate(classes):
+        for p in sorted((root / name).rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(str(p))
+                labels.append(c)
+    return paths, torch.tensor(labels), classes
+
+
+def fewshot_eval(
+    model: torch.nn.Module,
+    train: Any,
+    test: Any,
+    shots: Sequence[int] = (1, 5, 10, 25),
+    *,
+    l2_reg: float = 1.0,
+    seed: int = 0,
+    pool: str = "token",
+    **extract_kwargs: Any,
+) -> dict[int, float]:
+    """Few-shot linear accuracy for each number of ``shots`` per class (paper §4.1).
+
+    ``train`` / ``test``: ImageFolder-style folders, or ``(features, labels)`` pairs already computed. Features come
+    from ``extract_features`` (frozen model, checkpoint transform); ``shots`` images per class are drawn from
+    ``train`` with ``seed``.
+    """
+    from .extract import extract_features
+
+    def features(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(split, (tuple, list)) and len(split) == 2 and torch.is_tensor(split[0]):
+            return split[0], torch.as_tensor(split[1])
+        paths, labels, _ = image_folder(split)
+        return extract_features(model, paths, pool=pool, **extract_kwargs), labels
+
+    train_x, train_y = features(train)
+    test_x, test_y = features(test)
+    results = {}
+    for k in shots:
+        idx = _sample_shots(train_y, k, seed)
+        results[k] = fewshot_linear(train_x[idx], train_y[idx], test_x, test_y, l2_reg)
+    return results
