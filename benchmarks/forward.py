@@ -78,6 +78,28 @@ def main() -> None:
             rows.append((f"B/16 224, batch {batch}, {dtype}", ips))
             print(rows[-1], flush=True)
 
+    # The hybrid R50x1+ViT-B/16 at 384 (transformers' ViTHybrid is deprecated and not compared).
+    hybrids = {
+        "vitzoo": vitzoo.create_model("vit_base_r50_s16_384").eval(),
+        "timm": timm.create_model("vit_base_r50_s16_384", num_classes=1000).eval(),
+    }
+    hybrid_rows = []
+    for dtype in ("fp32", "bf16"):
+        x = torch.randn(1, 3, 384, 384)
+        autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bf16" else contextlib.nullcontext
+
+        def hybrid_runner(model: torch.nn.Module, x=x, autocast=autocast) -> Callable[[], object]:
+            def run() -> object:
+                with torch.inference_mode(), autocast():
+                    return model(x)
+
+            return run
+
+        ips = bench({n: hybrid_runner(m) for n, m in hybrids.items()}, 1, 5 if args.quick else 15)
+        hybrid_rows.append((f"R50+ViT-B/16 384, batch 1, {dtype}", ips))
+        print(hybrid_rows[-1], flush=True)
+    del hybrids
+
     # Dynamic size: a 224 model fed 384 images vs a model built at 384.
     x = torch.randn(8, 3, 384, 384)
     dyn = {
@@ -104,6 +126,8 @@ def main() -> None:
     for label, ips in rows:
         print(f"| {label} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['transformers']:.2f} | "
               f"{ips['vitzoo'] / ips['timm']:.3f}x | {ips['transformers'] / ips['timm']:.3f}x |")  # fmt: skip
+    for label, ips in hybrid_rows:
+        print(f"| {label} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | - | {ips['vitzoo'] / ips['timm']:.3f}x | - |")
     print("\n| B/16 at 384, batch 8, bf16 autocast | img/s | dynamic / static |")
     print("|---|---|---|")
     for lib in ("vitzoo", "timm"):
