@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 
-from .base import Converted, FormatError
+from .base import Converted, rename_keys
 
-_RENAMES: list[tuple[str, str]] = [
+_WB = r"(weight|bias)"
+_RENAMES: list[tuple[str, str]] = [  # (regex for the whole key, replacement)
     (r"class_token", "cls_token"),
-    (r"conv_proj\.", "patch_embed.proj."),
+    (r"conv_proj\." + _WB, r"patch_embed.proj.\1"),
     (r"encoder\.pos_embedding", "pos_embed"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_1\.", r"blocks.\1.norm1."),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_2\.", r"blocks.\1.norm2."),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\.", r"blocks.\1.attn.proj."),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.(?:0|linear_1)\.", r"blocks.\1.mlp.fc1."),
-    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.(?:3|linear_2)\.", r"blocks.\1.mlp.fc2."),
-    (r"encoder\.ln\.", "norm."),
-    (r"heads\.pre_logits\.", "pre_logits.fc."),
-    (r"heads\.head\.", "head."),
+    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_1\." + _WB, r"blocks.\1.norm1.\2"),
+    (r"encoder\.layers\.encoder_layer_(\d+)\.ln_2\." + _WB, r"blocks.\1.norm2.\2"),
+    (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.in_proj_" + _WB, r"blocks.\1.attn.qkv.\2"),
+    (r"encoder\.layers\.encoder_layer_(\d+)\.self_attention\.out_proj\." + _WB, r"blocks.\1.attn.proj.\2"),
+    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.(?:0|linear_1)\." + _WB, r"blocks.\1.mlp.fc1.\2"),
+    (r"encoder\.layers\.encoder_layer_(\d+)\.mlp\.(?:3|linear_2)\." + _WB, r"blocks.\1.mlp.fc2.\2"),
+    (r"encoder\.ln\." + _WB, r"norm.\1"),
+    (r"heads\.pre_logits\." + _WB, r"pre_logits.fc.\1"),
+    (r"heads\.head\." + _WB, r"head.\1"),
 ]
 
 
 def from_torchvision(state_dict: dict[str, torch.Tensor]) -> Converted:
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for key, value in state_dict.items():
-        for pattern, replacement in _RENAMES:
-            new, n = re.subn(f"^{pattern}$" if pattern.endswith(("token", "embedding")) else f"^{pattern}",
-                             replacement, key)  # fmt: skip
-            if n:
-                out[new] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise FormatError(f"keys not understood as a torchvision VisionTransformer checkpoint: {unknown[:8]}")
+    out = rename_keys(state_dict, _RENAMES, "torchvision VisionTransformer")
     return Converted("torchvision", out, ["renamed torchvision keys (class_token, encoder.layers.*, heads.head)"])

@@ -12,23 +12,24 @@ import re
 
 import torch
 
-from .base import Converted, FormatError
+from .base import Converted, FormatError, rename_keys
 
-# (pattern on the key without "vit.", replacement); {i} is the block index.
-_RENAMES: list[tuple[str, str]] = [
+_WB = r"(weight|bias)"
+_L = r"(?:encoder\.layer|layers)\.(\d+)"  # file names | transformers >= 5 in-memory names
+_RENAMES: list[tuple[str, str]] = [  # (regex for the whole key without "vit.", replacement)
     (r"embeddings\.cls_token", "cls_token"),
     (r"embeddings\.position_embeddings", "pos_embed"),
-    (r"embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-    (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-    (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
-    (r"layers\.(\d+)\.attention\.o_proj\.", r"blocks.\1.attn.proj."),
-    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
-    (r"encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
-    (r"layers\.(\d+)\.mlp\.(fc[12])\.", r"blocks.\1.mlp.\2."),
-    (r"layernorm\.", "norm."),
-    (r"classifier\.", "head."),
-    (r"pooler\.dense\.", "pre_logits.fc."),  # ViTModel's tanh pooler = the paper's pre-logits layer
+    (r"embeddings\.patch_embeddings\.projection\." + _WB, r"patch_embed.proj.\1"),
+    (_L + r"\.layernorm_before\." + _WB, r"blocks.\1.norm1.\2"),
+    (_L + r"\.layernorm_after\." + _WB, r"blocks.\1.norm2.\2"),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\." + _WB, r"blocks.\1.attn.proj.\2"),
+    (r"layers\.(\d+)\.attention\.o_proj\." + _WB, r"blocks.\1.attn.proj.\2"),
+    (r"encoder\.layer\.(\d+)\.intermediate\.dense\." + _WB, r"blocks.\1.mlp.fc1.\2"),
+    (r"encoder\.layer\.(\d+)\.output\.dense\." + _WB, r"blocks.\1.mlp.fc2.\2"),
+    (r"layers\.(\d+)\.mlp\.(fc[12])\." + _WB, r"blocks.\1.mlp.\2.\3"),
+    (r"layernorm\." + _WB, r"norm.\1"),
+    (r"classifier\." + _WB, r"head.\1"),
+    (r"pooler\.dense\." + _WB, r"pre_logits.fc.\1"),  # ViTModel's tanh pooler = the paper's pre-logits layer
 ]
 _QKV = re.compile(r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)")
 _QKV_ORDER = {"query": 0, "key": 1, "value": 2, "q": 0, "k": 1, "v": 2}
@@ -36,25 +37,16 @@ _QKV_ORDER = {"query": 0, "key": 1, "value": 2, "q": 0, "k": 1, "v": 2}
 
 def from_transformers(state_dict: dict[str, torch.Tensor]) -> Converted:
     """Convert a transformers ViT state dict to vitzoo/timm names; unknown keys raise ``FormatError``."""
-    out: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[int, str], list[torch.Tensor | None]] = {}
-    unknown: list[str] = []
+    rest: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        name = key.removeprefix("vit.")
-        match = _QKV.fullmatch(name)
+        match = _QKV.fullmatch(key.removeprefix("vit."))
         if match:
             block, long, short, kind = match.groups()
             qkv.setdefault((int(block), kind), [None, None, None])[_QKV_ORDER[long or short]] = value
-            continue
-        for pattern, replacement in _RENAMES:
-            new, count = re.subn(f"^{pattern}", replacement, name)
-            if count:
-                out[new] = value
-                break
         else:
-            unknown.append(key)
-    if unknown:
-        raise FormatError(f"keys not understood as a transformers ViT checkpoint: {unknown[:8]}")
+            rest[key] = value
+    out = rename_keys(rest, _RENAMES, "transformers ViT", strip="vit.")
     for (block, kind), parts in sorted(qkv.items()):
         if any(p is None for p in parts):
             raise FormatError(f"block {block}: {kind} of query/key/value incomplete in the checkpoint")
