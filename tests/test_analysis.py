@@ -140,3 +140,13 @@ def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):
             assert png.format == "PNG" and png.width > 100
     numbers = json.loads((tmp_path / "fig" / "analysis.json").read_text())
     assert np.array(numbers["mean_attention_distance"]).shape == (3, 3)
+
+
+def test_missing_matplotlib_gives_the_install_hint(monkeypatch):
+    import sys
+
+    from vitzoo import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    with pytest.raises(vitzoo.VitzooError, match=r"pip install 'vitzoo\[plot\]'"):
+        plots._plt()
