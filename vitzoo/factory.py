@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .config import to_pair
-from . import hub, loading, repo_config
+from . import loading, repo_config
 from .errors import ConfigError
 from .formats import convert
 from .model import VisionTransformer
@@ -67,7 +67,7 @@ def create_model(
             src = loading.fetch(name, revision=revision)
             config_json, keys = src.config, set(src.tensors)
         else:
-            config_json, keys = _config_only(name, revision), set()
+            config_json, keys = loading.read_repo_config(name, revision), set()
         if config_json is None:
             raise loading.CheckpointError(f"{name}: no config.json; pass the architecture name and pretrained=PATH")
         base, facts = repo_config.parse(config_json, name, keys)
@@ -105,12 +105,6 @@ def create_model(
         model.load_report = report
     model.pretrained_cfg = facts
     return model
-
-
-def _config_only(name: str, revision: str | None) -> dict[str, Any] | None:
-    if name.startswith("hf-hub:"):
-        return loading.read_config(hub.download(name.removeprefix("hf-hub:"), ["config.json"], revision=revision))
-    return loading.read_config(Path(name.removeprefix("local-dir:")))
 
 
 def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:

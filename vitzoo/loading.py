@@ -131,6 +131,13 @@ def read_config(folder_or_file: str | Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
 
 
+def read_repo_config(name: str, revision: str | None = None) -> dict[str, Any] | None:
+    """Only the ``config.json`` of an ``hf-hub:`` repo or ``local-dir:`` folder (no weights are fetched)."""
+    if name.startswith("hf-hub:"):
+        return read_config(hub.download(name.removeprefix("hf-hub:"), ["config.json"], revision=revision))
+    return read_config(Path(name.removeprefix("local-dir:")))
+
+
 def _looks_like_path(text: str) -> bool:
     if text.startswith("hf-hub:"):
         return False

@@ -69,14 +69,11 @@ def resolve_data_config(model_or_name: Any) -> DataConfig:
 
 
 def _facts_for_name(name: str):
-    from . import hub, loading, repo_config
+    from . import loading, repo_config
     from .registry import get_pretrained_cfg
 
     if name.startswith(("hf-hub:", "local-dir:")):
-        if name.startswith("hf-hub:"):
-            config = loading.read_config(hub.download(name.removeprefix("hf-hub:"), ["config.json"]))
-        else:
-            config = loading.read_config(Path(name.removeprefix("local-dir:")))
+        config = loading.read_repo_config(name)
         if config is None:
             raise loading.CheckpointError(f"{name}: no config.json to read the data config from")
         return repo_config.parse(config, name, set())[1]
