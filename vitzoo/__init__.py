@@ -1,20 +1,27 @@
 """vitzoo: the Vision Transformer family of Dosovitskiy et al. (ICLR 2021) for PyTorch."""
 
+from ._version import __version__
 from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
-from .errors import ConfigError, InputError, UnknownModelError, VitzooError
 from .extract import extract_features, predict
 from .factory import create_model, save_pretrained
-from .formats import FormatError
-from .hub import HubError
-from .loading import CheckpointError, LoadReport, load_pretrained
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    FormatError,
+    HubError,
+    ImageError,
+    InputError,
+    UnknownModelError,
+    VitzooError,
+)
+from .loading import LoadReport, load_pretrained
 from .pretrained_cfg import PretrainedCfg
 from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
 from .registry import get_pretrained_cfg, list_models, list_pretrained
-from .transforms import DataConfig, ImageError, create_transform, resolve_data_config
+from .transforms import DataConfig, create_transform, resolve_data_config
 
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

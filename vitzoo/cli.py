@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import VitzooError
 from .factory import describe
 from .registry import ALIASES, get_pretrained_cfg, list_models, list_pretrained
@@ -204,7 +204,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_embed(args: argparse.Namespace) -> int:
     import os
 
-    from . import __version__
     from .extract import embed_to_file, expand_inputs
 
     distributed = args.distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1

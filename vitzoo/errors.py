@@ -22,3 +22,19 @@ class UnknownModelError(VitzooError, ValueError):
 class InputError(VitzooError, ValueError):
     """A tensor handed to the model has the wrong rank, channel count or spatial size."""
 
+
+
+class CheckpointError(VitzooError, ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file and the fix."""
+
+
+class FormatError(VitzooError, ValueError):
+    """A checkpoint whose keys do not fit the format it was handed to."""
+
+
+class HubError(VitzooError, OSError):
+    """A download that could not happen; the message says why and what to do."""
+
+
+class ImageError(VitzooError, ValueError):
+    """An image that cannot be read or is too large to decode safely."""

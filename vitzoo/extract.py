@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .errors import VitzooError
-from .transforms import ImageError, create_transform, load_image, to_rgb
+from ._version import __version__
+from .errors import ImageError, VitzooError
+from .transforms import create_transform, load_image, to_rgb
 
 logger = logging.getLogger("vitzoo")
 
@@ -336,8 +337,6 @@ def _merge(parts: Path, num_shards: int, items: Sequence[str], out: Path, meta: 
 
     import numpy as np
     from safetensors import safe_open
-
-    from . import __version__
 
     chunks: dict[str, list[torch.Tensor]] = {}
     rows: list[int] = []

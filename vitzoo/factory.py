@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ._version import __version__
 from .config import to_pair
 from . import loading, repo_config
 from .errors import ConfigError
@@ -118,8 +119,6 @@ def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    from . import __version__
-
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", "vitzoo": __version__})
     config = repo_config.to_json(model.config, getattr(model, "pretrained_cfg", None))
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")

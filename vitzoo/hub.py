@@ -10,13 +10,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import VitzooError
+from .errors import HubError
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
-
-
-class HubError(VitzooError, OSError):
-    """A download that could not happen; the message says why and what to do."""
 
 
 def offline() -> bool:

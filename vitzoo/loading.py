@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import hub
-from .errors import VitzooError
+from .errors import CheckpointError
 from .formats import Converted, convert
 from .pretrained_cfg import PretrainedCfg
 from .pos_embed import resample_patch_embed, resample_pos_embed
@@ -30,10 +30,6 @@ logger = logging.getLogger("vitzoo")
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preference order in a repo or folder
 _REFETCH = "Delete it (for a Hub file: its blob in the HF cache) and download it again"
-
-
-class CheckpointError(VitzooError, ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message names the file and the fix."""
 
 
 @dataclass

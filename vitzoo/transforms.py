@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .errors import VitzooError
+from .errors import ImageError, VitzooError
 
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -30,10 +30,6 @@ _FILTERS = {
     "hamming": Image.Resampling.HAMMING,
 }
 MAX_PIXELS = 178_956_970  # PIL's own hard limit (2 x Image.MAX_IMAGE_PIXELS); larger images are refused
-
-
-class ImageError(VitzooError, ValueError):
-    """An image that cannot be read or is too large to decode safely."""
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import VitzooError
-
-
-class FormatError(VitzooError, ValueError):
-    """A checkpoint whose keys do not fit the format it was handed to."""
+from ..errors import FormatError
 
 
 @dataclass
