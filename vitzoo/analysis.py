@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .errors import VitzooError
+from .model import take_indices
 
 
 @dataclass
@@ -45,10 +46,7 @@ def capture_attention(model: torch.nn.Module, layers: Sequence[int] | None = Non
     Only the captured blocks compute attention explicitly (softmax(q k^T / sqrt(d)) v), only inside the context;
     the outputs are the same as with fused SDPA. Each call of the model appends its attentions.
     """
-    depth = len(model.blocks)
-    chosen = sorted({i % depth for i in (range(depth) if layers is None else layers)})
-    if any(not -depth <= i < depth for i in (layers or [])):
-        raise VitzooError(f"layers {list(layers)} out of range for {depth} blocks")
+    chosen = take_indices(len(model.blocks), None if layers is None else list(layers))
     record = AttentionRecord(chosen, model.num_prefix_tokens, model.patch_size)
 
     def sink(block: int):

@@ -158,7 +158,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.name}: {params:,} parameters, {info['gflops']} GFLOPs at {cfg.img_size[0]}x{cfg.img_size[1]}")
     print(f"  layers {cfg.depth}, width {cfg.embed_dim}, MLP {cfg.mlp_dim}, heads {cfg.num_heads}, "
-          f"patch {cfg.patch_size[0]}, tokens {cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1]}, "
+          f"patch {cfg.patch_size[0]}, tokens {cfg.num_tokens}, "
           f"classes {cfg.num_classes}, pool {cfg.global_pool}")  # fmt: skip
     d = info["data_config"]
     print(f"  eval transform: {d['input_size']}, {d['interpolation']}, crop_pct {d['crop_pct']} {d['crop_mode']}, "
@@ -172,7 +172,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def flops(cfg) -> float:
     """Forward FLOPs (2 x multiply-adds) of one image at the config's size: matmuls and convolutions only."""
-    n = cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1]
+    n = cfg.num_tokens
     d, m = cfg.embed_dim, cfg.mlp_dim
     patch = cfg.grid_size[0] * cfg.grid_size[1] * d * cfg.in_chans * cfg.patch_size[0] * cfg.patch_size[1]
     block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * m

@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-POOLS = ("token", "avg")
+POOLS = ("token", "avg")  # global_pool: what forward_head pools
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
 
 
@@ -120,6 +120,11 @@ class ViTConfig:
     def num_prefix_tokens(self) -> int:
         """Tokens before the patch tokens in the sequence (the class token, when there is one)."""
         return int(self.class_token)
+
+    @property
+    def num_tokens(self) -> int:
+        """Sequence length at ``img_size``: prefix tokens plus the h * w patch tokens."""
+        return self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1]
 
     @property
     def head_dim(self) -> int:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ._version import __version__
 from .errors import ImageError, VitzooError
+from .model import take_indices
 from .transforms import create_transform, load_image, to_rgb
 
 logger = logging.getLogger("vitzoo")
@@ -111,7 +112,7 @@ def compute_features(
         outs = model.forward_intermediates(x, indices=list(layers), norm=True, output_fmt="NLC",
                                            return_prefix_tokens=True, intermediates_only=True)  # fmt: skip
         picked = {}
-        for index, (patches, prefix) in zip(sorted({i % len(model.blocks) for i in layers}), outs):
+        for index, (patches, prefix) in zip(take_indices(len(model.blocks), list(layers)), outs):
             picked[f"layer_{index}"] = _pool(torch.cat([prefix, patches], dim=1), pool, p)
         return {k: v.float().cpu() for k, v in picked.items()}
     if pool == "token" and p:

@@ -139,7 +139,7 @@ def describe(name: str) -> dict[str, Any]:
         "heads": cfg.num_heads,
         "patch": cfg.patch_size[0],
         "img_size": cfg.img_size[0],
-        "tokens": cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1],
+        "tokens": cfg.num_tokens,
         "params": sum(p.numel() for p in model.parameters()),
         "params_no_head": sum(p.numel() for p in model.parameters()) - n_head,
     }

@@ -123,8 +123,7 @@ class VisionTransformer(nn.Module):
         cfg = self.config = config
         self.patch_embed = HybridEmbed(cfg) if cfg.hybrid_layers else PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
-        num_pos = cfg.num_prefix_tokens + cfg.grid_size[0] * cfg.grid_size[1]
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_pos, cfg.embed_dim))  # (1, P + N, D)
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_tokens, cfg.embed_dim))  # (1, P + N, D)
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
@@ -335,7 +334,7 @@ class VisionTransformer(nn.Module):
         """
         if output_fmt not in ("NCHW", "NLC"):
             raise ConfigError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
-        take = _take_indices(len(self.blocks), indices)
+        take = set(take_indices(len(self.blocks), indices))
         x, (h, w) = self._embed(x)
         P = self.num_prefix_tokens
         outs: list = []
@@ -398,14 +397,18 @@ class VisionTransformer(nn.Module):
         self._pos_cache.clear()
 
 
-def _take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> set[int]:
-    """Normalise ``indices`` (None = all, n = last n, list with negatives) to absolute block numbers."""
+def take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> list[int]:
+    """Normalise ``indices`` (None = all, n = last n, list with negatives) to sorted absolute block numbers.
+
+    The one place block indices are interpreted: ``forward_intermediates``, feature extraction and attention capture
+    all use it, so the same index means the same block everywhere and out-of-range indices raise the same error.
+    """
     if indices is None:
-        return set(range(num_blocks))
+        return list(range(num_blocks))
     if isinstance(indices, int):
         if not 0 < indices <= num_blocks:
             raise ConfigError(f"indices={indices} asks for the last {indices} blocks; the model has {num_blocks}")
-        return set(range(num_blocks - indices, num_blocks))
+        return list(range(num_blocks - indices, num_blocks))
     take = set()
     for i in indices:
         if not -num_blocks <= i < num_blocks:
@@ -413,4 +416,4 @@ def _take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> set[i
         take.add(i % num_blocks)
     if not take:
         raise ConfigError("indices is an empty list; pass None for every block")
-    return take
+    return sorted(take)
