@@ -81,7 +81,7 @@ def test_google_repo_recipe_matches_vit_image_processor():
     from vitzoo import repo_config
 
     facts = repo_config.parse(config.to_dict(), "hf-hub:google/vit-base-patch16-384", set())[1]
-    tf = create_transform(vitzoo.transforms._from_facts(facts, (384, 384), 3))
+    tf = create_transform(vitzoo.transforms.data_config(facts, (384, 384), 3))
     proc = transformers.ViTImageProcessorPil(size={"height": 384, "width": 384})
     for w, h in SIZES:
         img = _image(w, h, "RGB")

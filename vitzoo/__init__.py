@@ -4,7 +4,7 @@ from ._version import __version__
 from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
 from .extract import extract_features, predict
-from .factory import create_model, save_pretrained
+from .factory import create_model, load_pretrained, save_pretrained
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -15,11 +15,11 @@ from .errors import (
     UnknownModelError,
     VitzooError,
 )
-from .loading import LoadReport, load_pretrained
-from .pretrained_cfg import PretrainedCfg
+from .pretrained_cfg import LoadReport, PretrainedCfg
 from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
-from .registry import get_pretrained_cfg, list_models, list_pretrained
+from .registry import list_models, list_pretrained
+from .source import get_pretrained_cfg
 from .transforms import DataConfig, create_transform, resolve_data_config
 
 

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import torch
+
+from . import analysis, plots
 from ._version import __version__
-from .errors import VitzooError
-from .factory import describe
-from .registry import ALIASES, get_pretrained_cfg, list_models, list_pretrained
+from .config import ViTConfig
+from .errors import ConfigError, VitzooError
+from .factory import create_model, describe
+from .model import VisionTransformer
+from .registry import ALIASES, PRETRAINED, list_models, list_pretrained
+from .source import default_checkpoint, resolve
+from .transforms import create_transform, load_image, resolve_data_config
 
 _COLUMNS = ("name", "aliases", "params", "params_no_head", "layers", "width", "mlp", "heads", "patch", "img_size", "tokens")
 _HEADERS = ("model", "aliases", "params (1k head)", "params (no head)", "layers", "D", "MLP", "heads", "patch", "img", "tokens")
@@ -47,7 +58,7 @@ _PRETRAINED_HEADERS = ("checkpoint", "classes", "img", "top-1", "mean/std", "cro
 def _pretrained_rows(pattern: str | None) -> list[list[str]]:
     rows = []
     for name in list_pretrained(pattern):
-        c = get_pretrained_cfg(name)
+        c = PRETRAINED[name]
         norm = "0.5" if c.mean == (0.5, 0.5, 0.5) else "imagenet" if c.mean[0] == 0.485 else "clip"
         rows.append([
             name, str(c.num_classes), str(c.img_size[0]), f"{c.top1:.2f}" if c.top1 else "-", norm,
@@ -99,24 +110,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from . import hub
-    from .loading import WEIGHT_FILES
-
-    if args.name.startswith("hf-hub:"):
-        repo, files = args.name.removeprefix("hf-hub:"), WEIGHT_FILES
-    else:
-        cfg = get_pretrained_cfg(args.name)
-        repo, files = cfg.hf_hub_id, cfg.filenames
-    config = hub.download(repo, ["config.json"], revision=args.revision, local_dir=args.to)
-    weights = hub.download(repo, files, revision=args.revision, local_dir=args.to)
+    src = default_checkpoint(resolve(args.name, revision=args.revision), args.revision)
+    if src.location is None or src.location.repo_id is None:
+        raise ConfigError(f"{args.name} is not on the Hub: there is nothing to download")
+    config = src.location.config_file(local_dir=args.to)
+    weights = src.location.weights_file(local_dir=args.to)
     print(weights)
-    print(f"{repo}: {weights.name} and {config.name} ready in {weights.parent}", file=sys.stderr)
+    print(f"{src.location.repo_id}: {weights.name} and {config.name} ready in {weights.parent}", file=sys.stderr)
     return 0
 
 
-def _load(name: str, args: argparse.Namespace, **kw):
-    from .factory import create_model
-
+def _load(name: str, args: argparse.Namespace, **kw: Any) -> VisionTransformer:
     pretrained = not getattr(args, "random_weights", False)
     img = getattr(args, "img_size", None)
     if img:
@@ -125,28 +129,17 @@ def _load(name: str, args: argparse.Namespace, **kw):
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import dataclasses
-    import json
-
-    from .factory import create_model
-    from .transforms import resolve_data_config
-
-    model = create_model(args.name, device="meta")
+    src = resolve(args.name)
+    model = create_model(src, device="meta")
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
-    facts = model.pretrained_cfg
-    if facts is None and not args.name.startswith(("hf-hub:", "local-dir:")):
-        try:
-            facts = get_pretrained_cfg(args.name)
-        except VitzooError:
-            facts = None
+    facts = default_checkpoint(src).facts
     info = {
         "name": args.name,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
         "params": params,
         "gflops": round(flops(cfg) / 1e9, 2),
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in resolve_data_config(
-            facts.name if facts is not None and facts.hf_hub_id else model).to_dict().items()},
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in resolve_data_config(src).to_dict().items()},
         "checkpoint": None if facts is None else {
             "tag": facts.name, "hf_hub_id": facts.hf_hub_id, "files": list(facts.filenames), "num_classes":
             facts.num_classes, "labels": facts.labels, "license": facts.license, "top1": facts.top1,
@@ -170,7 +163,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def flops(cfg) -> float:
+def flops(cfg: ViTConfig) -> float:
     """Forward FLOPs (2 x multiply-adds) of one image at the config's size: matmuls and convolutions only."""
     n = cfg.num_tokens
     d, m = cfg.embed_dim, cfg.mlp_dim
@@ -181,8 +174,6 @@ def flops(cfg) -> float:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import json
-
     from .extract import expand_inputs, predict
 
     model = _load(args.name, args)
@@ -248,13 +239,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
-
-    import torch
-
-    from . import analysis, plots
-    from .transforms import create_transform, load_image
-
     plots._plt()  # fail early, with the install hint, if matplotlib is missing
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,12 +276,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_fewshot(args: argparse.Namespace) -> int:
-    import json
-
-    from .analysis import fewshot_eval
-
     model = _load(args.name, args)
-    results = fewshot_eval(model, args.train_dir, args.test_dir, shots=args.shots, l2_reg=args.l2_reg,
+    results = analysis.fewshot_eval(model, args.train_dir, args.test_dir, shots=args.shots, l2_reg=args.l2_reg,
                            seed=args.seed, pool=args.pool, batch_size=args.batch_size, num_workers=args.workers,
                            dtype=args.dtype, device=args.device, progress=False)  # fmt: skip
     if args.json:
@@ -308,9 +288,7 @@ def _cmd_fewshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def json_list(values) -> str:
-    import json
-
+def json_list(values: Sequence[Any]) -> str:
     return json.dumps(list(values))
 
 

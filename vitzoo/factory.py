@@ -1,4 +1,4 @@
-"""``create_model``: a name plus overrides in, a ready ``VisionTransformer`` out."""
+"""The public API: a name plus overrides in, a ready ``VisionTransformer`` out, and weights in and out of it."""
 
 from __future__ import annotations
 
@@ -9,19 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
+from . import repo_config
 from ._version import __version__
 from .config import to_pair
-from . import loading, repo_config
 from .errors import ConfigError
 from .formats import convert
+from .loading import load_into
 from .model import VisionTransformer
-from .pretrained_cfg import PretrainedCfg
-from .registry import get_config, get_pretrained_cfg, resolve_name
+from .pretrained_cfg import LoadReport
+from .source import Source, arch_name, resolve, with_weights
 
 
 def create_model(
-    name: str,
+    name: str | Source,
     pretrained: bool | str | Path | Mapping[str, Any] = False,
     *,
     img_size: int | tuple[int, int] | None = None,
@@ -40,11 +42,12 @@ def create_model(
     (``"local-dir:path"``).
 
     ``pretrained``: ``True`` loads the tag's weights (an arch's default tag if none is given) or the repo's/folder's;
-    it also takes a file, folder, ``hf-hub:`` id or state dict to load into the named architecture. Loading builds
-    the model on the meta device and assigns the checkpoint's tensors (cast to ``dtype``, on ``device``): no random
-    init, no second copy. ``num_classes`` defaults to the checkpoint's; another value re-initialises the head with
-    zeros, 0 drops it. ``img_size`` other than the checkpoint's resamples the position embeddings. Any other
-    ``ViTConfig`` field can be overridden by keyword. ``model.load_report`` says what loading did.
+    it also takes a file, folder, ``hf-hub:`` id, tag or state dict to load into the named architecture. Loading
+    builds the model on the meta device and assigns the checkpoint's tensors (cast to ``dtype``, on ``device``): no
+    random init, no second copy. ``num_classes`` and ``img_size`` default to the checkpoint's; another
+    ``num_classes`` re-initialises the head with zeros, 0 drops it; another ``img_size`` resamples the position
+    embeddings. Any other ``ViTConfig`` field can be overridden by keyword. ``model.load_report`` says what loading
+    did, ``model.pretrained_cfg`` holds the checkpoint's facts (preprocessing, labels, provenance).
     """
     named = {
         "img_size": img_size,
@@ -59,53 +62,66 @@ def create_model(
         if key in changes:
             changes[key] = to_pair(changes[key], key)
 
-    src: loading.Source | None = None
-    facts: PretrainedCfg | None = None
-    if name.startswith(("hf-hub:", "local-dir:")):
-        if pretrained not in (True, False):
-            raise ConfigError(f"{name!r} names its own weights: pass pretrained=True or False, not a source")
-        if pretrained:
-            src = loading.fetch(name, revision=revision)
-            config_json, keys = src.config, set(src.tensors)
-        else:
-            config_json, keys = loading.read_repo_config(name, revision), set()
-        if config_json is None:
-            raise loading.CheckpointError(f"{name}: no config.json; pass the architecture name and pretrained=PATH")
-        base, facts = repo_config.parse(config_json, name, keys)
-    else:
-        arch, tag = resolve_name(name)
-        base = get_config(arch)
-        if tag or pretrained is True:
-            facts = get_pretrained_cfg(name)
+    src = name if isinstance(name, Source) else resolve(name, weights=pretrained is True, revision=revision)
+    if src.config is None:
+        raise ConfigError(
+            f"{src.name} holds weights but names no architecture (no config.json beside it): name the architecture "
+            f"and pass the weights, e.g. create_model('vit_base_patch16_224', pretrained={src.name!r})"
+        )
+    base, facts, ckpt = src.config, src.facts, None
+    if pretrained is True:
+        ckpt = src if src.tensors is not None else with_weights(src)
+    elif pretrained is not False:
+        if src.arch is None and src.has_weights:
+            raise ConfigError(f"{src.name!r} names its own weights: pass pretrained=True or False, not a source")
+        ckpt = resolve(pretrained, weights=True, revision=revision)
+        if ckpt.facts is not None:
+            facts = ckpt.facts
             base = base.replace(num_classes=facts.num_classes, img_size=facts.img_size)
-            if pretrained is True:
-                src = loading.fetch(facts.name, revision=revision)
-        elif pretrained is not False:
-            src = loading.fetch(pretrained, revision=revision)
-            if src.config is not None:
-                facts = repo_config.parse(src.config, src.label, set(src.tensors))[1]
 
-    converted = convert(src.tensors) if src is not None else None
+    converted = convert(ckpt.tensors) if ckpt is not None and ckpt.tensors is not None else None
     if converted is not None and "num_classes" not in changes and facts is None:
         head = converted.state_dict.get("head.weight")  # a bare checkpoint: keep its head size if it has one
         changes["num_classes"] = int(head.shape[0]) if head is not None and torch.count_nonzero(head) else 0
     config = base.replace(**changes)  # validates; unknown fields raise with close-match hints
 
+    report: LoadReport | None = None
     if converted is None:
         with torch.device(device) if device is not None else contextlib.nullcontext():
             model = VisionTransformer(config)
         model = model.to(dtype=dtype) if dtype is not None else model
     else:
+        assert ckpt is not None
         with torch.device("meta"):
             model = VisionTransformer(config)
         if dtype is not None:
             model = model.to(dtype=dtype)
-        grid = loading.checkpoint_grid(converted, facts, base.patch_size, config.num_prefix_tokens)
-        report = loading.LoadReport(source=src.label, files=src.files)
-        loading.load_into(model, converted, report, strict=strict, ckpt_grid=grid, device=device)
-        model.load_report = report
+        report = load_into(
+            model, converted, label=ckpt.label, files=ckpt.files, facts=ckpt.facts, strict=strict, device=device
+        )
     model.pretrained_cfg = facts
+    model.load_report = report
     return model
+
+
+def load_pretrained(
+    model: VisionTransformer, source: str | Path | Mapping[str, Any], *, strict: bool = True, revision: str | None = None
+) -> LoadReport:
+    """Load ``source`` into ``model`` (already built) and return what was done (also kept as ``model.load_report``).
+
+    ``source``: a pretrained tag (``"vit_base_patch16_224.augreg2_in21k_ft_in1k"``), an ``"hf-hub:org/repo"`` id,
+    a ``.safetensors`` / ``.bin`` / ``.pth`` / ``.npz`` file, a folder with ``config.json`` and weights, or a state
+    dict in any supported format (timm, transformers, torchvision, JAX). Position and patch embeddings are
+    resampled to the model, the head is re-initialised (zeros) when ``num_classes`` differs, and anything else that
+    does not fit raises ``CheckpointError``; ``strict=False`` loads what fits and lists the rest.
+    """
+    ckpt = resolve(source, weights=True, revision=revision)
+    assert ckpt.tensors is not None
+    report = load_into(model, convert(ckpt.tensors), label=ckpt.label, files=ckpt.files, facts=ckpt.facts, strict=strict)
+    if ckpt.facts is not None:
+        model.pretrained_cfg = ckpt.facts
+    model.load_report = report
+    return report
 
 
 def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
@@ -114,8 +130,6 @@ def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
     ``create_model("local-dir:FOLDER", pretrained=True)`` and ``load_pretrained`` read it back; timm reads the
     config too.
     """
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -127,7 +141,7 @@ def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
 
 def describe(name: str) -> dict[str, Any]:
     """Facts of a registered arch without allocating weights (built on the meta device): sizes, tokens, params."""
-    arch, _ = resolve_name(name)
+    arch = arch_name(name)
     model = create_model(arch, device="meta")
     cfg = model.config
     n_head = sum(p.numel() for p in model.head.parameters())

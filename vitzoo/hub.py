@@ -2,6 +2,11 @@
 
 Environment variables are read at call time (``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HUB_CACHE``, ``HF_TOKEN``),
 so setting them after ``import vitzoo`` works.
+
+When the Hub cannot be reached, ``hf_hub_download`` retries every file with exponential backoff (about 25 s per
+file) before it falls back to the cache. ``download`` instead asks once, without retries, whether the endpoint
+answers at all; if it does not, every candidate file is looked up in the cache only, so an offline machine gets
+the cached file, or the error, within a second.
 """
 
 from __future__ import annotations
@@ -9,6 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import huggingface_hub as hf
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import errors as hf_errors
 
 from .errors import HubError
 
@@ -16,47 +26,48 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def offline() -> bool:
+    """``HF_HUB_OFFLINE`` is set: only the cache is read."""
     return os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
 
 
-def _kwargs(revision: str | None, cache_dir: str | Path | None) -> dict:
-    kw: dict = {"revision": revision}
-    if os.environ.get("HF_ENDPOINT"):
-        kw["endpoint"] = os.environ["HF_ENDPOINT"]
-    cache = cache_dir or os.environ.get("HF_HUB_CACHE")
-    if cache:
-        kw["cache_dir"] = str(cache)
-    if offline():
-        kw["local_files_only"] = True
-    return kw
+def _endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
+
+
+def _reachable(repo_id: str, filename: str, revision: str | None) -> Exception | None:
+    """``None`` when the Hub answers (any HTTP status), else the connection error; one request, no retries."""
+    url = hf.hf_hub_url(repo_id, filename, revision=revision, endpoint=_endpoint())
+    try:
+        hf.get_hf_file_metadata(url)
+    except hf_errors.HfHubHTTPError:
+        return None  # the server answered (404, 401, ...): hf_hub_download reports it properly below
+    except Exception as err:  # connection refused, DNS failure, timeout: the client's transport errors vary
+        return err
+    return None
 
 
 def download(
-    repo_id: str,
-    filenames: Sequence[str],
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    local_dir: str | Path | None = None,
+    repo_id: str, filenames: Sequence[str], *, revision: str | None = None, local_dir: str | Path | None = None
 ) -> Path:
     """Fetch the first of ``filenames`` that ``repo_id`` has (preference order) and return its local path.
 
     Uses ``hf_hub_download`` and its cache (concurrent processes share one copy under a file lock); with
-    ``HF_HUB_OFFLINE=1`` nothing goes over the network and only the cache is read.
+    ``HF_HUB_OFFLINE=1``, or when the Hub does not answer, nothing more goes over the network and only the cache
+    is read.
     """
-    import huggingface_hub as hf
-    from huggingface_hub import errors as hf_errors
-
-    kw = _kwargs(revision, cache_dir)
+    kw: dict[str, Any] = {"revision": revision, "endpoint": _endpoint()}
+    if os.environ.get("HF_HUB_CACHE"):
+        kw["cache_dir"] = os.environ["HF_HUB_CACHE"]
     if local_dir is not None:
         kw["local_dir"] = str(local_dir)
+    unreachable = None if offline() else _reachable(repo_id, filenames[0], revision)
+    kw["local_files_only"] = offline() or unreachable is not None
     where = f"{repo_id}" + (f"@{revision}" if revision else "")
-    unreachable: Exception | None = None
     for name in filenames:
         try:
             return Path(hf.hf_hub_download(repo_id, name, **kw))
         except hf_errors.LocalEntryNotFoundError as err:  # offline or no connection, and not in the cache
-            unreachable = err  # a later (less preferred) file may still be cached
+            unreachable = unreachable or err  # a later (less preferred) file may still be cached
         except hf_errors.EntryNotFoundError:
             pass  # the repo has no such file: try the next name
         except hf_errors.GatedRepoError as err:
@@ -77,9 +88,8 @@ def download(
                 raise HubError(f"not authorised to read {where} (HTTP {status}): set HF_TOKEN") from err
             raise HubError(f"Hub request for {where}/{name} failed: {err}") from err
     if unreachable is not None:
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-        reason = "HF_HUB_OFFLINE=1 is set" if offline() else f"the Hub at {endpoint} cannot be reached"
-        cache = kw.get("cache_dir") or hf.constants.HF_HUB_CACHE
+        reason = "HF_HUB_OFFLINE=1 is set" if offline() else f"the Hub at {kw['endpoint']} cannot be reached"
+        cache = kw.get("cache_dir") or hf_constants.HF_HUB_CACHE
         raise HubError(
             f"{reason} and {where} has no cached copy of {list(filenames)} in {cache}. Connect to the network, "
             "point HF_ENDPOINT at a mirror, set HF_HUB_CACHE to a cache that has it, or prefetch on a connected "

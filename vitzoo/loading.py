@@ -1,7 +1,7 @@
-"""``load_pretrained``: any checkpoint source into a model, strictly, with a report of everything that was adapted.
+"""Checkpoint tensors into a model, strictly, with a report of everything that was adapted.
 
-Path of the data: source (tag, ``hf-hub:`` id, file, folder, state dict) -> tensors (safetensors memory-mapped;
-``.bin``/``.pth`` with ``weights_only=True``; ``.npz`` without pickle) -> vitzoo names (``vitzoo.formats``) ->
+Path of the data (``vitzoo.source`` has located the files): tensors (safetensors' reader; ``.bin``/``.pth`` with
+``weights_only=True``; ``.npz`` without pickle) -> vitzoo names (``vitzoo.formats``) ->
 adapted to the model (zeroed head / unused pre-logits dropped, head re-initialised, pos-embed and patch-embed
 resampled, dtype cast) -> assigned (``assign=True`` into a meta-device model: no second copy, no wasted init).
 """
@@ -12,55 +12,25 @@ import json
 import logging
 import pickle
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from . import hub
 from .errors import CheckpointError
-from .formats import Converted, convert
-from .pretrained_cfg import PretrainedCfg
+from .formats import Converted
+from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
+from .pretrained_cfg import LoadReport, PretrainedCfg
 
 logger = logging.getLogger("vitzoo")
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preference order in a repo or folder
 _REFETCH = "Delete it (for a Hub file: its blob in the HF cache) and download it again"
-
-
-@dataclass
-class LoadReport:
-    """What ``load_pretrained`` did. Everything not listed here was loaded as it is in the checkpoint."""
-
-    source: str
-    format: str = ""
-    files: list[str] = field(default_factory=list)
-    loaded: int = 0  # tensors assigned from the checkpoint
-    missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint (strict=False only)
-    unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model (strict=False only)
-    resized: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
-    reinitialized: dict[str, str] = field(default_factory=dict)  # key -> why
-    dropped: dict[str, str] = field(default_factory=dict)  # key -> why
-    cast: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (checkpoint dtype, model dtype)
-    notes: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = [f"loaded {self.loaded} tensors from {self.source} ({self.format} format)"]
-        lines += [f"  file: {f}" for f in self.files]
-        lines += [f"  note: {n}" for n in self.notes]
-        lines += [f"  resized {k}: {tuple(a)} -> {tuple(b)}" for k, (a, b) in self.resized.items()]
-        lines += [f"  re-initialised {k}: {why}" for k, why in self.reinitialized.items()]
-        lines += [f"  dropped {k}: {why}" for k, why in self.dropped.items()]
-        if self.cast:
-            pairs = sorted({f"{a} -> {b}" for a, b in self.cast.values()})
-            lines.append(f"  cast {len(self.cast)} tensors: {', '.join(pairs)}")
-        lines += [f"  MISSING (left initialised): {k}" for k in self.missing]
-        lines += [f"  UNEXPECTED (ignored): {k}" for k in self.unexpected]
-        return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -72,13 +42,8 @@ def read_file(path: str | Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            return load_file(path)
         if suffix == ".npz":
-            import numpy as np
-
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
@@ -105,7 +70,8 @@ def _is_zip(path: Path) -> bool:
     return zipfile.is_zipfile(path)  # torch's current format; legacy files cannot be memory-mapped
 
 
-def _weights_in(folder: Path) -> Path:
+def weights_in(folder: Path) -> Path:
+    """The weights file of a folder: model.safetensors, then pytorch_model.bin, then the first .npz."""
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
@@ -127,53 +93,6 @@ def read_config(folder_or_file: str | Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
 
 
-def read_repo_config(name: str, revision: str | None = None) -> dict[str, Any] | None:
-    """Only the ``config.json`` of an ``hf-hub:`` repo or ``local-dir:`` folder (no weights are fetched)."""
-    if name.startswith("hf-hub:"):
-        return read_config(hub.download(name.removeprefix("hf-hub:"), ["config.json"], revision=revision))
-    return read_config(Path(name.removeprefix("local-dir:")))
-
-
-def _looks_like_path(text: str) -> bool:
-    if text.startswith("hf-hub:"):
-        return False
-    return text.startswith("local-dir:") or "/" in text or "\\" in text or Path(text).exists() or (
-        Path(text).suffix.lower() in {".safetensors", ".bin", ".pth", ".pt", ".npz"}
-    )
-
-
-@dataclass
-class Source:
-    """A checkpoint located and read: its tensors, where they came from, and the config.json beside them."""
-
-    label: str
-    tensors: Mapping[str, Any]
-    files: list[str]
-    config: dict[str, Any] | None = None
-
-
-def fetch(source: Any, *, revision: str | None = None) -> Source:
-    """Locate and read a checkpoint: state dict, file, folder, ``hf-hub:repo``, ``local-dir:path`` or ``arch.tag``."""
-    if isinstance(source, Mapping):
-        return Source("state dict", source, [])
-    if isinstance(source, Path) or (isinstance(source, str) and _looks_like_path(source)):
-        path = Path(str(source).removeprefix("local-dir:"))
-        weights = _weights_in(path) if path.is_dir() else path
-        return Source(str(path), read_file(weights), [str(weights)], read_config(path))
-    if isinstance(source, str) and source.startswith("hf-hub:"):
-        repo = source.removeprefix("hf-hub:")
-        config_path = hub.download(repo, ["config.json"], revision=revision)
-        weights = hub.download(repo, WEIGHT_FILES, revision=revision)
-        return Source(source, read_file(weights), [str(weights)], read_config(config_path))
-    if isinstance(source, str):
-        from .registry import get_pretrained_cfg
-
-        cfg = get_pretrained_cfg(source)  # raises with close matches for unknown names
-        weights = hub.download(cfg.hf_hub_id, cfg.filenames, revision=revision)
-        return Source(cfg.name, read_file(weights), [str(weights)], None)
-    raise CheckpointError(f"cannot load from {type(source).__name__}: pass a tag, 'hf-hub:' id, path or state dict")
-
-
 # ----------------------------------------------------------------------------------------------- adapting
 def _arch_hint(sd: Mapping[str, torch.Tensor]) -> str:
     pos = sd.get("pos_embed")
@@ -182,11 +101,11 @@ def _arch_hint(sd: Mapping[str, torch.Tensor]) -> str:
 
 
 def adapt_state_dict(
-    model: nn.Module, sd: dict[str, torch.Tensor], report: LoadReport, ckpt_grid: tuple[int, int] | None = None
+    model: VisionTransformer, sd: dict[str, torch.Tensor], report: LoadReport, ckpt_grid: tuple[int, int] | None = None
 ) -> dict[str, torch.Tensor]:
     """Fit converted tensors to ``model``: drop, resample and report; raise on shapes that cannot fit."""
     cfg = model.config
-    expected = {k: v for k, v in model.state_dict(keep_vars=True).items()}
+    expected = dict(model.state_dict(keep_vars=True))
 
     head_w = sd.get("head.weight")
     if head_w is not None and not torch.count_nonzero(head_w):
@@ -241,22 +160,25 @@ def _init_missing(name: str, p: torch.Tensor) -> None:
 
 
 def load_into(
-    model: nn.Module,
+    model: VisionTransformer,
     converted: Converted,
-    report: LoadReport,
     *,
+    label: str,
+    files: Iterable[str] = (),
+    facts: PretrainedCfg | None = None,
     strict: bool = True,
-    ckpt_grid: tuple[int, int] | None = None,
     device: torch.device | str | None = None,
 ) -> LoadReport:
-    """Adapt and assign converted tensors into ``model``.
+    """Adapt converted tensors to ``model`` and assign them; return (and log) what was done.
 
-    A model on the meta device receives the checkpoint's tensors themselves (cast to the model's dtype and moved to
-    ``device``, default CPU); a materialised model has them copied into its parameters.
+    ``facts`` (the checkpoint's input size) tell the grid its position table was trained for. A model on the meta
+    device receives the checkpoint's tensors themselves (cast to the model's dtype and moved to ``device``, default
+    CPU); a materialised model has them copied into its parameters.
     """
-    report.format = converted.format
-    report.notes += converted.notes
-    sd = adapt_state_dict(model, dict(converted.state_dict), report, ckpt_grid)
+    cfg = model.config
+    report = LoadReport(source=label, files=list(files), format=converted.format, notes=list(converted.notes))
+    grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.num_prefix_tokens)
+    sd = adapt_state_dict(model, dict(converted.state_dict), report, grid)
     expected = model.state_dict(keep_vars=True)
     missing = [k for k in expected if k not in sd and k not in report.reinitialized]
     unexpected = [k for k in sd if k not in expected]
@@ -273,8 +195,7 @@ def load_into(
     if device is None:
         device = next((t.device for t in expected.values() if not t.is_meta), torch.device("cpu"))
     for k, v in sd.items():
-        target = expected[k]
-        dtype = target.dtype
+        dtype = expected[k].dtype
         if v.dtype != dtype:
             report.cast[k] = (str(v.dtype).removeprefix("torch."), str(dtype).removeprefix("torch."))
         sd[k] = v.to(device=device, dtype=dtype)
@@ -290,14 +211,14 @@ def load_into(
             setattr(module, attr, fresh)
             current = fresh
         _init_missing(name, current)
-    if hasattr(model, "_pos_cache"):
-        model._pos_cache.clear()
     level = logging.WARNING if (report.missing or report.unexpected) else logging.INFO
     logger.log(level, "%s", report)
     return report
 
 
-def checkpoint_grid(converted: Converted, facts: PretrainedCfg | None, patch: tuple[int, int], prefix: int) -> tuple[int, int] | None:
+def checkpoint_grid(
+    converted: Converted, facts: PretrainedCfg | None, patch: tuple[int, int], prefix: int
+) -> tuple[int, int] | None:
     """The patch grid the checkpoint's position table was trained for (None: square, inferred from its length)."""
     if facts is not None:
         kernel = converted.state_dict.get("patch_embed.proj.weight")
@@ -307,33 +228,3 @@ def checkpoint_grid(converted: Converted, facts: PretrainedCfg | None, patch: tu
         if pos is None or pos.shape[1] == prefix + grid[0] * grid[1]:
             return grid
     return None
-
-
-def load_pretrained(
-    model: nn.Module, source: Any, *, strict: bool = True, revision: str | None = None
-) -> LoadReport:
-    """Load ``source`` into ``model`` (already built) and return what was done.
-
-    ``source``: a pretrained tag (``"vit_base_patch16_224.augreg2_in21k_ft_in1k"``), an ``"hf-hub:org/repo"`` id,
-    a ``.safetensors`` / ``.bin`` / ``.pth`` / ``.npz`` file, a folder with ``config.json`` and weights, or a state
-    dict in any supported format (timm, transformers, torchvision, JAX). Position and patch embeddings are
-    resampled to the model, the head is re-initialised (zeros) when ``num_classes`` differs, and anything else that
-    does not fit raises ``CheckpointError``; ``strict=False`` loads what fits and lists the rest.
-    """
-    from . import repo_config
-    from .registry import get_pretrained_cfg
-
-    src = fetch(source, revision=revision)
-    converted = convert(src.tensors)
-    facts = None
-    if src.config is not None:
-        facts = repo_config.parse(src.config, src.label, set(src.tensors))[1]
-    elif isinstance(source, str) and not Path(source).exists() and not source.startswith(("hf-hub:", "local-dir:")):
-        facts = get_pretrained_cfg(source)
-    cfg = model.config
-    grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.num_prefix_tokens)
-    report = LoadReport(source=src.label, files=src.files)
-    load_into(model, converted, report, strict=strict, ckpt_grid=grid)
-    if facts is not None:
-        model.pretrained_cfg = facts
-    return report

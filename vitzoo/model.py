@@ -26,8 +26,7 @@ from .hybrid import HybridEmbed
 from .pos_embed import resample_patch_embed, resample_pos_embed
 
 if TYPE_CHECKING:
-    from .loading import LoadReport
-    from .pretrained_cfg import PretrainedCfg
+    from .pretrained_cfg import LoadReport, PretrainedCfg
 
 _POS_CACHE_SIZE = 16  # resampled position tables kept per model (one per input grid seen)
 

@@ -1,8 +1,13 @@
-"""The facts a pretrained checkpoint carries: where it lives, its head, and how its images were prepared."""
+"""What a model knows of its checkpoint: the facts it was published with, and what loading it did.
+
+Plain data at the bottom layer, so the model can carry both (``model.pretrained_cfg``, ``model.load_report``)
+without knowing how checkpoints are loaded.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from importlib import resources
 from typing import Any
 
 
@@ -26,7 +31,6 @@ class PretrainedCfg:
     top5: float | None = None
     description: str = ""
     filenames: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")  # preference order
-    source_format: str = "timm"
 
     @property
     def arch(self) -> str:
@@ -48,10 +52,39 @@ class PretrainedCfg:
         if self.label_names:
             return list(self.label_names)
         if self.labels in ("imagenet-1k", "imagenet-21k"):
-            from importlib import resources
-
             text = (resources.files("vitzoo") / "data" / f"{self.labels.replace('-', '')}_labels.txt").read_text()
             names = text.splitlines()
             if len(names) == self.num_classes:
                 return names
         return [f"class_{i}" for i in range(self.num_classes)]
+
+
+@dataclass
+class LoadReport:
+    """What ``load_pretrained`` did. Everything not listed here was loaded as it is in the checkpoint."""
+
+    source: str
+    format: str = ""
+    files: list[str] = field(default_factory=list)
+    loaded: int = 0  # tensors assigned from the checkpoint
+    missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint (strict=False only)
+    unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model (strict=False only)
+    resized: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    reinitialized: dict[str, str] = field(default_factory=dict)  # key -> why
+    dropped: dict[str, str] = field(default_factory=dict)  # key -> why
+    cast: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (checkpoint dtype, model dtype)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.loaded} tensors from {self.source} ({self.format} format)"]
+        lines += [f"  file: {f}" for f in self.files]
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  resized {k}: {tuple(a)} -> {tuple(b)}" for k, (a, b) in self.resized.items()]
+        lines += [f"  re-initialised {k}: {why}" for k, why in self.reinitialized.items()]
+        lines += [f"  dropped {k}: {why}" for k, why in self.dropped.items()]
+        if self.cast:
+            pairs = sorted({f"{a} -> {b}" for a, b in self.cast.values()})
+            lines.append(f"  cast {len(self.cast)} tensors: {', '.join(pairs)}")
+        lines += [f"  MISSING (left initialised): {k}" for k in self.missing]
+        lines += [f"  UNEXPECTED (ignored): {k}" for k in self.unexpected]
+        return "\n".join(lines)

@@ -1,4 +1,6 @@
-"""Architecture names (timm's), paper aliases and their configs, as plain data.
+"""Architecture names (timm's), paper aliases, their configs and the checkpoint table, as plain data.
+
+Names are looked up here exactly; ``vitzoo.source`` is where a user's name (alias, ``arch.tag``, ...) is parsed.
 
 Sizes are Table 1 of Dosovitskiy et al. (ICLR 2021): Layers, Hidden size D, MLP size, Heads. Tiny and Small are not
 in the paper; they come from the official repo's ``vit_jax/configs/models.py`` (DeiT's sizes) and serve fast tests.
@@ -6,12 +8,12 @@ in the paper; they come from the official repo's ``vit_jax/configs/models.py`` (
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
+from typing import Any
 
 from .config import ViTConfig
 from .pretrained_cfg import PretrainedCfg
-from .errors import UnknownModelError
+from .pretrained_tags import TAGS
 
 # size: (layers, hidden size D, MLP size, heads)       source
 SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -23,7 +25,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
 }
 
 # arch name (timm's): (size, patch, image size[, hybrid CNN stage depths])
-ARCH_SPECS: dict[str, tuple] = {
+ARCH_SPECS: dict[str, tuple[Any, ...]] = {
     "vit_tiny_patch16_224": ("tiny", 16, 224),
     "vit_tiny_patch16_384": ("tiny", 16, 384),
     "vit_small_patch16_224": ("small", 16, 224),
@@ -66,26 +68,9 @@ def _aliases() -> dict[str, str]:
 
 
 ALIASES: dict[str, str] = _aliases()
-_ALIAS_LOOKUP = {alias.lower(): name for alias, name in ALIASES.items()}
 
-
-def resolve_name(name: str) -> tuple[str, str | None]:
-    """Split ``"arch.tag"`` and map aliases (case-insensitive) to the arch name; unknown names raise with hints."""
-    if not isinstance(name, str) or not name:
-        raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
-    arch, _, tag = name.partition(".") if name.lower() not in _ALIAS_LOOKUP else (name, "", "")
-    arch = _ALIAS_LOOKUP.get(arch.lower(), arch)
-    if arch not in ARCHS:
-        known = list(ARCHS) + list(ALIASES)
-        close = difflib.get_close_matches(arch, known, n=5, cutoff=0.5)
-        hint = f"closest known names: {', '.join(close)}" if close else "see vitzoo.list_models()"
-        raise UnknownModelError(f"unknown model {name!r}; {hint}")
-    return arch, tag or None
-
-
-def get_config(name: str) -> ViTConfig:
-    """The registered config of an arch name or alias."""
-    return ARCHS[resolve_name(name)[0]]
+# every published checkpoint, keyed "arch.tag", in table order (each arch's default tag first)
+PRETRAINED: dict[str, PretrainedCfg] = {cfg.name: cfg for cfg in TAGS}
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -98,31 +83,11 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if n in hits]
 
 
-def _pretrained_index() -> dict[str, PretrainedCfg]:
-    from .pretrained_tags import TAGS
-
-    return {cfg.name: cfg for cfg in TAGS}
-
-
 def list_pretrained(pattern: str | None = None) -> list[str]:
     """``arch.tag`` names of every known checkpoint, in registry order (each arch's default tag first)."""
-    names = list(_pretrained_index())
-    return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
+    return [n for n in PRETRAINED if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 
-def get_pretrained_cfg(name: str) -> PretrainedCfg:
-    """The checkpoint facts for ``arch.tag``; a bare arch (or alias) gives its default (first) tag."""
-    index = _pretrained_index()
-    arch, tag = resolve_name(name)
-    if tag is None:
-        tags = [cfg for cfg in index.values() if cfg.arch == arch]
-        if not tags:
-            raise UnknownModelError(f"{arch} has no pretrained weights; create it with pretrained=False")
-        return tags[0]
-    full = f"{arch}.{tag}"
-    if full not in index:
-        tags = [cfg.tag for cfg in index.values() if cfg.arch == arch]
-        close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise UnknownModelError(f"unknown pretrained tag {full!r}; {hint}{arch} has: {', '.join(tags) or 'none'}")
-    return index[full]
+def tags_of(arch: str) -> list[PretrainedCfg]:
+    """The checkpoints of a registered arch, default first (empty when it has none)."""
+    return [cfg for cfg in PRETRAINED.values() if cfg.arch == arch]

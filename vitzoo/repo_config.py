@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import ViTConfig, to_pair
-from .errors import ConfigError
+from .errors import ConfigError, UnknownModelError
 from .pretrained_cfg import PretrainedCfg
-from .registry import get_config, resolve_name
+from .registry import ARCHS
 
 _PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
 _TIMM_PCFG_FIELDS = {"hf_hub_id", "input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std",
@@ -36,8 +36,12 @@ def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConf
             fields[k] = tuple(fields[k])
         vit = ViTConfig(**fields)
     elif "architecture" in config:
-        arch, _ = resolve_name(str(config["architecture"]))
-        vit = get_config(arch).replace(
+        arch = str(config["architecture"])
+        if arch not in ARCHS:
+            raise UnknownModelError(
+                f"{name}: config.json describes a timm {arch!r}, which vitzoo does not build; see vitzoo.list_models()"
+            )
+        vit = ARCHS[arch].replace(
             num_classes=int(config.get("num_classes", 1000)), global_pool=config.get("global_pool") or "token"
         )
         vit = vit.replace(**_from_timm_args(vit, config.get("model_args") or {}))
@@ -101,7 +105,6 @@ def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> 
         interpolation="bilinear",
         labels="custom" if labels else None,
         label_names=tuple(labels) if labels else None,
-        source_format="transformers",
         description="transformers ViT checkpoint" + (" with its tanh pooler as pre-logits" if has_pooler else ""),
     )
     return vit, facts
@@ -115,8 +118,6 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
     pretrained = {k: v for k, v in ours.items() if k in _TIMM_PCFG_FIELDS}  # what timm's PretrainedCfg accepts
     if facts is not None:
         pretrained.update(architecture=facts.arch, tag=facts.tag)
-    from .registry import ARCHS
-
     arch = _closest_arch(config)
     return {
         "architecture": arch,
@@ -155,12 +156,15 @@ def _timm_args(config: ViTConfig, arch: ViTConfig) -> dict[str, Any]:
 
 
 def _closest_arch(config: ViTConfig) -> str:
-    """The registered arch nearest to ``config`` (same width and patch if possible)."""
-    from .registry import ARCHS
+    """The registered arch nearest to ``config``: same stem (pixels or hybrid CNN) first, then width and patch.
 
-    def distance(item: tuple[str, ViTConfig]) -> tuple[int, ...]:
+    timm builds the hybrid's CNN inside its entry point, so a hybrid must be written under a hybrid name; the
+    remaining differences go into ``model_args``.
+    """
+
+    def distance(item: tuple[str, ViTConfig]) -> tuple[bool, ...]:
         a = item[1]
-        return (a.embed_dim != config.embed_dim, a.patch_size != config.patch_size, a.depth != config.depth,
-                a.img_size != config.img_size)  # fmt: skip
+        return (a.hybrid_layers != config.hybrid_layers, a.embed_dim != config.embed_dim,
+                a.patch_size != config.patch_size, a.depth != config.depth, a.img_size != config.img_size)  # fmt: skip
 
     return min(ARCHS.items(), key=distance)[0]

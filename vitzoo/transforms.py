@@ -19,7 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .errors import ImageError, VitzooError
+from . import registry
+from .errors import ConfigError, ImageError, VitzooError
+from .model import VisionTransformer
+from .pretrained_cfg import PretrainedCfg
+from .source import Source, resolve
 
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -47,36 +51,34 @@ class DataConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def resolve_data_config(model_or_name: Any) -> DataConfig:
+def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source | str) -> DataConfig:
     """The eval data config of a model (its checkpoint's facts at the model's ``img_size``), or of a pretrained
-    tag / ``hf-hub:`` id without building the model."""
-    from .pretrained_cfg import PretrainedCfg
-
+    tag / ``hf-hub:`` id / ``local-dir:`` folder without building the model (only a ``config.json`` is read)."""
     if isinstance(model_or_name, DataConfig):
         return model_or_name
-    if isinstance(model_or_name, str):
-        facts = _facts_for_name(model_or_name)
-        return _from_facts(facts, facts.img_size, facts.input_size[0])
+    if isinstance(model_or_name, (str, Source)):
+        src = resolve(model_or_name) if isinstance(model_or_name, str) else model_or_name
+        facts = src.facts
+        if facts is None and src.arch is not None and src.config is not None:  # a bare arch: its default checkpoint's
+            tags = registry.tags_of(src.arch)
+            if not tags:
+                return DataConfig(input_size=(src.config.in_chans, *src.config.img_size))
+            facts = tags[0]
+        if facts is None:
+            raise ConfigError(
+                f"{src.name} carries no preprocessing facts: pass a pretrained tag, an hf-hub:/local-dir: source with "
+                "a config.json, or a model"
+            )
+        return data_config(facts, facts.img_size, facts.input_size[0])
     cfg = model_or_name.config
-    facts = getattr(model_or_name, "pretrained_cfg", None)
-    if not isinstance(facts, PretrainedCfg):
+    facts = model_or_name.pretrained_cfg
+    if facts is None:
         return DataConfig(input_size=(cfg.in_chans, *cfg.img_size))
-    return _from_facts(facts, cfg.img_size, cfg.in_chans)
+    return data_config(facts, cfg.img_size, cfg.in_chans)
 
 
-def _facts_for_name(name: str):
-    from . import loading, repo_config
-    from .registry import get_pretrained_cfg
-
-    if name.startswith(("hf-hub:", "local-dir:")):
-        config = loading.read_repo_config(name)
-        if config is None:
-            raise loading.CheckpointError(f"{name}: no config.json to read the data config from")
-        return repo_config.parse(config, name, set())[1]
-    return get_pretrained_cfg(name)
-
-
-def _from_facts(facts: Any, img_size: tuple[int, int], in_chans: int) -> DataConfig:
+def data_config(facts: PretrainedCfg, img_size: tuple[int, int], in_chans: int = 3) -> DataConfig:
+    """A checkpoint's preprocessing at ``img_size``."""
     return DataConfig(
         input_size=(in_chans, *img_size),
         interpolation=facts.interpolation,

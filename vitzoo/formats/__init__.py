@@ -44,12 +44,9 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
     )
 
 
-def convert(state_dict: Mapping[str, Any], fmt: str | None = None) -> Converted:
-    """Convert to vitzoo names; ``fmt=None`` detects the format from the keys."""
-    fmt = fmt or detect_format(state_dict)
-    if fmt not in CONVERTERS:
-        raise FormatError(f"unknown format {fmt!r}; known: {sorted(CONVERTERS)}")
-    return CONVERTERS[fmt](dict(state_dict))
+def convert(state_dict: Mapping[str, Any]) -> Converted:
+    """Convert to vitzoo names, detecting the format from the keys."""
+    return CONVERTERS[detect_format(state_dict)](dict(state_dict))
 
 
 __all__ = [
