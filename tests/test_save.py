@@ -1,0 +1,37 @@
+"""``save_pretrained`` folders are read back by vitzoo and by timm (``timm.create_model("local-dir:...")``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+
+import vitzoo
+from conftest import randomize_
+
+TOL = 1e-4  # max abs logit difference between vitzoo and timm on the same weights (float32 CPU)
+
+
+@pytest.mark.parametrize(
+    ("arch", "overrides", "size"),
+    [
+        ("vit_tiny_patch16_224", dict(depth=2, num_classes=7), 224),
+        ("vit_small_patch16_224", dict(depth=2, num_classes=5, img_size=(160, 224)), (160, 224)),
+        ("vit_base_r50_s16_224", dict(depth=2, num_classes=7), 224),  # the hybrid: timm's hybrid arch + model_args
+    ],
+)
+@torch.no_grad()
+def test_saved_folder_loads_in_timm_and_back_with_equal_logits(arch, overrides, size, tmp_path):
+    model = randomize_(vitzoo.create_model(arch, **overrides)).eval()
+    folder = vitzoo.save_pretrained(model, tmp_path / "saved")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == arch
+    h, w = (size, size) if isinstance(size, int) else size
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    ref = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert (model(x) - ref(x)).abs().max().item() <= TOL
+    again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert again.config == model.config
+    assert torch.equal(again(x), model(x))
