@@ -29,7 +29,6 @@ class AttentionRecord:
 
     layers: list[int]
     num_prefix_tokens: int
-    patch_size: tuple[int, int]
     attentions: list[torch.Tensor] = field(default_factory=list)
     grid: tuple[int, int] | None = None  # (h, w) patch grid of the last input
 
@@ -47,17 +46,17 @@ def capture_attention(model: torch.nn.Module, layers: Sequence[int] | None = Non
     the outputs are the same as with fused SDPA. Each call of the model appends its attentions.
     """
     chosen = take_indices(len(model.blocks), None if layers is None else list(layers))
-    record = AttentionRecord(chosen, model.num_prefix_tokens, model.patch_size)
+    record = AttentionRecord(chosen, model.num_prefix_tokens)
 
-    def sink(block: int):
-        return lambda probs: record.attentions.append(probs.detach())
+    def sink(probs: torch.Tensor) -> None:
+        record.attentions.append(probs.detach())
 
     def on_patches(_module, _inputs, output) -> None:
         record.grid = (int(output.shape[-2]), int(output.shape[-1]))
 
     hook = model.patch_embed.register_forward_hook(on_patches)
     for i in chosen:
-        model.blocks[i].attn.record = sink(i)
+        model.blocks[i].attn.record = sink
     try:
         yield record
     finally:
