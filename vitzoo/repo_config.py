@@ -26,10 +26,16 @@ def is_transformers(config: Mapping[str, Any]) -> bool:
     return config.get("model_type") == "vit" or "hidden_size" in config
 
 
-def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConfig, PretrainedCfg]:
-    """The model config and checkpoint facts a ``config.json`` describes (``keys``: the checkpoint's tensor names)."""
+def parse(
+    config: Mapping[str, Any], name: str, keys: set[str], repo_id: str | None = None
+) -> tuple[ViTConfig, PretrainedCfg]:
+    """The model config and checkpoint facts a ``config.json`` describes.
+
+    ``name`` names the checkpoint in the facts unless the config names it; ``keys`` are the checkpoint's tensor
+    names (empty when only the config was read); ``repo_id`` is the Hub repo it came from, if any.
+    """
     if is_transformers(config):
-        return _from_transformers(config, name, keys)
+        return _from_transformers(config, name, keys, repo_id)
     if "vitzoo_config" in config:
         fields = dict(config["vitzoo_config"])
         for k in ("img_size", "patch_size"):
@@ -68,7 +74,9 @@ def parse(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConf
 _STANDARD_LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k"}
 
 
-def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> tuple[ViTConfig, PretrainedCfg]:
+def _from_transformers(
+    config: Mapping[str, Any], name: str, keys: set[str], repo_id: str | None
+) -> tuple[ViTConfig, PretrainedCfg]:
     act = config.get("hidden_act", "gelu")
     if act != "gelu":
         raise ConfigError(f"{name}: hidden_act={act!r} is not supported (vitzoo's ViT uses the exact erf GELU)")
@@ -97,7 +105,7 @@ def _from_transformers(config: Mapping[str, Any], name: str, keys: set[str]) -> 
     labels = [id2label[k] for k in sorted(id2label, key=int)] if classifier else None
     facts = PretrainedCfg(
         name=name,
-        hf_hub_id=name.removeprefix("hf-hub:") if name.startswith("hf-hub:") else None,
+        hf_hub_id=repo_id,
         num_classes=num_classes,
         input_size=(vit.in_chans, *img),
         crop_pct=1.0,

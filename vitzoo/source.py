@@ -189,7 +189,7 @@ def _hub_repo(name: str, weights: bool, revision: str | None) -> Source:
     src = Source(name, None, location=location)
     if weights:
         src = with_weights(src)
-    config, facts = repo_config.parse(config_json or {}, name, set(src.tensors or ()))
+    config, facts = repo_config.parse(config_json or {}, name, set(src.tensors or ()), location.repo_id)
     return dataclasses.replace(src, config=config, facts=facts)
 
 

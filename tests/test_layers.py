@@ -1,0 +1,81 @@
+"""The package's shape: imports point down the layers, none hide in functions, and one module parses names.
+
+Layers (scripts/import_graph.py): model <- weights <- api <- data / extract / analysis <- cli.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _graph_tool():
+    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["import_graph"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ig = _graph_tool()
+MODULES = sorted(ig.PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer():
+    assert {ig.module_name(p) for p in MODULES} <= set(ig.RANK), "add new modules to LAYERS in scripts/import_graph.py"
+
+
+def test_imports_point_down_the_layers_and_never_hide_in_functions():
+    bad = []
+    for path in MODULES:
+        name = ig.module_name(path)
+        for target, line, in_function in ig.imports(path):
+            where = f"{path.relative_to(ROOT)}:{line} imports {target}"
+            if in_function:
+                bad.append(f"{where} inside a function")
+            elif target != name and ig.RANK[target] > ig.RANK[name]:
+                bad.append(f"{where}, a higher layer")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles_within_a_layer():
+    graph = ig.graph()
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in graph.get(node, ()):
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join(stack + [node, dep])}"
+            if dep not in state:
+                visit(dep, stack + [node])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])
+
+
+def test_the_name_grammar_is_parsed_in_source_py_only():
+    """No module but source.py tests or strips the 'hf-hub:' / 'local-dir:' prefixes of a name."""
+    offenders = []
+    for path in MODULES:
+        if path.name == "source.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in ("startswith", "removeprefix", "partition", "split"):
+                    args = [a.value for a in node.args if isinstance(a, ast.Constant)]
+                    args += [e.value for a in node.args if isinstance(a, ast.Tuple) for e in a.elts
+                             if isinstance(e, ast.Constant)]  # fmt: skip
+                    if any(a in ("hf-hub:", "local-dir:") for a in args):
+                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_architecture_doc_shows_the_current_graph():
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    assert ig.markdown() in doc, "regenerate the block with: python scripts/import_graph.py"
