@@ -49,18 +49,17 @@ def create_model(
     embeddings. Any other ``ViTConfig`` field can be overridden by keyword. ``model.load_report`` says what loading
     did, ``model.pretrained_cfg`` holds the checkpoint's facts (preprocessing, labels, provenance).
     """
-    named = {
-        "img_size": img_size,
-        "patch_size": patch_size,
-        "num_classes": num_classes,
-        "global_pool": global_pool,
-        "dynamic_img_size": dynamic_img_size or None,
-    }
-    changes = {k: v for k, v in named.items() if v is not None}
-    changes.update(overrides)
-    for key in ("img_size", "patch_size"):
-        if key in changes:
-            changes[key] = to_pair(changes[key], key)
+    changes: dict[str, Any] = dict(overrides)
+    if img_size is not None:
+        changes["img_size"] = to_pair(img_size, "img_size")
+    if patch_size is not None:
+        changes["patch_size"] = to_pair(patch_size, "patch_size")
+    if num_classes is not None:
+        changes["num_classes"] = num_classes
+    if global_pool is not None:
+        changes["global_pool"] = global_pool
+    if dynamic_img_size:
+        changes["dynamic_img_size"] = True
 
     src = name if isinstance(name, Source) else resolve(name, weights=pretrained is True, revision=revision)
     if src.config is None:

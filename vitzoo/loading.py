@@ -88,9 +88,12 @@ def read_config(folder_or_file: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        config: dict[str, Any] = json.loads(path.read_text())
     except ValueError as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    return config
 
 
 # ----------------------------------------------------------------------------------------------- adapting

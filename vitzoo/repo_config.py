@@ -57,14 +57,14 @@ def parse(
     input_size = tuple(raw.get("input_size") or (vit.in_chans, *vit.img_size))
     if tuple(input_size[1:]) != vit.img_size:
         vit = vit.replace(img_size=to_pair(tuple(input_size[1:]), "img_size"))
-    facts = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in _PCFG_FIELDS}
+    facts: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in _PCFG_FIELDS}
     if raw.get("architecture") and raw.get("tag"):  # timm's pretrained_cfg names its checkpoint
         facts.setdefault("name", f"{raw['architecture']}.{raw['tag']}")
     facts.setdefault("name", name)  # vitzoo's save_pretrained keeps the name of the checkpoint it came from
     facts.update(num_classes=vit.num_classes, input_size=input_size)
     facts.setdefault("hf_hub_id", raw.get("hf_hub_id"))
     facts.setdefault("labels", _STANDARD_LABELS.get(vit.num_classes))
-    names = config.get("label_names")  # timm writes synset ids or class names here
+    names = config.get("label_names") or []  # timm writes synset ids or class names here
     synsets = bool(names) and all(str(n)[:1] == "n" and str(n)[1:].isdigit() for n in names)
     if names and len(names) == vit.num_classes and not (synsets and facts["labels"]):
         facts.update(labels=facts["labels"] or "custom", label_names=tuple(names))
