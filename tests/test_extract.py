@@ -24,7 +24,7 @@ from vitzoo.model import FEATURE_POOLS, pool_tokens
 from vitzoo.transforms import create_transform, load_image
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
-BF16_TOL = 3e-2  # relative L2 error of bf16 features: 8 mantissa bits (~4e-3 per rounding) through 2 blocks
+BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured
 
 
 @pytest.fixture(scope="module")
