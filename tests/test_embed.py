@@ -19,11 +19,16 @@ from safetensors import safe_open
 
 import vitzoo
 import vitzoo.cli
-from test_extract import BF16_TOL, TAG, preprocess, saved_model, write_images  # noqa: F401 (saved_model: fixture)
+from test_extract import BF16_TOL, TAG, one_thread, preprocess, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo import embed
 from vitzoo.embed import EmbedMeta
 
 META_KEYS = {f.name for f in dataclasses.fields(EmbedMeta)}
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def run_embed(*args: str) -> int:
@@ -85,12 +90,13 @@ def test_embed_matches_direct_forward_and_reports_bad_files(saved_model, tmp_pat
     assert not (tmp_path / "emb.safetensors.parts").exists()
 
 
-def test_embed_npy_and_layers_match_the_api(saved_model, tmp_path):
+def test_embed_npy_and_layers_match_the_api(saved_model, tmp_path, capsys):
     model, name = saved_model
     files = write_images(tmp_path / "imgs")
     paths = [files[n] for n in ("a_photo.jpg", "b_alpha.png", "c_gray.png")]
     out = tmp_path / "emb.npy"
     assert run_embed(name, *paths, "--out", out, "--pool", "avg", "--workers", "0", "--quiet") == 0
+    assert capsys.readouterr().err == f"3 images embedded into {out}\n"  # --quiet: the summary, no progress bar
     assert (tmp_path / "emb.npy.paths.txt").read_text().split() == [str(p) for p in paths]
     api = vitzoo.extract_features(model, paths, pool="avg", num_workers=0, progress=False)
     assert np.abs(np.load(out) - api.numpy()).max() <= 1e-5
@@ -167,21 +173,18 @@ def test_bf16_through_the_cli(saved_model, tmp_path):
     assert 0 < (tensors["features"] - fp32).norm() / fp32.norm() <= BF16_TOL
 
 
-def test_torchrun_two_processes_equal_one(saved_model, tmp_path, monkeypatch):
+def test_torchrun_two_processes_equal_one(saved_model, tmp_path):
     _, name = saved_model
     write_images(tmp_path / "imgs", n_plain=20)  # 25 inputs, 7 shards: ranks 0 and 1 take 4 and 3
     args = [name, tmp_path / "imgs", "--shard-size", "4", "--batch-size", "3", "--workers", "0"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bitwise equality needs the same intra-op threads as the ranks (OMP_NUM_THREADS=1)
-    try:
-        assert run_embed(*args, "--out", tmp_path / "one.safetensors") == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == 1  # bitwise equality needs the ranks' thread count (OMP_NUM_THREADS=1)
+    assert run_embed(*args, "--out", tmp_path / "one.safetensors") == 0
     # --standalone: the rendezvous binds port 0, so the OS gives a free port (no fixed port to collide on).
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                 "-m", "vitzoo", "embed", *map(str, args), "--out", str(tmp_path / "two.safetensors")]  # fmt: skip
     here = str(Path(vitzoo.__file__).parents[1])  # the ranks import this vitzoo, not another installed copy
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     two = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "[rank 0] 4 of 7 shards to embed" in two.stderr and "[rank 1] 3 of 7 shards to embed" in two.stderr

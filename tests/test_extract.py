@@ -27,13 +27,25 @@ TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: the tiny forwards are fastest so on a shared machine, and numbers are bitwise
+    reproducible against other 1-thread runs (the torchrun ranks run with OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def save_tiny_model(folder: Path) -> tuple[torch.nn.Module, str]:
+    """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels); its ``local-dir:`` name."""
+    model = randomize_(vitzoo.create_model(TAG, depth=2), seed=3).eval()  # facts of the tag, random weights
+    return model, f"local-dir:{vitzoo.save_pretrained(model, folder / 'tiny')}"
+
+
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels) as a local folder."""
-    torch.manual_seed(0)
-    model = randomize_(vitzoo.create_model(TAG, depth=2), seed=3).eval()  # facts of the tag, random weights
-    folder = vitzoo.save_pretrained(model, tmp_path_factory.mktemp("model") / "tiny")
-    return model, f"local-dir:{folder}"
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def write_images(folder: Path, n_plain: int = 0) -> dict[str, Path]:
@@ -81,7 +93,8 @@ def test_every_pool_and_layers_match_the_direct_forward(saved_model, files):
         tokens = model.forward_features(x)
         expected = {"token": tokens[:, 0], "avg": tokens[:, 1:].mean(1), "tokens": tokens,
                     "pre_logits": model.forward_head(tokens, pre_logits=True)}  # fmt: skip
-        _, inter = model.forward_intermediates(x, indices=[0, 1], norm=True, output_fmt="NLC", return_prefix_tokens=True)
+        _, inter = model.forward_intermediates(x, indices=[0, 1], norm=True, output_fmt="NLC",
+                                               return_prefix_tokens=True)  # fmt: skip
     assert set(expected) == set(FEATURE_POOLS)
     for pool, ref in expected.items():
         assert (extract(model, good(files), pool=pool) - ref).abs().max().item() <= 1e-4, pool

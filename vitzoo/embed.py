@@ -14,7 +14,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def embed_to_file(
     if out.suffix not in OUTPUT_SUFFIXES:
         raise ConfigError(f"the output must end in .safetensors or .npy, got {out.name}")
     if out.suffix == ".npy" and layers:
-        raise ConfigError("--layers gives one array per block: write them to a .safetensors file")
+        raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
     fn = feature_fn(model, pool, layers)
     items = require_inputs(inputs)
     if not all(isinstance(item, str) for item in items):
@@ -126,20 +127,44 @@ def embed_to_file(
     if progress and world > 1:
         sys.stderr.write(f"{prefix}{len(todo)} of {num_shards} shards to embed\n")
     if todo:
-        spans = {k: range(k * shard_size, min((k + 1) * shard_size, len(items))) for k in todo}
-        batches = [b for k in todo for b in batched(spans[k], batch_size)]  # never across a shard boundary
-        shard: _Shard | None = None
-        for batch, feats in run_batches(model, items, fn, batches, num_workers=num_workers, on_error="skip",
-                                        progress=progress, desc=prefix.strip() or None):  # fmt: skip
+        _embed_shards(model, items, fn, parts, todo, shard_size=shard_size, batch_size=batch_size,
+                      num_workers=num_workers, progress=progress, desc=prefix.strip() or None)  # fmt: skip
+    _barrier()
+    summary = _merge(parts, num_shards, items, out, meta) if rank == 0 else None
+    _barrier()
+    return summary
+
+
+def _embed_shards(
+    model: torch.nn.Module,
+    items: Sequence[str],
+    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    parts: Path,
+    todo: Sequence[int],
+    *,
+    shard_size: int,
+    batch_size: int,
+    num_workers: int | None,
+    progress: bool,
+    desc: str | None,
+) -> None:
+    """Run the shards ``todo`` through one batch loop (one DataLoader), writing each shard as soon as it is complete.
+
+    A shard's batches are cut from the shard alone, so they, and the shard's numbers, do not depend on which other
+    shards are left to do.
+    """
+    spans = {k: range(k * shard_size, min((k + 1) * shard_size, len(items))) for k in todo}
+    batches = [b for k in todo for b in batched(spans[k], batch_size)]  # never across a shard boundary
+    loop = run_batches(model, items, fn, batches, num_workers=num_workers, on_error="skip", progress=progress,
+                       desc=desc)  # fmt: skip
+    shard: _Shard | None = None
+    with closing(loop):  # an interruption between batches stops the decoding workers at once
+        for batch, feats in loop:
             shard = shard or _Shard(batch.positions[0] // shard_size)
             shard.add(batch.rows, batch.failed, feats)
             if len(shard.rows) + len(shard.failed) == len(spans[shard.k]):
                 _write_shard(parts, shard.k, shard.tensors(), shard.rows, shard.failed)
                 shard = None
-    _barrier()
-    summary = _merge(parts, num_shards, items, out, meta) if rank == 0 else None
-    _barrier()
-    return summary
 
 
 @dataclass
