@@ -1,49 +1,61 @@
-"""Feature extraction and the ``vitzoo predict`` / ``embed`` commands, run as real processes on generated images.
+"""``extract_features``, ``predict`` and ``vitzoo predict`` on generated images, in this process.
 
-Every output is checked against ``model(create_transform(model)(image))`` computed directly in this process.
+Every output is checked against ``model(create_transform(model)(image))`` computed directly here. The embed job is
+tested in test_embed.py, which uses the model and images made here.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors import safe_open
 
 import vitzoo
+import vitzoo.cli
 from conftest import randomize_
+from vitzoo.config import POOLS
+from vitzoo.extract import expand_inputs
+from vitzoo.model import FEATURE_POOLS, pool_tokens
 from vitzoo.transforms import create_transform, load_image
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: the tiny forwards are fastest so on a shared machine, and numbers are bitwise
+    reproducible against other 1-thread runs (the torchrun ranks run with OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def save_tiny_model(folder: Path) -> tuple[torch.nn.Module, str]:
+    """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels); its ``local-dir:`` name."""
+    model = randomize_(vitzoo.create_model(TAG, depth=2), seed=3).eval()  # facts of the tag, random weights
+    return model, f"local-dir:{vitzoo.save_pretrained(model, folder / 'tiny')}"
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels) as a local folder."""
-    torch.manual_seed(0)
-    model = randomize_(vitzoo.create_model(TAG, depth=2), seed=3).eval()  # facts of the tag, random weights
-    folder = vitzoo.save_pretrained(model, tmp_path_factory.mktemp("model") / "tiny")
-    return model, f"local-dir:{folder}"
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
 
 
-def _write_images(folder: Path, n_plain: int = 0) -> dict[str, Path]:
+def write_images(folder: Path, n_plain: int = 0) -> dict[str, Path]:
+    """Five awkward images (JPEG, RGBA, grey, corrupt, EXIF-rotated) and ``n_plain`` small JPEGs, by name."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
 
     def rgb(w: int, h: int) -> Image.Image:
         return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
-    files = {}
     rgb(500, 375).save(folder / "a_photo.jpg", quality=90)
     img = rgb(120, 90)
     Image.merge("RGBA", (*img.split(), Image.new("L", img.size, 128))).save(folder / "b_alpha.png")
@@ -54,131 +66,127 @@ def _write_images(folder: Path, n_plain: int = 0) -> dict[str, Path]:
     rgb(160, 100).save(folder / "e_rotated.jpg", exif=exif.tobytes())
     for i in range(n_plain):
         rgb(64 + i % 5 * 16, 48 + i % 3 * 16).save(folder / f"p{i:03d}.jpg")
-    for p in sorted(folder.iterdir()):
-        files[p.name] = p
-    return files
+    return {p.name: p for p in sorted(folder.iterdir())}
 
 
-@torch.no_grad()
-def _direct(model, path: Path) -> torch.Tensor:
-    x = create_transform(model)(load_image(path)).unsqueeze(0)
-    return model.forward_features(x)[0, 0]
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    return write_images(tmp_path_factory.mktemp("imgs"))
 
 
-def _vitzoo(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    exe = shutil.which("vitzoo")
-    cmd = [exe, *args] if exe else [sys.executable, "-m", "vitzoo", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+def good(files: dict[str, Path]) -> list[Path]:
+    return [files[n] for n in ("a_photo.jpg", "b_alpha.png", "c_gray.png")]
 
 
-def test_embed_cli_matches_direct_forward_and_reports_bad_files(saved_model, tmp_path):
-    model, name = saved_model
-    files = _write_images(tmp_path / "imgs")
-    out = tmp_path / "emb.safetensors"
-    res = _vitzoo("embed", name, str(tmp_path / "imgs"), "--out", str(out), "--workers", "1", "--batch-size", "2")
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == str(out)
-    assert "4 images embedded" in res.stderr and "1 unreadable" in res.stderr
-    with safe_open(str(out), "pt") as f:
-        feats, meta = f.get_tensor("features"), f.metadata()
-    paths = json.loads(meta["paths"])
-    assert [Path(p).name for p in paths] == ["a_photo.jpg", "b_alpha.png", "c_gray.png", "e_rotated.jpg"]
-    assert meta["pool"] == "token" and meta["model"] == name and meta["tag"] == TAG and meta["num_failed"] == "1"
-    assert json.loads(meta["img_size"]) == [224, 224] and meta["dtype"] == "float32"
-    for row, p in enumerate(paths):
-        assert (feats[row] - _direct(model, Path(p))).abs().max().item() <= 1e-4, p
-    failed = (tmp_path / "emb.safetensors.failed.txt").read_text()
-    assert failed.startswith(str(files["d_corrupt.jpg"])) and "cannot read" in failed
-    assert not (tmp_path / "emb.safetensors.parts").exists()
+def preprocess(model, paths) -> torch.Tensor:
+    return torch.stack([create_transform(model)(load_image(p)) for p in paths])
 
 
-def test_embed_npy_layers_and_pools_through_the_api(saved_model, tmp_path):
-    model, name = saved_model
-    files = _write_images(tmp_path / "imgs")
-    good = [files[n] for n in ("a_photo.jpg", "b_alpha.png", "c_gray.png")]
-    out = tmp_path / "emb.npy"
-    res = _vitzoo("embed", name, *map(str, good), "--out", str(out), "--pool", "avg", "--workers", "0")
-    assert res.returncode == 0, res.stderr
-    arr = np.load(out)
-    assert (tmp_path / "emb.npy.paths.txt").read_text().split() == [str(p) for p in good]
-    api = vitzoo.extract_features(model, good, pool="avg", num_workers=0, progress=False)
-    assert np.abs(arr - api.numpy()).max() <= 1e-5
+def extract(model, inputs, **kw):
+    return vitzoo.extract_features(model, inputs, num_workers=0, progress=False, **kw)
+
+
+def test_every_pool_and_layers_match_the_direct_forward(saved_model, files):
+    model, _ = saved_model
+    x = preprocess(model, good(files))
     with torch.no_grad():
-        x = torch.stack([create_transform(model)(load_image(p)) for p in good])
-        assert (api - model.forward_features(x)[:, 1:].mean(1)).abs().max().item() <= 1e-4
-        multi = vitzoo.extract_features(model, good, layers=[0, -1], pool="tokens", num_workers=0, progress=False)
-        _, inter = model.forward_intermediates(x, indices=[0, 1], norm=True, output_fmt="NLC", return_prefix_tokens=True)
-        assert set(multi) == {"layer_0", "layer_1"} and multi["layer_1"].shape == (3, 197, 192)
-        assert (multi["layer_0"] - torch.cat([inter[0][1], inter[0][0]], 1)).abs().max().item() <= 1e-4
+        tokens = model.forward_features(x)
+        expected = {"token": tokens[:, 0], "avg": tokens[:, 1:].mean(1), "tokens": tokens,
+                    "pre_logits": model.forward_head(tokens, pre_logits=True)}  # fmt: skip
+        _, inter = model.forward_intermediates(x, indices=[0, 1], norm=True, output_fmt="NLC",
+                                               return_prefix_tokens=True)  # fmt: skip
+    assert set(expected) == set(FEATURE_POOLS)
+    for pool, ref in expected.items():
+        assert (extract(model, good(files), pool=pool) - ref).abs().max().item() <= 1e-4, pool
+    multi = extract(model, good(files), layers=[0, -1], pool="tokens")
+    assert set(multi) == {"layer_0", "layer_1"} and multi["layer_1"].shape == (3, 197, 192)
+    assert (multi["layer_0"] - torch.cat([inter[0][1], inter[0][0]], 1)).abs().max().item() <= 1e-4
+    avg = extract(model, good(files), layers=[1], pool="avg")["layer_1"]
+    assert (avg - expected["avg"]).abs().max().item() <= 1e-4  # the last block, final-normed, is the final output
+    assert (extract(model, x) - expected["token"]).abs().max().item() <= 1e-4  # preprocessed tensors pass through
+    with pytest.raises(vitzoo.ConfigError, match="pre_logits"):
+        extract(model, x, layers=[0], pool="pre_logits")
+    with pytest.raises(vitzoo.ConfigError, match="pool must be one of"):
+        extract(model, x, pool="max")
+
+
+def test_pool_tokens_is_what_forward_head_pools():
+    assert FEATURE_POOLS[: len(POOLS)] == POOLS  # the feature pools extend the global ones
+    tokens = torch.randn(2, 197, 192, generator=torch.Generator().manual_seed(0))  # (B, 1 + N, D)
+    for global_pool in POOLS:
+        model = vitzoo.create_model("vit_tiny_patch16_224", depth=1, num_classes=0, global_pool=global_pool)
+        assert torch.equal(model.forward_head(tokens), pool_tokens(tokens, global_pool, 1))
+    with pytest.raises(vitzoo.ConfigError, match="needs a class token"):
+        pool_tokens(tokens, "token", 0)
+
+
+def test_unreadable_images_raise_or_are_skipped_and_on_error_is_checked(saved_model, files):
+    model, _ = saved_model
     with pytest.raises(vitzoo.ImageError, match="d_corrupt.jpg"):
-        vitzoo.extract_features(model, [files["d_corrupt.jpg"]], num_workers=0, progress=False)
-    skipped = vitzoo.extract_features(model, [files["d_corrupt.jpg"], good[0]], num_workers=0, progress=False,
-                                      on_error="skip")  # fmt: skip
-    assert skipped.shape == (1, 192)
-    tensors = vitzoo.extract_features(model, x, num_workers=0, progress=False)  # preprocessed tensors pass through
-    with torch.no_grad():
-        assert (tensors - model.forward_features(x)[:, 0]).abs().max().item() <= 1e-4
+        extract(model, [files["d_corrupt.jpg"]])
+    assert extract(model, [files["d_corrupt.jpg"], files["a_photo.jpg"]], on_error="skip").shape == (1, 192)
+    with pytest.raises(vitzoo.ImageError, match="none of the 1 inputs"):
+        extract(model, [files["d_corrupt.jpg"]], on_error="skip")
+    with pytest.raises(vitzoo.ConfigError, match="on_error must be 'raise' .* or 'skip'.*'ignore'"):
+        extract(model, [files["a_photo.jpg"]], on_error="ignore")
+    with pytest.raises(vitzoo.VitzooError, match="no images in the inputs"):
+        extract(model, [])
 
 
-def test_predict_cli_uses_shipped_imagenet_names(saved_model, tmp_path):
+def test_string_dtypes(saved_model, files):
+    model, _ = saved_model
+    fp32 = extract(model, good(files))
+    low = copy.deepcopy(model)
+    bf16 = extract(low, good(files), dtype="bf16")
+    assert next(low.parameters()).dtype == torch.bfloat16 and bf16.dtype == torch.float32
+    assert 0 < (bf16 - fp32).norm() / fp32.norm() <= BF16_TOL
+    for bad in ("bf17", "int8", 16):
+        with pytest.raises(vitzoo.ConfigError, match="dtype must be one of fp32, float32, bf16"):
+            extract(low, good(files), dtype=bad)
+
+
+def test_progress_bar_honours_progress_and_the_hub_switch(saved_model, capsys):
+    from huggingface_hub import constants
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    if constants.HF_HUB_DISABLE_PROGRESS_BARS:
+        pytest.skip("HF_HUB_DISABLE_PROGRESS_BARS is set in this environment")
+    model, _ = saved_model
+    x = torch.zeros(2, 3, 224, 224)
+    vitzoo.extract_features(model, x, num_workers=0)
+    assert "2/2" in capsys.readouterr().err
+    extract(model, x)
+    disable_progress_bars("vitzoo")
+    try:
+        vitzoo.extract_features(model, x, num_workers=0)
+    finally:
+        enable_progress_bars("vitzoo")
+    assert capsys.readouterr().err == ""
+
+
+def test_inputs_are_expanded_once(files, tmp_path):
+    listing = tmp_path / "list.lst"
+    listing.write_text(f"{files['a_photo.jpg'].parent}\n")  # a listed folder is an input, not expanded again
+    items = expand_inputs([listing])
+    assert items == [str(files["a_photo.jpg"].parent)] and expand_inputs(items) is items
+    assert expand_inputs(files["a_photo.jpg"].parent) == [str(p) for p in files.values()]
+
+
+def test_predict_takes_only_its_keywords(saved_model):
+    model, _ = saved_model
+    with pytest.raises(TypeError, match="batch_sise"):
+        vitzoo.predict(model, torch.zeros(1, 3, 224, 224), batch_sise=2)
+
+
+def test_predict_cli_uses_shipped_imagenet_names(saved_model, files, capsys):
     model, name = saved_model
-    files = _write_images(tmp_path / "imgs")
-    res = _vitzoo("predict", name, str(files["a_photo.jpg"]), "--json", "--topk", "3", "--workers", "0")
-    assert res.returncode == 0, res.stderr
-    top = json.loads(res.stdout)[0]["top"]
+    path = files["a_photo.jpg"]
+    assert vitzoo.cli.main(["predict", name, str(path), "--json", "--topk", "3", "--workers", "0"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]["top"]
     with torch.no_grad():
-        probs = model(create_transform(model)(load_image(files["a_photo.jpg"])).unsqueeze(0)).softmax(-1)[0]
+        probs = model(preprocess(model, [path])).softmax(-1)[0]
     names = (Path(vitzoo.__file__).parent / "data" / "imagenet1k_labels.txt").read_text().splitlines()
     assert [t["index"] for t in top] == probs.topk(3).indices.tolist()
     assert top[0]["label"] == names[top[0]["index"]] and abs(top[0]["prob"] - probs.max().item()) <= 1e-5
-    table = _vitzoo("predict", name, str(files["a_photo.jpg"]), "--workers", "0")
-    assert names[top[0]["index"]] in table.stdout
-
-
-def _bytes_of(path: Path) -> tuple[dict, dict]:
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118
-
-
-def test_killed_run_resumes_to_the_same_file(saved_model, tmp_path):
-    _, name = saved_model
-    _write_images(tmp_path / "imgs", n_plain=120)
-    args = ["embed", name, str(tmp_path / "imgs"), "--shard-size", "5", "--batch-size", "5", "--workers", "0"]
-    env = {"OMP_NUM_THREADS": "1"}
-    ref = _vitzoo(*args, "--out", str(tmp_path / "ref.safetensors"), env=env)
-    assert ref.returncode == 0, ref.stderr
-
-    out = tmp_path / "run.safetensors"
-    exe = shutil.which("vitzoo")
-    proc = subprocess.Popen([exe, *args, "--out", str(out)], env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    parts = tmp_path / "run.safetensors.parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (parts / "shard-000001.safetensors").exists():
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists(), "the run finished before it could be interrupted"
-    done = sorted(p.name for p in parts.glob("shard-*.safetensors"))
-    assert 2 <= len(done) < 25
-    again = _vitzoo(*args, "--out", str(out), env=env)
-    assert again.returncode == 0, again.stderr
-    assert f"resuming: {len(done)} of 25 shards already done" in again.stderr
-    (a, meta_a), (b, meta_b) = _bytes_of(out), _bytes_of(tmp_path / "ref.safetensors")
-    assert meta_a == meta_b and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_torchrun_two_processes_equal_one(saved_model, tmp_path):
-    _, name = saved_model
-    _write_images(tmp_path / "imgs", n_plain=20)
-    args = ["embed", name, str(tmp_path / "imgs"), "--shard-size", "4", "--batch-size", "4", "--workers", "0"]
-    env = {"OMP_NUM_THREADS": "1"}
-    one = _vitzoo(*args, "--out", str(tmp_path / "one.safetensors"), env=env)
-    assert one.returncode == 0, one.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-                "--master-port", "29517", "-m", "vitzoo", *args, "--out", str(tmp_path / "two.safetensors")]  # fmt: skip
-    two = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert "[rank 1]" in two.stderr or "rank" in two.stderr
-    (a, meta_a), (b, meta_b) = _bytes_of(tmp_path / "two.safetensors"), _bytes_of(tmp_path / "one.safetensors")
-    assert meta_a == meta_b and all(torch.equal(a[k], b[k]) for k in a)
+    assert vitzoo.cli.main(["predict", name, str(path), "--workers", "0", "--dtype", "bf16"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == str(path)

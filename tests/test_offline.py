@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from PIL import Image
 
 import vitzoo
 from conftest import timm_repo
@@ -51,6 +52,7 @@ def test_unreachable_hub_cli_embed_reports_the_error(tmp_path, monkeypatch, caps
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     (tmp_path / "photos").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "photos" / "a.png")
     start = time.monotonic()
     code = cli.main(["embed", TAG, str(tmp_path / "photos"), "--out", str(tmp_path / "x.safetensors"), "--quiet"])
     assert time.monotonic() - start < LIMIT_S

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .errors import VitzooError
+from .extract import ImageList, expand_inputs, extract_features
 from .model import take_indices
 
 
@@ -174,18 +175,15 @@ def fewshot_linear(
 
 def image_folder(root: str | Path) -> tuple[list[str], torch.Tensor, list[str]]:
     """An ImageFolder layout (one sub-folder per class) to (paths, labels, class names)."""
-    from .extract import IMAGE_SUFFIXES
-
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise VitzooError(f"{root}: expected one sub-folder per class (ImageFolder layout)")
-    paths, labels = [], []
+    paths, labels = ImageList(), []  # expanded here, once: extract_features takes them as they are
     for c, name in enumerate(classes):
-        for p in sorted((root / name).rglob("*")):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(str(p))
-                labels.append(c)
+        found = expand_inputs(root / name)  # the images of the folder, recursively, sorted
+        paths += found
+        labels += [c] * len(found)
     return paths, torch.tensor(labels), classes
 
 
@@ -206,7 +204,6 @@ def fewshot_eval(
     from ``extract_features`` (frozen model, checkpoint transform); ``shots`` images per class are drawn from
     ``train`` with ``seed``.
     """
-    from .extract import extract_features
 
     def features(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(split, (tuple, list)) and len(split) == 2 and torch.is_tensor(split[0]):

@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from . import analysis, plots
 from ._version import __version__
 from .config import ViTConfig
+from .embed import embed_to_file
 from .errors import ConfigError, VitzooError
+from .extract import expand_inputs, predict
 from .factory import create_model, describe
-from .model import VisionTransformer
+from .model import FEATURE_POOLS, VisionTransformer
 from .registry import ALIASES, PRETRAINED, list_models, list_pretrained
 from .source import default_checkpoint, resolve
 from .transforms import create_transform, load_image, resolve_data_config
@@ -174,10 +178,8 @@ def flops(cfg: ViTConfig) -> float:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .extract import expand_inputs, predict
-
     model = _load(args.name, args)
-    items = expand_inputs(args.images)
+    items = expand_inputs(args.images)  # expanded once: predict takes the list as it is
     results = predict(model, items, topk=args.topk, dtype=args.dtype, device=args.device,
                       batch_size=args.batch_size, num_workers=args.workers)  # fmt: skip
     if args.json:
@@ -193,52 +195,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    import os
-
-    from .extract import embed_to_file, expand_inputs
-
     distributed = args.distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if (args.device or "cpu").startswith("cuda") else "gloo")
-        rank = dist.get_rank()
         if args.device and args.device.startswith("cuda"):
             args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    else:
-        rank = 0
     try:
-        model = _load(args.name, args)
-        items = [str(i) for i in expand_inputs(args.inputs)]
+        items = expand_inputs(args.inputs)
         if not items:
             print("vitzoo: error: no images found in the inputs", file=sys.stderr)
             return 1
-        facts = model.pretrained_cfg
-        meta = {"model": args.name, "tag": facts.name if facts else "", "revision": args.revision or "",
-                "img_size": json_list(model.config.img_size), "vitzoo_version": __version__}  # fmt: skip
+        model = _load(args.name, args)
         summary = embed_to_file(
-            model, items, args.out, meta=meta, pool=args.pool, layers=args.layers, batch_size=args.batch_size,
-            shard_size=args.shard_size, num_workers=args.workers, dtype=args.dtype, device=args.device,
-            progress=not args.quiet,
+            model, items, args.out, name=args.name, revision=args.revision, pool=args.pool, layers=args.layers,
+            batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, dtype=args.dtype,
+            device=args.device, progress=not args.quiet,
         )  # fmt: skip
     finally:
-        if distributed:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-    if rank == 0:
+        if distributed and dist.is_initialized():
+            dist.destroy_process_group()
+    if summary is not None:  # rank 0
         print(args.out)
-        msg = f"{summary['rows']} images embedded into {args.out}"
-        if summary["failed"]:
-            msg += f"; {summary['failed']} unreadable, listed in {summary['failed_file']}"
+        msg = f"{summary.rows} images embedded into {args.out}"
+        if summary.failed:
+            msg += f"; {summary.failed} unreadable, listed in {summary.failed_file}"
         print(msg, file=sys.stderr)
     return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    import json
     plots._plt()  # fail early, with the install hint, if matplotlib is missing
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,10 +272,6 @@ def _cmd_fewshot(args: argparse.Namespace) -> int:
         for k, acc in results.items():
             print(f"{k}-shot\t{acc:.4f}")
     return 0
-
-
-def json_list(values: Sequence[Any]) -> str:
-    return json.dumps(list(values))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_emb.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_emb.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files of paths")
     p_emb.add_argument("--out", required=True, help="output .safetensors (features + metadata) or .npy")
-    p_emb.add_argument("--pool", choices=("token", "avg", "tokens", "pre_logits"), default="token")
+    p_emb.add_argument("--pool", choices=FEATURE_POOLS, default="token")
     p_emb.add_argument("--layers", type=int, nargs="+", help="block indices (negative from the end)")
     p_emb.add_argument("--shard-size", type=int, default=1024, help="images per resumable shard")
     p_emb.add_argument("--distributed", action="store_true", help="init torch.distributed from env (torchrun sets it)")

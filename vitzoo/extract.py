@@ -1,40 +1,51 @@
 """Batched feature extraction and prediction: images decoded in parallel workers, overlapped with the forward.
 
-``extract_features`` and ``predict`` are the Python API; ``embed_to_file`` is the resumable, shardable job behind
-``vitzoo embed`` (and ``torchrun -m vitzoo embed``).
+``extract_features`` and ``predict`` are the Python API. Both, and the embed job (``vitzoo.embed``), run through
+``run_batches``: the one loop that turns inputs into model outputs batch by batch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.utils import tqdm  # a progress bar, not Hub I/O: it shares huggingface_hub's on/off switch
 from PIL import Image
 
-from ._version import __version__
-from .errors import ImageError, VitzooError
-from .model import take_indices
+from .errors import ConfigError, ImageError, VitzooError
+from .model import FEATURE_POOLS, pool_tokens, take_indices
 from .transforms import create_transform, load_image, to_rgb
 
 logger = logging.getLogger("vitzoo")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-POOLS = ("token", "avg", "tokens", "pre_logits")
+ON_ERROR = ("raise", "skip")
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------- inputs
-def expand_inputs(inputs: Iterable[Any]) -> list[Any]:
-    """Paths, folders (recursively, sorted), text files listing paths (``.txt``/``.lst``), PIL images, tensors."""
-    out: list[Any] = []
-    for item in [inputs] if isinstance(inputs, (str, Path, Image.Image, torch.Tensor)) else inputs:
+class ImageList(list):
+    """Inputs already expanded by ``expand_inputs``; expanding them again returns them unchanged."""
+
+
+def expand_inputs(inputs: Any) -> ImageList:
+    """Paths, folders (recursively, sorted), text files listing paths (``.txt``/``.lst``), PIL images, tensors.
+
+    A 4-D tensor is split into its images. The result is an ``ImageList``, which this function returns as it is, so
+    a caller that expanded the inputs (to print them next to the results) can pass them on without a second pass.
+    """
+    if isinstance(inputs, ImageList):
+        return inputs
+    out = ImageList()
+    single = isinstance(inputs, (str, Path, Image.Image, torch.Tensor))
+    items: Iterable[Any] = [inputs] if single else inputs
+    for item in items:
         if isinstance(item, torch.Tensor) and item.ndim == 4:
             out.extend(item.unbind(0))
         elif isinstance(item, (str, Path)):
@@ -48,6 +59,26 @@ def expand_inputs(inputs: Iterable[Any]) -> list[Any]:
         else:
             out.append(item)
     return out
+
+
+def require_inputs(inputs: Any) -> ImageList:
+    """``expand_inputs``, refusing inputs that hold no image at all."""
+    items = expand_inputs(inputs)
+    if not items:
+        raise VitzooError("no images in the inputs: pass image files, folders with images, .txt lists of paths, "
+                          "PIL images or preprocessed tensors")  # fmt: skip
+    return items
+
+
+# ------------------------------------------------------------------------------------------- the batch loop
+@dataclass
+class Batch:
+    """One decoded batch: ``x`` holds the readable inputs ``rows``; ``failed`` the others with their error."""
+
+    positions: list[int]  # every input of the batch, readable or not, in order
+    rows: list[int]
+    x: torch.Tensor | None
+    failed: list[tuple[int, str]]
 
 
 class _Images(torch.utils.data.Dataset):
@@ -70,10 +101,12 @@ class _Images(torch.utils.data.Dataset):
             return i, None, str(err)
 
 
-def _collate(batch: list) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
-    ok = [(i, x) for i, x, _ in batch if x is not None]
-    failed = [(i, err) for i, x, err in batch if x is None]
-    return [i for i, _ in ok], (torch.stack([x for _, x in ok]) if ok else None), failed
+def _collate(samples: list[tuple[int, torch.Tensor | None, str]]) -> Batch:
+    ok = [(i, x) for i, x, _ in samples if x is not None]
+    return Batch(
+        positions=[i for i, _, _ in samples], rows=[i for i, _ in ok],
+        x=torch.stack([x for _, x in ok]) if ok else None, failed=[(i, err) for i, x, err in samples if x is None],
+    )  # fmt: skip
 
 
 def _worker_init(_: int) -> None:
@@ -81,69 +114,122 @@ def _worker_init(_: int) -> None:
 
 
 def default_workers() -> int:
+    """Decoding processes when ``num_workers`` is None: one per core but one, at most 8."""
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
-def iter_batches(
-    items: Sequence[Any], transform: Any, batch_size: int, num_workers: int | None
-) -> Iterator[tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]]:
-    """Decode and transform in worker processes (prefetching ahead of the consumer); yield batches in order."""
+def batched(positions: Sequence[int], batch_size: int) -> list[list[int]]:
+    """``positions`` cut into consecutive batches of ``batch_size`` (the last one shorter)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    return [list(positions[i : i + batch_size]) for i in range(0, len(positions), batch_size)]
+
+
+def check_on_error(on_error: str) -> None:
+    """Refuse anything but ``"raise"`` and ``"skip"``."""
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"on_error must be 'raise' (stop at an unreadable image) or 'skip' (leave it out), "
+                          f"got {on_error!r}")  # fmt: skip
+
+
+def progress_bar(total: int, enabled: bool, desc: str | None = None) -> Any:
+    """A tqdm bar on stderr counting images; off when ``enabled`` is False, when ``HF_HUB_DISABLE_PROGRESS_BARS``
+    is set, or after ``huggingface_hub.utils.disable_progress_bars("vitzoo")``."""
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="img", dynamic_ncols=True, name="vitzoo")
+
+
+def run_batches(
+    model: torch.nn.Module,
+    items: Sequence[Any],
+    fn: Callable[[torch.Tensor], Any],
+    batches: Sequence[Sequence[int]],
+    *,
+    num_workers: int | None = None,
+    on_error: str = "raise",
+    progress: bool = True,
+    desc: str | None = None,
+) -> Iterator[tuple[Batch, Any]]:
+    """The one batch loop: decode ``items`` in the order of ``batches`` (lists of positions), run ``fn`` on each.
+
+    One DataLoader (one pool of ``num_workers`` decoding processes, default ``default_workers()``) serves every
+    batch; images get the model's checkpoint transform, tensors pass through. Each batch is moved to the model's
+    device and dtype and ``fn`` runs under ``torch.inference_mode``. Yields ``(batch, fn(batch.x))``, with ``None``
+    for a batch without readable images. Unreadable images raise ``ImageError`` unless ``on_error="skip"``; the
+    skipped ones are in ``batch.failed``.
+    """
+    check_on_error(on_error)
+    param = next(model.parameters())
     workers = default_workers() if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
-        _Images(items, transform), batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
+        _Images(items, create_transform(model)), batch_sampler=batches, num_workers=workers, collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None,
-        persistent_workers=False,
     )  # fmt: skip
-    yield from loader
+    with progress_bar(sum(len(b) for b in batches), progress, desc) as bar:
+        for batch in loader:
+            if batch.failed and on_error == "raise":
+                raise ImageError("; ".join(err for _, err in batch.failed))
+            out = None
+            if batch.x is not None:
+                with torch.inference_mode():
+                    out = fn(batch.x.to(device=param.device, dtype=param.dtype))
+            bar.update(len(batch.positions))
+            yield batch, out
 
 
 # ------------------------------------------------------------------------------------------------- features
-@torch.inference_mode()
-def compute_features(
-    model: torch.nn.Module, x: torch.Tensor, pool: str = "token", layers: Sequence[int] | None = None
-) -> dict[str, torch.Tensor]:
-    """One batch (B, C, H, W) to float32 CPU features: ``{"features": ...}`` or one entry per requested block."""
-    if pool not in POOLS:
-        raise VitzooError(f"pool must be one of {POOLS}, got {pool!r}")
-    p = model.num_prefix_tokens
-    if layers:
-        if pool == "pre_logits":
-            raise VitzooError("pool='pre_logits' applies to the final output only; use token, avg or tokens")
-        outs = model.forward_intermediates(x, indices=list(layers), norm=True, output_fmt="NLC",
-                                           return_prefix_tokens=True, intermediates_only=True)  # fmt: skip
-        picked = {}
-        for index, (patches, prefix) in zip(take_indices(len(model.blocks), list(layers)), outs):
-            picked[f"layer_{index}"] = _pool(torch.cat([prefix, patches], dim=1), pool, p)
-        return {k: v.float().cpu() for k, v in picked.items()}
-    if pool == "token" and p:
-        feats = model.forward_cls(x)
-    elif pool == "pre_logits":
-        feats = model.forward_head(model.forward_features(x), pre_logits=True)
-    else:
-        feats = _pool(model.forward_features(x), pool, p)
-    return {"features": feats.float().cpu()}
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``"fp32"``/``"bf16"``/``"fp16"`` (or ``float32``/``bfloat16``/``float16``) to a torch dtype; None stays."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} or a torch.dtype, got {dtype!r}")
 
 
-def _pool(tokens: torch.Tensor, pool: str, prefix: int) -> torch.Tensor:
-    if pool == "token":
-        if not prefix:
-            raise VitzooError("pool='token' needs a class token; use pool='avg'")
-        return tokens[:, 0]
-    if pool == "avg":
-        return tokens[:, prefix:].mean(dim=1)
-    return tokens  # "tokens": (B, P + N, D)
-
-
-def _prepare(model: torch.nn.Module, dtype: torch.dtype | str | None, device: Any) -> tuple[torch.dtype, torch.device]:
-    dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
+def prepare_model(model: torch.nn.Module, dtype: torch.dtype | str | None, device: Any) -> torch.nn.Module:
+    """Eval mode, moved to ``dtype`` / ``device`` when given (the model itself is moved, as ``model.to`` does)."""
+    dtype = resolve_dtype(dtype)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
-    param = next(model.parameters())
-    return param.dtype, param.device
+    return model.eval()
 
 
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-           "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
+def feature_fn(
+    model: torch.nn.Module, pool: str = "token", layers: Sequence[int] | None = None
+) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """Check ``pool``/``layers`` for ``model`` and return the per-batch function of ``extract_features``.
+
+    It maps a batch (B, C, H, W) to float32 CPU features: ``{"features": ...}``, or ``{"layer_<i>": ...}`` for each
+    requested block (absolute index, final-normed) when ``layers`` is given.
+    """
+    if pool not in FEATURE_POOLS:
+        raise ConfigError(f"pool must be one of {FEATURE_POOLS}, got {pool!r}")
+    prefix = model.num_prefix_tokens
+    if pool == "token" and not prefix:
+        raise ConfigError("pool='token' needs a class token; this model has none, use pool='avg'")
+    if layers:
+        if pool == "pre_logits":
+            raise ConfigError("pool='pre_logits' applies to the final output only; use token, avg or tokens")
+        indices = take_indices(len(model.blocks), list(layers))
+
+        def from_blocks(x: torch.Tensor) -> dict[str, torch.Tensor]:
+            outs = model.forward_intermediates(x, indices=indices, norm=True, output_fmt="NLC",
+                                               return_prefix_tokens=True, intermediates_only=True)  # fmt: skip
+            return {f"layer_{i}": pool_tokens(torch.cat([prefix_tokens, patches], dim=1), pool, prefix).float().cpu()
+                    for i, (patches, prefix_tokens) in zip(indices, outs)}  # fmt: skip
+
+        return from_blocks
+
+    def final(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if pool == "token":
+            feats = model.forward_cls(x)  # the last block for the class token's row only
+        elif pool == "pre_logits":
+            feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        else:
+            feats = pool_tokens(model.forward_features(x), pool, prefix)
+        return {"features": feats.float().cpu()}
+
+    return final
 
 
 def extract_features(
@@ -164,219 +250,67 @@ def extract_features(
     Images get the model's checkpoint transform (``create_transform(model)``). ``pool``: ``"token"`` (normed class
     token), ``"avg"`` (mean of normed patch tokens), ``"tokens"`` (all normed tokens), ``"pre_logits"`` (what the
     head sees). ``layers`` (block indices, negatives allowed) returns ``{"layer_i": features}`` from those blocks
-    (final-normed). ``dtype``/``device`` move the model. Unreadable images raise ``ImageError``; with
-    ``on_error="skip"`` they are left out (rows then follow the readable inputs) and logged.
+    (final-normed). ``dtype`` (a torch dtype or ``"fp32"``/``"bf16"``/``"fp16"``) and ``device`` move the model.
+    Unreadable images raise ``ImageError``; with ``on_error="skip"`` they are left out (rows then follow the
+    readable inputs) and logged.
     """
-    model.eval()
-    dtype, device = _prepare(model, dtype, device)
-    items = expand_inputs(inputs)
-    transform = create_transform(model)
+    check_on_error(on_error)
+    fn = feature_fn(model, pool, layers)
+    items = require_inputs(inputs)
+    prepare_model(model, dtype, device)
     chunks: dict[str, list[torch.Tensor]] = {}
-    meter = Progress(len(items), enabled=progress)
-    for _, x, failed in iter_batches(items, transform, batch_size, num_workers):
-        if failed:
-            if on_error == "raise":
-                raise ImageError("; ".join(err for _, err in failed))
-            logger.warning("skipped %d unreadable image(s): %s", len(failed), "; ".join(e for _, e in failed))
-        if x is not None:
-            for key, value in compute_features(model, x.to(device=device, dtype=dtype), pool, layers).items():
-                chunks.setdefault(key, []).append(value)
-        meter.update(len(failed) + (0 if x is None else x.shape[0]))
-    meter.close()
-    out = {k: torch.cat(v) for k, v in chunks.items()}
-    return out["features"] if not layers else out
+    for batch, out in run_batches(model, items, fn, batched(range(len(items)), batch_size), num_workers=num_workers,
+                                  on_error=on_error, progress=progress):  # fmt: skip
+        if batch.failed:
+            logger.warning("skipped %d unreadable image(s): %s", len(batch.failed),
+                           "; ".join(err for _, err in batch.failed))  # fmt: skip
+        for key, value in (out or {}).items():
+            chunks.setdefault(key, []).append(value)
+    if not chunks:
+        raise ImageError(f"none of the {len(items)} inputs could be read (see the warnings above); check the paths")
+    feats = {key: torch.cat(values) for key, values in chunks.items()}
+    return feats if layers else feats["features"]
 
 
 @dataclass
 class Prediction:
+    """One of the top-k classes of an input: its name, index in the head and probability."""
+
     label: str
     index: int
     prob: float
 
 
-def predict(model: torch.nn.Module, inputs: Any, topk: int = 5, **kwargs: Any) -> list[list[Prediction]]:
-    """Top-k classes per input, with names from the checkpoint (ImageNet-1k/21k names are shipped)."""
+def predict(
+    model: torch.nn.Module,
+    inputs: Any,
+    topk: int = 5,
+    *,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> list[list[Prediction]]:
+    """Top-k classes per input, with names from the checkpoint (ImageNet-1k/21k names are shipped).
+
+    Inputs are those of ``extract_features``; an unreadable image raises ``ImageError``. ``dtype`` and ``device``
+    move the model.
+    """
     if not model.config.num_classes:
         raise VitzooError("this model has no classifier head (num_classes=0); use extract_features")
     facts = getattr(model, "pretrained_cfg", None)
     names = facts.class_names() if facts is not None else [f"class_{i}" for i in range(model.config.num_classes)]
-    model.eval()
-    dtype, device = _prepare(model, kwargs.pop("dtype", None), kwargs.pop("device", None))
+    items = require_inputs(inputs)
+    prepare_model(model, dtype, device)
+    k = min(topk, model.config.num_classes)
+
+    def top(x: torch.Tensor) -> tuple[list[list[float]], list[list[int]]]:
+        probs = model(x).float().softmax(dim=-1).topk(k, dim=-1)
+        return probs.values.tolist(), probs.indices.tolist()
+
     results: list[list[Prediction]] = []
-    items = expand_inputs(inputs)
-    for _, x, failed in iter_batches(items, create_transform(model), kwargs.pop("batch_size", 32),
-                                     kwargs.pop("num_workers", None)):  # fmt: skip
-        if failed:
-            raise ImageError("; ".join(err for _, err in failed))
-        with torch.inference_mode():
-            probs = model(x.to(device=device, dtype=dtype)).float().softmax(dim=-1).cpu()
-        top = probs.topk(min(topk, probs.shape[-1]), dim=-1)
-        for values, indices in zip(top.values.tolist(), top.indices.tolist()):
-            results.append([Prediction(names[i], i, p) for p, i in zip(values, indices)])
+    for _, (values, indices) in run_batches(model, items, top, batched(range(len(items)), batch_size),
+                                            num_workers=num_workers, progress=progress):  # fmt: skip
+        results += [[Prediction(names[i], i, p) for p, i in zip(ps, ix)] for ps, ix in zip(values, indices)]
     return results
-
-
-# ------------------------------------------------------------------------------------------------ progress
-class Progress:
-    """A small images/s meter on stderr (a bar on a terminal, a line every few seconds otherwise)."""
-
-    def __init__(self, total: int, enabled: bool = True, prefix: str = "") -> None:
-        self.total, self.enabled, self.prefix = total, enabled, prefix
-        self.done, self.start, self.last = 0, time.perf_counter(), 0.0
-        self.tty = sys.stderr.isatty()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.perf_counter()
-        if self.enabled and (now - self.last > (0.2 if self.tty else 5.0) or self.done >= self.total):
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            bar = f"[{'#' * filled}{'.' * (width - filled)}] " if self.tty else ""
-            end = "\r" if self.tty else "\n"
-            sys.stderr.write(f"{self.prefix}{bar}{self.done}/{self.total} images, {rate:.1f} img/s{end}")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
-
-
-# ------------------------------------------------------------------------------------------- the embed job
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def _dist_info() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def embed_to_file(
-    model: torch.nn.Module,
-    items: Sequence[str],
-    out: str | Path,
-    *,
-    meta: dict[str, str],
-    pool: str = "token",
-    layers: Sequence[int] | None = None,
-    batch_size: int = 64,
-    shard_size: int = 1024,
-    num_workers: int | None = None,
-    dtype: torch.dtype | str | None = None,
-    device: Any = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Embed ``items`` into ``out`` (.safetensors or .npy), in resumable shards, sharded over torch.distributed ranks.
-
-    Shard k (inputs ``[k * shard_size, (k + 1) * shard_size)``) is written atomically to ``OUT.parts/`` by rank
-    ``k % world_size``; finished shards are skipped when the same command runs again. Rank 0 then concatenates the
-    shards in order, so the file does not depend on the number of processes or on interruptions. Unreadable images
-    are skipped and listed in ``OUT.failed.txt``.
-    """
-    out = Path(out)
-    if out.suffix not in (".safetensors", ".npy"):
-        raise VitzooError(f"--out must end in .safetensors or .npy, got {out.name}")
-    if out.suffix == ".npy" and layers:
-        raise VitzooError("--layers gives several arrays: write them to a .safetensors file")
-    model.eval()
-    dtype, device = _prepare(model, dtype, device)
-    rank, world = _dist_info()
-    parts = out.with_name(out.name + ".parts")
-    fingerprint = {**meta, "pool": pool, "layers": list(layers or []), "dtype": str(dtype).removeprefix("torch."),
-                   "batch_size": batch_size, "shard_size": shard_size, "inputs": _digest(items)}  # fmt: skip
-    if rank == 0:
-        parts.mkdir(parents=True, exist_ok=True)
-        manifest = parts / "manifest.json"
-        if manifest.exists() and json.loads(manifest.read_text()) != fingerprint:
-            raise VitzooError(f"{parts} holds shards of a different command; delete it or choose another --out")
-        manifest.write_text(json.dumps(fingerprint, indent=1))
-    _barrier()
-    num_shards = max(1, -(-len(items) // shard_size))
-    mine = [k for k in range(num_shards) if k % world == rank]
-    todo = [k for k in mine if not (parts / f"shard-{k:06d}.safetensors").exists()]
-    if progress and len(todo) < len(mine):
-        sys.stderr.write(f"resuming: {len(mine) - len(todo)} of {len(mine)} shards already done\n")
-    transform = create_transform(model)
-    meter = Progress(sum(len(items[k * shard_size : (k + 1) * shard_size]) for k in todo), enabled=progress,
-                     prefix=f"[rank {rank}] " if world > 1 else "")  # fmt: skip
-    for k in todo:
-        shard_items = items[k * shard_size : (k + 1) * shard_size]
-        chunks: dict[str, list[torch.Tensor]] = {}
-        rows: list[int] = []
-        failed: list[tuple[int, str]] = []
-        for idx, x, bad in iter_batches(shard_items, transform, batch_size, num_workers):
-            failed += [(k * shard_size + i, err) for i, err in bad]
-            if x is not None:
-                rows += [k * shard_size + i for i in idx]
-                for key, value in compute_features(model, x.to(device=device, dtype=dtype), pool, layers).items():
-                    chunks.setdefault(key, []).append(value)
-            meter.update(len(bad) + (0 if x is None else x.shape[0]))
-        tensors = {key: torch.cat(v) for key, v in chunks.items()}
-        _atomic_save(tensors, parts / f"shard-{k:06d}.safetensors",
-                     {"rows": json.dumps(rows), "failed": json.dumps(failed)})  # fmt: skip
-    meter.close()
-    _barrier()
-    summary: dict[str, Any] = {}
-    if rank == 0:
-        summary = _merge(parts, num_shards, items, out, {**meta, "pool": pool, "layers": json.dumps(list(layers or [])),
-                                                          "dtype": str(dtype).removeprefix("torch.")})  # fmt: skip
-    _barrier()
-    return summary
-
-
-def _merge(parts: Path, num_shards: int, items: Sequence[str], out: Path, meta: dict[str, str]) -> dict[str, Any]:
-    import shutil
-
-    import numpy as np
-    from safetensors import safe_open
-
-    chunks: dict[str, list[torch.Tensor]] = {}
-    rows: list[int] = []
-    failed: list[tuple[int, str]] = []
-    for k in range(num_shards):
-        with safe_open(str(parts / f"shard-{k:06d}.safetensors"), framework="pt") as f:
-            info = f.metadata()
-            rows += json.loads(info["rows"])
-            failed += [tuple(x) for x in json.loads(info["failed"])]
-            for key in f.keys():  # noqa: SIM118
-                chunks.setdefault(key, []).append(f.get_tensor(key))
-    tensors = {key: torch.cat(v) for key, v in chunks.items()}
-    paths = [items[i] for i in rows]
-    meta = {**meta, "vitzoo_version": __version__, "paths": json.dumps(paths), "num_failed": str(len(failed))}
-    if out.suffix == ".npy":
-        feats = tensors.get("features", torch.zeros(0))
-        tmp = out.with_name(out.name + ".tmp.npy")
-        np.save(tmp, feats.numpy())
-        os.replace(tmp, out)
-        out.with_name(out.name + ".paths.txt").write_text("".join(p + "\n" for p in paths))
-    else:
-        _atomic_save(tensors, out, meta)
-    failed_file = out.with_name(out.name + ".failed.txt")
-    if failed:
-        failed_file.write_text("".join(f"{items[i]}\t{err}\n" for i, err in failed))
-    elif failed_file.exists():
-        failed_file.unlink()
-    shutil.rmtree(parts)
-    return {"rows": len(rows), "failed": len(failed), "failed_file": str(failed_file) if failed else None}
-
-
-def _digest(items: Sequence[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(map(str, items)).encode()).hexdigest()
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()

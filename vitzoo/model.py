@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .config import ViTConfig, nearest_multiples, to_pair
+from .config import POOLS, ViTConfig, nearest_multiples, to_pair
 from .errors import ConfigError, InputError
 from .hybrid import HybridEmbed
 from .pos_embed import resample_patch_embed, resample_pos_embed
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .pretrained_cfg import LoadReport, PretrainedCfg
 
 _POS_CACHE_SIZE = 16  # resampled position tables kept per model (one per input grid seen)
+
+# What feature extraction can return: the global pools (config.POOLS, what forward_head pools), every token,
+# or what the head sees (forward_head(..., pre_logits=True)).
+FEATURE_POOLS: tuple[str, ...] = (*POOLS, "tokens", "pre_logits")
 
 
 class PatchEmbed(nn.Module):
@@ -275,10 +279,7 @@ class VisionTransformer(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool normed tokens (B, P + N, D) and apply the head; ``pre_logits=True`` stops at the pooled (B, D)."""
-        if self.config.global_pool == "avg":
-            x = x[:, self.num_prefix_tokens :].mean(dim=1)  # mean of the patch tokens
-        else:
-            x = x[:, 0]  # class token
+        x = pool_tokens(x, self.config.global_pool, self.num_prefix_tokens)
         x = self.pre_logits(x)
         return x if pre_logits else self.head(x)
 
@@ -394,6 +395,23 @@ class VisionTransformer(nn.Module):
                 self.pos_embed = nn.Parameter(table, requires_grad=self.pos_embed.requires_grad)
         self.config = new
         self._pos_cache.clear()
+
+
+def pool_tokens(tokens: torch.Tensor, pool: str, num_prefix_tokens: int) -> torch.Tensor:
+    """Pool normed tokens (B, P + N, D): ``"token"`` is the class token (B, D), ``"avg"`` the mean of the patch
+    tokens (B, D), ``"tokens"`` every token unchanged (B, P + N, D).
+
+    The one place tokens are pooled: ``forward_head`` (with ``config.global_pool``) and feature extraction use it.
+    """
+    if pool == "token":
+        if not num_prefix_tokens:
+            raise ConfigError("pool='token' needs a class token; this model has none, use pool='avg'")
+        return tokens[:, 0]
+    if pool == "avg":
+        return tokens[:, num_prefix_tokens:].mean(dim=1)
+    if pool == "tokens":
+        return tokens
+    raise ConfigError(f"pool must be one of {(*POOLS, 'tokens')}, got {pool!r}")
 
 
 def take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> list[int]:
