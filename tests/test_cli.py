@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import vitzoo
+from vitzoo import cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
@@ -71,3 +75,47 @@ def test_pretrained_registry_matches_timm():
         assert ours.hf_hub_id == ref["hf_hub_id"] and ours.num_classes == ref["num_classes"], name
         assert ours.input_size == tuple(ref["input_size"]) and ours.crop_pct == ref["crop_pct"], name
         assert ours.mean == tuple(ref["mean"]) and ours.interpolation == ref["interpolation"], name
+
+
+def test_python_m_vitzoo_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "vitzoo", "--version"], capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == f"vitzoo {vitzoo.__version__}"
+
+
+def test_closed_pipe_exits_quietly():
+    """`vitzoo list --pretrained | head -1`: the reader takes one line and leaves; no traceback, status 141."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        pytest.skip("needs Linux pipes")
+    read_end, write_end = os.pipe()
+    # One page of pipe: the ~7 kB table cannot all be written before the reader leaves, whatever the timing.
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    proc = subprocess.Popen([sys.executable, "-m", "vitzoo", "list", "--pretrained"], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    os.close(write_end)
+    with open(read_end, "rb", buffering=0) as reader:  # unbuffered: reads exactly one line, the rest stays unread
+        first = reader.readline()
+    _, err = proc.communicate(timeout=120)
+    assert first.split()[:2] == [b"checkpoint", b"classes"]
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 141, (proc.returncode, err)
+
+
+def _interrupt(args):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_embed_exits_130_and_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(cli, "_cmd_embed", _interrupt)
+    out = tmp_path / "feats.safetensors"
+    assert cli.main(["embed", "vit_tiny_patch16_224", str(tmp_path), "--out", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert f"{out}.parts/" in captured.err and "re-running the same command resumes" in captured.err
+
+
+def test_ctrl_c_elsewhere_exits_130_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_cmd_list", _interrupt)
+    assert cli.main(["list"]) == 130
+    assert capsys.readouterr().err == "vitzoo: interrupted\n"

@@ -376,10 +376,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's flush at exit
+        return status
     except VitzooError as err:
         print(f"vitzoo: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (`vitzoo list | head -1`): stop quietly with SIGPIPE's status, as Unix tools do. stdout goes
+        # to devnull first, or the interpreter's final flush of the buffered rest raises again on the way out.
+        import contextlib
+        import os
+
+        with contextlib.suppress(OSError, ValueError):  # stdout replaced in-process: no file descriptor to redirect
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # 141, the status of a writer killed by SIGPIPE (13; Windows has no signal.SIGPIPE)
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "embed":
+            hint = f"; finished shards are kept in {args.out}.parts/ and re-running the same command resumes"
+        print(f"vitzoo: interrupted{hint}", file=sys.stderr)
+        return 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 if __name__ == "__main__":
