@@ -45,8 +45,23 @@ def make_images(folder: Path, n: int) -> None:
 
 
 def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int) -> float:
-    cmd = [sys.executable, "-m", "vitzoo", "embed", f"local-dir:{model_dir}", str(images), "--out", str(out),
-           "--batch-size", str(batch), "--dtype", dtype, "--quiet", "--shard-size", "4096"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vitzoo",
+        "embed",
+        f"local-dir:{model_dir}",
+        str(images),
+        "--out",
+        str(out),
+        "--batch-size",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--quiet",
+        "--shard-size",
+        "4096",
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -54,8 +69,9 @@ def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int)
 
 @torch.inference_mode()
 def run_pure(model_dir: Path, n: int, dtype: str, batch: int) -> float:
-    model = vitzoo.create_model(f"local-dir:{model_dir}", pretrained=True,
-                                dtype=torch.bfloat16 if dtype == "bf16" else None).eval()  # fmt: skip
+    model = vitzoo.create_model(
+        f"local-dir:{model_dir}", pretrained=True, dtype=torch.bfloat16 if dtype == "bf16" else None
+    ).eval()
     x = torch.randn(batch, 3, 224, 224, dtype=next(model.parameters()).dtype)
     model.forward_cls(x)  # warm-up
     start = time.perf_counter()

@@ -119,13 +119,17 @@ def main() -> None:
     dyn_ips = bench({n: dyn_runner(m) for n, m in dyn.items()}, 8, 3 if args.quick else 5)
     print(dyn_ips, flush=True)
 
-    print(f"\nMachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, timm {timm.__version__}, transformers {transformers.__version__}\n")  # fmt: skip
+    print(
+        f"\nMachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, timm {timm.__version__}, transformers {transformers.__version__}\n"
+    )
     print("| setting | vitzoo img/s | timm img/s | transformers img/s | vitzoo / timm | transformers / timm |")
     print("|---|---|---|---|---|---|")
     for label, ips in rows:
-        print(f"| {label} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['transformers']:.2f} | "
-              f"{ips['vitzoo'] / ips['timm']:.3f}x | {ips['transformers'] / ips['timm']:.3f}x |")  # fmt: skip
+        print(
+            f"| {label} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['transformers']:.2f} | "
+            f"{ips['vitzoo'] / ips['timm']:.3f}x | {ips['transformers'] / ips['timm']:.3f}x |"
+        )
     for label, ips in hybrid_rows:
         print(f"| {label} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | - | {ips['vitzoo'] / ips['timm']:.3f}x | - |")
     print("\n| B/16 at 384, batch 8, bf16 autocast | img/s | dynamic / static |")

@@ -20,11 +20,15 @@ import time
 from pathlib import Path
 
 MODELS = {  # key: (timm/vitzoo arch, transformers config)
-    "b16": ("vit_base_patch16_224", dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                         intermediate_size=3072, patch_size=16)),
-    "h14": ("vit_huge_patch14_224", dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16,
-                                         intermediate_size=5120, patch_size=14)),
-}  # fmt: skip
+    "b16": (
+        "vit_base_patch16_224",
+        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, patch_size=16),
+    ),
+    "h14": (
+        "vit_huge_patch14_224",
+        dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120, patch_size=14),
+    ),
+}
 
 
 def prepare(key: str, workdir: Path) -> None:
@@ -68,8 +72,12 @@ def child(lib: str, key: str, workdir: Path) -> dict:
     elif lib == "timm":
         import timm
 
-        model = timm.create_model(arch, pretrained=True, num_classes=1000,
-                                  pretrained_cfg_overlay=dict(file=str(workdir / key / "model.safetensors"))).eval()  # fmt: skip
+        model = timm.create_model(
+            arch,
+            pretrained=True,
+            num_classes=1000,
+            pretrained_cfg_overlay=dict(file=str(workdir / key / "model.safetensors")),
+        ).eval()
     else:
         import transformers
 
@@ -79,7 +87,12 @@ def child(lib: str, key: str, workdir: Path) -> dict:
         model(pixel_values=x) if lib == "transformers" else model(x)
     done = time.perf_counter()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"load_s": loaded - start, "forward_s": done - loaded, "first_output_s": done - start, "peak_rss_mb": peak_mb}
+    return {
+        "load_s": loaded - start,
+        "forward_s": done - loaded,
+        "first_output_s": done - start,
+        "peak_rss_mb": peak_mb,
+    }
 
 
 def main() -> None:
@@ -95,19 +108,27 @@ def main() -> None:
     for key in args.models:
         prepare(key, args.workdir)
         for lib in ("vitzoo", "timm", "transformers"):
-            out = subprocess.run([sys.executable, __file__, "--workdir", str(args.workdir), "--child", lib, key],
-                                 capture_output=True, text=True, check=True)  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, __file__, "--workdir", str(args.workdir), "--child", lib, key],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append((key, lib, json.loads(out.stdout.strip().splitlines()[-1])))
             print(rows[-1], flush=True)
-    print("\n| model | library | load s | first forward s | time to first output s | peak RSS MB | "
-          "vs timm (time) | vs transformers (time) | vs transformers (RSS) |")
+    print(
+        "\n| model | library | load s | first forward s | time to first output s | peak RSS MB | "
+        "vs timm (time) | vs transformers (time) | vs transformers (RSS) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for key, lib, r in rows:
         ref = {lb: rr for k, lb, rr in rows if k == key}
-        print(f"| {MODELS[key][0]} | {lib} | {r['load_s']:.2f} | {r['forward_s']:.2f} | {r['first_output_s']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['first_output_s'] / ref['timm']['first_output_s']:.2f}x | "
-              f"{r['first_output_s'] / ref['transformers']['first_output_s']:.2f}x | "
-              f"{r['peak_rss_mb'] / ref['transformers']['peak_rss_mb']:.2f}x |")  # fmt: skip
+        print(
+            f"| {MODELS[key][0]} | {lib} | {r['load_s']:.2f} | {r['forward_s']:.2f} | {r['first_output_s']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['first_output_s'] / ref['timm']['first_output_s']:.2f}x | "
+            f"{r['first_output_s'] / ref['transformers']['first_output_s']:.2f}x | "
+            f"{r['peak_rss_mb'] / ref['transformers']['peak_rss_mb']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

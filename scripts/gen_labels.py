@@ -16,7 +16,10 @@ lemmas = dict(
     line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines() if "\t" in line
 )
 out = Path(__file__).resolve().parents[1] / "vitzoo" / "data"
-for src, dst in (("imagenet_synsets.txt", "imagenet1k_labels.txt"), ("imagenet21k_goog_synsets.txt", "imagenet21k_labels.txt")):
+for src, dst in (
+    ("imagenet_synsets.txt", "imagenet1k_labels.txt"),
+    ("imagenet21k_goog_synsets.txt", "imagenet21k_labels.txt"),
+):
     synsets = (info / src).read_text().split()
     names = [lemmas[s].split(",")[0].strip() for s in synsets]
     (out / dst).write_text("\n".join(names) + "\n")

@@ -14,8 +14,17 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "vitzoo"
 
 LAYERS: dict[str, tuple[str, ...]] = {
-    "model": ("_version", "errors", "config", "pos_embed", "hybrid", "model", "pretrained_cfg", "pretrained_tags",
-              "registry"),  # fmt: skip
+    "model": (
+        "_version",
+        "errors",
+        "config",
+        "pos_embed",
+        "hybrid",
+        "model",
+        "pretrained_cfg",
+        "pretrained_tags",
+        "registry",
+    ),
     "weights": ("formats", "hub", "loading", "repo_config", "source"),
     "api": ("factory",),
     "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots"),

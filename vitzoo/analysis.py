@@ -66,7 +66,9 @@ def capture_attention(model: torch.nn.Module, layers: Sequence[int] | None = Non
             model.blocks[i].attn.record = None
 
 
-def attention_rollout(attentions: Sequence[torch.Tensor], num_prefix_tokens: int, grid: tuple[int, int]) -> torch.Tensor:
+def attention_rollout(
+    attentions: Sequence[torch.Tensor], num_prefix_tokens: int, grid: tuple[int, int]
+) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema 2020, §3) of the class token over the patch grid: (B, h, w).
 
     Per layer: average the heads, add the residual as ``0.5 * A + 0.5 * I``, renormalise rows; multiply the layers

@@ -26,8 +26,32 @@ from .registry import ALIASES, PRETRAINED, list_models, list_pretrained
 from .source import default_checkpoint, resolve
 from .transforms import create_transform, load_image, resolve_data_config
 
-_COLUMNS = ("name", "aliases", "params", "params_no_head", "layers", "width", "mlp", "heads", "patch", "img_size", "tokens")
-_HEADERS = ("model", "aliases", "params (1k head)", "params (no head)", "layers", "D", "MLP", "heads", "patch", "img", "tokens")
+_COLUMNS = (
+    "name",
+    "aliases",
+    "params",
+    "params_no_head",
+    "layers",
+    "width",
+    "mlp",
+    "heads",
+    "patch",
+    "img_size",
+    "tokens",
+)
+_HEADERS = (
+    "model",
+    "aliases",
+    "params (1k head)",
+    "params (no head)",
+    "layers",
+    "D",
+    "MLP",
+    "heads",
+    "patch",
+    "img",
+    "tokens",
+)
 
 
 def _rows(pattern: str | None) -> list[list[str]]:
@@ -64,10 +88,19 @@ def _pretrained_rows(pattern: str | None) -> list[list[str]]:
     for name in list_pretrained(pattern):
         c = PRETRAINED[name]
         norm = "0.5" if c.mean == (0.5, 0.5, 0.5) else "imagenet" if c.mean[0] == 0.485 else "clip"
-        rows.append([
-            name, str(c.num_classes), str(c.img_size[0]), f"{c.top1:.2f}" if c.top1 else "-", norm,
-            f"{c.crop_pct:g} {c.crop_mode}", c.interpolation, c.license or "-", c.description,
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                str(c.num_classes),
+                str(c.img_size[0]),
+                f"{c.top1:.2f}" if c.top1 else "-",
+                norm,
+                f"{c.crop_pct:g} {c.crop_mode}",
+                c.interpolation,
+                c.license or "-",
+                c.description,
+            ]
+        )
     return rows
 
 
@@ -81,7 +114,9 @@ def _print_table(headers: Sequence[str], rows: list[list[str]]) -> None:
 def pretrained_markdown() -> str:
     """The checkpoint table of docs/pretrained.md (``vitzoo list --pretrained --format markdown``)."""
     lines = ["| " + " | ".join(_PRETRAINED_HEADERS) + " |", "|" + "|".join("---" for _ in _PRETRAINED_HEADERS) + "|"]
-    lines += ["| " + " | ".join(f"`{r[0]}`" if i == 0 else r[i] for i in range(len(r))) + " |" for r in _pretrained_rows(None)]
+    lines += [
+        "| " + " | ".join(f"`{r[0]}`" if i == 0 else r[i] for i in range(len(r))) + " |" for r in _pretrained_rows(None)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -143,23 +178,37 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
         "params": params,
         "gflops": round(flops(cfg) / 1e9, 2),
-        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in resolve_data_config(src).to_dict().items()},
-        "checkpoint": None if facts is None else {
-            "tag": facts.name, "hf_hub_id": facts.hf_hub_id, "files": list(facts.filenames), "num_classes":
-            facts.num_classes, "labels": facts.labels, "license": facts.license, "top1": facts.top1,
-            "top5": facts.top5, "description": facts.description,
+        "data_config": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in resolve_data_config(src).to_dict().items()
         },
-    }  # fmt: skip
+        "checkpoint": None
+        if facts is None
+        else {
+            "tag": facts.name,
+            "hf_hub_id": facts.hf_hub_id,
+            "files": list(facts.filenames),
+            "num_classes": facts.num_classes,
+            "labels": facts.labels,
+            "license": facts.license,
+            "top1": facts.top1,
+            "top5": facts.top5,
+            "description": facts.description,
+        },
+    }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{args.name}: {params:,} parameters, {info['gflops']} GFLOPs at {cfg.img_size[0]}x{cfg.img_size[1]}")
-    print(f"  layers {cfg.depth}, width {cfg.embed_dim}, MLP {cfg.mlp_dim}, heads {cfg.num_heads}, "
-          f"patch {cfg.patch_size[0]}, tokens {cfg.num_tokens}, "
-          f"classes {cfg.num_classes}, pool {cfg.global_pool}")  # fmt: skip
+    print(
+        f"  layers {cfg.depth}, width {cfg.embed_dim}, MLP {cfg.mlp_dim}, heads {cfg.num_heads}, "
+        f"patch {cfg.patch_size[0]}, tokens {cfg.num_tokens}, "
+        f"classes {cfg.num_classes}, pool {cfg.global_pool}"
+    )
     d = info["data_config"]
-    print(f"  eval transform: {d['input_size']}, {d['interpolation']}, crop_pct {d['crop_pct']} {d['crop_mode']}, "
-          f"mean {d['mean']}, std {d['std']}")  # fmt: skip
+    print(
+        f"  eval transform: {d['input_size']}, {d['interpolation']}, crop_pct {d['crop_pct']} {d['crop_mode']}, "
+        f"mean {d['mean']}, std {d['std']}"
+    )
     if facts is not None:
         top = f", ImageNet top-1 {facts.top1} / top-5 {facts.top5}" if facts.top1 else ""
         print(f"  checkpoint {facts.name}: {facts.hf_hub_id} {list(facts.filenames)}, license {facts.license}{top}")
@@ -173,18 +222,30 @@ def flops(cfg: ViTConfig) -> float:
     d, m = cfg.embed_dim, cfg.mlp_dim
     patch = cfg.grid_size[0] * cfg.grid_size[1] * d * cfg.in_chans * cfg.patch_size[0] * cfg.patch_size[1]
     block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * m
-    head = d * (cfg.representation_size or d) * bool(cfg.representation_size) + (cfg.representation_size or d) * cfg.num_classes
+    head = (
+        d * (cfg.representation_size or d) * bool(cfg.representation_size)
+        + (cfg.representation_size or d) * cfg.num_classes
+    )
     return 2.0 * (patch + cfg.depth * block + head)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     model = _load(args.name, args)
     items = expand_inputs(args.images)  # expanded once: predict takes the list as it is
-    results = predict(model, items, topk=args.topk, dtype=args.dtype, device=args.device,
-                      batch_size=args.batch_size, num_workers=args.workers)  # fmt: skip
+    results = predict(
+        model,
+        items,
+        topk=args.topk,
+        dtype=args.dtype,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
     if args.json:
-        rows = [{"input": str(i), "top": [{"label": p.label, "index": p.index, "prob": round(p.prob, 6)} for p in r]}
-                for i, r in zip(items, results)]  # fmt: skip
+        rows = [
+            {"input": str(i), "top": [{"label": p.label, "index": p.index, "prob": round(p.prob, 6)} for p in r]}
+            for i, r in zip(items, results)
+        ]
         print(json.dumps(rows, indent=1))
         return 0
     for item, top in zip(items, results):
@@ -208,10 +269,20 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             return 1
         model = _load(args.name, args)
         summary = embed_to_file(
-            model, items, args.out, name=args.name, revision=args.revision, pool=args.pool, layers=args.layers,
-            batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.workers, dtype=args.dtype,
-            device=args.device, progress=not args.quiet,
-        )  # fmt: skip
+            model,
+            items,
+            args.out,
+            name=args.name,
+            revision=args.revision,
+            pool=args.pool,
+            layers=args.layers,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
+            num_workers=args.workers,
+            dtype=args.dtype,
+            device=args.device,
+            progress=not args.quiet,
+        )
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
@@ -244,16 +315,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         written.append(plots.rollout_overlay(view, mask, out / f"rollout_{stem}.png"))
         heads = analysis.cls_attention(rec.attentions[-1], rec.num_prefix_tokens, rec.grid)[0]
         written.append(plots.head_maps(heads, out / f"cls_attention_{stem}.png", "last layer: class-token attention"))
-        distances.append(analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid,
-                                                          model.patch_size))  # fmt: skip
+        distances.append(
+            analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid, model.patch_size)
+        )
         numbers["images"][str(path)] = {"rollout": mask.tolist()}
         numbers["token_layout"] = rec.token_layout
     distance = torch.stack(distances).mean(0)
     numbers["mean_attention_distance"] = distance.tolist()
     written.append(plots.attention_distance(distance, out / "attention_distance.png"))
     if not model.config.hybrid_layers:  # a hybrid's 1x1 embedding has no pixel filters
-        written.append(plots.filter_tiles(analysis.patch_embed_components(model, args.components),
-                                          out / "embedding_filters.png"))  # fmt: skip
+        written.append(
+            plots.filter_tiles(analysis.patch_embed_components(model, args.components), out / "embedding_filters.png")
+        )
     written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
     (out / "analysis.json").write_text(json.dumps(numbers))
     for p in written + [out / "analysis.json"]:
@@ -263,9 +336,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_fewshot(args: argparse.Namespace) -> int:
     model = _load(args.name, args)
-    results = analysis.fewshot_eval(model, args.train_dir, args.test_dir, shots=args.shots, l2_reg=args.l2_reg,
-                           seed=args.seed, pool=args.pool, batch_size=args.batch_size, num_workers=args.workers,
-                           dtype=args.dtype, device=args.device, progress=False)  # fmt: skip
+    results = analysis.fewshot_eval(
+        model,
+        args.train_dir,
+        args.test_dir,
+        shots=args.shots,
+        l2_reg=args.l2_reg,
+        seed=args.seed,
+        pool=args.pool,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        dtype=args.dtype,
+        device=args.device,
+        progress=False,
+    )
     if args.json:
         print(json.dumps({str(k): v for k, v in results.items()}))
     else:
@@ -285,22 +369,28 @@ def build_parser() -> argparse.ArgumentParser:
     p_list = sub.add_parser("list", help="list the model architectures", description="List model architectures.")
     p_list.add_argument("pattern", nargs="?", help="shell-style filter, e.g. '*base*' or 'ViT-L*'")
     p_list.add_argument(
-        "--format", choices=("table", "names", "markdown"), default="table",
+        "--format",
+        choices=("table", "names", "markdown"),
+        default="table",
         help="table (default), one name per line, or the markdown table of docs/models.md",
-    )  # fmt: skip
+    )
     p_list.add_argument("--pretrained", action="store_true", help="list pretrained checkpoints (arch.tag) instead")
     p_list.set_defaults(func=_cmd_list)
     p_dl = sub.add_parser(
-        "download", help="prefetch a checkpoint into the Hugging Face cache (or a folder)",
+        "download",
+        help="prefetch a checkpoint into the Hugging Face cache (or a folder)",
         description="Download a checkpoint's weights and config.json; prints the weights path.",
-    )  # fmt: skip
+    )
     p_dl.add_argument("name", help="arch, arch.tag or hf-hub:org/repo")
     p_dl.add_argument("--to", metavar="DIR", help="copy into DIR instead of only the HF cache")
     p_dl.add_argument("--revision", help="branch, tag or commit to pin")
     p_dl.set_defaults(func=_cmd_download)
 
-    p_info = sub.add_parser("info", help="show a model's config, size, eval transform and checkpoint facts",
-                            description="Show config, parameters, GFLOPs, data config and checkpoint facts.")  # fmt: skip
+    p_info = sub.add_parser(
+        "info",
+        help="show a model's config, size, eval transform and checkpoint facts",
+        description="Show config, parameters, GFLOPs, data config and checkpoint facts.",
+    )
     p_info.add_argument("name", help="arch, arch.tag, alias, hf-hub:org/repo or local-dir:PATH")
     p_info.add_argument("--json", action="store_true", help="print JSON")
     p_info.set_defaults(func=_cmd_info)
@@ -323,11 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_pred.set_defaults(func=_cmd_predict)
 
     p_emb = sub.add_parser(
-        "embed", help="embed images into a .safetensors or .npy file (resumable, torchrun-ready)",
+        "embed",
+        help="embed images into a .safetensors or .npy file (resumable, torchrun-ready)",
         description="Embed images with a checkpoint's own preprocessing. Work is written in shards next to --out; "
         "re-running the same command resumes. Under torchrun (or with --distributed) ranks split the shards and "
         "the file is the same as from one process. Unreadable images are skipped and listed in OUT.failed.txt.",
-    )  # fmt: skip
+    )
     p_emb.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_emb.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files of paths")
     p_emb.add_argument("--out", required=True, help="output .safetensors (features + metadata) or .npy")
@@ -340,11 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_emb.set_defaults(func=_cmd_embed)
 
     p_an = sub.add_parser(
-        "analyze", help="the paper's figures for a model and images (PNG + JSON)",
+        "analyze",
+        help="the paper's figures for a model and images (PNG + JSON)",
         description="Attention rollout and class-token attention per image, mean attention distance per head, "
         "patch-embedding filter components and position-embedding similarity (ViT paper, Figures 6-7). "
         "Needs matplotlib: pip install 'vitzoo[plot]'.",
-    )  # fmt: skip
+    )
     p_an.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_an.add_argument("images", nargs="+", help="image files")
     p_an.add_argument("--out", required=True, help="folder for the PNGs and analysis.json")
@@ -353,9 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_an.set_defaults(func=_cmd_analyze)
 
     p_fs = sub.add_parser(
-        "fewshot", help="few-shot linear accuracy on frozen features (ImageFolder train/test folders)",
+        "fewshot",
+        help="few-shot linear accuracy on frozen features (ImageFolder train/test folders)",
         description="Closed-form ridge regression to {-1,1}^K targets on k images per class (paper §4.1).",
-    )  # fmt: skip
+    )
     p_fs.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_fs.add_argument("train_dir", help="one sub-folder of images per class")
     p_fs.add_argument("test_dir", help="same class sub-folders")

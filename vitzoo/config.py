@@ -22,8 +22,10 @@ def to_pair(value: int | tuple[int, int] | list[int], what: str) -> tuple[int, i
         raise ConfigError(f"{what} must be an int or an (h, w) pair, got {value!r}")
     if isinstance(value, int):
         return (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         return (int(value[0]), int(value[1]))
     raise ConfigError(f"{what} must be an int or an (h, w) pair of ints, got {value!r}")

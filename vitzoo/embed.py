@@ -61,10 +61,14 @@ class EmbedMeta:
         facts = getattr(model, "pretrained_cfg", None)
         tag = facts.name if facts is not None else None
         return cls(
-            model=name or tag, tag=tag, revision=revision, img_size=list(model.config.img_size), pool=pool,
+            model=name or tag,
+            tag=tag,
+            revision=revision,
+            img_size=list(model.config.img_size),
+            pool=pool,
             layers=take_indices(len(model.blocks), list(layers)) if layers else [],
             dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
-        )  # fmt: skip
+        )
 
     def encode(self) -> dict[str, str]:
         return encode(dataclasses.asdict(self))
@@ -110,16 +114,20 @@ def embed_to_file(
     fn = feature_fn(model, pool, layers)
     items = require_inputs(inputs)
     if not all(isinstance(item, str) for item in items):
-        raise ConfigError("the embed job records image paths: pass files, folders or .txt lists, not images or "
-                          "tensors (use extract_features for those)")  # fmt: skip
+        raise ConfigError(
+            "the embed job records image paths: pass files, folders or .txt lists, not images or "
+            "tensors (use extract_features for those)"
+        )
     if shard_size < 1:
         raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     prepare_model(model, dtype, device)
     meta = EmbedMeta.of(model, name=name, revision=revision, pool=pool, layers=layers)
     rank, world = _dist_info()
     parts = out.with_name(out.name + ".parts")
-    fingerprint = {**meta.encode(), **encode({"batch_size": batch_size, "shard_size": shard_size,
-                                              "inputs": _digest(items)})}  # fmt: skip
+    fingerprint = {
+        **meta.encode(),
+        **encode({"batch_size": batch_size, "shard_size": shard_size, "inputs": _digest(items)}),
+    }
     _claim(parts, fingerprint, rank)
 
     num_shards = -(-len(items) // shard_size)
@@ -131,8 +139,18 @@ def embed_to_file(
     if progress and world > 1:
         sys.stderr.write(f"{prefix}{len(todo)} of {num_shards} shards to embed\n")
     if todo:
-        _embed_shards(model, items, fn, parts, todo, shard_size=shard_size, batch_size=batch_size,
-                      num_workers=num_workers, progress=progress, desc=prefix.strip() or None)  # fmt: skip
+        _embed_shards(
+            model,
+            items,
+            fn,
+            parts,
+            todo,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            desc=prefix.strip() or None,
+        )
     _barrier()
     summary = _merge(parts, num_shards, items, out, meta) if rank == 0 else None
     _barrier()
@@ -159,8 +177,9 @@ def _embed_shards(
     """
     spans = {k: range(k * shard_size, min((k + 1) * shard_size, len(items))) for k in todo}
     batches = [b for k in todo for b in batched(spans[k], batch_size)]  # never across a shard boundary
-    loop = run_batches(model, items, fn, batches, num_workers=num_workers, on_error="skip", progress=progress,
-                       desc=desc)  # fmt: skip
+    loop = run_batches(
+        model, items, fn, batches, num_workers=num_workers, on_error="skip", progress=progress, desc=desc
+    )
     shard: _Shard | None = None
     with closing(loop):  # an interruption between batches stops the decoding workers at once
         for batch, feats in loop:
@@ -209,9 +228,11 @@ def _claim(parts: Path, fingerprint: dict[str, str], rank: int) -> None:
         old = json.loads(manifest.read_text())
         if old != fingerprint:
             changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
-            raise VitzooError(f"{parts} holds shards of a different command (it differs in {', '.join(changed)}); "
-                              "delete that folder, or run the original command to finish it, or choose another "
-                              "--out")  # fmt: skip
+            raise VitzooError(
+                f"{parts} holds shards of a different command (it differs in {', '.join(changed)}); "
+                "delete that folder, or run the original command to finish it, or choose another "
+                "--out"
+            )
     if rank == 0:
         parts.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(manifest, json.dumps(fingerprint, indent=1))

@@ -23,7 +23,6 @@ class InputError(VitzooError, ValueError):
     """A tensor handed to the model has the wrong rank, channel count or spatial size."""
 
 
-
 class CheckpointError(VitzooError, ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message names the file and the fix."""
 

@@ -25,8 +25,14 @@ logger = logging.getLogger("vitzoo")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 ON_ERROR = ("raise", "skip")
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}  # fmt: skip
+DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 
 
 # --------------------------------------------------------------------------------------------------- inputs
@@ -65,8 +71,10 @@ def require_inputs(inputs: Any) -> ImageList:
     """``expand_inputs``, refusing inputs that hold no image at all."""
     items = expand_inputs(inputs)
     if not items:
-        raise VitzooError("no images in the inputs: pass image files, folders with images, .txt lists of paths, "
-                          "PIL images or preprocessed tensors")  # fmt: skip
+        raise VitzooError(
+            "no images in the inputs: pass image files, folders with images, .txt lists of paths, "
+            "PIL images or preprocessed tensors"
+        )
     return items
 
 
@@ -104,9 +112,11 @@ class _Images(torch.utils.data.Dataset):
 def _collate(samples: list[tuple[int, torch.Tensor | None, str]]) -> Batch:
     ok = [(i, x) for i, x, _ in samples if x is not None]
     return Batch(
-        positions=[i for i, _, _ in samples], rows=[i for i, _ in ok],
-        x=torch.stack([x for _, x in ok]) if ok else None, failed=[(i, err) for i, x, err in samples if x is None],
-    )  # fmt: skip
+        positions=[i for i, _, _ in samples],
+        rows=[i for i, _ in ok],
+        x=torch.stack([x for _, x in ok]) if ok else None,
+        failed=[(i, err) for i, x, err in samples if x is None],
+    )
 
 
 def _worker_init(_: int) -> None:
@@ -128,8 +138,9 @@ def batched(positions: Sequence[int], batch_size: int) -> list[list[int]]:
 def check_on_error(on_error: str) -> None:
     """Refuse anything but ``"raise"`` and ``"skip"``."""
     if on_error not in ON_ERROR:
-        raise ConfigError(f"on_error must be 'raise' (stop at an unreadable image) or 'skip' (leave it out), "
-                          f"got {on_error!r}")  # fmt: skip
+        raise ConfigError(
+            f"on_error must be 'raise' (stop at an unreadable image) or 'skip' (leave it out), got {on_error!r}"
+        )
 
 
 def progress_bar(total: int, enabled: bool, desc: str | None = None) -> Any:
@@ -161,9 +172,13 @@ def run_batches(
     param = next(model.parameters())
     workers = default_workers() if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
-        _Images(items, create_transform(model)), batch_sampler=batches, num_workers=workers, collate_fn=_collate,
-        worker_init_fn=_worker_init if workers else None, prefetch_factor=4 if workers else None,
-    )  # fmt: skip
+        _Images(items, create_transform(model)),
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=4 if workers else None,
+    )
     with progress_bar(sum(len(b) for b in batches), progress, desc) as bar:
         for batch in loader:
             if batch.failed and on_error == "raise":
@@ -213,10 +228,13 @@ def feature_fn(
         indices = take_indices(len(model.blocks), list(layers))
 
         def from_blocks(x: torch.Tensor) -> dict[str, torch.Tensor]:
-            outs = model.forward_intermediates(x, indices=indices, norm=True, output_fmt="NLC",
-                                               return_prefix_tokens=True, intermediates_only=True)  # fmt: skip
-            return {f"layer_{i}": pool_tokens(torch.cat([prefix_tokens, patches], dim=1), pool, prefix).float().cpu()
-                    for i, (patches, prefix_tokens) in zip(indices, outs)}  # fmt: skip
+            outs = model.forward_intermediates(
+                x, indices=indices, norm=True, output_fmt="NLC", return_prefix_tokens=True, intermediates_only=True
+            )
+            return {
+                f"layer_{i}": pool_tokens(torch.cat([prefix_tokens, patches], dim=1), pool, prefix).float().cpu()
+                for i, (patches, prefix_tokens) in zip(indices, outs)
+            }
 
         return from_blocks
 
@@ -259,11 +277,19 @@ def extract_features(
     items = require_inputs(inputs)
     prepare_model(model, dtype, device)
     chunks: dict[str, list[torch.Tensor]] = {}
-    for batch, out in run_batches(model, items, fn, batched(range(len(items)), batch_size), num_workers=num_workers,
-                                  on_error=on_error, progress=progress):  # fmt: skip
+    for batch, out in run_batches(
+        model,
+        items,
+        fn,
+        batched(range(len(items)), batch_size),
+        num_workers=num_workers,
+        on_error=on_error,
+        progress=progress,
+    ):
         if batch.failed:
-            logger.warning("skipped %d unreadable image(s): %s", len(batch.failed),
-                           "; ".join(err for _, err in batch.failed))  # fmt: skip
+            logger.warning(
+                "skipped %d unreadable image(s): %s", len(batch.failed), "; ".join(err for _, err in batch.failed)
+            )
         for key, value in (out or {}).items():
             chunks.setdefault(key, []).append(value)
     if not chunks:
@@ -310,7 +336,8 @@ def predict(
         return probs.values.tolist(), probs.indices.tolist()
 
     results: list[list[Prediction]] = []
-    for _, (values, indices) in run_batches(model, items, top, batched(range(len(items)), batch_size),
-                                            num_workers=num_workers, progress=progress):  # fmt: skip
+    for _, (values, indices) in run_batches(
+        model, items, top, batched(range(len(items)), batch_size), num_workers=num_workers, progress=progress
+    ):
         results += [[Prediction(names[i], i, p) for p, i in zip(ps, ix)] for ps, ix in zip(values, indices)]
     return results

@@ -104,7 +104,11 @@ def create_model(
 
 
 def load_pretrained(
-    model: VisionTransformer, source: str | Path | Mapping[str, Any], *, strict: bool = True, revision: str | None = None
+    model: VisionTransformer,
+    source: str | Path | Mapping[str, Any],
+    *,
+    strict: bool = True,
+    revision: str | None = None,
 ) -> LoadReport:
     """Load ``source`` into ``model`` (already built) and return what was done (also kept as ``model.load_report``).
 
@@ -116,7 +120,9 @@ def load_pretrained(
     """
     ckpt = resolve(source, weights=True, revision=revision)
     assert ckpt.tensors is not None
-    report = load_into(model, convert(ckpt.tensors), label=ckpt.label, files=ckpt.files, facts=ckpt.facts, strict=strict)
+    report = load_into(
+        model, convert(ckpt.tensors), label=ckpt.label, files=ckpt.files, facts=ckpt.facts, strict=strict
+    )
     if ckpt.facts is not None:
         model.pretrained_cfg = ckpt.facts
     model.load_report = report

@@ -43,8 +43,9 @@ class StdConv2dSame(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dynamic_pad:
             x = pad_same(x, self.kernel_size[0], self.stride[0])
-        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0,
-                         eps=self.eps).reshape_as(self.weight)  # fmt: skip
+        w = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0, eps=self.eps
+        ).reshape_as(self.weight)
         return F.conv2d(x, w, None, self.stride, self.padding)
 
 
@@ -83,8 +84,9 @@ class Bottleneck(nn.Module):
 class Stage(nn.Module):
     def __init__(self, cin: int, cout: int, depth: int, stride: int) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(*(Bottleneck(cin if i == 0 else cout, cout, stride if i == 0 else 1)
-                                      for i in range(depth)))  # fmt: skip
+        self.blocks = nn.Sequential(
+            *(Bottleneck(cin if i == 0 else cout, cout, stride if i == 0 else 1) for i in range(depth))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)
@@ -110,10 +112,12 @@ class ResNetBackbone(nn.Module):
         super().__init__()
         self.stem = Stem(cfg.in_chans)
         chans = [256 * 2**i for i in range(len(cfg.hybrid_layers))]
-        self.stages = nn.Sequential(*(
-            Stage(64 if i == 0 else chans[i - 1], chans[i], depth, 1 if i == 0 else 2)
-            for i, depth in enumerate(cfg.hybrid_layers)
-        ))  # fmt: skip
+        self.stages = nn.Sequential(
+            *(
+                Stage(64 if i == 0 else chans[i - 1], chans[i], depth, 1 if i == 0 else 2)
+                for i, depth in enumerate(cfg.hybrid_layers)
+            )
+        )
         self.num_features = chans[-1]
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -59,7 +59,11 @@ def read_file(path: str | Path) -> dict[str, Any]:
             f"{path}: cannot be read as a {suffix or 'torch'} checkpoint, it is truncated or corrupt ({err}). {_REFETCH}"
         ) from err
     for key in ("state_dict", "model", "module", "state_dict_ema"):  # training-checkpoint wrappers
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not any(torch.is_tensor(v) for v in obj.values()):
+        if (
+            isinstance(obj, dict)
+            and isinstance(obj.get(key), dict)
+            and not any(torch.is_tensor(v) for v in obj.values())
+        ):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise CheckpointError(f"{path}: not a state dict (a mapping of names to tensors)")
@@ -141,7 +145,11 @@ def adapt_state_dict(
         sd["patch_embed.proj.weight"] = resample_patch_embed(kernel, target.shape[2:])
         report.resized["patch_embed.proj.weight"] = (tuple(kernel.shape), tuple(target.shape))
 
-    wrong = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in sd.items() if k in expected and v.shape != expected[k].shape]
+    wrong = [
+        (k, tuple(v.shape), tuple(expected[k].shape))
+        for k, v in sd.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
     if wrong:
         listed = "; ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in wrong[:6])
         raise CheckpointError(

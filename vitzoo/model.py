@@ -240,8 +240,10 @@ class VisionTransformer(nn.Module):
         hit = self._pos_cache.get(grid)
         if hit is not None:
             source, version, table = hit
-            if source.data_ptr() == pos_embed.data_ptr() and source.dtype == pos_embed.dtype and (
-                source.device == pos_embed.device and pos_embed._version == version
+            if (
+                source.data_ptr() == pos_embed.data_ptr()
+                and source.dtype == pos_embed.dtype
+                and (source.device == pos_embed.device and pos_embed._version == version)
             ):
                 self._pos_cache.move_to_end(grid)
                 return table
@@ -383,9 +385,13 @@ class VisionTransformer(nn.Module):
             if new.patch_size != cfg.patch_size:
                 old = self.patch_embed.proj
                 proj = nn.Conv2d(
-                    cfg.in_chans, cfg.embed_dim, new.patch_size, new.patch_size,
-                    device=old.weight.device, dtype=old.weight.dtype,
-                )  # fmt: skip
+                    cfg.in_chans,
+                    cfg.embed_dim,
+                    new.patch_size,
+                    new.patch_size,
+                    device=old.weight.device,
+                    dtype=old.weight.dtype,
+                )
                 proj.weight.copy_(resample_patch_embed(old.weight, new.patch_size))
                 proj.bias.copy_(old.bias)
                 proj.requires_grad_(old.weight.requires_grad)

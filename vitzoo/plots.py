@@ -99,7 +99,9 @@ def similarity_grid(sim: torch.Tensor, path: Path) -> Path:
     mosaic = np.full((h * (tile_h + 1), w * (tile_w + 1)), np.nan)
     for i in range(h):
         for j in range(w):
-            mosaic[i * (tile_h + 1) : i * (tile_h + 1) + tile_h, j * (tile_w + 1) : j * (tile_w + 1) + tile_w] = sim[i, j]
+            mosaic[i * (tile_h + 1) : i * (tile_h + 1) + tile_h, j * (tile_w + 1) : j * (tile_w + 1) + tile_w] = sim[
+                i, j
+            ]
     fig, ax = plt.subplots(figsize=(6, 6 * h / w))
     im = ax.imshow(mosaic, cmap="viridis", vmin=-1, vmax=1)
     ax.set_xlabel("input patch column")

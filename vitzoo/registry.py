@@ -49,8 +49,15 @@ _LETTER = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 def _config(size: str, patch: int, img: int, hybrid: tuple[int, ...] = ()) -> ViTConfig:
     depth, dim, mlp, heads = SIZES[size]
-    return ViTConfig(embed_dim=dim, depth=depth, mlp_dim=mlp, num_heads=heads, patch_size=(patch, patch),
-                     img_size=(img, img), hybrid_layers=hybrid)  # fmt: skip
+    return ViTConfig(
+        embed_dim=dim,
+        depth=depth,
+        mlp_dim=mlp,
+        num_heads=heads,
+        patch_size=(patch, patch),
+        img_size=(img, img),
+        hybrid_layers=hybrid,
+    )
 
 
 ARCHS: dict[str, ViTConfig] = {name: _config(*spec) for name, spec in ARCH_SPECS.items()}

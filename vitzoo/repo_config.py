@@ -18,8 +18,19 @@ from .pretrained_cfg import PretrainedCfg
 from .registry import ARCHS
 
 _PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
-_TIMM_PCFG_FIELDS = {"hf_hub_id", "input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std",
-                     "num_classes", "license", "description", "label_names"}  # fmt: skip
+_TIMM_PCFG_FIELDS = {
+    "hf_hub_id",
+    "input_size",
+    "interpolation",
+    "crop_pct",
+    "crop_mode",
+    "mean",
+    "std",
+    "num_classes",
+    "license",
+    "description",
+    "label_names",
+}
 
 
 def is_transformers(config: Mapping[str, Any]) -> bool:
@@ -140,8 +151,19 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
 
 
 # timm VisionTransformer kwargs <-> ViTConfig fields (mlp_ratio is converted separately)
-_TIMM_ARGS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "qkv_bias", "class_token",
-              "global_pool", "dynamic_img_size", "dynamic_img_pad")  # fmt: skip
+_TIMM_ARGS = (
+    "img_size",
+    "patch_size",
+    "in_chans",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "qkv_bias",
+    "class_token",
+    "global_pool",
+    "dynamic_img_size",
+    "dynamic_img_pad",
+)
 
 
 def _from_timm_args(base: ViTConfig, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,7 +194,12 @@ def _closest_arch(config: ViTConfig) -> str:
 
     def distance(item: tuple[str, ViTConfig]) -> tuple[bool, ...]:
         a = item[1]
-        return (a.hybrid_layers != config.hybrid_layers, a.embed_dim != config.embed_dim,
-                a.patch_size != config.patch_size, a.depth != config.depth, a.img_size != config.img_size)  # fmt: skip
+        return (
+            a.hybrid_layers != config.hybrid_layers,
+            a.embed_dim != config.embed_dim,
+            a.patch_size != config.patch_size,
+            a.depth != config.depth,
+            a.img_size != config.img_size,
+        )
 
     return min(ARCHS.items(), key=distance)[0]

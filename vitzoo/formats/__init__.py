@@ -50,6 +50,13 @@ def convert(state_dict: Mapping[str, Any]) -> Converted:
 
 
 __all__ = [
-    "CONVERTERS", "Converted", "FormatError", "convert", "detect_format",
-    "from_jax", "from_timm", "from_torchvision", "from_transformers",
-]  # fmt: skip
+    "CONVERTERS",
+    "Converted",
+    "FormatError",
+    "convert",
+    "detect_format",
+    "from_jax",
+    "from_timm",
+    "from_torchvision",
+    "from_transformers",
+]

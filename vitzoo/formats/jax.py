@@ -40,10 +40,15 @@ def from_jax(arrays: Mapping[str, np.ndarray]) -> Converted:
     if prefix is None:
         raise FormatError("not a JAX ViT checkpoint: no 'embedding/kernel' (under '', 'opt/target/' or 'params/')")
     w = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-    big_vision = prefix.startswith("params/") or "pos_embedding" in w or "Transformer/encoderblock/LayerNorm_0/scale" in w
+    big_vision = (
+        prefix.startswith("params/") or "pos_embedding" in w or "Transformer/encoderblock/LayerNorm_0/scale" in w
+    )
     scanned = "Transformer/encoderblock/LayerNorm_0/scale" in w
-    mha, ln2, mlp = ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0") if big_vision else (
-        "MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")  # fmt: skip
+    mha, ln2, mlp = (
+        ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0")
+        if big_vision
+        else ("MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")
+    )
     used: set[str] = set()
 
     def get(name: str, layer: int | None = None) -> np.ndarray:
@@ -87,7 +92,9 @@ def from_jax(arrays: Mapping[str, np.ndarray]) -> Converted:
         sd |= {
             f"blocks.{i}.norm1.weight": _t(g("LayerNorm_0/scale")),
             f"blocks.{i}.norm1.bias": _t(g("LayerNorm_0/bias")),
-            f"blocks.{i}.attn.qkv.weight": torch.cat([torch.from_numpy(k.reshape(k.shape[0], -1).T.copy()) for k in qkv_w]),
+            f"blocks.{i}.attn.qkv.weight": torch.cat(
+                [torch.from_numpy(k.reshape(k.shape[0], -1).T.copy()) for k in qkv_w]
+            ),
             f"blocks.{i}.attn.qkv.bias": torch.cat([torch.from_numpy(b.reshape(-1).copy()) for b in qkv_b]),
             f"blocks.{i}.attn.proj.weight": torch.from_numpy(out_k.reshape(-1, out_k.shape[-1]).T.copy()),
             f"blocks.{i}.attn.proj.bias": _t(g(f"{mha}/out/bias")),

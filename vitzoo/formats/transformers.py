@@ -31,7 +31,9 @@ _RENAMES: list[tuple[str, str]] = [  # (regex for the whole key without "vit.", 
     (r"classifier\." + _WB, r"head.\1"),
     (r"pooler\.dense\." + _WB, r"pre_logits.fc.\1"),  # ViTModel's tanh pooler = the paper's pre-logits layer
 ]
-_QKV = re.compile(r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)")
+_QKV = re.compile(
+    r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)"
+)
 _QKV_ORDER = {"query": 0, "key": 1, "value": 2, "q": 0, "k": 1, "v": 2}
 
 
