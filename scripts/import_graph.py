@@ -35,7 +35,7 @@ RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module 
 
 
 def module_name(path: Path) -> str:
-    """``vitzoo/formats/jax.py`` -> ``formats`` (a subpackage counts as one module), ``vitzoo/model.py`` -> ``model``."""
+    """``vitzoo/formats/jax.py`` -> ``formats`` (a subpackage is one module); ``vitzoo/model.py`` -> ``model``."""
     rel = path.relative_to(PACKAGE)
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 

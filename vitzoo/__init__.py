@@ -3,8 +3,6 @@
 from ._version import __version__
 from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
-from .extract import extract_features, predict
-from .factory import create_model, load_pretrained, save_pretrained
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -15,13 +13,14 @@ from .errors import (
     UnknownModelError,
     VitzooError,
 )
-from .pretrained_cfg import LoadReport, PretrainedCfg
+from .extract import extract_features, predict
+from .factory import create_model, load_pretrained, save_pretrained
 from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
+from .pretrained_cfg import LoadReport, PretrainedCfg
 from .registry import list_models, list_pretrained
 from .source import get_pretrained_cfg
 from .transforms import DataConfig, create_transform, resolve_data_config
-
 
 __all__ = [
     "CheckpointError",
@@ -37,6 +36,7 @@ __all__ = [
     "ViTConfig",
     "VisionTransformer",
     "VitzooError",
+    "__version__",
     "capture_attention",
     "create_model",
     "create_transform",

@@ -105,10 +105,10 @@ def _pretrained_rows(pattern: str | None) -> list[list[str]]:
 
 
 def _print_table(headers: Sequence[str], rows: list[list[str]]) -> None:
-    table = [list(headers)] + rows
+    table = [list(headers), *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def pretrained_markdown() -> str:
@@ -244,11 +244,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         rows = [
             {"input": str(i), "top": [{"label": p.label, "index": p.index, "prob": round(p.prob, 6)} for p in r]}
-            for i, r in zip(items, results)
+            for i, r in zip(items, results, strict=True)
         ]
         print(json.dumps(rows, indent=1))
         return 0
-    for item, top in zip(items, results):
+    for item, top in zip(items, results, strict=True):
         print(item)
         for p in top:
             print(f"  {p.prob:7.2%}  {p.label}  ({p.index})")
@@ -261,7 +261,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if (args.device or "cpu").startswith("cuda") else "gloo")
         if args.device and args.device.startswith("cuda"):
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     try:
         items = expand_inputs(args.inputs)
         if not items:
@@ -329,7 +329,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
     (out / "analysis.json").write_text(json.dumps(numbers))
-    for p in written + [out / "analysis.json"]:
+    for p in [*written, out / "analysis.json"]:
         print(p)
     return 0
 

@@ -93,7 +93,7 @@ class ViTConfig:
                 f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}; "
                 f"pick num_heads from {[h for h in range(1, 33) if self.embed_dim % h == 0]}"
             )
-        for axis, size, patch in zip(("height", "width"), self.img_size, self.patch_size):
+        for axis, size, patch in zip(("height", "width"), self.img_size, self.patch_size, strict=True):
             if size % patch:
                 raise ConfigError(
                     f"img_size {axis} {size} is not divisible by patch size {patch}; "

@@ -233,7 +233,7 @@ def feature_fn(
             )
             return {
                 f"layer_{i}": pool_tokens(torch.cat([prefix_tokens, patches], dim=1), pool, prefix).float().cpu()
-                for i, (patches, prefix_tokens) in zip(indices, outs)
+                for i, (patches, prefix_tokens) in zip(indices, outs, strict=True)
             }
 
         return from_blocks
@@ -339,5 +339,8 @@ def predict(
     for _, (values, indices) in run_batches(
         model, items, top, batched(range(len(items)), batch_size), num_workers=num_workers, progress=progress
     ):
-        results += [[Prediction(names[i], i, p) for p, i in zip(ps, ix)] for ps, ix in zip(values, indices)]
+        results += [
+            [Prediction(names[i], i, p) for p, i in zip(ps, ix, strict=True)]
+            for ps, ix in zip(values, indices, strict=True)
+        ]
     return results

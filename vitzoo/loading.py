@@ -56,7 +56,8 @@ def read_file(path: str | Path) -> dict[str, Any]:
         ) from err
     except Exception as err:  # safetensors, zip and torch errors have no common base class
         raise CheckpointError(
-            f"{path}: cannot be read as a {suffix or 'torch'} checkpoint, it is truncated or corrupt ({err}). {_REFETCH}"
+            f"{path}: cannot be read as a {suffix or 'torch'} checkpoint, it is truncated or corrupt ({err}). "
+            + _REFETCH
         ) from err
     for key in ("state_dict", "model", "module", "state_dict_ema"):  # training-checkpoint wrappers
         if (

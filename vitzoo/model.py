@@ -203,8 +203,8 @@ class VisionTransformer(nn.Module):
                 "convert the images or build the model with in_chans=" + str(x.shape[1])
             )
         size = (int(x.shape[2]), int(x.shape[3]))
-        pad = tuple((-s) % p if cfg.dynamic_img_pad else 0 for s, p in zip(size, cfg.patch_size))
-        for axis, s, p, extra in zip(("height", "width"), size, cfg.patch_size, pad):
+        pad = tuple((-s) % p if cfg.dynamic_img_pad else 0 for s, p in zip(size, cfg.patch_size, strict=True))
+        for axis, s, p, extra in zip(("height", "width"), size, cfg.patch_size, pad, strict=True):
             if (s + extra) % p:
                 raise InputError(
                     f"input {axis} {s} is not divisible by the patch size {p}; nearest valid sizes: "

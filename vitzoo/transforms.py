@@ -150,8 +150,8 @@ def _center_crop_or_pad(img: Image.Image, size_hw: tuple[int, int], fill: tuple[
         canvas = Image.new("RGB", (max(cw, img.width), max(ch, img.height)), fill)
         canvas.paste(img, (left, top))
         img = canvas
-    top = int(round((img.height - ch) / 2.0))
-    left = int(round((img.width - cw) / 2.0))
+    top = round((img.height - ch) / 2.0)
+    left = round((img.width - cw) / 2.0)
     return img.crop((left, top, left + cw, top + ch))
 
 
