@@ -15,13 +15,13 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from .errors import VitzooError
 from .extract import ImageList, expand_inputs, extract_features
-from .model import take_indices
+from .model import Block, VisionTransformer, take_indices
 
 
 @dataclass
@@ -40,7 +40,7 @@ class AttentionRecord:
 
 
 @contextlib.contextmanager
-def capture_attention(model: torch.nn.Module, layers: Sequence[int] | None = None) -> Iterator[AttentionRecord]:
+def capture_attention(model: VisionTransformer, layers: Sequence[int] | None = None) -> Iterator[AttentionRecord]:
     """Record attention probabilities of ``layers`` (block indices, negatives allowed; None = all) inside the block.
 
     Only the captured blocks compute attention explicitly (softmax(q k^T / sqrt(d)) v), only inside the context;
@@ -52,18 +52,18 @@ def capture_attention(model: torch.nn.Module, layers: Sequence[int] | None = Non
     def sink(probs: torch.Tensor) -> None:
         record.attentions.append(probs.detach())
 
-    def on_patches(_module, _inputs, output) -> None:
+    def on_patches(_module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         record.grid = (int(output.shape[-2]), int(output.shape[-1]))
 
     hook = model.patch_embed.register_forward_hook(on_patches)
     for i in chosen:
-        model.blocks[i].attn.record = sink
+        cast(Block, model.blocks[i]).attn.record = sink
     try:
         yield record
     finally:
         hook.remove()
         for i in chosen:
-            model.blocks[i].attn.record = None
+            cast(Block, model.blocks[i]).attn.record = None
 
 
 def attention_rollout(
@@ -115,7 +115,7 @@ def mean_attention_distance(
     return torch.stack(out).float()
 
 
-def patch_embed_components(model: torch.nn.Module, n: int = 28) -> torch.Tensor:
+def patch_embed_components(model: VisionTransformer, n: int = 28) -> torch.Tensor:
     """The top ``n`` principal components of the patch-embedding filters, as (n, C, ph, pw) images in [0, 1].
 
     Recipe (Figure 7 left): flatten the D filters of ``patch_embed.proj`` to vectors of C*ph*pw, subtract their
@@ -133,7 +133,7 @@ def patch_embed_components(model: torch.nn.Module, n: int = 28) -> torch.Tensor:
     return ((comps - lo) / (hi - lo).clamp_min(1e-12)).reshape(-1, *weight.shape[1:])
 
 
-def pos_embed_similarity(model: torch.nn.Module) -> torch.Tensor:
+def pos_embed_similarity(model: VisionTransformer) -> torch.Tensor:
     """Cosine similarity of each patch's position embedding with every other: (h, w, h, w) (Figure 7 center)."""
     h, w = model.grid_size
     pe = model.pos_embed.detach().float().cpu()[0, model.num_prefix_tokens :]  # (h*w, D)
@@ -190,7 +190,7 @@ def image_folder(root: str | Path) -> tuple[list[str], torch.Tensor, list[str]]:
 
 
 def fewshot_eval(
-    model: torch.nn.Module,
+    model: VisionTransformer,
     train: Any,
     test: Any,
     shots: Sequence[int] = (1, 5, 10, 25),
@@ -211,7 +211,9 @@ def fewshot_eval(
         if isinstance(split, (tuple, list)) and len(split) == 2 and torch.is_tensor(split[0]):
             return split[0], torch.as_tensor(split[1])
         paths, labels, _ = image_folder(split)
-        return extract_features(model, paths, pool=pool, **extract_kwargs), labels
+        feats = extract_features(model, paths, pool=pool, **extract_kwargs)
+        assert isinstance(feats, torch.Tensor)  # no layers: one tensor
+        return feats, labels
 
     train_x, train_y = features(train)
     test_x, test_y = features(test)

@@ -301,7 +301,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = _load(args.name, args).eval()
     transform = create_transform(model)
-    numbers: dict = {"model": args.name, "images": {}, "token_layout": ""}
+    numbers: dict[str, Any] = {"model": args.name, "images": {}, "token_layout": ""}
     distances = []
     written = []
     for path in args.images:
@@ -309,6 +309,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         x = transform(img).unsqueeze(0)
         with torch.inference_mode(), analysis.capture_attention(model) as rec:
             model(x)
+        assert rec.grid is not None  # set by the forward
         stem = Path(path).stem
         mask = analysis.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
         view = img.resize((x.shape[-1], x.shape[-2]))

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from ._version import __version__
 from .errors import ConfigError, VitzooError
 from .extract import batched, feature_fn, prepare_model, require_inputs, run_batches
-from .model import take_indices
+from .model import VisionTransformer, take_indices
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
 
@@ -55,7 +55,13 @@ class EmbedMeta:
 
     @classmethod
     def of(
-        cls, model: torch.nn.Module, *, name: str | None, revision: str | None, pool: str, layers: Sequence[int] | None
+        cls,
+        model: VisionTransformer,
+        *,
+        name: str | None,
+        revision: str | None,
+        pool: str,
+        layers: Sequence[int] | None,
     ) -> EmbedMeta:
         """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts)."""
         facts = getattr(model, "pretrained_cfg", None)
@@ -85,7 +91,7 @@ class EmbedSummary:
 
 # ------------------------------------------------------------------------------------------------- the job
 def embed_to_file(
-    model: torch.nn.Module,
+    model: VisionTransformer,
     inputs: Any,
     out: str | Path,
     *,
@@ -158,7 +164,7 @@ def embed_to_file(
 
 
 def _embed_shards(
-    model: torch.nn.Module,
+    model: VisionTransformer,
     items: Sequence[str],
     fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
     parts: Path,
@@ -213,7 +219,9 @@ def _shard_path(parts: Path, k: int) -> Path:
     return parts / f"shard-{k:06d}.safetensors"
 
 
-def _write_shard(parts: Path, k: int, tensors: dict[str, torch.Tensor], rows: list[int], failed: list) -> None:
+def _write_shard(
+    parts: Path, k: int, tensors: dict[str, torch.Tensor], rows: list[int], failed: list[tuple[int, str]]
+) -> None:
     """Write shard ``k`` atomically: a finished shard file is always whole."""
     _atomic_save(tensors, _shard_path(parts, k), encode({"rows": rows, "failed": failed}))
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub.utils import tqdm  # a progress bar, not Hub I/O: it shares huggingface_hub's on/off switch
+from huggingface_hub.utils.tqdm import tqdm  # a progress bar, not Hub I/O: it shares huggingface_hub's on/off switch
 from PIL import Image
 
 from .errors import ConfigError, ImageError, VitzooError
-from .model import FEATURE_POOLS, pool_tokens, take_indices
+from .model import FEATURE_POOLS, VisionTransformer, pool_tokens, take_indices
 from .transforms import create_transform, load_image, to_rgb
 
 logger = logging.getLogger("vitzoo")
@@ -36,7 +36,7 @@ DTYPES = {
 
 
 # --------------------------------------------------------------------------------------------------- inputs
-class ImageList(list):
+class ImageList(list[Any]):
     """Inputs already expanded by ``expand_inputs``; expanding them again returns them unchanged."""
 
 
@@ -89,7 +89,7 @@ class Batch:
     failed: list[tuple[int, str]]
 
 
-class _Images(torch.utils.data.Dataset):
+class _Images(torch.utils.data.Dataset[tuple[int, torch.Tensor | None, str]]):
     """Item i -> (i, tensor or None, error message). Decoding failures are returned, never raised."""
 
     def __init__(self, items: Sequence[Any], transform: Any) -> None:
@@ -150,7 +150,7 @@ def progress_bar(total: int, enabled: bool, desc: str | None = None) -> Any:
 
 
 def run_batches(
-    model: torch.nn.Module,
+    model: VisionTransformer,
     items: Sequence[Any],
     fn: Callable[[torch.Tensor], Any],
     batches: Sequence[Sequence[int]],
@@ -159,7 +159,7 @@ def run_batches(
     on_error: str = "raise",
     progress: bool = True,
     desc: str | None = None,
-) -> Iterator[tuple[Batch, Any]]:
+) -> Generator[tuple[Batch, Any], None, None]:
     """The one batch loop: decode ``items`` in the order of ``batches`` (lists of positions), run ``fn`` on each.
 
     One DataLoader (one pool of ``num_workers`` decoding processes, default ``default_workers()``) serves every
@@ -173,7 +173,7 @@ def run_batches(
     workers = default_workers() if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
         _Images(items, create_transform(model)),
-        batch_sampler=batches,
+        batch_sampler=[list(b) for b in batches],
         num_workers=workers,
         collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None,
@@ -201,7 +201,7 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} or a torch.dtype, got {dtype!r}")
 
 
-def prepare_model(model: torch.nn.Module, dtype: torch.dtype | str | None, device: Any) -> torch.nn.Module:
+def prepare_model(model: VisionTransformer, dtype: torch.dtype | str | None, device: Any) -> VisionTransformer:
     """Eval mode, moved to ``dtype`` / ``device`` when given (the model itself is moved, as ``model.to`` does)."""
     dtype = resolve_dtype(dtype)
     if dtype is not None or device is not None:
@@ -210,7 +210,7 @@ def prepare_model(model: torch.nn.Module, dtype: torch.dtype | str | None, devic
 
 
 def feature_fn(
-    model: torch.nn.Module, pool: str = "token", layers: Sequence[int] | None = None
+    model: VisionTransformer, pool: str = "token", layers: Sequence[int] | None = None
 ) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
     """Check ``pool``/``layers`` for ``model`` and return the per-batch function of ``extract_features``.
 
@@ -251,7 +251,7 @@ def feature_fn(
 
 
 def extract_features(
-    model: torch.nn.Module,
+    model: VisionTransformer,
     inputs: Any,
     *,
     pool: str = "token",
@@ -308,7 +308,7 @@ class Prediction:
 
 
 def predict(
-    model: torch.nn.Module,
+    model: VisionTransformer,
     inputs: Any,
     topk: int = 5,
     *,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +124,7 @@ class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         cfg = self.config = config
-        self.patch_embed = HybridEmbed(cfg) if cfg.hybrid_layers else PatchEmbed(cfg)
+        self.patch_embed: PatchEmbed | HybridEmbed = HybridEmbed(cfg) if cfg.hybrid_layers else PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.class_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_tokens, cfg.embed_dim))  # (1, P + N, D)
         self.pos_drop = nn.Dropout(cfg.drop_rate)
@@ -293,7 +293,9 @@ class VisionTransformer(nn.Module):
         """
         if self.cls_token is None:
             raise ConfigError("this model has no class token (class_token=False); use forward_features")
-        if self.blocks[-1].attn.record is not None:  # attention is being captured: keep every row of the last block
+        if (
+            cast(Block, self.blocks[-1]).attn.record is not None
+        ):  # attention is being captured: keep every row of the last block
             return self.forward_features(x)[:, 0]
         x, _ = self._embed(x)
         for block in self.blocks[:-1]:
@@ -315,6 +317,7 @@ class VisionTransformer(nn.Module):
         if not self.config.hybrid_layers:
             raise ConfigError("forward_backbone is for hybrid models (R50+ViT); use forward_intermediates")
         self._input_grid(x)
+        assert isinstance(self.patch_embed, HybridEmbed)
         return self.patch_embed.backbone.forward_stages(x)
 
     def forward_intermediates(
@@ -325,7 +328,7 @@ class VisionTransformer(nn.Module):
         output_fmt: Literal["NCHW", "NLC"] = "NCHW",
         return_prefix_tokens: bool = False,
         intermediates_only: bool = False,
-    ) -> list | tuple[torch.Tensor, list]:
+    ) -> list[Any] | tuple[torch.Tensor, list[Any]]:
         """Outputs of selected blocks, for dense heads and probes (timm's signature and semantics).
 
         ``indices``: None = every block, an int n = the last n blocks, or a list of block indices (negative from
@@ -339,7 +342,7 @@ class VisionTransformer(nn.Module):
         take = set(take_indices(len(self.blocks), indices))
         x, (h, w) = self._embed(x)
         P = self.num_prefix_tokens
-        outs: list = []
+        outs: list[Any] = []
         last = len(self.blocks) - 1 if not intermediates_only else max(take)
         for i, block in enumerate(self.blocks[: last + 1]):
             x = self._block(block, x)
@@ -356,7 +359,7 @@ class VisionTransformer(nn.Module):
     # ----------------------------------------------------------------------------------- adaptation
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the head with a fresh ``num_classes``-way Linear (0 removes it); optionally change pooling."""
-        changes: dict = {"num_classes": num_classes}
+        changes: dict[str, Any] = {"num_classes": num_classes}
         if global_pool is not None:
             changes["global_pool"] = global_pool
         self.config = self.config.replace(**changes)
@@ -393,6 +396,7 @@ class VisionTransformer(nn.Module):
                     dtype=old.weight.dtype,
                 )
                 proj.weight.copy_(resample_patch_embed(old.weight, new.patch_size))
+                assert proj.bias is not None and old.bias is not None
                 proj.bias.copy_(old.bias)
                 proj.requires_grad_(old.weight.requires_grad)
                 self.patch_embed.proj = proj

@@ -225,7 +225,9 @@ class TrainTransform:
         return normalize(img, self.mean, self.std)
 
 
-def create_transform(model_or_config: Any, train: bool = False, *, img_size: int | tuple[int, int] | None = None):
+def create_transform(
+    model_or_config: Any, train: bool = False, *, img_size: int | tuple[int, int] | None = None
+) -> EvalTransform | TrainTransform:
     """The eval (or ``train=True``: fine-tuning) transform of a model, tag, hub id or ``DataConfig``."""
     config = resolve_data_config(model_or_config)
     if img_size is not None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .base import Converted, FormatError
+from ..errors import FormatError
+from .base import Converted
 from .jax import from_jax
 from .timm import from_timm
 from .torchvision import from_torchvision

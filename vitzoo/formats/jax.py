@@ -17,7 +17,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .base import Converted, FormatError
+from ..errors import FormatError
+from .base import Converted
 
 _PREFIXES = ("", "opt/target/", "params/", "params/img/")
 

@@ -12,7 +12,8 @@ import re
 
 import torch
 
-from .base import Converted, FormatError, rename_keys
+from ..errors import FormatError
+from .base import Converted, rename_keys
 
 _WB = r"(weight|bias)"
 _L = r"(?:encoder\.layer|layers)\.(\d+)"  # file names | transformers >= 5 in-memory names
