@@ -48,10 +48,48 @@ def bench(runners: dict[str, Callable[[], object]], batch: int, rounds: int) -> 
     return {name: batch / statistics.median(ts) for name, ts in times.items()}
 
 
+def dynamic_batch1(rounds: int) -> None:
+    """One image at a time at a size the model was not built for (320 x 448 with 224 weights), fp32.
+
+    vitzoo resamples the position table per input grid (timm too). Where vitzoo keeps a per-grid cache of resampled
+    tables, the row "recomputed" clears it before every call, which measures what the cache saves.
+    """
+    x = torch.randn(1, 3, 320, 448)
+    print("\n| 224 weights, 320x448 input, batch 1, fp32 | vitzoo img/s | timm img/s | vitzoo / timm |", end="")
+    cached = any(hasattr(vitzoo.create_model("vit_tiny_patch16_224", depth=1), a) for a in ("_pos_cache",))
+    print(" vitzoo recomputed img/s | cache gain |" if cached else "")
+    print("|---|---|---|---|" + ("---|---|" if cached else ""))
+    for arch in ("vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224"):
+        ours = vitzoo.create_model(arch, dynamic_img_size=True).eval()
+        theirs = timm.create_model(arch, dynamic_img_size=True).eval()
+
+        def run(model: torch.nn.Module, clear: bool = False) -> Callable[[], object]:
+            def call() -> object:
+                if clear:
+                    model._pos_cache.clear()
+                with torch.inference_mode():
+                    return model(x)
+
+            return call
+
+        runners = {"vitzoo": run(ours), "timm": run(theirs)}
+        if cached:
+            runners["recomputed"] = run(ours, clear=True)
+        ips = bench(runners, 1, rounds)
+        row = f"| {arch} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['vitzoo'] / ips['timm']:.3f}x |"
+        if cached:
+            row += f" {ips['recomputed']:.2f} | {ips['vitzoo'] / ips['recomputed']:.3f}x |"
+        print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--dynamic-batch1", action="store_true", help="only the batch-1 dynamic-size rows")
     args = parser.parse_args()
+    if args.dynamic_batch1:
+        dynamic_batch1(rounds=15 if args.quick else 60)
+        return
     torch.manual_seed(0)
     models = {
         "vitzoo": vitzoo.create_model("vit_base_patch16_224").eval(),

@@ -139,8 +139,6 @@ class VisionTransformer(nn.Module):
         self.grad_checkpointing = False
         self.pretrained_cfg: PretrainedCfg | None = None  # facts of the loaded checkpoint (set by create_model)
         self.load_report: LoadReport | None = None  # what loading did (set by create_model)
-        # grid -> (source pos_embed, its version, resampled table); see _pos_embed_for.
-        self._pos_cache: OrderedDict[tuple[int, int], tuple[torch.Tensor, int, torch.Tensor]] = OrderedDict()
         if not self.pos_embed.is_meta:  # on the meta device weights are about to be assigned from a checkpoint
             self.init_weights()
 
@@ -180,7 +178,6 @@ class VisionTransformer(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        self._pos_cache.clear()
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names that optimisers conventionally exclude from weight decay."""
@@ -226,35 +223,14 @@ class VisionTransformer(nn.Module):
         )
 
     def _pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
-        """The position table for ``grid``: the parameter itself, or a resampled copy.
+        """The position table for ``grid``: the parameter itself, or (dynamic sizes) a copy resampled for it.
 
-        Resampled copies are cached per grid when no gradient has to flow into ``pos_embed``. A cache entry holds
-        a reference to the tensor it was computed from and that tensor's version counter, so any in-place change
-        (optimizer step, ``load_state_dict``, ``copy_``) or replacement of the parameter invalidates it.
+        Resampled on every call, like timm: caching per grid saved at most 0.8% at batch 1 (docs/performance.md),
+        and an uncached table always follows the parameter (optimizer steps, loading) and its gradient.
         """
-        pos_embed = self.pos_embed
         if grid == self.config.grid_size:
-            return pos_embed
-        if (torch.is_grad_enabled() and pos_embed.requires_grad) or torch.compiler.is_compiling():
-            return self._resample(pos_embed, grid)
-        hit = self._pos_cache.get(grid)
-        if hit is not None:
-            source, version, table = hit
-            if (
-                source.data_ptr() == pos_embed.data_ptr()
-                and source.dtype == pos_embed.dtype
-                and (source.device == pos_embed.device and pos_embed._version == version)
-            ):
-                self._pos_cache.move_to_end(grid)
-                return table
-        with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable outside inference mode
-            table = self._resample(pos_embed, grid)
-        # `source` shares storage and version counter with the parameter and keeps that storage alive,
-        # so its address cannot be reused by another tensor while the entry exists.
-        self._pos_cache[grid] = (pos_embed.detach(), pos_embed._version, table)
-        if len(self._pos_cache) > _POS_CACHE_SIZE:
-            self._pos_cache.popitem(last=False)
-        return table
+            return self.pos_embed
+        return self._resample(self.pos_embed, grid)
 
     # ------------------------------------------------------------------------------------------ forward
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -404,7 +380,6 @@ class VisionTransformer(nn.Module):
                 table = self._resample(self.pos_embed, new.grid_size)
                 self.pos_embed = nn.Parameter(table, requires_grad=self.pos_embed.requires_grad)
         self.config = new
-        self._pos_cache.clear()
 
 
 def pool_tokens(tokens: torch.Tensor, pool: str, num_prefix_tokens: int) -> torch.Tensor:
