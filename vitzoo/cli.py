@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.utils.flop_counter import FlopCounterMode
 
 from . import analysis, plots
 from ._version import __version__
-from .config import ViTConfig
 from .embed import embed_to_file
 from .errors import ConfigError, VitzooError
 from .extract import expand_inputs, predict
@@ -177,7 +177,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "name": args.name,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()},
         "params": params,
-        "gflops": round(flops(cfg) / 1e9, 2),
+        "gflops": round(flops(model) / 1e9, 2),
         "data_config": {
             k: list(v) if isinstance(v, tuple) else v for k, v in resolve_data_config(src).to_dict().items()
         },
@@ -216,17 +216,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def flops(cfg: ViTConfig) -> float:
-    """Forward FLOPs (2 x multiply-adds) of one image at the config's size: matmuls and convolutions only."""
-    n = cfg.num_tokens
-    d, m = cfg.embed_dim, cfg.mlp_dim
-    patch = cfg.grid_size[0] * cfg.grid_size[1] * d * cfg.in_chans * cfg.patch_size[0] * cfg.patch_size[1]
-    block = n * d * 3 * d + 2 * n * n * d + n * d * d + 2 * n * d * m
-    head = (
-        d * (cfg.representation_size or d) * bool(cfg.representation_size)
-        + (cfg.representation_size or d) * cfg.num_classes
-    )
-    return 2.0 * (patch + cfg.depth * block + head)
+def flops(model: VisionTransformer) -> float:
+    """Forward FLOPs (2 x multiply-adds) of one image at the model's size: matmuls, convolutions (the hybrid's CNN
+    too) and attention, as torch's FlopCounterMode counts a full ``forward_head(forward_features(x))``.
+
+    Run on the meta device it costs no compute and no memory.
+    """
+    cfg = model.config
+    x = torch.empty(1, cfg.in_chans, *cfg.img_size, device=model.pos_embed.device, dtype=model.pos_embed.dtype)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.forward_head(model.forward_features(x))
+    return float(counter.get_total_flops())
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
