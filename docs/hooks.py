@@ -4,9 +4,6 @@ mkdocstrings renders a missing docstring as an empty entry without a warning, so
 from this checkout and raises ``PluginError`` for every name of ``vitzoo.__all__`` (read at build time) and every
 public method or property of a public class that has no docstring of its own, and for every name of ``__all__``
 that docs/api.md does not render (or that it renders but ``__all__`` no longer exports).
-
-``KNOWN_UNDOCUMENTED`` lists the gaps that were there when this check was added: they are logged, not fatal, and
-the build fails once one of them is documented or gone until it is removed from the list, so the list only shrinks.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import logging
 import re
 import sys
 from pathlib import Path
@@ -26,17 +22,6 @@ from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
 API_PAGE = ROOT / "docs" / "api.md"
-KNOWN_UNDOCUMENTED = frozenset({
-    "vitzoo.DataConfig.to_dict",
-    "vitzoo.PretrainedCfg.arch",
-    "vitzoo.PretrainedCfg.img_size",
-    "vitzoo.PretrainedCfg.tag",
-    "vitzoo.PretrainedCfg.to_dict",
-    "vitzoo.ViTConfig.head_dim",
-    "vitzoo.VisionTransformer.num_prefix_tokens",
-    "vitzoo.VisionTransformer.patch_size",
-})  # fmt: skip
-log = logging.getLogger(f"mkdocs.hooks.{__name__}")
 
 
 def _import_vitzoo() -> ModuleType:
@@ -87,7 +72,8 @@ def undocumented(package: ModuleType) -> list[str]:
 def api_page_mismatch(package: ModuleType) -> list[str]:
     """Differences between ``__all__`` and the ``::: vitzoo.NAME`` entries of docs/api.md."""
     rendered = re.findall(rf"^:::\s*{package.__name__}\.(\w+)\s*$", API_PAGE.read_text(), flags=re.MULTILINE)
-    problems = [f"add '::: {package.__name__}.{n}' to docs/api.md" for n in package.__all__ if n not in rendered]
+    public = [n for n in package.__all__ if not n.startswith("__")]  # __version__: a string, named in the page's text
+    problems = [f"add '::: {package.__name__}.{n}' to docs/api.md" for n in public if n not in rendered]
     problems += [f"'{package.__name__}.{n}' is not in __all__: remove it from docs/api.md" for n in rendered
                  if n not in package.__all__]  # fmt: skip
     return problems
@@ -95,14 +81,8 @@ def api_page_mismatch(package: ModuleType) -> list[str]:
 
 def on_pre_build(config: MkDocsConfig) -> None:
     package = _import_vitzoo()
-    missing = undocumented(package)
-    problems = [f"no docstring: {name}" for name in missing if name not in KNOWN_UNDOCUMENTED]
-    problems += [f"{name} is documented or gone: remove it from KNOWN_UNDOCUMENTED in docs/hooks.py"
-                 for name in sorted(KNOWN_UNDOCUMENTED - set(missing))]  # fmt: skip
+    problems = [f"no docstring: {name}" for name in undocumented(package)]
     problems += api_page_mismatch(package)
-    owed = sorted(KNOWN_UNDOCUMENTED & set(missing))
-    if owed:
-        log.info("docstrings still owed (KNOWN_UNDOCUMENTED in docs/hooks.py): %s", ", ".join(owed))
     if problems:
         raise PluginError("the API reference is incomplete:\n  " + "\n  ".join(problems))
 

@@ -130,6 +130,7 @@ class ViTConfig:
 
     @property
     def head_dim(self) -> int:
+        """Width of one attention head: ``embed_dim // num_heads``."""
         return self.embed_dim // self.num_heads
 
     def replace(self, **changes: Any) -> ViTConfig:

@@ -155,10 +155,12 @@ class VisionTransformer(nn.Module):
 
     @property
     def num_prefix_tokens(self) -> int:
+        """Tokens before the patch tokens (1 with a class token, else 0)."""
         return self.config.num_prefix_tokens
 
     @property
     def patch_size(self) -> tuple[int, int]:
+        """Patch (height, width) in pixels."""
         return self.config.patch_size
 
     @property

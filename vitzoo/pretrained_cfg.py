@@ -34,17 +34,21 @@ class PretrainedCfg:
 
     @property
     def arch(self) -> str:
+        """The architecture part of the name (``"vit_base_patch16_224"``)."""
         return self.name.partition(".")[0]
 
     @property
     def tag(self) -> str:
+        """The tag part of the name (``"augreg2_in21k_ft_in1k"``); empty for a name without one."""
         return self.name.partition(".")[2]
 
     @property
     def img_size(self) -> tuple[int, int]:
+        """(H, W) the checkpoint was trained or evaluated at."""
         return (self.input_size[1], self.input_size[2])
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict."""
         return asdict(self)
 
     def class_names(self) -> list[str]:

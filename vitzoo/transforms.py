@@ -48,6 +48,7 @@ class DataConfig:
     crop_mode: str = "center"  # "center" | "squash" | "border"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (timm's data-config keys)."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
