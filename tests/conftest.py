@@ -1,14 +1,44 @@
-"""Shared helpers: seeded peer models with fully random weights, and a round trip through safetensors."""
+"""Shared helpers: one tolerance, seeded inputs, seeded peer models with fully random weights, the loopback Hub,
+and the command line run as a real process."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import vitzoo
+
 torch.set_num_threads(max(1, torch.get_num_threads()))
+
+# Max abs difference allowed between vitzoo and a peer library (timm, transformers, torchvision) running the same
+# weights on the same input in float32. Both compute the same function with a different order of operations (fused
+# or explicit attention, one qkv matmul or three), which leaves differences of 1e-6 to 1e-5 on outputs of order 1.
+# A wrong mapping (a swapped or transposed tensor, a missed bias, another interpolation) moves the outputs by 1e-2 or
+# more with the random weights of ``randomize_``, so 1e-4 separates the two by two orders of magnitude either way.
+TOL = 1e-4
+
+
+def maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Max abs difference of two tensors of the same shape (the shapes are checked first)."""
+    assert a.shape == b.shape, (tuple(a.shape), tuple(b.shape))
+    return (a.float() - b.float()).abs().max().item()
+
+
+def batch(h: int = 224, w: int | None = None, n: int = 2, seed: int = 0) -> torch.Tensor:
+    """A seeded random image batch (n, 3, h, w); the same arguments give the same tensor in every test."""
+    return torch.randn(n, 3, h, h if w is None else w, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def images():
+    """``batch`` as a fixture: ``images(h, w, n=2, seed=0)``."""
+    return batch
 
 
 @torch.no_grad()
@@ -28,20 +58,24 @@ def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
+def timm_model(name: str, seed: int = 0, **kw) -> torch.nn.Module:
+    """timm's ``create_model(name, **kw)`` with every weight random (``randomize_``), in eval mode."""
+    import timm
+
+    torch.manual_seed(seed)
+    return randomize_(timm.create_model(name, **kw), seed=seed).eval()
+
+
 def safetensors_round_trip(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Write ``state_dict`` as a safetensors file and read it back (what a user holding a checkpoint has)."""
     save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path))
     return load_file(str(path))
 
 
-@pytest.fixture
-def images():
-    """Seeded random image batches of any size: ``images(h, w, batch=2)``."""
-
-    def make(h: int, w: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
-        return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
-
-    return make
+def save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> str:
+    """Write ``state_dict`` as a safetensors file; returns the path as a string (a ``pretrained=`` source)."""
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path))
+    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -71,11 +105,42 @@ def folder_files(folder: Path) -> dict[str, bytes]:
 
 def timm_repo(name: str, tmp_path: Path, num_classes: int, safe: bool | str = "both", seed: int = 0, **kw):
     """A timm model with random weights saved by timm's own ``save_for_hf`` (config.json + weights)."""
-    import timm
     from timm.models._hub import save_for_hf
 
-    torch.manual_seed(seed)
-    model = randomize_(timm.create_model(name, num_classes=num_classes, **kw), seed=seed).eval()
+    model = timm_model(name, seed=seed, num_classes=num_classes, **kw)
     folder = tmp_path / f"timm-{name}-{seed}"
     save_for_hf(model, str(folder), safe_serialization=safe)
     return model, folder_files(folder)
+
+
+# The vitzoo package these tests import (a checkout on PYTHONPATH or the installed one): subprocesses get the same.
+_PACKAGE_ROOT = str(Path(vitzoo.__file__).resolve().parents[1])
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``python -m vitzoo`` subprocess: this one, importing the same vitzoo, plus ``extra``."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": _PACKAGE_ROOT + (os.pathsep + path if path else ""), **extra}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -m vitzoo ARGS`` as a real process (no reliance on PATH or the working directory)."""
+    return subprocess.run([sys.executable, "-m", "vitzoo", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=env or cli_env(), cwd=cwd)  # fmt: skip
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The ``vitzoo`` command's entry point (``vitzoo.cli:main``, what the console script calls) run in this process,
+    with stdout, stderr and the exit code captured: the same behaviour as ``run_cli`` without a new interpreter."""
+    import contextlib
+    import io
+
+    from vitzoo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse: --version, --help, usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(["vitzoo", *map(str, args)], code, out.getvalue(), err.getvalue())

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import socket
+
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import vitzoo
-from vitzoo import ConfigError, HubError, InputError, UnknownModelError
+from conftest import cli
+from vitzoo import CheckpointError, ConfigError, FormatError, HubError, ImageError, InputError, UnknownModelError
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +85,103 @@ def test_pretrained_without_weights_is_an_error_not_random_weights(tmp_path, mon
     assert isinstance(err.value, OSError)
 
 
-def test_all_errors_share_one_base():
-    for cls in (ConfigError, HubError, InputError, UnknownModelError, vitzoo.CheckpointError, vitzoo.FormatError):
-        assert issubclass(cls, vitzoo.VitzooError)
+def _free_port() -> int:
+    """A loopback port nothing listens on (bound and released by the OS just now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tiny_checkpoint(tmp_path) -> bytes:
+    torch.manual_seed(0)
+    path = tmp_path / "whole.safetensors"
+    save_file(vitzoo.create_model("vit_tiny_patch16_224", depth=1).state_dict(), str(path))
+    return path.read_bytes()
+
+
+def _unknown_name(tmp_path, monkeypatch):
+    vitzoo.create_model("vit_base_patch16_244")
+
+
+def _bad_config(tmp_path, monkeypatch):
+    vitzoo.create_model("vit_tiny_patch16_224", num_heads=5, device="meta")
+
+
+def _bad_input(tmp_path, monkeypatch):
+    vitzoo.create_model("vit_tiny_patch16_224", depth=1)(torch.zeros(3, 224, 224))
+
+
+def _truncated_checkpoint(tmp_path, monkeypatch):
+    data = _tiny_checkpoint(tmp_path)
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    vitzoo.create_model("vit_tiny_patch16_224", depth=1, pretrained=str(tmp_path / "cut.safetensors"))
+
+
+def _unknown_key_format(tmp_path, monkeypatch):
+    save_file({"resnet.conv1.weight": torch.zeros(4, 3, 7, 7)}, str(tmp_path / "resnet.safetensors"))
+    vitzoo.create_model("vit_tiny_patch16_224", depth=1, pretrained=str(tmp_path / "resnet.safetensors"))
+
+
+def _offline_empty_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # never the real Hub, even if not offline
+    vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", pretrained=True)
+
+
+def _hub_unreachable(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # connection refused
+    vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", pretrained=True)
+
+
+def _unreadable_image(tmp_path, monkeypatch):
+    from vitzoo.transforms import load_image
+
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    load_image(tmp_path / "broken.jpg")
+
+
+# (failing call, the vitzoo class, the builtin it promises, what the message must say: the problem and the fix)
+FAILURES = [
+    (_unknown_name, UnknownModelError, ValueError, r"unknown model 'vit_base_patch16_244'; closest known names: "
+     r"vit_base_patch16_224"),
+    (_bad_config, ConfigError, ValueError, r"not divisible by num_heads 5; pick num_heads from \[1, 2, 3, 4, 6"),
+    (_bad_input, InputError, ValueError, r"4-D .*add a batch dimension"),
+    (_truncated_checkpoint, CheckpointError, ValueError, r"cut.safetensors: cannot be read .*truncated or corrupt.*"
+     r"Delete it .* download it again"),
+    (_unknown_key_format, FormatError, ValueError, r"cannot tell the checkpoint format .*resnet.conv1.weight.*"
+     r"vitzoo reads timm, transformers ViT, torchvision vit_\* and JAX"),
+    (_offline_empty_cache, HubError, OSError, r"HF_HUB_OFFLINE=1 is set and timm/vit_tiny_patch16_224\.augreg_in21k_"
+     r"ft_in1k has no cached copy .*empty-cache.*Connect to the network.*vitzoo download"),
+    (_hub_unreachable, HubError, OSError, r"the Hub at http://127\.0\.0\.1:\d+ cannot be reached .*no cached copy.*"
+     r"point HF_ENDPOINT at a mirror"),
+    (_unreadable_image, ImageError, ValueError, r"broken.jpg: cannot read the image"),
+]
+
+
+def _caught_by(action, catch, tmp_path, monkeypatch) -> BaseException:
+    """Run ``action`` inside ``try: ... except catch``: what a user's handler would receive."""
+    try:
+        action(tmp_path, monkeypatch)
+    except catch as err:
+        return err
+    pytest.fail(f"{action.__name__} raised nothing")
+
+
+@pytest.mark.parametrize("action,cls,builtin,says", FAILURES, ids=[f[0].__name__.strip("_") for f in FAILURES])
+def test_each_error_is_raised_by_a_real_failure_and_caught_both_ways(action, cls, builtin, says, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    """A failing call raises its own class, which ``except VitzooError`` and ``except <builtin>`` both catch."""
+    err = _caught_by(action, vitzoo.VitzooError, tmp_path, monkeypatch)
+    assert type(err) is cls, type(err)
+    assert re.search(says, str(err), flags=re.S), str(err)
+    again = _caught_by(action, builtin, tmp_path, monkeypatch)  # the second handler sees the same failure
+    assert type(again) is cls and re.search(says, str(again), flags=re.S)
+
+
+def test_the_command_line_reports_errors_on_stderr_with_exit_code_2():
+    out = cli("info", "vit_base_patch16_244")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("vitzoo: error: unknown model 'vit_base_patch16_244'; closest known names: ")
