@@ -13,60 +13,75 @@ import torch
 import transformers
 
 import vitzoo
-from conftest import randomize_
+from conftest import TOL, maxdiff, randomize_
 from vitzoo.formats import from_transformers
 
-TOL = 1e-4  # max abs difference allowed
+TINY = dict(hidden_size=192, num_hidden_layers=3, num_attention_heads=3, intermediate_size=768)  # ViT-Ti widths
+SMALL = dict(hidden_size=384, num_hidden_layers=2, num_attention_heads=6, intermediate_size=1536)  # ViT-S widths
 
 
 def _hf_config(**kw) -> transformers.ViTConfig:
-    base = dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768,
-                image_size=224, patch_size=16, layer_norm_eps=1e-12, qkv_bias=True)  # fmt: skip
+    base = dict(image_size=224, patch_size=16, layer_norm_eps=1e-12, qkv_bias=True)
     return transformers.ViTConfig(**{**base, **kw})
 
 
-def _saved(model: torch.nn.Module, tmp_path) -> dict[str, torch.Tensor]:
+def _saved(model: torch.nn.Module, folder) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    model.save_pretrained(tmp_path)
-    return load_file(str(tmp_path / "model.safetensors"))
+    model.save_pretrained(folder)
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def vitmodel(tmp_path_factory):
+    """transformers' ViTModel with random weights, and vitzoo loaded from its saved file (one pair for all sizes)."""
+    torch.manual_seed(0)
+    hf = randomize_(transformers.ViTModel(_hf_config(**TINY), add_pooling_layer=False), seed=2).eval()
+    ours = vitzoo.create_model("vit_tiny_patch16_224", depth=TINY["num_hidden_layers"], num_classes=0,
+                               layer_norm_eps=1e-12, dynamic_img_size=True, pos_embed_antialias=False).eval()  # fmt: skip
+    ours.load_state_dict(from_transformers(_saved(hf, tmp_path_factory.mktemp("vitmodel"))).state_dict, strict=True)
+    return hf, ours
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """transformers' ViTForImageClassification (ViT-S widths, 10 labels) with random weights, and its saved file."""
+    torch.manual_seed(0)
+    hf = randomize_(transformers.ViTForImageClassification(_hf_config(num_labels=10, **SMALL)), seed=3).eval()
+    return hf, _saved(hf, tmp_path_factory.mktemp("classifier"))
+
+
+def _ours_classifier(state_dict) -> vitzoo.VisionTransformer:
+    ours = vitzoo.create_model("vit_small_patch16_224", num_classes=10, depth=SMALL["num_hidden_layers"],
+                               layer_norm_eps=1e-12).eval()  # fmt: skip
+    ours.load_state_dict(from_transformers(state_dict).state_dict, strict=True)
+    return ours
 
 
 @pytest.mark.parametrize("size", [(224, 224), (384, 384), (320, 448)], ids=str)
 @torch.no_grad()
-def test_vitmodel_tokens_match(size, tmp_path, images):
-    torch.manual_seed(0)
-    hf = randomize_(transformers.ViTModel(_hf_config(), add_pooling_layer=False), seed=2).eval()
-    ours = vitzoo.create_model(
-        "vit_tiny_patch16_224", num_classes=0, layer_norm_eps=1e-12, dynamic_img_size=True, pos_embed_antialias=False
-    ).eval()
-    ours.load_state_dict(from_transformers(_saved(hf, tmp_path)).state_dict, strict=True)
+def test_vitmodel_tokens_match(size, vitmodel, images):
+    hf, ours = vitmodel
     x = images(*size)
     ref = hf(pixel_values=x, interpolate_pos_encoding=size != (224, 224)).last_hidden_state
-    got = ours.forward_features(x)
-    assert got.shape == ref.shape
-    assert (got - ref).abs().max().item() <= TOL
+    assert maxdiff(ours.forward_features(x), ref) <= TOL
 
 
 @torch.no_grad()
-def test_image_classification_logits_match(tmp_path, images):
-    torch.manual_seed(0)
-    hf = transformers.ViTForImageClassification(_hf_config(num_labels=10, hidden_size=384, num_attention_heads=6,
-                                                           intermediate_size=1536, num_hidden_layers=4))  # fmt: skip
-    randomize_(hf, seed=3).eval()
-    ours = vitzoo.create_model("vit_small_patch16_224", num_classes=10, depth=4, layer_norm_eps=1e-12).eval()
-    ours.load_state_dict(from_transformers(_saved(hf, tmp_path)).state_dict, strict=True)
+def test_image_classification_logits_match(classifier, images):
+    hf, saved = classifier
     x = images(224, 224)
-    assert (ours(x) - hf(pixel_values=x).logits).abs().max().item() <= TOL
+    assert maxdiff(_ours_classifier(saved)(x), hf(pixel_values=x).logits) <= TOL
 
 
-def test_in_memory_names_of_transformers_5_convert_too():
-    """``model.state_dict()`` of transformers >= 5 uses other names than the files; both convert to the same."""
-    torch.manual_seed(0)
-    hf = transformers.ViTForImageClassification(_hf_config(num_labels=5, num_hidden_layers=2))
-    converted = from_transformers(hf.state_dict()).state_dict
-    ours = vitzoo.create_model("vit_tiny_patch16_224", num_classes=5, depth=2)
-    ours.load_state_dict(converted, strict=True)
+@torch.no_grad()
+def test_in_memory_names_of_transformers_5_convert_too(classifier, images):
+    """``model.state_dict()`` of transformers >= 5 uses other names than the files; both give transformers' numbers."""
+    hf, saved = classifier
+    in_memory = hf.state_dict()
+    assert set(in_memory) != set(saved)  # the two namings really differ (else this test checks nothing new)
+    x = images(224, 224)
+    assert maxdiff(_ours_classifier(in_memory)(x), hf(pixel_values=x).logits) <= TOL
 
 
 def test_unknown_keys_are_named():
