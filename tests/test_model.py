@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import vitzoo
+from conftest import maxdiff, timm_model
 from vitzoo.pos_embed import resample_pos_embed
 
 
@@ -99,10 +100,39 @@ def test_reset_classifier():
     assert model(torch.randn(1, 3, 224, 224, dtype=torch.float64)).shape == (1, 192)
 
 
-def test_dtype_and_device_arguments():
-    model = vitzoo.create_model("vit_tiny_patch16_224", depth=1, dtype=torch.bfloat16, device="cpu")
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
-    assert model(torch.randn(1, 3, 224, 224, dtype=torch.bfloat16)).dtype == torch.bfloat16
+# bf16 keeps 8 significant bits (unit roundoff 2**-8 = 0.4%), fp16 11 bits (0.05%). Through the patch embedding, two
+# blocks and the head the rounding of weights and activations adds up to a few units of roundoff relative to the
+# largest logit (measured: 0.6% for bf16, 0.06% for fp16, the same for timm in that dtype). The bounds leave 5x
+# headroom; a tensor left in another dtype, a wrong cast of the position table or an fp16 overflow is far outside.
+LOW_PRECISION_TOL = {torch.bfloat16: 0.03, torch.float16: 0.005}  # max abs diff / max abs of the fp32 logits
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@torch.no_grad()
+def test_dtype_argument_gives_the_fp32_numbers_within_the_dtype_precision(dtype, images):
+    ref32 = timm_model("vit_tiny_patch16_224", seed=1, depth=2, num_classes=10)
+    sd = ref32.state_dict()
+    x = images(224, 224)
+    want = ref32(x)
+    bound = LOW_PRECISION_TOL[dtype] * want.abs().max().item()
+
+    loaded = vitzoo.create_model("vit_tiny_patch16_224", depth=2, num_classes=10, pretrained=sd, dtype=dtype).eval()
+    assert {p.dtype for p in loaded.parameters()} == {dtype}
+    got = loaded(x.to(dtype))
+    assert got.dtype == dtype
+    assert maxdiff(got, want) <= bound
+    peer = timm_model("vit_tiny_patch16_224", seed=1, depth=2, num_classes=10).to(dtype)  # timm in the same dtype
+    assert maxdiff(got, peer(x.to(dtype))) <= bound
+
+    torch.manual_seed(0)  # random init: the same seed gives the fp32 weights rounded to the dtype
+    fresh = vitzoo.create_model("vit_tiny_patch16_224", depth=2, num_classes=10, dtype=dtype, device="cpu").eval()
+    torch.manual_seed(0)
+    fresh32 = vitzoo.create_model("vit_tiny_patch16_224", depth=2, num_classes=10).eval()
+    for (name, p), p32 in zip(fresh.named_parameters(), fresh32.parameters()):
+        assert p.device.type == "cpu" and torch.equal(p, p32.to(dtype)), name
+
+
+def test_meta_device_allocates_nothing():
     meta = vitzoo.create_model("vit_huge_patch14_224", device="meta")
     assert {p.device.type for p in meta.parameters()} == {"meta"}
 
