@@ -1,6 +1,17 @@
-"""R50x1+ViT-B/16 against timm's vit_base_r50_s16_* on the same random weights (max abs diff <= 1e-4)."""
+"""R50+ViT-B/16 against timm's hybrid ViT (ResNetV2 stem + HybridEmbed) on the same random weights (max abs diff
+<= TOL).
+
+The hybrid code paths (weight-standardised "SAME" convolutions, GroupNorm bottlenecks, stage strides, the 1x1
+embedding, position tables at other sizes, the JAX layout) are the same for any stage depths and any ViT width, so
+most tests run a reduced hybrid: one bottleneck per CNN stage, ViT-Ti widths, two blocks, built by timm from the
+same classes its ``vit_base_r50_s16_*`` entries use (checked against the registered model below). The full-size
+R50+ViT-B/16 is compared once, in a test marked slow; its shapes and parameter count are checked on the meta device.
+"""
 
 from __future__ import annotations
+
+import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,57 +20,108 @@ import torch
 from timm.models.vision_transformer import _load_weights, checkpoint_filter_fn
 
 import vitzoo
-from conftest import randomize_, timm_repo
+from conftest import TOL, batch, folder_files, maxdiff, randomize_, save_safetensors
 
-TOL = 1e-4
+STAGES = (1, 1, 1)  # one bottleneck per stage instead of (3, 4, 9): same strides (4, 8, 16) and channels
+SMALL = dict(embed_dim=192, depth=2, num_heads=3)  # ViT-Ti widths, two blocks
+OURS_SMALL = dict(hybrid_layers=STAGES, mlp_dim=768, **SMALL)
+
+
+def timm_hybrid(layers=STAGES, img_size: int | tuple[int, int] = 224, num_classes: int = 1000, **vit):
+    """timm's hybrid ViT built as ``vit_base_r50_s16_*`` builds it (timm's ``_resnetv2`` + ``HybridEmbed``), with
+    ``layers`` CNN blocks per stage."""
+    from timm.layers import HybridEmbed, StdConv2dSame
+    from timm.models.resnetv2 import ResNetV2
+    from timm.models.vision_transformer import VisionTransformer
+
+    backbone = ResNetV2(layers=layers, num_classes=0, global_pool="", in_chans=3, preact=False, stem_type="same",
+                        conv_layer=partial(StdConv2dSame, eps=1e-8))  # fmt: skip
+    vit = {"embed_dim": 768, "depth": 12, "num_heads": 12, **vit}
+    return VisionTransformer(img_size=img_size, patch_size=1, num_classes=num_classes,
+                             embed_layer=partial(HybridEmbed, backbone=backbone), **vit)  # fmt: skip
+
+
+def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 @pytest.fixture(scope="module")
-def timm_hybrid():
+def small(tmp_path_factory):
+    """The reduced timm hybrid at 224 with random weights, and its state dict saved as safetensors."""
     torch.manual_seed(0)
-    return randomize_(timm.create_model("vit_base_r50_s16_384", num_classes=1000), seed=7).eval()
+    ref = randomize_(timm_hybrid(**SMALL), seed=7).eval()
+    return ref, save_safetensors(ref.state_dict(), tmp_path_factory.mktemp("hybrid") / "r50.safetensors")
 
 
-def _x(size: int | tuple[int, int]) -> torch.Tensor:
-    h, w = (size, size) if isinstance(size, int) else size
-    return torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+def test_the_reduced_timm_builder_is_timms_registered_hybrid():
+    """With (3, 4, 9) and ViT-B widths the helper above builds exactly timm's vit_base_r50_s16_224 (names, shapes)."""
+    with torch.device("meta"):
+        assert _shapes(timm_hybrid((3, 4, 9))) == _shapes(timm.create_model("vit_base_r50_s16_224", num_classes=1000))
 
 
-@pytest.mark.parametrize("size", [384, 448, (320, 416)], ids=str)
+@pytest.mark.parametrize("size", [224, 288, (160, 256)], ids=str)
 @torch.no_grad()
-def test_logits_match_timm(timm_hybrid, size, tmp_path):
-    from safetensors.torch import save_file
-
-    path = tmp_path / "r50.safetensors"
-    save_file(timm_hybrid.state_dict(), str(path))
-    ours = vitzoo.create_model("vit_base_r50_s16_384", pretrained=str(path), img_size=size).eval()
-    ref = timm_hybrid
-    if size != 384:
-        ref = timm.create_model("vit_base_r50_s16_384", num_classes=1000, img_size=size).eval()
-        ref.load_state_dict(checkpoint_filter_fn(timm_hybrid.state_dict(), ref))
+def test_logits_match_timm(small, size):
+    ref, path = small
+    ours = vitzoo.create_model("vit_base_r50_s16_224", pretrained=path, img_size=size, **OURS_SMALL).eval()
+    if size != 224:
+        ref_sd = ref.state_dict()
+        ref = timm_hybrid(img_size=size, **SMALL).eval()
+        ref.load_state_dict(checkpoint_filter_fn(ref_sd, ref))  # timm resamples the position table its own way
         assert "pos_embed" in ours.load_report.resized
-    x = _x(size)
-    assert (ours(x) - ref(x)).abs().max().item() <= TOL
-    final, inter = ours.forward_intermediates(x, indices=2)
-    ref_final, ref_inter = ref.forward_intermediates(x, indices=2)
-    assert all((a - b).abs().max().item() <= TOL for a, b in zip(inter, ref_inter))
+    x = batch(*((size, size) if isinstance(size, int) else size), n=1)
+    assert maxdiff(ours(x), ref(x)) <= TOL
+    _, inter = ours.forward_intermediates(x, indices=2)
+    _, ref_inter = ref.forward_intermediates(x, indices=2)
+    assert len(inter) == len(ref_inter) == 2
+    assert all(maxdiff(a, b) <= TOL for a, b in zip(inter, ref_inter))
 
 
 @torch.no_grad()
-def test_structure_params_and_backbone_outputs():
+def test_backbone_feature_maps_match_timm_stage_by_stage(small):
+    ref, path = small
+    ours = vitzoo.create_model("vit_base_r50_s16_224", pretrained=path, **OURS_SMALL).eval()
+    x = batch(224, n=1)
+    feats = ours.forward_backbone(x)
+    bb = ref.patch_embed.backbone
+    want = [bb.stem(x)]
+    for stage in bb.stages:
+        want.append(stage(want[-1]))
+    assert [tuple(f.shape[1:]) for f in feats] == [(64, 56, 56), (256, 56, 56), (512, 28, 28), (1024, 14, 14)]
+    assert all(maxdiff(a, b) <= TOL for a, b in zip(feats, want))
+
+
+@torch.no_grad()
+def test_structure_params_and_input_checks():
     model = vitzoo.create_model("R50+ViT-B/16", device="meta")
     assert model.config.hybrid_layers == (3, 4, 9) and model.grid_size == (14, 14)
     with torch.device("meta"):
         ref = timm.create_model("vit_base_r50_s16_224", num_classes=1000)
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
-    assert sum(p.numel() for p in vitzoo.create_model("vit_base_r50_s16_384", device="meta").parameters()) == 98_950_952
-    small = vitzoo.create_model("vit_base_r50_s16_224", depth=1, num_classes=0).eval()
-    feats = small.forward_backbone(torch.randn(1, 3, 224, 224))
-    assert [tuple(f.shape[1:]) for f in feats] == [(64, 56, 56), (256, 56, 56), (512, 28, 28), (1024, 14, 14)]
+    assert _shapes(model) == _shapes(ref)
+    big = vitzoo.create_model("vit_base_r50_s16_384", device="meta")
+    with torch.device("meta"):
+        ref384 = timm.create_model("vit_base_r50_s16_384")
+    assert sum(p.numel() for p in big.parameters()) == sum(p.numel() for p in ref384.parameters()) == 98_950_952
+    small = vitzoo.create_model("vit_base_r50_s16_224", num_classes=0, **OURS_SMALL).eval()
     with pytest.raises(vitzoo.ConfigError, match="patch_size must be 16"):
         small.set_input_size(patch_size=8)
-    dyn = vitzoo.create_model("vit_base_r50_s16_224", depth=1, num_classes=0, dynamic_img_size=True).eval()
-    assert dyn(torch.randn(1, 3, 160, 96)).shape == (1, 768)
+    dyn = vitzoo.create_model("vit_base_r50_s16_224", num_classes=0, dynamic_img_size=True, **OURS_SMALL).eval()
+    assert dyn(batch(160, 96, n=1)).shape == (1, 192)
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_full_size_r50_vit_b16_at_384_matches_timm(tmp_path):
+    """The real shapes: R50 (3, 4, 9) + ViT-B/16, 12 blocks, at 384."""
+    torch.manual_seed(0)
+    ref = randomize_(timm.create_model("vit_base_r50_s16_384", num_classes=1000), seed=7).eval()
+    ours = vitzoo.create_model("vit_base_r50_s16_384",
+                               pretrained=save_safetensors(ref.state_dict(), tmp_path / "r50.safetensors")).eval()
+    x = batch(384, n=1)
+    assert maxdiff(ours(x), ref(x)) <= TOL
+    _, inter = ours.forward_intermediates(x, indices=2)
+    _, ref_inter = ref.forward_intermediates(x, indices=2)
+    assert all(maxdiff(a, b) <= TOL for a, b in zip(inter, ref_inter))
 
 
 def _hybrid_npz(model: torch.nn.Module, path) -> None:
@@ -86,23 +148,40 @@ def _hybrid_npz(model: torch.nn.Module, path) -> None:
 
 
 @torch.no_grad()
-def test_npz_round_trip_against_timm_npz_loader(tmp_path):
-    torch.manual_seed(0)
-    src = randomize_(timm.create_model("vit_base_r50_s16_384", depth=2, num_classes=1000), seed=8).eval()
+def test_npz_round_trip_against_timm_npz_loader(small, tmp_path):
+    src, _ = small
     _hybrid_npz(src, tmp_path / "r50.npz")
-    ref = timm.create_model("vit_base_r50_s16_384", depth=2, num_classes=1000).eval()
-    _load_weights(ref, str(tmp_path / "r50.npz"))
-    ours = vitzoo.create_model("vit_base_r50_s16_384", depth=2, pretrained=str(tmp_path / "r50.npz")).eval()
+    ref = timm_hybrid(**SMALL).eval()
+    _load_weights(ref, str(tmp_path / "r50.npz"))  # timm's own reader is the reference
+    ours = vitzoo.create_model("vit_base_r50_s16_224", pretrained=str(tmp_path / "r50.npz"), **OURS_SMALL).eval()
     assert any("hybrid" in n for n in ours.load_report.notes)
-    x = _x(384)
-    assert (ours(x) - ref(x)).abs().max().item() <= TOL
-    assert (ours(x) - src(x)).abs().max().item() <= TOL  # the round trip returns the original numbers
+    x = batch(224, n=1)
+    assert maxdiff(ours(x), ref(x)) <= TOL
+    assert maxdiff(ours(x), src(x)) <= TOL  # the round trip returns the original numbers
 
 
 @torch.no_grad()
-def test_loopback_hub_loads_the_hybrid_by_tag(hub, tmp_path):
-    ref, files = timm_repo("vit_base_r50_s16_384", tmp_path, 1000, safe=True, seed=9)
-    hub.add_commit("timm/vit_base_r50_s16_384.orig_in21k_ft_in1k", files)
-    model = vitzoo.create_model("vit_base_r50_s16_384.orig_in21k_ft_in1k", pretrained=True).eval()
-    assert model.pretrained_cfg.top1 == 84.976 and model.load_report.format == "timm"
-    assert (model(_x(384)) - ref(_x(384))).abs().max().item() <= TOL
+def test_saved_hybrid_round_trips_through_the_hub_with_its_stages_and_facts(small, hub, tmp_path):
+    """save_pretrained keeps hybrid_layers and the tag's facts; hf-hub: rebuilds the same reduced hybrid."""
+    ref, path = small
+    tagged = vitzoo.create_model("vit_base_r50_s16_384.orig_in21k_ft_in1k", img_size=224, **OURS_SMALL)
+    vitzoo.load_pretrained(tagged, path)
+    hub.add_commit("someone/r50-vit-small", folder_files(vitzoo.save_pretrained(tagged, tmp_path / "saved")))
+    model = vitzoo.create_model("hf-hub:someone/r50-vit-small", pretrained=True).eval()
+    assert model.config == tagged.config and model.config.hybrid_layers == STAGES
+    assert model.pretrained_cfg.name == "vit_base_r50_s16_384.orig_in21k_ft_in1k"
+    assert model.pretrained_cfg.top1 == vitzoo.get_pretrained_cfg("vit_base_r50_s16_384.orig_in21k_ft_in1k").top1
+    x = batch(224, n=1)
+    assert maxdiff(model(x), ref(x)) <= TOL
+
+
+@pytest.mark.xfail(strict=True, reason="save_pretrained writes a plain ViT architecture (vit_base_patch16_*) into "
+                   "config.json for hybrids: repo_config._closest_arch ignores hybrid_layers")  # fmt: skip
+def test_saved_hybrid_config_names_a_hybrid_architecture_for_timm(tmp_path):
+    """timm builds what config.json's ``architecture`` + ``model_args`` say; for a hybrid that must be a hybrid."""
+    model = vitzoo.create_model("vit_base_r50_s16_224", depth=1)
+    config = json.loads((vitzoo.save_pretrained(model, tmp_path / "saved") / "config.json").read_text())
+    with torch.device("meta"):
+        rebuilt = timm.create_model(config["architecture"], num_classes=config["num_classes"],
+                                    **config.get("model_args", {}))  # fmt: skip
+    assert _shapes(rebuilt) == _shapes(model)
