@@ -1,4 +1,5 @@
-"""vitzoo's transforms give the same tensors as timm's and transformers' on the same PIL images (<= 1e-5)."""
+"""vitzoo's transforms give the same tensors as timm's and transformers' on the same PIL images (<= 1e-5); the
+train transform follows torchvision's RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)) + RandomHorizontalFlip."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import transformers
 from PIL import Image
 
 import vitzoo
+from conftest import maxdiff
 from vitzoo.transforms import DataConfig, ImageError, create_transform, load_image, resolve_data_config
 
 SIZES = [(500, 375), (375, 500), (100, 60), (640, 640), (223, 301)]  # (w, h)
@@ -49,7 +51,8 @@ CASES = [
 @pytest.mark.parametrize("name,kw", CASES, ids=lambda v: str(v))
 def test_eval_transform_matches_timm(name, kw):
     ours_model = vitzoo.create_model(name, device="meta", **kw)
-    ref_model = timm.create_model(name, pretrained=False, **kw)
+    with torch.device("meta"):  # timm's data config comes from the model's pretrained_cfg: no weights needed
+        ref_model = timm.create_model(name, pretrained=False, **kw)
     transform = create_transform(ours_model)
     for (w, h), mode in zip(SIZES * 2, MODES + MODES[:4]):
         img = _image(w, h, mode)
@@ -75,13 +78,12 @@ def test_crop_modes_and_filters_match_timm(crop_mode, interpolation):
         assert (ours(img) - ref(img)).abs().max().item() <= 1e-5, (w, h)
 
 
-def test_google_repo_recipe_matches_vit_image_processor():
-    """google/vit-*: resize straight to size x size, bilinear, mean/std 0.5 (transformers' PIL processor)."""
-    config = transformers.ViTConfig(image_size=384)
-    from vitzoo import repo_config
-
-    facts = repo_config.parse(config.to_dict(), "hf-hub:google/vit-base-patch16-384", set())[1]
-    tf = create_transform(vitzoo.transforms.data_config(facts, (384, 384), 3))
+def test_google_repo_recipe_matches_vit_image_processor(tmp_path):
+    """google/vit-*: resize straight to size x size, bilinear, mean/std 0.5 (transformers' PIL processor), read from
+    the config.json transformers writes (no weights)."""
+    transformers.ViTConfig(image_size=384).save_pretrained(tmp_path / "google-vit-384")
+    tf = create_transform(f"local-dir:{tmp_path / 'google-vit-384'}")
+    assert tf(_image(500, 375, "RGB")).shape == (3, 384, 384)
     proc = transformers.ViTImageProcessorPil(size={"height": 384, "width": 384})
     for w, h in SIZES:
         img = _image(w, h, "RGB")
@@ -117,3 +119,98 @@ def test_train_transform_is_random_but_seeded():
     first = a(img)
     assert first.shape == (3, 224, 224) and torch.equal(first, b(img))
     assert not torch.equal(a(img), first)
+
+
+# ------------------------------------------------------------------------------------------- train transform
+IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+W, H = 200, 150  # smaller than the output: every source pixel of a crop shows up in its nearest-neighbour resize
+OUT = (224, 192)  # (h, w), not square: height and width must not be swapped anywhere
+
+
+def _coordinate_image() -> Image.Image:
+    """Red = x, green = y (so a crop's box can be read back from its pixels), blue = noise (so flips show)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    noise = np.random.default_rng(1).integers(0, 256, (H, W))
+    return Image.fromarray(np.stack([xx, yy, noise], -1).astype(np.uint8), "RGB")
+
+
+def _torchvision_crop(img: Image.Image, box: tuple[int, int, int, int], flip: bool) -> torch.Tensor:
+    """torchvision's recipe on a given box (left, top, right, bottom): crop + resize, flip, ToTensor + Normalize."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    left, top, right, bottom = box
+    out = TF.resized_crop(img, top, left, bottom - top, right - left, list(OUT), InterpolationMode.NEAREST)
+    out = TF.hflip(out) if flip else out
+    return TF.normalize(TF.to_tensor(out), IMAGENET["mean"], IMAGENET["std"])
+
+
+def test_train_transform_crops_like_torchvision_random_resized_crop():
+    """Each output is torchvision's crop + resize (+ flip) + ToTensor + Normalize of the box it took; the boxes' area
+    fractions lie in [0.08, 1] and aspect ratios in [3/4, 4/3], and their distribution is torchvision's.
+
+    Nearest-neighbour sampling is used so the box can be read back from the pixels. vitzoo resizes with PIL's
+    ``resize(box=...)`` (sampling positions relative to the image), torchvision crops first (relative to the crop):
+    where a sampling position falls exactly on a pixel edge the two pick neighbouring pixels. So every output pixel
+    comes from torchvision's source pixel or its neighbour, and where it is the same pixel the values are equal.
+
+    The transform is not seeded through ``create_transform``, so the distribution checks use thresholds that a
+    correct implementation misses about once in a million runs (two-sample Kolmogorov-Smirnov p < 1e-6; the flip
+    rate more than 5 standard deviations from 1/2). Rounding a box side to whole pixels moves the area fraction by
+    < 0.005 and the ratio by < 3% at the smallest boxes, hence the slack on the bounds.
+    """
+    import scipy.stats
+    from torchvision.transforms import RandomResizedCrop
+
+    cfg = DataConfig(input_size=(3, *OUT), interpolation="nearest", **IMAGENET)
+    tf = vitzoo.create_transform(cfg, train=True)
+    img = _coordinate_image()
+    mean, std = torch.tensor(IMAGENET["mean"]).view(3, 1, 1), torch.tensor(IMAGENET["std"]).view(3, 1, 1)
+
+    def pixels(t: torch.Tensor) -> torch.Tensor:
+        return (t * std + mean).mul(255).round()
+
+    n, areas, ratios, centres, flips = 300, [], [], [], 0
+    for _ in range(n):
+        out = tf(img)
+        assert out.shape == (3, *OUT) and out.dtype == torch.float32
+        raw = pixels(out)
+        box = (int(raw[0].min()), int(raw[1].min()), int(raw[0].max()) + 1, int(raw[1].max()) + 1)
+        refs = [_torchvision_crop(img, box, flip) for flip in (False, True)]
+        off = [(raw[:2] - pixels(ref)[:2]).abs().max().item() for ref in refs]  # source x, y: pixels apart
+        flip = off[1] < off[0]
+        assert off[flip] <= 1 < off[not flip], (box, off)  # the same source pixel, or its neighbour at a tie
+        same = (raw[:2] == pixels(refs[flip])[:2]).all(0)
+        assert same.float().mean() >= 0.25 and maxdiff(out[:, same], refs[flip][:, same]) <= 1e-6  # same colours
+        flips += flip
+        w, h = box[2] - box[0], box[3] - box[1]
+        areas.append(w * h / (W * H))
+        ratios.append(w / h)
+        centres.append((box[0] + box[2]) / 2 / W)
+    assert 0.08 - 0.005 <= min(areas) and max(areas) <= 1.0
+    assert 3 / 4 / 1.03 <= min(ratios) and max(ratios) <= 4 / 3 * 1.03
+    assert abs(flips / n - 0.5) <= 5 * (0.25 / n) ** 0.5
+
+    torch.manual_seed(0)
+    ref = [RandomResizedCrop.get_params(img, scale=[0.08, 1.0], ratio=[3 / 4, 4 / 3]) for _ in range(3000)]
+    ref_areas = [bw * bh / (W * H) for _, _, bh, bw in ref]
+    ref_ratios = [bw / bh for _, _, bh, bw in ref]
+    ref_centres = [(j + bw / 2) / W for _, j, _, bw in ref]
+    for ours, theirs in ((areas, ref_areas), (ratios, ref_ratios), (centres, ref_centres)):
+        assert scipy.stats.ks_2samp(ours, theirs).pvalue > 1e-6
+
+
+def test_train_transform_of_a_model_uses_its_checkpoint_normalisation_and_size():
+    """A flat image stays flat under any crop, resize and flip: the output is torchvision's ToTensor + Normalize of
+    that colour with the mean/std timm records for the checkpoint, at the model's size."""
+    import torchvision.transforms.functional as TF
+    from timm.models import get_pretrained_cfg
+
+    name = "vit_base_patch16_224.mae"  # ImageNet mean/std, not 0.5
+    facts = get_pretrained_cfg(name).to_dict()
+    flat = Image.new("RGB", (300, 200), (10, 128, 250))
+    for kw, size in (({}, (224, 224)), ({"img_size": (320, 448)}, (320, 448))):
+        tf = vitzoo.create_transform(vitzoo.create_model(name, device="meta", **kw), train=True)
+        ref = TF.normalize(TF.to_tensor(Image.new("RGB", size[::-1], (10, 128, 250))), facts["mean"], facts["std"])
+        for _ in range(3):
+            assert maxdiff(tf(flat), ref) <= 1e-6
