@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 import vitzoo
-from conftest import cli
+from conftest import cli, free_port, skip_hub_retry_waits
 from vitzoo import CheckpointError, ConfigError, FormatError, HubError, ImageError, InputError, UnknownModelError
 
 
@@ -85,13 +84,6 @@ def test_pretrained_without_weights_is_an_error_not_random_weights(tmp_path, mon
     assert isinstance(err.value, OSError)
 
 
-def _free_port() -> int:
-    """A loopback port nothing listens on (bound and released by the OS just now)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tiny_checkpoint(tmp_path) -> bytes:
     torch.manual_seed(0)
     path = tmp_path / "whole.safetensors"
@@ -125,14 +117,15 @@ def _unknown_key_format(tmp_path, monkeypatch):
 def _offline_empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # never the real Hub, even if not offline
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # never the real Hub, even if not offline
     vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", pretrained=True)
 
 
 def _hub_unreachable(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # connection refused
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # connection refused
+    skip_hub_retry_waits(monkeypatch)
     vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", pretrained=True)
 
 

@@ -6,7 +6,6 @@ numbers are compared with the peer's model on the same weights (max abs differen
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +16,10 @@ import transformers
 from safetensors.torch import load_file
 
 import vitzoo
-from conftest import folder_files, randomize_, timm_repo
+from conftest import (TOL, batch, cli, cli_env, folder_files, free_port, maxdiff, randomize_, skip_hub_retry_waits,
+                      timm_repo)
 
-TOL = 1e-4
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
-
-
-def _x(h: int = 224, w: int = 224) -> torch.Tensor:
-    return torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
 @torch.no_grad()
@@ -32,7 +27,7 @@ def test_tag_downloads_loads_strictly_and_carries_facts(hub, tmp_path):
     ref, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000)
     hub.add_commit(f"timm/{TAG}", files)
     model = vitzoo.create_model(TAG, pretrained=True).eval()
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
     report = model.load_report
     assert report.format == "timm" and report.loaded == len(ref.state_dict())
     assert report.files[0].endswith("model.safetensors")  # safetensors preferred over the .bin beside it
@@ -58,7 +53,7 @@ def test_bare_arch_with_pretrained_true_takes_the_default_tag_and_resizes(hub, t
     sd = checkpoint_filter_fn(ref.state_dict(), ref384)
     sd["head.weight"], sd["head.bias"] = torch.zeros(5, 192), torch.zeros(5)
     ref384.load_state_dict(sd)
-    assert (model.eval().forward_features(_x(320, 448)) - ref384.forward_features(_x(320, 448))).abs().max() <= TOL
+    assert maxdiff(model.eval().forward_features(batch(320, 448)), ref384.forward_features(batch(320, 448))) <= TOL
 
 
 @torch.no_grad()
@@ -68,7 +63,7 @@ def test_falls_back_to_pytorch_model_bin(hub, tmp_path):
     hub.add_commit(f"timm/{TAG}", files)
     model = vitzoo.create_model(TAG, pretrained=True).eval()
     assert model.load_report.files[0].endswith("pytorch_model.bin")
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
 
 
 @torch.no_grad()
@@ -77,7 +72,7 @@ def test_hf_hub_timm_repo_reads_its_config(hub, tmp_path):
     hub.add_commit("timm/vit_small_patch16_224.augreg_in21k", files)
     model = vitzoo.create_model("hf-hub:timm/vit_small_patch16_224.augreg_in21k", pretrained=True).eval()
     assert model.config.num_classes == 21843 and model.config.embed_dim == 384
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
     assert model.pretrained_cfg.interpolation == "bicubic"
 
 
@@ -100,13 +95,13 @@ def test_google_classifier_repo_with_eps_1e12_and_labels(hub, tmp_path):
     model = vitzoo.create_model("hf-hub:google/vit-tiny-test-224", pretrained=True).eval()
     assert model.config.layer_norm_eps == 1e-12 and model.config.num_classes == 10
     assert model.load_report.format == "transformers"
-    assert (model(_x()) - ref(pixel_values=_x()).logits).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(pixel_values=batch()).logits) <= TOL
     facts = model.pretrained_cfg
     assert (facts.crop_pct, facts.crop_mode, facts.interpolation) == (1.0, "squash", "bilinear")
     # and at another size: transformers' interpolate_pos_encoding is bicubic without antialiasing, as configured
     dyn = vitzoo.create_model("hf-hub:google/vit-tiny-test-224", pretrained=True, dynamic_img_size=True).eval()
-    x = _x(320, 448)
-    assert (dyn(x) - ref(pixel_values=x, interpolate_pos_encoding=True).logits).abs().max().item() <= TOL
+    x = batch(320, 448)
+    assert maxdiff(dyn(x), ref(pixel_values=x, interpolate_pos_encoding=True).logits) <= TOL
 
 
 @torch.no_grad()
@@ -120,9 +115,9 @@ def test_google_in21k_vitmodel_pooler_is_the_pre_logits_layer(hub, tmp_path):
     hub.add_commit("google/vit-tiny-test-224-in21k", files)
     model = vitzoo.create_model("hf-hub:google/vit-tiny-test-224-in21k", pretrained=True).eval()
     assert model.config.representation_size == 192 and model.config.num_classes == 0
-    out = ref(pixel_values=_x())
-    assert (model(_x()) - out.pooler_output).abs().max().item() <= TOL
-    assert (model.forward_features(_x()) - out.last_hidden_state).abs().max().item() <= TOL
+    out = ref(pixel_values=batch())
+    assert maxdiff(model(batch()), out.pooler_output) <= TOL
+    assert maxdiff(model.forward_features(batch()), out.last_hidden_state) <= TOL
     # a model without the pre-logits layer drops it and says so
     plain = vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=0,
                                 pretrained="hf-hub:google/vit-tiny-test-224-in21k")  # fmt: skip
@@ -137,8 +132,8 @@ def test_revision_pins_a_commit(hub, tmp_path):
     hub.add_commit(f"timm/{TAG}", files_new)
     pinned = vitzoo.create_model(TAG, pretrained=True, revision=old).eval()
     latest = vitzoo.create_model(TAG, pretrained=True).eval()
-    assert (pinned(_x()) - ref_old(_x())).abs().max().item() <= TOL
-    assert (latest(_x()) - ref_new(_x())).abs().max().item() <= TOL
+    assert maxdiff(pinned(batch()), ref_old(batch())) <= TOL
+    assert maxdiff(latest(batch()), ref_new(batch())) <= TOL
     with pytest.raises(vitzoo.HubError, match="revision 'v9' not found"):
         vitzoo.create_model(TAG, pretrained=True, revision="v9")
 
@@ -152,7 +147,7 @@ def test_offline_uses_the_cache_with_zero_requests(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = vitzoo.create_model(TAG, pretrained=True).eval()
     assert len(hub.requests) == before, hub.requests[before:]
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
     with pytest.raises(vitzoo.HubError, match="HF_HUB_OFFLINE=1 is set.*vitzoo download"):
         vitzoo.create_model("vit_small_patch16_224", pretrained=True)
     assert len(hub.requests) == before
@@ -165,33 +160,30 @@ def test_unreachable_hub_and_missing_or_gated_repos(hub, tmp_path, monkeypatch):
         vitzoo.create_model("vit_small_patch16_224", pretrained=True)
     with pytest.raises(vitzoo.HubError, match="not found"):
         vitzoo.create_model("hf-hub:nobody/nothing", pretrained=True)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens: refused
+    skip_hub_retry_waits(monkeypatch)
     with pytest.raises(vitzoo.HubError, match="cannot be reached.*HF_ENDPOINT.*vitzoo download"):
         vitzoo.create_model(TAG, pretrained=True)
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
 
 
 def test_cli_download_and_parallel_processes_share_one_cached_copy(hub, tmp_path):
     ref, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000, seed=9)
     hub.add_commit(f"timm/{TAG}", files)
-    env = {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path / "shared-cache")}
+    env = cli_env(HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(tmp_path / "shared-cache"))
     code = f"import vitzoo; m = vitzoo.create_model({TAG!r}, pretrained=True); print(m.load_report.loaded)"
-    procs = [subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]  # fmt: skip
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-500:] for o in outs]
     assert {o[0].strip() for o in outs} == {str(len(ref.state_dict()))}
     blobs = list((tmp_path / "shared-cache").glob("models--timm--*/blobs/*"))
     assert len([b for b in blobs if b.stat().st_size > 1_000_000]) == 1  # one copy of the weights
 
-    out = _run([sys.executable, "-m", "vitzoo.cli", "download", TAG, "--to", str(tmp_path / "dl")], env)
+    out = cli("download", TAG, "--to", tmp_path / "dl")  # the command's code path, in this process
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()) == tmp_path / "dl" / "model.safetensors"
     assert (tmp_path / "dl" / "config.json").is_file()
-    out = _run([sys.executable, "-m", "vitzoo.cli", "download", "vit_huge_patch14_224.mae"], env)
+    out = cli("download", "vit_huge_patch14_224.mae")
     assert out.returncode == 2 and "not found" in out.stderr
 
 
@@ -202,7 +194,7 @@ def test_load_pretrained_by_tag_and_config_only_repo_creation(hub, tmp_path):
     model = vitzoo.create_model("vit_tiny_patch16_224", num_classes=1000)
     report = vitzoo.load_pretrained(model, TAG)
     assert report.source == TAG and model.pretrained_cfg.name == TAG
-    assert (model.eval()(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model.eval()(batch()), ref(batch())) <= TOL
     weights_before = hub.count("model.safetensors")
     shell = vitzoo.create_model(f"hf-hub:timm/{TAG}")  # architecture from config.json, random weights
     assert shell.config.num_classes == 1000 and shell.load_report is None
