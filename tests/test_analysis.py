@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ import torch
 from PIL import Image
 
 import vitzoo
-from conftest import randomize_
+from conftest import cli, randomize_
 from vitzoo import analysis
 
 
@@ -124,13 +122,11 @@ def test_fewshot_on_image_folders_uses_the_extraction_pipeline(model, tmp_path):
     assert set(acc) == {1, 3} and acc[3] == 1.0
 
 
-@pytest.mark.skipif(shutil.which("vitzoo") is None, reason="console script not installed")
 def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):
     folder = vitzoo.save_pretrained(model, tmp_path / "m")
     img = tmp_path / "img.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(img)
-    res = subprocess.run(["vitzoo", "analyze", f"local-dir:{folder}", str(img), "--out", str(tmp_path / "fig")],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    res = cli("analyze", f"local-dir:{folder}", img, "--out", tmp_path / "fig")
     assert res.returncode == 0, res.stderr
     names = {p.name for p in (tmp_path / "fig").iterdir()}
     assert names == {"rollout_img.png", "cls_attention_img.png", "attention_distance.png", "embedding_filters.png",
