@@ -60,11 +60,21 @@ def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def timm_model(name: str, seed: int = 0, **kw) -> torch.nn.Module:
-    """timm's ``create_model(name, **kw)`` with every weight random (``randomize_``), in eval mode."""
+    """timm's ``create_model(name, **kw)`` with every weight random (``randomize_``), in eval mode.
+
+    ``randomize_`` overwrites every parameter, so timm's own (slow, for large models) init is skipped: the model is
+    built on the meta device and given uninitialised memory first. Models with buffers are built normally.
+    """
     import timm
 
-    torch.manual_seed(seed)
-    return randomize_(timm.create_model(name, **kw), seed=seed).eval()
+    with torch.device("meta"):
+        model = timm.create_model(name, **kw)
+    if any(True for _ in model.buffers()):
+        torch.manual_seed(seed)
+        model = timm.create_model(name, **kw)
+    else:
+        model = model.to_empty(device="cpu")
+    return randomize_(model, seed=seed).eval()
 
 
 def safetensors_round_trip(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Foreign checkpoint layouts, each checked against the peer library that defines it (max abs diff <= 1e-4).
+"""Foreign checkpoint layouts, each checked against the peer library that defines it (max abs diff <= TOL).
 
 * torchvision: a ``torchvision.models.VisionTransformer`` state dict saved with ``torch.save``.
 * JAX ``.npz``: written here in the original (google-research/vision_transformer) and big_vision layouts from a
@@ -15,15 +15,8 @@ import torchvision
 from timm.models.vision_transformer import _load_weights
 
 import vitzoo
-from conftest import randomize_
+from conftest import TOL, batch, maxdiff, randomize_, timm_model
 from vitzoo.formats import FormatError, detect_format
-
-TOL = 1e-4
-
-
-def _x() -> torch.Tensor:
-    return torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-
 
 @pytest.mark.parametrize("representation_size", [None, 32])
 @torch.no_grad()
@@ -39,7 +32,7 @@ def test_torchvision_state_dict(tmp_path, representation_size):
     extra = {"representation_size": representation_size} if representation_size else {}
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(path), **extra).eval()
     assert model.load_report.format == "torchvision" and model.config.num_classes == 10
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
 
 
 @torch.no_grad()
@@ -53,8 +46,8 @@ def test_torchvision_resized_to_384_matches_torchvision_interpolate_embeddings(t
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=2, img_size=384, pos_embed_interpolation="torchvision",
                                 pretrained=str(tmp_path / "tv.pth")).eval()  # fmt: skip
     assert model.load_report.resized["pos_embed"] == ((1, 197, 192), (1, 577, 192))
-    x = torch.randn(2, 3, 384, 384, generator=torch.Generator().manual_seed(0))
-    assert (model(x) - ref(x)).abs().max().item() <= TOL
+    x = batch(384)
+    assert maxdiff(model(x), ref(x)) <= TOL
 
 
 def _to_npz(model: torch.nn.Module, path, *, big_vision: bool = False, scanned: bool = False,
@@ -109,8 +102,7 @@ def _to_npz(model: torch.nn.Module, path, *, big_vision: bool = False, scanned: 
 
 
 def _timm_tiny(num_classes: int, seed: int, **kw):
-    torch.manual_seed(seed)
-    return randomize_(timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=num_classes, **kw), seed).eval()
+    return timm_model("vit_tiny_patch16_224", seed=seed, depth=3, num_classes=num_classes, **kw)
 
 
 @torch.no_grad()
@@ -121,10 +113,9 @@ def test_jax_npz_original_layout_with_valid_head(tmp_path):
     _load_weights(ref, str(tmp_path / "augreg.npz"))  # timm's own reader is the reference
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "augreg.npz")).eval()
     assert model.load_report.format == "jax" and model.config.num_classes == 1000
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
 
 
-@torch.no_grad()
 @torch.no_grad()
 def test_jax_npz_resized_to_384_matches_timm_npz_loader(tmp_path):
     """timm's npz loader resizes with bilinear, no antialiasing: the same choice in vitzoo gives the same numbers."""
@@ -134,8 +125,8 @@ def test_jax_npz_resized_to_384_matches_timm_npz_loader(tmp_path):
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, img_size=384, pos_embed_interpolation="bilinear",
                                 pos_embed_antialias=False, pretrained=str(tmp_path / "augreg.npz")).eval()  # fmt: skip
     assert "pos_embed" in model.load_report.resized
-    x = torch.randn(2, 3, 384, 384, generator=torch.Generator().manual_seed(0))
-    assert (model(x) - ref(x)).abs().max().item() <= TOL
+    x = batch(384)
+    assert maxdiff(model(x), ref(x)) <= TOL
 
 
 @torch.no_grad()
@@ -150,7 +141,7 @@ def test_jax_npz_in21k_release_drops_pre_logits_and_zeroed_head(tmp_path):
     assert model.config.num_classes == 0 and isinstance(model.head, torch.nn.Identity)
     assert set(report.dropped) == {"head.weight", "head.bias", "pre_logits.fc.weight", "pre_logits.fc.bias"}
     assert "zeroed head" in report.dropped["head.weight"]
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
     # asking for a classifier gets a zero-initialised head to fine-tune, reported as such
     clf = vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=10, pretrained=str(tmp_path / "in21k.npz"))
     assert set(clf.load_report.reinitialized) == {"head.weight", "head.bias"} and not clf.head.weight.any()
@@ -165,7 +156,7 @@ def test_big_vision_npz(tmp_path, scanned):
     _load_weights(ref, str(tmp_path / "bv.npz"))
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "bv.npz")).eval()
     assert any("prepended zeros" in n for n in model.load_report.notes)
-    assert (model(_x()) - ref(_x())).abs().max().item() <= TOL
+    assert maxdiff(model(batch()), ref(batch())) <= TOL
 
 
 def test_detect_format():
