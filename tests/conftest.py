@@ -110,20 +110,6 @@ def hub(hub_server, tmp_path, monkeypatch):
     return hub_server
 
 
-def skip_hub_retry_waits(monkeypatch) -> None:
-    """huggingface_hub retries a refused connection five times per file, waiting 1 + 2 + 4 + 8 + 8 s (46 s for a
-    checkpoint's two candidate files). Tests that point HF_ENDPOINT at a closed port skip the waits: the retries
-    and the outcome are unchanged."""
-    import time
-    import types
-
-    from huggingface_hub.utils import _http
-
-    no_wait = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
-    no_wait.sleep = lambda seconds: None
-    monkeypatch.setattr(_http, "time", no_wait)
-
-
 def free_port() -> int:
     """A loopback port nothing listens on: bound and released just now, so a connection is refused at once (a fixed
     port such as 9 may be filtered instead, and then every request waits for its timeout)."""

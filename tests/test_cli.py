@@ -156,11 +156,7 @@ def test_info_json_equals_timms_model_and_pretrained_cfg(tag):
     assert (ckpt["top1"], ckpt["top5"], ckpt["description"]) == (facts.top1, facts.top5, facts.description)
 
 
-@pytest.mark.parametrize("tag", [
-    *INFO_TAGS[:3],
-    pytest.param(INFO_TAGS[3], marks=pytest.mark.xfail(strict=True, reason="cli.flops counts a 16x16 patch "
-                 "convolution for hybrids, not the ResNet stem (111 vs 134 GFLOPs)")),
-])  # fmt: skip
+@pytest.mark.parametrize("tag", INFO_TAGS)
 def test_info_gflops_equal_a_flop_count_of_timms_forward(tag):
     """GFLOPs (2 x multiply-adds of matmuls and convolutions) equal torch's FlopCounterMode on timm's forward."""
     from torch.utils.flop_counter import FlopCounterMode

@@ -16,7 +16,7 @@ import transformers
 from safetensors.torch import load_file
 
 import vitzoo
-from conftest import (TOL, batch, cli, cli_env, folder_files, free_port, maxdiff, randomize_, skip_hub_retry_waits,
+from conftest import (TOL, batch, cli, cli_env, folder_files, free_port, maxdiff, randomize_,
                       timm_repo)
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
@@ -161,7 +161,6 @@ def test_unreachable_hub_and_missing_or_gated_repos(hub, tmp_path, monkeypatch):
     with pytest.raises(vitzoo.HubError, match="not found"):
         vitzoo.create_model("hf-hub:nobody/nothing", pretrained=True)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens: refused
-    skip_hub_retry_waits(monkeypatch)
     with pytest.raises(vitzoo.HubError, match="cannot be reached.*HF_ENDPOINT.*vitzoo download"):
         vitzoo.create_model(TAG, pretrained=True)
 

@@ -1,4 +1,4 @@
-"""Model behaviour that has no peer to compare with: caching, adaptation methods, dtypes, training paths."""
+"""Model behaviour: dynamic sizes under weight changes, adaptation methods, dtypes, training paths."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import vitzoo
-from conftest import maxdiff, timm_model
-from vitzoo.pos_embed import resample_pos_embed
+from conftest import TOL, maxdiff, timm_model
+from vitzoo import resample_pos_embed
 
 
 def _tiny(**kw) -> vitzoo.VisionTransformer:
@@ -17,9 +17,14 @@ def _tiny(**kw) -> vitzoo.VisionTransformer:
     return vitzoo.create_model("vit_tiny_patch16_224", **{"depth": 2, "num_classes": 10, **kw}).eval()
 
 
-def _expected_table(model, grid):
+def _timm_dynamic(model: vitzoo.VisionTransformer) -> torch.nn.Module:
+    """timm's dynamic-size ViT holding ``model``'s current weights (a copy): what the outputs must be."""
+    import timm
+
     cfg = model.config
-    return resample_pos_embed(model.pos_embed.detach(), grid, cfg.grid_size, 1, "bicubic", True)
+    ref = timm.create_model("vit_tiny_patch16_224", depth=cfg.depth, num_classes=cfg.num_classes, dynamic_img_size=True)
+    ref.load_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()})
+    return ref.to(next(model.parameters()).dtype).eval()
 
 
 def test_properties():
@@ -32,31 +37,34 @@ def test_properties():
 
 
 @torch.no_grad()
-def test_dynamic_cache_reuses_and_follows_weight_changes(images):
+def test_dynamic_size_outputs_follow_every_kind_of_weight_change(images):
+    """At a size other than the native one the position table is resampled from the current weights, however they
+    changed: nothing computed from earlier weights may be reused. Each output is timm's on a copy of the weights."""
     model = _tiny(dynamic_img_size=True)
     x = images(160, 96)
-    model(x)
-    table = model._pos_embed_for((10, 6))
-    assert model._pos_embed_for((10, 6)) is table  # repeated size: no work
-    assert torch.equal(table, _expected_table(model, (10, 6)))
+    first = model(x)
+    assert torch.equal(model(x), first)  # a repeated size gives the same numbers
+    assert maxdiff(first, _timm_dynamic(model)(x)) <= TOL
 
-    model.pos_embed.add_(1.0)  # in-place change (what an optimizer step does)
-    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+    def changed_and_right(what: str) -> None:
+        out = model(x)
+        assert not torch.equal(out, first), what
+        assert maxdiff(out, _timm_dynamic(model)(x)) <= TOL, what
 
+    model.pos_embed.add_(0.5)  # in place (what an optimizer step does)
+    changed_and_right("in-place change")
     model.load_state_dict(_tiny(dynamic_img_size=True).state_dict() | {"pos_embed": torch.randn(1, 197, 192)})
-    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
-
+    changed_and_right("load_state_dict")
     model.pos_embed.data = torch.randn(1, 197, 192)  # replaced storage
-    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
-
+    changed_and_right("replaced storage")
     model.pos_embed = torch.nn.Parameter(torch.randn(1, 197, 192))  # replaced parameter
-    assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+    changed_and_right("replaced parameter")
+    wide = copy.deepcopy(model).to(torch.float64)  # dtype change
+    out = wide(x.double())
+    assert out.dtype == torch.float64 and maxdiff(out, _timm_dynamic(wide)(x.double())) <= TOL
 
-    half = copy.deepcopy(model).to(torch.float64)  # dtype change
-    assert half._pos_embed_for((10, 6)).dtype == torch.float64
 
-
-def test_dynamic_cache_follows_optimizer_steps_and_gradients_reach_pos_embed(images):
+def test_dynamic_size_training_reaches_pos_embed_and_inference_mode_outputs_are_reusable(images):
     model = _tiny(dynamic_img_size=True).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     x = images(160, 96)
@@ -67,15 +75,14 @@ def test_dynamic_cache_follows_optimizer_steps_and_gradients_reach_pos_embed(ima
         opt.step()
     model.eval()
     with torch.no_grad():
-        cached = model(x)
-        model._pos_cache.clear()
-        assert torch.equal(cached, model(x))
-        model(x)
-        opt.step()  # parameters move after the cache was filled
-        assert torch.equal(model._pos_embed_for((10, 6)), _expected_table(model, (10, 6)))
+        before = model(x)
+        assert maxdiff(before, _timm_dynamic(model)(x)) <= TOL
+        opt.step()  # the parameters move again after an eval forward at this size
+        after = model(x)
+        assert not torch.equal(after, before) and maxdiff(after, _timm_dynamic(model)(x)) <= TOL
     with torch.inference_mode():
         a = model(x)
-    b = model(x)  # the table made under inference mode is usable outside it, also with autograd
+    b = model(x)  # what inference mode computed is usable outside it, also with autograd
     assert torch.equal(a, b.detach())
 
 
