@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import huggingface_hub  # noqa: F401  (imported now: it reads HF_HUB_OFFLINE once, at import, not when a test sets it)
+import huggingface_hub
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -147,8 +147,15 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python -m vitzoo ARGS`` as a real process (no reliance on PATH or the working directory)."""
-    return subprocess.run([sys.executable, "-m", "vitzoo", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env or cli_env(), cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vitzoo", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env or cli_env(),
+        cwd=cwd,
+        check=False,
+    )
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

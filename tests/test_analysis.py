@@ -18,16 +18,19 @@ from vitzoo import analysis
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return randomize_(vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=10, dynamic_img_size=True),
-                      seed=4).eval()  # fmt: skip
+    return randomize_(
+        vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=10, dynamic_img_size=True), seed=4
+    ).eval()
 
 
 @torch.no_grad()
 def test_captured_attention_is_softmax_qk_recomputed_from_the_weights(model):
     x = torch.randn(2, 3, 160, 96, generator=torch.Generator().manual_seed(0))
     inputs = {}
-    hooks = [blk.norm1.register_forward_hook(lambda m, i, o, k=k: inputs.__setitem__(k, o)) for k, blk in
-             enumerate(model.blocks)]  # fmt: skip
+    hooks = [
+        blk.norm1.register_forward_hook(lambda m, i, o, k=k: inputs.__setitem__(k, o))
+        for k, blk in enumerate(model.blocks)
+    ]
     plain = model(x)
     with vitzoo.capture_attention(model, layers=[0, -1]) as rec:
         captured = model(x)
@@ -36,7 +39,7 @@ def test_captured_attention_is_softmax_qk_recomputed_from_the_weights(model):
     assert torch.allclose(plain, captured, atol=1e-5)  # capturing does not change the outputs
     assert rec.layers == [0, 2] and rec.grid == (10, 6) and rec.num_prefix_tokens == 1
     assert [a.shape for a in rec.attentions] == [(2, 3, 61, 61)] * 2
-    for attn, layer in zip(rec.attentions, rec.layers):
+    for attn, layer in zip(rec.attentions, rec.layers, strict=True):
         y = inputs[layer].double()  # the block's LayerNorm output: what attention sees
         w, b = model.blocks[layer].attn.qkv.weight.double(), model.blocks[layer].attn.qkv.bias.double()
         for head in range(3):
@@ -105,8 +108,9 @@ def test_fewshot_separable_is_perfect_and_random_labels_are_near_chance():
     acc = vitzoo.fewshot_eval(None, (x_train, y_train), (x_test, y_test), shots=(1, 5, 10, 25))
     assert acc == {1: 1.0, 5: 1.0, 10: 1.0, 25: 1.0}
     noise_train, noise_test = torch.randn(150, 32, generator=gen), torch.randn(2000, 32, generator=gen)
-    chance = vitzoo.fewshot_eval(None, (noise_train, y_train), (noise_test, torch.randint(0, 5, (2000,), generator=gen)),
-                                 shots=(25,))  # fmt: skip
+    chance = vitzoo.fewshot_eval(
+        None, (noise_train, y_train), (noise_test, torch.randint(0, 5, (2000,), generator=gen)), shots=(25,)
+    )
     assert abs(chance[25] - 0.2) < 0.05
 
 
@@ -117,8 +121,7 @@ def test_fewshot_on_image_folders_uses_the_extraction_pipeline(model, tmp_path):
             folder.mkdir(parents=True)
             for i in range(count):
                 Image.new("RGB", (64 + i, 48), colour).save(folder / f"{i}.png")
-    acc = vitzoo.fewshot_eval(model, tmp_path / "train", tmp_path / "test", shots=(1, 3), num_workers=0,
-                              progress=False)  # fmt: skip
+    acc = vitzoo.fewshot_eval(model, tmp_path / "train", tmp_path / "test", shots=(1, 3), num_workers=0, progress=False)
     assert set(acc) == {1, 3} and acc[3] == 1.0
 
 
@@ -129,8 +132,14 @@ def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):
     res = cli("analyze", f"local-dir:{folder}", img, "--out", tmp_path / "fig")
     assert res.returncode == 0, res.stderr
     names = {p.name for p in (tmp_path / "fig").iterdir()}
-    assert names == {"rollout_img.png", "cls_attention_img.png", "attention_distance.png", "embedding_filters.png",
-                     "position_similarity.png", "analysis.json"}  # fmt: skip
+    assert names == {
+        "rollout_img.png",
+        "cls_attention_img.png",
+        "attention_distance.png",
+        "embedding_filters.png",
+        "position_similarity.png",
+        "analysis.json",
+    }
     for name in names - {"analysis.json"}:
         with Image.open(tmp_path / "fig" / name) as png:
             assert png.format == "PNG" and png.width > 100

@@ -40,8 +40,13 @@ def test_closed_pipe_exits_quietly():
     read_end, write_end = os.pipe()
     # One page of pipe: the ~7 kB table cannot all be written before the reader leaves, whatever the timing.
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen([sys.executable, "-m", "vitzoo", "list", "--pretrained"], stdout=write_end,
-                            stderr=subprocess.PIPE, text=True, env=cli_env())  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vitzoo", "list", "--pretrained"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
     os.close(write_end)
     with open(read_end, "rb", buffering=0) as reader:  # unbuffered: reads exactly one line, the rest stays unread
         first = reader.readline()
@@ -79,9 +84,7 @@ def test_list_table_and_pattern():
     assert "86,567,656" in out.stdout and "630,764,800" in out.stdout
     names = cli("list", "*large*", "--format", "names").stdout.split()
     assert names == [n for n in vitzoo.list_models() if "large" in n] and len(names) == 4
-    assert cli("list", "ViT-B*", "--format", "names").stdout.split() == [
-        "vit_base_patch16_224", "vit_base_patch32_224"
-    ]  # fmt: skip
+    assert cli("list", "ViT-B*", "--format", "names").stdout.split() == ["vit_base_patch16_224", "vit_base_patch32_224"]
 
 
 def test_no_match_and_no_command_fail_on_stderr():
@@ -126,8 +129,12 @@ def _timm_meta(name: str) -> torch.nn.Module:
         return timm.create_model(name).eval()
 
 
-INFO_TAGS = ["vit_base_patch16_224.augreg2_in21k_ft_in1k", "vit_tiny_patch16_384.augreg_in21k_ft_in1k",
-             "vit_base_patch16_224.mae", "vit_base_r50_s16_384.orig_in21k_ft_in1k"]  # fmt: skip
+INFO_TAGS = [
+    "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+    "vit_tiny_patch16_384.augreg_in21k_ft_in1k",
+    "vit_base_patch16_224.mae",
+    "vit_base_r50_s16_384.orig_in21k_ft_in1k",
+]
 
 
 @pytest.mark.parametrize("tag", INFO_TAGS)
@@ -141,8 +148,11 @@ def test_info_json_equals_timms_model_and_pretrained_cfg(tag):
     pcfg = ref.pretrained_cfg
     cfg = info["config"]
     assert info["params"] == sum(p.numel() for p in ref.parameters())
-    assert (cfg["embed_dim"], cfg["depth"], cfg["num_heads"]) == (ref.embed_dim, len(ref.blocks),
-                                                                  ref.blocks[0].attn.num_heads)  # fmt: skip
+    assert (cfg["embed_dim"], cfg["depth"], cfg["num_heads"]) == (
+        ref.embed_dim,
+        len(ref.blocks),
+        ref.blocks[0].attn.num_heads,
+    )
     assert cfg["mlp_dim"] == ref.blocks[0].mlp.fc1.out_features and cfg["num_classes"] == ref.num_classes
     assert tuple(cfg["img_size"]) == tuple(pcfg["input_size"][1:]) == tuple(ref.patch_embed.img_size)
     data = timm.data.resolve_data_config({}, model=ref)

@@ -27,9 +27,10 @@ def test_unknown_name_lists_closest(model):
 
 
 def test_aliases_resolve():
-    assert vitzoo.create_model("vit-l/32", device="meta").config == vitzoo.create_model(
-        "vit_large_patch32_224", device="meta"
-    ).config
+    assert (
+        vitzoo.create_model("vit-l/32", device="meta").config
+        == vitzoo.create_model("vit_large_patch32_224", device="meta").config
+    )
     assert vitzoo.create_model("ViT-H_14", device="meta").config.patch_size == (14, 14)
 
 
@@ -47,7 +48,7 @@ def test_input_not_divisible_names_nearest_sizes():
 
 
 def test_wrong_input_size_wrong_channels_wrong_rank(model):
-    with pytest.raises(InputError, match="does not match the model's img_size .*dynamic_img_size=True"):
+    with pytest.raises(InputError, match=r"does not match the model's img_size .*dynamic_img_size=True"):
         model(torch.zeros(1, 3, 256, 256))
     with pytest.raises(InputError, match="expected 3 input channels, got 1"):
         model(torch.zeros(1, 1, 224, 224))
@@ -58,7 +59,7 @@ def test_wrong_input_size_wrong_channels_wrong_rank(model):
 
 
 @pytest.mark.parametrize(
-    "overrides,match",
+    ("overrides", "match"),
     [
         (dict(num_heads=5), "not divisible by num_heads 5"),
         (dict(global_pool="token", class_token=False), "needs class_token=True"),
@@ -137,18 +138,43 @@ def _unreadable_image(tmp_path, monkeypatch):
 
 # (failing call, the vitzoo class, the builtin it promises, what the message must say: the problem and the fix)
 FAILURES = [
-    (_unknown_name, UnknownModelError, ValueError, r"unknown model 'vit_base_patch16_244'.*closest known names: "
-     r"vit_base_patch16_224"),
+    (
+        _unknown_name,
+        UnknownModelError,
+        ValueError,
+        r"unknown model 'vit_base_patch16_244'.*closest known names: "
+        r"vit_base_patch16_224",
+    ),
     (_bad_config, ConfigError, ValueError, r"not divisible by num_heads 5; pick num_heads from \[1, 2, 3, 4, 6"),
     (_bad_input, InputError, ValueError, r"4-D .*add a batch dimension"),
-    (_truncated_checkpoint, CheckpointError, ValueError, r"cut.safetensors: cannot be read .*truncated or corrupt.*"
-     r"Delete it .* download it again"),
-    (_unknown_key_format, FormatError, ValueError, r"cannot tell the checkpoint format .*resnet.conv1.weight.*"
-     r"vitzoo reads timm, transformers ViT, torchvision vit_\* and JAX"),
-    (_offline_empty_cache, HubError, OSError, r"HF_HUB_OFFLINE=1 is set and timm/vit_tiny_patch16_224\.augreg_in21k_"
-     r"ft_in1k has no cached copy .*empty-cache.*Connect to the network.*vitzoo download"),
-    (_hub_unreachable, HubError, OSError, r"the Hub at http://127\.0\.0\.1:\d+ cannot be reached .*no cached copy.*"
-     r"point HF_ENDPOINT at a mirror"),
+    (
+        _truncated_checkpoint,
+        CheckpointError,
+        ValueError,
+        r"cut.safetensors: cannot be read .*truncated or corrupt.*"
+        r"Delete it .* download it again",
+    ),
+    (
+        _unknown_key_format,
+        FormatError,
+        ValueError,
+        r"cannot tell the checkpoint format .*resnet.conv1.weight.*"
+        r"vitzoo reads timm, transformers ViT, torchvision vit_\* and JAX",
+    ),
+    (
+        _offline_empty_cache,
+        HubError,
+        OSError,
+        r"HF_HUB_OFFLINE=1 is set and timm/vit_tiny_patch16_224\.augreg_in21k_"
+        r"ft_in1k has no cached copy .*empty-cache.*Connect to the network.*vitzoo download",
+    ),
+    (
+        _hub_unreachable,
+        HubError,
+        OSError,
+        r"the Hub at http://127\.0\.0\.1:\d+ cannot be reached .*no cached copy.*"
+        r"point HF_ENDPOINT at a mirror",
+    ),
     (_unreadable_image, ImageError, ValueError, r"broken.jpg: cannot read the image"),
 ]
 
@@ -162,9 +188,10 @@ def _caught_by(action, catch, tmp_path, monkeypatch) -> BaseException:
     pytest.fail(f"{action.__name__} raised nothing")
 
 
-@pytest.mark.parametrize("action,cls,builtin,says", FAILURES, ids=[f[0].__name__.strip("_") for f in FAILURES])
-def test_each_error_is_raised_by_a_real_failure_and_caught_both_ways(action, cls, builtin, says, tmp_path,
-                                                                     monkeypatch):  # fmt: skip
+@pytest.mark.parametrize(
+    ("action", "cls", "builtin", "says"), FAILURES, ids=[f[0].__name__.strip("_") for f in FAILURES]
+)
+def test_each_error_is_raised_by_a_real_failure_and_caught_both_ways(action, cls, builtin, says, tmp_path, monkeypatch):
     """A failing call raises its own class, which ``except VitzooError`` and ``except <builtin>`` both catch."""
     err = _caught_by(action, vitzoo.VitzooError, tmp_path, monkeypatch)
     assert type(err) is cls, type(err)
@@ -176,5 +203,6 @@ def test_each_error_is_raised_by_a_real_failure_and_caught_both_ways(action, cls
 def test_the_command_line_reports_errors_on_stderr_with_exit_code_2():
     out = cli("info", "vit_base_patch16_244")
     assert out.returncode == 2 and out.stdout == ""
-    assert re.match(r"vitzoo: error: unknown model 'vit_base_patch16_244'.*closest known names: vit_base_patch16_224",
-                    out.stderr)  # fmt: skip
+    assert re.match(
+        r"vitzoo: error: unknown model 'vit_base_patch16_244'.*closest known names: vit_base_patch16_224", out.stderr
+    )

@@ -18,14 +18,21 @@ import vitzoo
 from conftest import TOL, batch, maxdiff, randomize_, timm_model
 from vitzoo.formats import FormatError, detect_format
 
+
 @pytest.mark.parametrize("representation_size", [None, 32])
 @torch.no_grad()
 def test_torchvision_state_dict(tmp_path, representation_size):
     torch.manual_seed(0)
     ref = torchvision.models.VisionTransformer(
-        image_size=224, patch_size=16, num_layers=3, num_heads=3, hidden_dim=192, mlp_dim=768, num_classes=10,
+        image_size=224,
+        patch_size=16,
+        num_layers=3,
+        num_heads=3,
+        hidden_dim=192,
+        mlp_dim=768,
+        num_classes=10,
         representation_size=representation_size,
-    )  # fmt: skip
+    )
     randomize_(ref, seed=5).eval()
     path = tmp_path / "vit_tv.pth"
     torch.save(ref.state_dict(), path)
@@ -43,22 +50,37 @@ def test_torchvision_resized_to_384_matches_torchvision_interpolate_embeddings(t
     ref = torchvision.models.VisionTransformer(image_size=384, **kw).eval()
     ref.load_state_dict(torchvision.models.vision_transformer.interpolate_embeddings(384, 16, src.state_dict()))
     torch.save(src.state_dict(), tmp_path / "tv.pth")
-    model = vitzoo.create_model("vit_tiny_patch16_224", depth=2, img_size=384, pos_embed_interpolation="torchvision",
-                                pretrained=str(tmp_path / "tv.pth")).eval()  # fmt: skip
+    model = vitzoo.create_model(
+        "vit_tiny_patch16_224",
+        depth=2,
+        img_size=384,
+        pos_embed_interpolation="torchvision",
+        pretrained=str(tmp_path / "tv.pth"),
+    ).eval()
     assert model.load_report.resized["pos_embed"] == ((1, 197, 192), (1, 577, 192))
     x = batch(384)
     assert maxdiff(model(x), ref(x)) <= TOL
 
 
-def _to_npz(model: torch.nn.Module, path, *, big_vision: bool = False, scanned: bool = False,
-            pre_logits: int = 0, zero_head: bool = False) -> None:  # fmt: skip
+def _to_npz(
+    model: torch.nn.Module,
+    path,
+    *,
+    big_vision: bool = False,
+    scanned: bool = False,
+    pre_logits: int = 0,
+    zero_head: bool = False,
+) -> None:
     """Write a timm ViT in the JAX layout (the inverse of timm's _load_weights)."""
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     D = sd["cls_token"].shape[-1]
     H = model.blocks[0].attn.num_heads
     p = "params/" if big_vision else ""
-    mha, ln2, mlp = ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0") if big_vision else (
-        "MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")  # fmt: skip
+    mha, ln2, mlp = (
+        ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0")
+        if big_vision
+        else ("MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")
+    )
     w = {
         f"{p}embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),
         f"{p}embedding/bias": sd["patch_embed.proj.bias"],
@@ -75,13 +97,17 @@ def _to_npz(model: torch.nn.Module, path, *, big_vision: bool = False, scanned: 
         b = f"blocks.{i}."
         qkv_w, qkv_b = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
         entry = {
-            "LayerNorm_0/scale": sd[b + "norm1.weight"], "LayerNorm_0/bias": sd[b + "norm1.bias"],
+            "LayerNorm_0/scale": sd[b + "norm1.weight"],
+            "LayerNorm_0/bias": sd[b + "norm1.bias"],
             f"{mha}/out/kernel": sd[b + "attn.proj.weight"].T.reshape(H, D // H, D),
             f"{mha}/out/bias": sd[b + "attn.proj.bias"],
-            f"{ln2}/scale": sd[b + "norm2.weight"], f"{ln2}/bias": sd[b + "norm2.bias"],
-            f"{mlp}/Dense_0/kernel": sd[b + "mlp.fc1.weight"].T, f"{mlp}/Dense_0/bias": sd[b + "mlp.fc1.bias"],
-            f"{mlp}/Dense_1/kernel": sd[b + "mlp.fc2.weight"].T, f"{mlp}/Dense_1/bias": sd[b + "mlp.fc2.bias"],
-        }  # fmt: skip
+            f"{ln2}/scale": sd[b + "norm2.weight"],
+            f"{ln2}/bias": sd[b + "norm2.bias"],
+            f"{mlp}/Dense_0/kernel": sd[b + "mlp.fc1.weight"].T,
+            f"{mlp}/Dense_0/bias": sd[b + "mlp.fc1.bias"],
+            f"{mlp}/Dense_1/kernel": sd[b + "mlp.fc2.weight"].T,
+            f"{mlp}/Dense_1/bias": sd[b + "mlp.fc2.bias"],
+        }
         for j, n in enumerate(("query", "key", "value")):
             entry[f"{mha}/{n}/kernel"] = qkv_w[j * D : (j + 1) * D].T.reshape(D, H, D // H)
             entry[f"{mha}/{n}/bias"] = qkv_b[j * D : (j + 1) * D].reshape(H, D // H)
@@ -122,8 +148,14 @@ def test_jax_npz_resized_to_384_matches_timm_npz_loader(tmp_path):
     _to_npz(_timm_tiny(1000, 4), tmp_path / "augreg.npz")
     ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000, img_size=384).eval()
     _load_weights(ref, str(tmp_path / "augreg.npz"))
-    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, img_size=384, pos_embed_interpolation="bilinear",
-                                pos_embed_antialias=False, pretrained=str(tmp_path / "augreg.npz")).eval()  # fmt: skip
+    model = vitzoo.create_model(
+        "vit_tiny_patch16_224",
+        depth=3,
+        img_size=384,
+        pos_embed_interpolation="bilinear",
+        pos_embed_antialias=False,
+        pretrained=str(tmp_path / "augreg.npz"),
+    ).eval()
     assert "pos_embed" in model.load_report.resized
     x = batch(384)
     assert maxdiff(model(x), ref(x)) <= TOL
@@ -164,5 +196,5 @@ def test_detect_format():
     assert detect_format({"vit.embeddings.patch_embeddings.projection.weight": 0}) == "transformers"
     assert detect_format({"class_token": 0, "conv_proj.weight": 0}) == "torchvision"
     assert detect_format({"Transformer/encoder_norm/scale": 0, "embedding/kernel": 0}) == "jax"
-    with pytest.raises(FormatError, match="cannot tell the checkpoint format.*resnet"):
+    with pytest.raises(FormatError, match=r"cannot tell the checkpoint format.*resnet"):
         detect_format({"resnet.conv1.weight": 0})

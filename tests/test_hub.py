@@ -16,8 +16,7 @@ import transformers
 from safetensors.torch import load_file
 
 import vitzoo
-from conftest import (TOL, batch, cli, cli_env, folder_files, free_port, maxdiff, randomize_,
-                      timm_repo)
+from conftest import TOL, batch, cli, cli_env, folder_files, free_port, maxdiff, randomize_, timm_repo
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 
@@ -78,8 +77,9 @@ def test_hf_hub_timm_repo_reads_its_config(hub, tmp_path):
 
 def _google_repo(tmp_path: Path, cls, **cfg) -> tuple[torch.nn.Module, dict[str, bytes]]:
     torch.manual_seed(0)
-    config = transformers.ViTConfig(hidden_size=192, num_hidden_layers=3, num_attention_heads=3, intermediate_size=768,
-                                    **cfg)  # fmt: skip
+    config = transformers.ViTConfig(
+        hidden_size=192, num_hidden_layers=3, num_attention_heads=3, intermediate_size=768, **cfg
+    )
     model = randomize_(cls(config), seed=4).eval()
     model.save_pretrained(tmp_path / "hf")
     return model, folder_files(tmp_path / "hf")
@@ -88,8 +88,9 @@ def _google_repo(tmp_path: Path, cls, **cfg) -> tuple[torch.nn.Module, dict[str,
 @torch.no_grad()
 def test_google_classifier_repo_with_eps_1e12_and_labels(hub, tmp_path):
     labels = {i: f"class {i}" for i in range(10)}
-    ref, files = _google_repo(tmp_path, transformers.ViTForImageClassification, id2label=labels,
-                              label2id={v: k for k, v in labels.items()})  # fmt: skip
+    ref, files = _google_repo(
+        tmp_path, transformers.ViTForImageClassification, id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
     assert transformers.ViTConfig.from_pretrained(tmp_path / "hf").layer_norm_eps == 1e-12
     hub.add_commit("google/vit-tiny-test-224", files)
     model = vitzoo.create_model("hf-hub:google/vit-tiny-test-224", pretrained=True).eval()
@@ -119,8 +120,9 @@ def test_google_in21k_vitmodel_pooler_is_the_pre_logits_layer(hub, tmp_path):
     assert maxdiff(model(batch()), out.pooler_output) <= TOL
     assert maxdiff(model.forward_features(batch()), out.last_hidden_state) <= TOL
     # a model without the pre-logits layer drops it and says so
-    plain = vitzoo.create_model("vit_tiny_patch16_224", depth=3, num_classes=0,
-                                pretrained="hf-hub:google/vit-tiny-test-224-in21k")  # fmt: skip
+    plain = vitzoo.create_model(
+        "vit_tiny_patch16_224", depth=3, num_classes=0, pretrained="hf-hub:google/vit-tiny-test-224-in21k"
+    )
     assert "pre_logits.fc.weight" in plain.load_report.dropped
 
 
@@ -148,7 +150,7 @@ def test_offline_uses_the_cache_with_zero_requests(hub, tmp_path, monkeypatch):
     model = vitzoo.create_model(TAG, pretrained=True).eval()
     assert len(hub.requests) == before, hub.requests[before:]
     assert maxdiff(model(batch()), ref(batch())) <= TOL
-    with pytest.raises(vitzoo.HubError, match="HF_HUB_OFFLINE=1 is set.*vitzoo download"):
+    with pytest.raises(vitzoo.HubError, match=r"HF_HUB_OFFLINE=1 is set.*vitzoo download"):
         vitzoo.create_model("vit_small_patch16_224", pretrained=True)
     assert len(hub.requests) == before
 
@@ -156,12 +158,12 @@ def test_offline_uses_the_cache_with_zero_requests(hub, tmp_path, monkeypatch):
 def test_unreachable_hub_and_missing_or_gated_repos(hub, tmp_path, monkeypatch):
     _, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000, seed=8)
     hub.add_commit("timm/vit_small_patch16_224.augreg_in21k_ft_in1k", files, gated=True)
-    with pytest.raises(vitzoo.HubError, match="gated repo.*HF_TOKEN"):
+    with pytest.raises(vitzoo.HubError, match=r"gated repo.*HF_TOKEN"):
         vitzoo.create_model("vit_small_patch16_224", pretrained=True)
     with pytest.raises(vitzoo.HubError, match="not found"):
         vitzoo.create_model("hf-hub:nobody/nothing", pretrained=True)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens: refused
-    with pytest.raises(vitzoo.HubError, match="cannot be reached.*HF_ENDPOINT.*vitzoo download"):
+    with pytest.raises(vitzoo.HubError, match=r"cannot be reached.*HF_ENDPOINT.*vitzoo download"):
         vitzoo.create_model(TAG, pretrained=True)
 
 
@@ -170,8 +172,12 @@ def test_cli_download_and_parallel_processes_share_one_cached_copy(hub, tmp_path
     hub.add_commit(f"timm/{TAG}", files)
     env = cli_env(HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(tmp_path / "shared-cache"))
     code = f"import vitzoo; m = vitzoo.create_model({TAG!r}, pretrained=True); print(m.load_report.loaded)"
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(3)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-500:] for o in outs]
     assert {o[0].strip() for o in outs} == {str(len(ref.state_dict()))}

@@ -33,11 +33,23 @@ def timm_hybrid(layers=STAGES, img_size: int | tuple[int, int] = 224, num_classe
     from timm.models.resnetv2 import ResNetV2
     from timm.models.vision_transformer import VisionTransformer
 
-    backbone = ResNetV2(layers=layers, num_classes=0, global_pool="", in_chans=3, preact=False, stem_type="same",
-                        conv_layer=partial(StdConv2dSame, eps=1e-8))  # fmt: skip
+    backbone = ResNetV2(
+        layers=layers,
+        num_classes=0,
+        global_pool="",
+        in_chans=3,
+        preact=False,
+        stem_type="same",
+        conv_layer=partial(StdConv2dSame, eps=1e-8),
+    )
     vit = {"embed_dim": 768, "depth": 12, "num_heads": 12, **vit}
-    return VisionTransformer(img_size=img_size, patch_size=1, num_classes=num_classes,
-                             embed_layer=partial(HybridEmbed, backbone=backbone), **vit)  # fmt: skip
+    return VisionTransformer(
+        img_size=img_size,
+        patch_size=1,
+        num_classes=num_classes,
+        embed_layer=partial(HybridEmbed, backbone=backbone),
+        **vit,
+    )
 
 
 def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -73,7 +85,7 @@ def test_logits_match_timm(small, size):
     _, inter = ours.forward_intermediates(x, indices=2)
     _, ref_inter = ref.forward_intermediates(x, indices=2)
     assert len(inter) == len(ref_inter) == 2
-    assert all(maxdiff(a, b) <= TOL for a, b in zip(inter, ref_inter))
+    assert all(maxdiff(a, b) <= TOL for a, b in zip(inter, ref_inter, strict=True))
 
 
 @torch.no_grad()
@@ -87,7 +99,7 @@ def test_backbone_feature_maps_match_timm_stage_by_stage(small):
     for stage in bb.stages:
         want.append(stage(want[-1]))
     assert [tuple(f.shape[1:]) for f in feats] == [(64, 56, 56), (256, 56, 56), (512, 28, 28), (1024, 14, 14)]
-    assert all(maxdiff(a, b) <= TOL for a, b in zip(feats, want))
+    assert all(maxdiff(a, b) <= TOL for a, b in zip(feats, want, strict=True))
 
 
 @torch.no_grad()
@@ -114,13 +126,14 @@ def test_full_size_r50_vit_b16_at_384_matches_timm(tmp_path):
     """The real shapes: R50 (3, 4, 9) + ViT-B/16, 12 blocks, at 384."""
     torch.manual_seed(0)
     ref = randomize_(timm.create_model("vit_base_r50_s16_384", num_classes=1000), seed=7).eval()
-    ours = vitzoo.create_model("vit_base_r50_s16_384",
-                               pretrained=save_safetensors(ref.state_dict(), tmp_path / "r50.safetensors")).eval()
+    ours = vitzoo.create_model(
+        "vit_base_r50_s16_384", pretrained=save_safetensors(ref.state_dict(), tmp_path / "r50.safetensors")
+    ).eval()
     x = batch(384, n=1)
     assert maxdiff(ours(x), ref(x)) <= TOL
     _, inter = ours.forward_intermediates(x, indices=2)
     _, ref_inter = ref.forward_intermediates(x, indices=2)
-    assert all(maxdiff(a, b) <= TOL for a, b in zip(inter, ref_inter))
+    assert all(maxdiff(a, b) <= TOL for a, b in zip(inter, ref_inter, strict=True))
 
 
 def _hybrid_npz(model: torch.nn.Module, path) -> None:
@@ -142,7 +155,10 @@ def _hybrid_npz(model: torch.nn.Module, path) -> None:
                 w[f"{dst}gn{r}/bias"] = sd[f"{src}norm{r}.bias"].reshape(1, 1, 1, -1)
             if f"{src}downsample.conv.weight" in sd:
                 w[f"{dst}conv_proj/kernel"] = sd[f"{src}downsample.conv.weight"].transpose(2, 3, 1, 0)
-                w[f"{dst}gn_proj/scale"], w[f"{dst}gn_proj/bias"] = sd[f"{src}downsample.norm.weight"], sd[f"{src}downsample.norm.bias"]
+                w[f"{dst}gn_proj/scale"], w[f"{dst}gn_proj/bias"] = (
+                    sd[f"{src}downsample.norm.weight"],
+                    sd[f"{src}downsample.norm.bias"],
+                )
     np.savez(path, **w)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import timm
@@ -43,22 +44,24 @@ def test_missing_and_unexpected_keys_raise_with_names(tiny_sd, tmp_path):
 def test_another_architecture_is_refused_with_shapes(tiny_sd, tmp_path):
     _, sd = tiny_sd
     path = save_safetensors(sd, tmp_path / "tiny.safetensors")
-    with pytest.raises(CheckpointError, match=r"tiny.safetensors: checkpoint does not fit .*\(192,\) vs model \(384,\)"):
+    with pytest.raises(
+        CheckpointError, match=r"tiny.safetensors: checkpoint does not fit .*\(192,\) vs model \(384,\)"
+    ):
         vitzoo.create_model("vit_small_patch16_224", depth=2, pretrained=path)
-    with pytest.raises(CheckpointError, match="width 192 and 2 blocks, the model has width 192 and 3 blocks|missing"):
+    with pytest.raises(CheckpointError, match=r"width 192 and 2 blocks, the model has width 192 and 3 blocks|missing"):
         vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=path)
 
 
 def test_truncated_and_corrupt_files_name_the_file(tiny_sd, tmp_path):
     _, sd = tiny_sd
     path = tmp_path / "cut.safetensors"
-    data = open(save_safetensors(sd, path), "rb").read()
+    data = Path(save_safetensors(sd, path)).read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cut.safetensors: cannot be read .*truncated or corrupt.*download it"):
+    with pytest.raises(CheckpointError, match=r"cut.safetensors: cannot be read .*truncated or corrupt.*download it"):
         _tiny(str(path))
     bad = tmp_path / "pytorch_model.bin"
     bad.write_bytes(os.urandom(4096))
-    with pytest.raises(CheckpointError, match="pytorch_model.bin: cannot be read"):
+    with pytest.raises(CheckpointError, match=r"pytorch_model.bin: cannot be read"):
         _tiny(str(bad))
     with pytest.raises(CheckpointError, match="no such file"):
         vitzoo.load_pretrained(_tiny(False), str(tmp_path / "absent.safetensors"))
@@ -78,12 +81,12 @@ def test_pickle_with_code_is_refused_and_nothing_runs(tiny_sd, tmp_path):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
         torch.save(dict(sd) | {"payload": _Evil(str(marker))}, f)
-    with pytest.raises(CheckpointError, match="evil.pth: refused to unpickle"):
+    with pytest.raises(CheckpointError, match=r"evil.pth: refused to unpickle"):
         _tiny(str(path))
     assert not marker.exists()
     raw = tmp_path / "evil_plain.pkl.pth"
     raw.write_bytes(pickle.dumps(_Evil(str(marker))))  # a plain (non-zip) pickle
-    with pytest.raises(CheckpointError, match="refused to unpickle|cannot be read"):
+    with pytest.raises(CheckpointError, match=r"refused to unpickle|cannot be read"):
         _tiny(str(raw))
     assert not marker.exists()
 
@@ -130,9 +133,8 @@ def test_load_pretrained_into_an_existing_model_and_save_round_trip(tiny_sd, tmp
     assert timm_model.pretrained_cfg["crop_pct"] == 0.9 and timm_model.pretrained_cfg["tag"] == "augreg_in21k_ft_in1k"
 
 
-
 def test_unknown_sources_and_tags():
-    with pytest.raises(vitzoo.UnknownModelError, match="did you mean .*augreg_in21k_ft_in1k"):
+    with pytest.raises(vitzoo.UnknownModelError, match=r"did you mean .*augreg_in21k_ft_in1k"):
         vitzoo.create_model("vit_base_patch16_224.augreg_in21k_ft", pretrained=True)
     with pytest.raises(CheckpointError, match="no such file"):
         vitzoo.create_model("vit_tiny_patch16_224", pretrained="weights.safetensors")

@@ -135,7 +135,7 @@ def test_dtype_argument_gives_the_fp32_numbers_within_the_dtype_precision(dtype,
     fresh = vitzoo.create_model("vit_tiny_patch16_224", depth=2, num_classes=10, dtype=dtype, device="cpu").eval()
     torch.manual_seed(0)
     fresh32 = vitzoo.create_model("vit_tiny_patch16_224", depth=2, num_classes=10).eval()
-    for (name, p), p32 in zip(fresh.named_parameters(), fresh32.parameters()):
+    for (name, p), p32 in zip(fresh.named_parameters(), fresh32.parameters(), strict=True):
         assert p.device.type == "cpu" and torch.equal(p, p32.to(dtype)), name
 
 
@@ -150,14 +150,14 @@ def test_forward_intermediates_indices_and_formats(images):
     _, every = model.forward_intermediates(x)
     assert len(every) == 4 and every[0].shape == (2, 192, 14, 14)
     last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
-    assert all(torch.equal(a, b) for a, b in zip(last_two, every[2:]))
+    assert all(torch.equal(a, b) for a, b in zip(last_two, every[2:], strict=True))
     picked = model.forward_intermediates(x, indices=[-1, 0], output_fmt="NLC", intermediates_only=True)
     assert [p.shape for p in picked] == [(2, 196, 192)] * 2
     assert torch.equal(picked[0], every[0].flatten(2).transpose(1, 2))  # in block order
     final, _ = model.forward_intermediates(x, indices=1)
     assert torch.equal(final, model.forward_features(x))
     for bad in (5, 0, [4], [-5]):
-        with pytest.raises(vitzoo.ConfigError, match="out of range|last"):
+        with pytest.raises(vitzoo.ConfigError, match=r"out of range|last"):
             model.forward_intermediates(x, indices=bad)
 
 

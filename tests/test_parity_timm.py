@@ -24,9 +24,12 @@ SIZES = [224, 384, (320, 448)]
 RESAMPLED = [(name, size) for name in FAST for size in SIZES] + [
     ("vit_base_patch16_224", 224),
     *[pytest.param("vit_base_patch16_224", size, marks=pytest.mark.slow) for size in SIZES[1:]],
-    *[pytest.param(name, size, marks=pytest.mark.slow) for name in ("vit_base_patch32_224", "vit_large_patch16_224")
-      for size in SIZES],
-]  # fmt: skip
+    *[
+        pytest.param(name, size, marks=pytest.mark.slow)
+        for name in ("vit_base_patch32_224", "vit_large_patch16_224")
+        for size in SIZES
+    ],
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def checkpoints(tmp_path_factory):
     def get(name: str) -> dict[str, torch.Tensor]:
         if name not in cache:
             model = timm_model(name, seed=1, num_classes=1000)
-            cache[name] = safetensors_round_trip(model.state_dict(), tmp_path_factory.mktemp(name) / "model.safetensors")
+            cache[name] = safetensors_round_trip(
+                model.state_dict(), tmp_path_factory.mktemp(name) / "model.safetensors"
+            )
         return {k: v.clone() for k, v in cache[name].items()}  # each test owns its tensors
 
     return get
@@ -64,7 +69,7 @@ def _n(name: str) -> int:
     return 2 if name in FAST else 1
 
 
-@pytest.mark.parametrize("name,img_size", RESAMPLED, ids=str)
+@pytest.mark.parametrize(("name", "img_size"), RESAMPLED, ids=str)
 @torch.no_grad()
 def test_resampled_at_build_size_matches_timm(name, img_size, checkpoints):
     sd = checkpoints(name)
@@ -81,7 +86,7 @@ def test_resampled_at_build_size_matches_timm(name, img_size, checkpoints):
     assert maxdiff(ours(x), ref.forward_head(ref_final)) <= TOL
     assert maxdiff(final, ref_final) <= TOL
     assert len(inter) == len(ref_inter) == 3
-    for (patches, prefix), (ref_patches, ref_prefix) in zip(inter, ref_inter):
+    for (patches, prefix), (ref_patches, ref_prefix) in zip(inter, ref_inter, strict=True):
         assert patches.shape[-2:] == (h // ours.patch_size[0], w // ours.patch_size[1])  # NCHW grid
         assert maxdiff(patches, ref_patches) <= TOL
         assert maxdiff(prefix, ref_prefix) <= TOL
@@ -99,6 +104,7 @@ def test_dynamic_img_size_matches_timm(name, checkpoints):
         for a, b in zip(
             ours.forward_intermediates(x, indices=2, output_fmt="NLC", intermediates_only=True),
             ref.forward_intermediates(x, indices=2, output_fmt="NLC", intermediates_only=True),
+            strict=True,
         ):
             assert maxdiff(a, b) <= TOL
 
@@ -113,8 +119,13 @@ def test_avg_pool_and_headless_match_timm(checkpoints):
     ours.reset_classifier(0, global_pool="avg")
     ref.reset_classifier(0, global_pool="avg")
     assert maxdiff(ours(x), ref(x)) <= TOL
-    assert maxdiff(ours.forward_head(ours.forward_features(x), pre_logits=True), ref.forward_head(
-        ref.forward_features(x), pre_logits=True)) <= TOL  # fmt: skip
+    assert (
+        maxdiff(
+            ours.forward_head(ours.forward_features(x), pre_logits=True),
+            ref.forward_head(ref.forward_features(x), pre_logits=True),
+        )
+        <= TOL
+    )
 
 
 @torch.no_grad()

@@ -37,8 +37,14 @@ def vitmodel(tmp_path_factory):
     """transformers' ViTModel with random weights, and vitzoo loaded from its saved file (one pair for all sizes)."""
     torch.manual_seed(0)
     hf = randomize_(transformers.ViTModel(_hf_config(**TINY), add_pooling_layer=False), seed=2).eval()
-    ours = vitzoo.create_model("vit_tiny_patch16_224", depth=TINY["num_hidden_layers"], num_classes=0,
-                               layer_norm_eps=1e-12, dynamic_img_size=True, pos_embed_antialias=False).eval()  # fmt: skip
+    ours = vitzoo.create_model(
+        "vit_tiny_patch16_224",
+        depth=TINY["num_hidden_layers"],
+        num_classes=0,
+        layer_norm_eps=1e-12,
+        dynamic_img_size=True,
+        pos_embed_antialias=False,
+    ).eval()
     ours.load_state_dict(from_transformers(_saved(hf, tmp_path_factory.mktemp("vitmodel"))).state_dict, strict=True)
     return hf, ours
 
@@ -52,8 +58,9 @@ def classifier(tmp_path_factory):
 
 
 def _ours_classifier(state_dict) -> vitzoo.VisionTransformer:
-    ours = vitzoo.create_model("vit_small_patch16_224", num_classes=10, depth=SMALL["num_hidden_layers"],
-                               layer_norm_eps=1e-12).eval()  # fmt: skip
+    ours = vitzoo.create_model(
+        "vit_small_patch16_224", num_classes=10, depth=SMALL["num_hidden_layers"], layer_norm_eps=1e-12
+    ).eval()
     ours.load_state_dict(from_transformers(state_dict).state_dict, strict=True)
     return ours
 
@@ -85,5 +92,5 @@ def test_in_memory_names_of_transformers_5_convert_too(classifier, images):
 
 
 def test_unknown_keys_are_named():
-    with pytest.raises(vitzoo.VitzooError, match="encoder.extra.weight"):
+    with pytest.raises(vitzoo.VitzooError, match=r"encoder.extra.weight"):
         from_transformers({"encoder.extra.weight": torch.zeros(2, 2)})

@@ -25,8 +25,10 @@ def test_identity_when_sizes_match():
 
 
 @pytest.mark.parametrize("prefix", [0, 1, 3])
-@pytest.mark.parametrize("old,new", [((14, 14), (24, 24)), ((24, 24), (14, 14)), ((7, 9), (12, 5)), ((14, 14), (20, 28))])
-@pytest.mark.parametrize("interpolation,antialias", [("bicubic", True), ("bicubic", False), ("bilinear", True)])
+@pytest.mark.parametrize(
+    ("old", "new"), [((14, 14), (24, 24)), ((24, 24), (14, 14)), ((7, 9), (12, 5)), ((14, 14), (20, 28))]
+)
+@pytest.mark.parametrize(("interpolation", "antialias"), [("bicubic", True), ("bicubic", False), ("bilinear", True)])
 def test_matches_timm(prefix, old, new, interpolation, antialias):
     pe = _table(prefix, *old)
     ours = resample_pos_embed(pe, new, old, prefix, interpolation, antialias)
@@ -36,7 +38,9 @@ def test_matches_timm(prefix, old, new, interpolation, antialias):
     assert torch.equal(ours[:, :prefix], pe[:, :prefix])  # prefix tokens untouched
 
 
-@pytest.mark.parametrize("old,new", [((14, 14), (24, 24)), ((24, 24), (14, 14)), ((16, 16), (37, 37)), ((7, 9), (12, 5))])
+@pytest.mark.parametrize(
+    ("old", "new"), [((14, 14), (24, 24)), ((24, 24), (14, 14)), ((16, 16), (37, 37)), ((7, 9), (12, 5))]
+)
 def test_jax_mode_equals_scipy_zoom_order1(old, new):
     """The official code: scipy.ndimage.zoom(grid, (new/old, new/old, 1), order=1), per axis for non-square."""
     pe = _table(1, *old, dim=6)

@@ -3,8 +3,6 @@ train transform follows torchvision's RandomResizedCrop(scale=(0.08, 1), ratio=(
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import timm
@@ -48,13 +46,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kw", CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize(("name", "kw"), CASES, ids=str)
 def test_eval_transform_matches_timm(name, kw):
     ours_model = vitzoo.create_model(name, device="meta", **kw)
     with torch.device("meta"):  # timm's data config comes from the model's pretrained_cfg: no weights needed
         ref_model = timm.create_model(name, pretrained=False, **kw)
     transform = create_transform(ours_model)
-    for (w, h), mode in zip(SIZES * 2, MODES + MODES[:4]):
+    for (w, h), mode in zip(SIZES * 2, MODES + MODES[:4], strict=True):
         img = _image(w, h, mode)
         # timm keeps the checkpoint's input_size in its data config; vitzoo uses the model's img_size
         args = {"input_size": (3, *kw["img_size"])} if "img_size" in kw else None
@@ -68,10 +66,22 @@ def test_eval_transform_matches_timm(name, kw):
 @pytest.mark.parametrize("crop_mode", ["squash", "border", "center"])
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
 def test_crop_modes_and_filters_match_timm(crop_mode, interpolation):
-    cfg = DataConfig(input_size=(3, 224, 192), interpolation=interpolation, crop_pct=0.875, crop_mode=crop_mode,
-                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))  # fmt: skip
-    ref = timm.data.create_transform(input_size=cfg.input_size, interpolation=interpolation, crop_pct=0.875,
-                                     crop_mode=crop_mode, mean=cfg.mean, std=cfg.std)  # fmt: skip
+    cfg = DataConfig(
+        input_size=(3, 224, 192),
+        interpolation=interpolation,
+        crop_pct=0.875,
+        crop_mode=crop_mode,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    )
+    ref = timm.data.create_transform(
+        input_size=cfg.input_size,
+        interpolation=interpolation,
+        crop_pct=0.875,
+        crop_mode=crop_mode,
+        mean=cfg.mean,
+        std=cfg.std,
+    )
     ours = create_transform(cfg)
     for w, h in SIZES:
         img = _image(w, h, "RGB")
@@ -104,10 +114,10 @@ def test_image_loading_exif_sixteen_bit_and_bomb_guard(tmp_path):
     deep.save(tmp_path / "deep.png")
     rgb = np.asarray(load_image(tmp_path / "deep.png"))
     assert rgb.shape == (32, 64, 3) and rgb.max() > 200 and rgb[..., 0].tolist() == rgb[..., 2].tolist()
-    with pytest.raises(ImageError, match="over the limit .*max_pixels=None"):
+    with pytest.raises(ImageError, match=r"over the limit .*max_pixels=None"):
         load_image(path, max_pixels=1000)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
-    with pytest.raises(ImageError, match="broken.jpg: cannot read"):
+    with pytest.raises(ImageError, match=r"broken.jpg: cannot read"):
         load_image(tmp_path / "broken.jpg")
 
 
@@ -187,8 +197,8 @@ def test_train_transform_crops_like_torchvision_random_resized_crop():
         areas.append(w * h / (W * H))
         ratios.append(w / h)
         centres.append((box[0] + box[2]) / 2 / W)
-    assert 0.08 - 0.005 <= min(areas) and max(areas) <= 1.0
-    assert 3 / 4 / 1.03 <= min(ratios) and max(ratios) <= 4 / 3 * 1.03
+    assert min(areas) >= 0.08 - 0.005 and max(areas) <= 1.0
+    assert min(ratios) >= 3 / 4 / 1.03 and max(ratios) <= 4 / 3 * 1.03
     assert abs(flips / n - 0.5) <= 5 * (0.25 / n) ** 0.5
 
     torch.manual_seed(0)
