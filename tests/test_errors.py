@@ -80,6 +80,7 @@ def test_contradictory_or_invalid_overrides(overrides, match):
 def test_pretrained_without_weights_is_an_error_not_random_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # never the real Hub, even if not offline
     with pytest.raises(HubError, match="no cached copy") as err:
         vitzoo.create_model("vit_base_patch16_224", pretrained=True)
     assert isinstance(err.value, OSError)
