@@ -159,10 +159,8 @@ def test_train_transform_crops_like_torchvision_random_resized_crop():
     """Each output is torchvision's crop + resize (+ flip) + ToTensor + Normalize of the box it took; the boxes' area
     fractions lie in [0.08, 1] and aspect ratios in [3/4, 4/3], and their distribution is torchvision's.
 
-    Nearest-neighbour sampling is used so the box can be read back from the pixels. vitzoo resizes with PIL's
-    ``resize(box=...)`` (sampling positions relative to the image), torchvision crops first (relative to the crop):
-    where a sampling position falls exactly on a pixel edge the two pick neighbouring pixels. So every output pixel
-    comes from torchvision's source pixel or its neighbour, and where it is the same pixel the values are equal.
+    Nearest-neighbour sampling is used so the box can be read back from the pixels; both crop first and then resize,
+    so every output pixel is torchvision's.
 
     The transform is not seeded through ``create_transform``, so the distribution checks use thresholds that a
     correct implementation misses about once in a million runs (two-sample Kolmogorov-Smirnov p < 1e-6; the flip
@@ -189,9 +187,8 @@ def test_train_transform_crops_like_torchvision_random_resized_crop():
         refs = [_torchvision_crop(img, box, flip) for flip in (False, True)]
         off = [(raw[:2] - pixels(ref)[:2]).abs().max().item() for ref in refs]  # source x, y: pixels apart
         flip = off[1] < off[0]
-        assert off[flip] <= 1 < off[not flip], (box, off)  # the same source pixel, or its neighbour at a tie
-        same = (raw[:2] == pixels(refs[flip])[:2]).all(0)
-        assert same.float().mean() >= 0.25 and maxdiff(out[:, same], refs[flip][:, same]) <= 1e-6  # same colours
+        assert off[flip] == 0 < off[not flip], (box, off)  # the same source pixel everywhere
+        assert maxdiff(out, refs[flip]) <= 1e-6  # and the same colours
         flips += flip
         w, h = box[2] - box[0], box[3] - box[1]
         areas.append(w * h / (W * H))
@@ -224,3 +221,22 @@ def test_train_transform_of_a_model_uses_its_checkpoint_normalisation_and_size()
         ref = TF.normalize(TF.to_tensor(Image.new("RGB", size[::-1], (10, 128, 250))), facts["mean"], facts["std"])
         for _ in range(3):
             assert maxdiff(tf(flat), ref) <= 1e-6
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_train_transform_filters_only_inside_its_crop(interpolation, monkeypatch):
+    """With a smooth filter the crop's edge pixels must come from inside the box, as torchvision's crop-then-resize;
+    resizing with PIL's ``box=`` would blend in the pixels just outside it (up to 65/255 off at the edges)."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    cfg = DataConfig(input_size=(3, *OUT), interpolation=interpolation, **IMAGENET)
+    tf = vitzoo.create_transform(cfg, train=True)
+    left, top, right, bottom = box = (30, 20, 130, 140)
+    monkeypatch.setattr(tf, "_box", lambda w, h: box)  # a known crop; the flip is decided by the next random draw
+    monkeypatch.setattr(tf.rng, "random", lambda: 0.9)  # >= 0.5: no flip
+    img = _coordinate_image()
+    mode = InterpolationMode.BILINEAR if interpolation == "bilinear" else InterpolationMode.BICUBIC
+    ref = TF.resized_crop(img, top, left, bottom - top, right - left, list(OUT), mode)
+    ref = TF.normalize(TF.to_tensor(ref), IMAGENET["mean"], IMAGENET["std"])
+    assert maxdiff(tf(img), ref) <= 1e-6

@@ -220,7 +220,9 @@ class TrainTransform:
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = to_rgb(img)
         size = (self.config.input_size[1], self.config.input_size[2])
-        img = img.resize((size[1], size[0]), _FILTERS[self.config.interpolation], box=self._box(*img.size))
+        box = self._box(*img.size)
+        # crop, then resize (torchvision's resized_crop): a resize with box= would filter in pixels beyond the box
+        img = img.crop(box).resize((size[1], size[0]), _FILTERS[self.config.interpolation])
         if self.rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return normalize(img, self.mean, self.std)
