@@ -185,7 +185,7 @@ def test_torchrun_two_processes_equal_one(saved_model, tmp_path):
     here = str(Path(vitzoo.__file__).parents[1])  # the ranks import this vitzoo, not another installed copy
     path = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    two = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env=env)
+    two = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env=env, check=False)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "[rank 0] 4 of 7 shards to embed" in two.stderr and "[rank 1] 3 of 7 shards to embed" in two.stderr
     assert_same_file(tmp_path / "two.safetensors", tmp_path / "one.safetensors")

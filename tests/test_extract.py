@@ -122,12 +122,12 @@ def test_pool_tokens_is_what_forward_head_pools():
 
 def test_unreadable_images_raise_or_are_skipped_and_on_error_is_checked(saved_model, files):
     model, _ = saved_model
-    with pytest.raises(vitzoo.ImageError, match="d_corrupt.jpg"):
+    with pytest.raises(vitzoo.ImageError, match=r"d_corrupt\.jpg"):
         extract(model, [files["d_corrupt.jpg"]])
     assert extract(model, [files["d_corrupt.jpg"], files["a_photo.jpg"]], on_error="skip").shape == (1, 192)
     with pytest.raises(vitzoo.ImageError, match="none of the 1 inputs"):
         extract(model, [files["d_corrupt.jpg"]], on_error="skip")
-    with pytest.raises(vitzoo.ConfigError, match="on_error must be 'raise' .* or 'skip'.*'ignore'"):
+    with pytest.raises(vitzoo.ConfigError, match=r"on_error must be 'raise' .* or 'skip'.*'ignore'"):
         extract(model, [files["a_photo.jpg"]], on_error="ignore")
     with pytest.raises(vitzoo.VitzooError, match="no images in the inputs"):
         extract(model, [])

@@ -49,9 +49,9 @@ def test_no_import_cycles_within_a_layer():
     def visit(node: str, stack: list[str]) -> None:
         state[node] = 1
         for dep in graph.get(node, ()):
-            assert state.get(dep) != 1, f"import cycle: {' -> '.join(stack + [node, dep])}"
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join([*stack, node, dep])}"
             if dep not in state:
-                visit(dep, stack + [node])
+                visit(dep, [*stack, node])
         state[node] = 2
 
     for node in graph:
@@ -66,13 +66,19 @@ def test_the_name_grammar_is_parsed_in_source_py_only():
         if path.name == "source.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                if node.func.attr in ("startswith", "removeprefix", "partition", "split"):
-                    args = [a.value for a in node.args if isinstance(a, ast.Constant)]
-                    args += [e.value for a in node.args if isinstance(a, ast.Tuple) for e in a.elts
-                             if isinstance(e, ast.Constant)]  # fmt: skip
-                    if any(a in ("hf-hub:", "local-dir:") for a in args):
-                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr in ("startswith", "removeprefix", "partition", "split"):
+                args = [a.value for a in node.args if isinstance(a, ast.Constant)]
+                args += [
+                    e.value
+                    for a in node.args
+                    if isinstance(a, ast.Tuple)
+                    for e in a.elts
+                    if isinstance(e, ast.Constant)
+                ]
+                if any(a in ("hf-hub:", "local-dir:") for a in args):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
 
 

@@ -41,7 +41,7 @@ def test_unreachable_hub_with_empty_cache_fails_fast_and_clearly(endpoint, tmp_p
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     start = time.monotonic()
-    with pytest.raises(vitzoo.HubError, match="cannot be reached and .* no cached copy.*vitzoo download") as err:
+    with pytest.raises(vitzoo.HubError, match=r"cannot be reached and .* no cached copy.*vitzoo download") as err:
         vitzoo.create_model(TAG, pretrained=True)
     assert time.monotonic() - start < LIMIT_S
     assert isinstance(err.value, OSError)
