@@ -152,10 +152,10 @@ def _cmd_download(args: argparse.Namespace) -> int:
     src = default_checkpoint(resolve(args.name, revision=args.revision), args.revision)
     if src.location is None or src.location.repo_id is None:
         raise ConfigError(f"{args.name} is not on the Hub: there is nothing to download")
-    config = src.location.config_file(local_dir=args.to)
-    weights = src.location.weights_file(local_dir=args.to)
+    *others, weights = src.location.download(local_dir=args.to)
     print(weights)
-    print(f"{src.location.repo_id}: {weights.name} and {config.name} ready in {weights.parent}", file=sys.stderr)
+    names = " and ".join(p.name for p in [weights, *others])
+    print(f"{src.location.repo_id}: {names} ready in {weights.parent}", file=sys.stderr)
     return 0
 
 

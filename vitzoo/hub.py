@@ -55,6 +55,25 @@ def download(
     ``HF_HUB_OFFLINE=1``, or when the Hub does not answer, nothing more goes over the network and only the cache
     is read.
     """
+    path = _first_of(repo_id, filenames, revision, local_dir)
+    if path is None:
+        where = f"{repo_id}" + (f"@{revision}" if revision else "")
+        raise HubError(f"{where} has none of the files {list(filenames)}")
+    return path
+
+
+def download_if_present(
+    repo_id: str, filename: str, *, revision: str | None = None, local_dir: str | Path | None = None
+) -> Path | None:
+    """``download`` of one optional file: None when the repo has no such file (errors as ``download`` otherwise)."""
+    return _first_of(repo_id, [filename], revision, local_dir)
+
+
+def _first_of(
+    repo_id: str, filenames: Sequence[str], revision: str | None, local_dir: str | Path | None
+) -> Path | None:
+    """The first of ``filenames`` the repo has, or None; HubError when it cannot be had (unreachable and not
+    cached, gated, missing repo or revision)."""
     kw: dict[str, Any] = {"revision": revision, "endpoint": _endpoint()}
     if os.environ.get("HF_HUB_CACHE"):
         kw["cache_dir"] = os.environ["HF_HUB_CACHE"]
@@ -95,4 +114,4 @@ def download(
             "point HF_ENDPOINT at a mirror, set HF_HUB_CACHE to a cache that has it, or prefetch on a connected "
             "machine with `vitzoo download NAME` and copy the cache"
         ) from unreachable
-    raise HubError(f"{where} has none of the files {list(filenames)}")
+    return None  # the repo has none of them

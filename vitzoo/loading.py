@@ -86,10 +86,10 @@ def weights_in(folder: Path) -> Path:
     raise CheckpointError(f"{folder}: no {' / '.join(WEIGHT_FILES)} or .npz file in this folder")
 
 
-def read_config(folder_or_file: str | Path) -> dict[str, Any] | None:
-    """The ``config.json`` beside a weights file or in a folder, if there is one."""
+def read_config(folder_or_file: str | Path, filename: str = "config.json") -> dict[str, Any] | None:
+    """The ``config.json`` (or another JSON ``filename``) beside a weights file or in a folder, if there is one."""
     path = Path(folder_or_file)
-    path = path / "config.json" if path.is_dir() else path.with_name("config.json")
+    path = path / filename if path.is_dir() else path.with_name(filename)
     if not path.is_file():
         return None
     try:

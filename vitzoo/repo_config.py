@@ -9,6 +9,7 @@ transformers (``ViTConfig.save_pretrained``): ``hidden_size``, ``num_hidden_laye
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,15 +39,24 @@ def is_transformers(config: Mapping[str, Any]) -> bool:
 
 
 def parse(
-    config: Mapping[str, Any], name: str, keys: set[str], repo_id: str | None = None
+    config: Mapping[str, Any],
+    name: str,
+    keys: set[str],
+    repo_id: str | None = None,
+    processor: Mapping[str, Any] | None = None,
 ) -> tuple[ViTConfig, PretrainedCfg]:
     """The model config and checkpoint facts a ``config.json`` describes.
 
     ``name`` names the checkpoint in the facts unless the config names it; ``keys`` are the checkpoint's tensor
-    names (empty when only the config was read); ``repo_id`` is the Hub repo it came from, if any.
+    names (empty when only the config was read); ``repo_id`` is the Hub repo it came from, if any; ``processor`` is
+    a transformers repo's ``preprocessor_config.json``, whose eval recipe then replaces ``ViTImageProcessor``'s
+    defaults.
     """
     if is_transformers(config):
-        return _from_transformers(config, name, keys, repo_id)
+        vit, checkpoint = _from_transformers(config, name, keys, repo_id)
+        if processor is not None:
+            checkpoint = dataclasses.replace(checkpoint, **processor_facts(processor, name, vit.in_chans))
+        return vit, checkpoint
     if "vitzoo_config" in config:
         fields = dict(config["vitzoo_config"])
         for k in ("img_size", "patch_size"):
@@ -127,6 +137,66 @@ def _from_transformers(
         description="transformers ViT checkpoint" + (" with its tanh pooler as pre-logits" if has_pooler else ""),
     )
     return vit, facts
+
+
+# PIL's resampling filters by the integer a preprocessor_config.json records (PIL.Image.Resampling values)
+_PIL_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+def processor_facts(processor: Mapping[str, Any], name: str, in_chans: int = 3) -> dict[str, Any]:
+    """The eval recipe of a transformers image processor (``preprocessor_config.json``) as ``PretrainedCfg`` fields.
+
+    ``ViTImageProcessor``/``DeiTImageProcessor`` and kin: resize both sides to ``size`` (vitzoo's ``squash``), then,
+    with ``do_center_crop``, crop ``crop_size``; rescale by 1/255; normalise with ``image_mean``/``image_std``.
+    Anything this recipe cannot reproduce exactly (a shortest-edge resize, as CLIP's processor does, for one)
+    raises ``ConfigError`` rather than preparing images differently from the checkpoint's own processor.
+    """
+    size = processor.get("size") or {"height": 224, "width": 224}
+    if isinstance(size, int):
+        size = {"shortest_edge": size}
+    crop = processor.get("crop_size") if processor.get("do_center_crop") else None
+    crop = {"height": crop, "width": crop} if isinstance(crop, int) else crop
+    unsupported: list[str] = []
+    if not processor.get("do_resize", True):
+        unsupported.append("do_resize=false")
+    if processor.get("do_rescale", True) and abs(float(processor.get("rescale_factor", 1 / 255)) - 1 / 255) > 1e-9:
+        unsupported.append(f"rescale_factor={processor.get('rescale_factor')}")
+    if set(size) not in ({"height", "width"}, {"shortest_edge"}):
+        unsupported.append(f"size={dict(size)}")
+    if crop is not None and set(crop) != {"height", "width"}:
+        unsupported.append(f"crop_size={dict(crop)}")
+    resample = processor.get("resample", 2)
+    if resample not in _PIL_FILTERS:
+        unsupported.append(f"resample={resample}")
+    if "shortest_edge" in size:  # without a crop the output is not square; with one, transformers floors the crop
+        unsupported.append("a shortest-edge resize")  # offset where timm rounds it, and the offset varies per image
+    if not unsupported:
+        # vitzoo's squash recipe: resize both sides to floor(out / crop_pct), then center-crop to out
+        resized = (int(size["height"]), int(size["width"]))
+        out = (int(crop["height"]), int(crop["width"])) if crop else resized
+        crop_pct = out[0] / resized[0]
+        if any(math.floor(o / crop_pct) != r or (r - o) % 2 for o, r in zip(out, resized, strict=True)):
+            # the resize must come out exactly, and the margin must be even: timm rounds a half-pixel crop offset,
+            # transformers floors it
+            unsupported.append(f"a {out} crop of a {resized} resize")
+    if unsupported:
+        raise ConfigError(
+            f"{name}: preprocessor_config.json asks for {', '.join(unsupported)}, which vitzoo's eval transform does "
+            "not reproduce; prepare the images yourself and pass tensors, or report the repo"
+        )
+    normalize = processor.get("do_normalize", True)
+    mean = tuple(float(v) for v in processor.get("image_mean", (0.5,) * in_chans)) if normalize else (0.0,) * in_chans
+    std = tuple(float(v) for v in processor.get("image_std", (0.5,) * in_chans)) if normalize else (1.0,) * in_chans
+    if not processor.get("do_rescale", True):  # pixels stay in [0, 255]: fold the factor into mean and std
+        mean, std = tuple(m / 255 for m in mean), tuple(s / 255 for s in std)
+    return {
+        "input_size": (in_chans, *out),
+        "crop_pct": crop_pct,
+        "crop_mode": "squash",
+        "interpolation": _PIL_FILTERS[resample],
+        "mean": mean,
+        "std": std,
+    }
 
 
 def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,13 @@ from typing import Any
 
 from . import hub, loading, registry, repo_config
 from .config import ViTConfig
-from .errors import CheckpointError, UnknownModelError
+from .errors import CheckpointError, HubError, UnknownModelError
 from .pretrained_cfg import PretrainedCfg
 
+logger = logging.getLogger("vitzoo")
+
 HF_HUB = "hf-hub:"
+PROCESSOR_FILE = "preprocessor_config.json"  # a transformers repo's image processor: its eval recipe
 LOCAL_DIR = "local-dir:"
 _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pth", ".pt", ".npz"}
 _ALIASES = {alias.lower(): arch for alias, arch in registry.ALIASES.items()}
@@ -57,6 +61,34 @@ class Location:
         if self.repo_id is None:
             raise CheckpointError(f"{self.path} is local: there is nothing to download")
         return hub.download(self.repo_id, ["config.json"], revision=self.revision, local_dir=local_dir)
+
+    def download(self, local_dir: str | Path | None = None) -> list[Path]:
+        """Every file loading needs, into the HF cache (or ``local_dir``): config.json, a transformers repo's
+        preprocessor_config.json, and the weights (last in the list)."""
+        assert self.repo_id is not None, "a local checkpoint has nothing to download"
+        files = [self.config_file(local_dir)]
+        if repo_config.is_transformers(loading.read_config(files[0]) or {}):
+            extra = hub.download_if_present(self.repo_id, PROCESSOR_FILE, revision=self.revision, local_dir=local_dir)
+            files += [extra] if extra is not None else []
+        return [*files, self.weights_file(local_dir)]
+
+    def processor_config(self) -> dict[str, Any] | None:
+        """A transformers repo's ``preprocessor_config.json``, None where there is none.
+
+        On the Hub it is optional: a repo without one, or one that cannot be had (Hub unreachable and the file not
+        cached, say by an older download), leaves ``ViTImageProcessor``'s defaults, with a warning in the latter case.
+        """
+        if self.path is not None:
+            return loading.read_config(self.path, PROCESSOR_FILE)
+        assert self.repo_id is not None
+        try:
+            path = hub.download_if_present(self.repo_id, PROCESSOR_FILE, revision=self.revision)
+        except HubError as err:
+            logger.warning(
+                "%s: %s not available, using ViTImageProcessor's defaults (%s)", self.repo_id, PROCESSOR_FILE, err
+            )
+            return None
+        return None if path is None else loading.read_config(path, PROCESSOR_FILE)
 
 
 @dataclass(frozen=True)
@@ -185,11 +217,12 @@ def _registered(
 # -------------------------------------------------------------------------------------------- repos and files
 def _hub_repo(name: str, weights: bool, revision: str | None) -> Source:
     location = Location(repo_id=name.removeprefix(HF_HUB), revision=revision)
-    config_json = loading.read_config(location.config_file())
+    config_json = loading.read_config(location.config_file()) or {}
     src = Source(name, None, location=location)
     if weights:
         src = with_weights(src)
-    config, facts = repo_config.parse(config_json or {}, name, set(src.tensors or ()), location.repo_id)
+    processor = location.processor_config() if repo_config.is_transformers(config_json) else None
+    config, facts = repo_config.parse(config_json, name, set(src.tensors or ()), location.repo_id, processor)
     return dataclasses.replace(src, config=config, facts=facts)
 
 
@@ -202,7 +235,8 @@ def _local(name: str, path: Path, weights: bool) -> Source:
     config_json = loading.read_config(path)
     if config_json is None:
         return src
-    config, facts = repo_config.parse(config_json, name, set(src.tensors or ()))
+    processor = loading.read_config(path, PROCESSOR_FILE) if repo_config.is_transformers(config_json) else None
+    config, facts = repo_config.parse(config_json, name, set(src.tensors or ()), processor=processor)
     return dataclasses.replace(src, config=config, facts=facts)
 
 
