@@ -69,6 +69,7 @@ def test_hub_repo_model_carries_the_processor_recipe(hub, tmp_path):
     assert (cfg.mean, cfg.std, cfg.interpolation) == (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD), "bicubic")
     assert hub.count("facebook/dino-like/resolve/main/model.safetensors") == 0  # the recipe needs no weights
     model = vitzoo.create_model("hf-hub:facebook/dino-like", pretrained=True).eval()
+    assert hub.count("facebook/dino-like/resolve/main/model.safetensors") >= 1  # (the count does see weights)
     img = _photo(500, 375)
     x = vitzoo.create_transform(model)(img).unsqueeze(0)
     pixels = processor(images=img, return_tensors="pt")["pixel_values"]
