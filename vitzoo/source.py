@@ -138,13 +138,7 @@ def resolve(spec: str | Path | Mapping[str, Any], *, weights: bool = False, revi
         return _registered(spec, *parsed, weights, revision)
     if _looks_like_path(spec):
         return _local(spec, Path(spec), weights)
-    known = list(registry.ARCHS) + list(registry.ALIASES)
-    close = difflib.get_close_matches(spec.partition(".")[0], known, n=5, cutoff=0.5)
-    hint = f"closest known names: {', '.join(close)}" if close else "see vitzoo.list_models()"
-    raise UnknownModelError(
-        f"unknown model {spec!r} (and no such file or folder); {hint}. Hub repos are named 'hf-hub:org/repo', "
-        "saved folders 'local-dir:PATH'"
-    )
+    raise _unknown(spec, "(and no such file or folder)")
 
 
 def default_checkpoint(src: Source, revision: str | None = None) -> Source:
@@ -158,8 +152,7 @@ def get_pretrained_cfg(name: str) -> PretrainedCfg:
     """The checkpoint facts for ``arch.tag``; a bare arch (or alias) gives its default (first) tag."""
     parsed = _split(name)
     if parsed is None:
-        resolve(name)  # raises UnknownModelError with hints
-        raise UnknownModelError(f"{name!r} is not a registered architecture or tag")
+        raise _unknown(name, "(not a registered architecture or tag)")
     arch, tag = parsed
     return _tag_facts(arch, tag) if tag is not None else _default_facts(arch)
 
@@ -180,6 +173,15 @@ def _split(name: str) -> tuple[str, str | None] | None:
     arch, _, tag = name.partition(".")
     arch = _ALIASES.get(arch.lower(), arch)
     return (arch, tag or None) if arch in registry.ARCHS else None
+
+
+def _unknown(name: str, what: str) -> UnknownModelError:
+    known = list(registry.ARCHS) + list(registry.ALIASES)
+    close = difflib.get_close_matches(name.partition(".")[0], known, n=5, cutoff=0.5)
+    hint = f"closest known names: {', '.join(close)}" if close else "see vitzoo.list_models()"
+    return UnknownModelError(
+        f"unknown model {name!r} {what}; {hint}. Hub repos are named 'hf-hub:org/repo', saved folders 'local-dir:PATH'"
+    )
 
 
 def _tag_facts(arch: str, tag: str) -> PretrainedCfg:
