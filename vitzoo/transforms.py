@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import registry
 from .errors import ConfigError, ImageError, VitzooError
 from .model import VisionTransformer
 from .pretrained_cfg import PretrainedCfg
-from .source import Source, resolve
+from .source import Source, default_checkpoint, resolve
 
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -58,13 +57,10 @@ def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source |
     if isinstance(model_or_name, DataConfig):
         return model_or_name
     if isinstance(model_or_name, (str, Source)):
-        src = resolve(model_or_name) if isinstance(model_or_name, str) else model_or_name
+        src = default_checkpoint(resolve(model_or_name) if isinstance(model_or_name, str) else model_or_name)
         facts = src.facts
-        if facts is None and src.arch is not None and src.config is not None:  # a bare arch: its default checkpoint's
-            tags = registry.tags_of(src.arch)
-            if not tags:
-                return DataConfig(input_size=(src.config.in_chans, *src.config.img_size))
-            facts = tags[0]
+        if facts is None and src.config is not None:  # an arch without checkpoints: the defaults at its size
+            return DataConfig(input_size=(src.config.in_chans, *src.config.img_size))
         if facts is None:
             raise ConfigError(
                 f"{src.name} carries no preprocessing facts: pass a pretrained tag, an hf-hub:/local-dir: source with "
