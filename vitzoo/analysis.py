@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import torch
 
-from .errors import VitzooError
+from .errors import ConfigError, VitzooError
 from .extract import ImageList, expand_inputs, extract_features
 from .model import Block, VisionTransformer, take_indices
 
@@ -135,8 +135,10 @@ def patch_embed_components(model: VisionTransformer, n: int = 28) -> torch.Tenso
 
 def pos_embed_similarity(model: VisionTransformer) -> torch.Tensor:
     """Cosine similarity of each patch's position embedding with every other: (h, w, h, w) (Figure 7 center)."""
+    if model.pos_embed is None:
+        raise ConfigError("this model has no learned position table (rope=True, DINOv3): nothing to compare")
     h, w = model.grid_size
-    pe = model.pos_embed.detach().float().cpu()[0, model.num_prefix_tokens :]  # (h*w, D)
+    pe = model.pos_embed.detach().float().cpu()[0, model.config.pos_embed_prefix_tokens :]  # (h*w, D)
     pe = torch.nn.functional.normalize(pe, dim=-1)
     return (pe @ pe.T).reshape(h, w, h, w)
 

@@ -223,7 +223,8 @@ def flops(model: VisionTransformer) -> float:
     Run on the meta device it costs no compute and no memory.
     """
     cfg = model.config
-    x = torch.empty(1, cfg.in_chans, *cfg.img_size, device=model.pos_embed.device, dtype=model.pos_embed.dtype)
+    param = next(model.parameters())
+    x = torch.empty(1, cfg.in_chans, *cfg.img_size, device=param.device, dtype=param.dtype)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model.forward_head(model.forward_features(x))
     return float(counter.get_total_flops())
@@ -423,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_emb.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_emb.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files of paths")
     p_emb.add_argument("--out", required=True, help="output .safetensors (features + metadata) or .npy")
-    p_emb.add_argument("--pool", choices=FEATURE_POOLS, default="token")
+    p_emb.add_argument(
+        "--pool", choices=FEATURE_POOLS, default=None, help="default: the model's own pooling (config.global_pool)"
+    )
     p_emb.add_argument("--layers", type=int, nargs="+", help="block indices (negative from the end)")
     p_emb.add_argument("--shard-size", type=int, default=1024, help="images per resumable shard")
     p_emb.add_argument("--distributed", action="store_true", help="init torch.distributed from env (torchrun sets it)")

@@ -12,7 +12,9 @@ from typing import Any
 
 from .errors import ConfigError
 
-POOLS = ("token", "avg")  # global_pool: what forward_head pools
+POOLS = ("token", "avg", "map")  # global_pool: class token, mean of the patch tokens, attention pool (SigLIP)
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")  # MLP activation (act_layer)
+MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
 
 
@@ -53,7 +55,7 @@ class ViTConfig:
     img_size: tuple[int, int] = (224, 224)
     in_chans: int = 3
     num_classes: int = 1000  # 0 = no head: forward() returns pooled features
-    global_pool: str = "token"  # "token": class token output; "avg": mean of the patch tokens
+    global_pool: str = "token"  # "token": class token; "avg": mean of the patch tokens; "map": attention pool
     representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
     hybrid_layers: tuple[int, ...] = ()  # ResNet stage depths of the hybrid's CNN stem, e.g. (3, 4, 9); () = pixels
     class_token: bool = True
@@ -66,6 +68,18 @@ class ViTConfig:
     drop_rate: float = 0.0  # dropout after pos-embed add, attention projection and MLP layers (paper App. B.1)
     attn_drop_rate: float = 0.0
     drop_path_rate: float = 0.0  # stochastic depth, linearly increasing over the blocks
+    # Flags of the later families, with timm's names and meanings (docs/models.md lists which family sets which).
+    init_values: float | None = None  # layer scale: blocks.N.ls1/ls2.gamma start at this value (DeiT-III, DINOv2)
+    reg_tokens: int = 0  # register tokens after the class token (DINOv2-reg4; DINOv3's "storage tokens")
+    no_embed_class: bool = False  # pos_embed covers the patches only, added before the prefix tokens (DeiT-III)
+    pre_norm: bool = False  # LayerNorm norm_pre on the embedded sequence, before the blocks (CLIP)
+    patch_bias: bool = True  # bias of the patch projection (CLIP's conv1 has none)
+    fc_norm: bool = False  # the final LayerNorm runs on the pooled vector (fc_norm) instead of on every token
+    act_layer: str = "gelu"  # MLP activation: gelu (erf), gelu_tanh (SigLIP 2), quick_gelu (OpenAI CLIP), silu
+    mlp_layer: str = "mlp"  # "swiglu_packed": fc1 = [gate; up] (DINOv2-g); "swiglu": fc1_g, fc1_x (DINOv3 S+/H+)
+    distilled: bool = False  # DeiT distillation token dist_token and second head head_dist (output: their mean)
+    rope: bool = False  # DINOv3: 2-D rotary position embedding, no learned table (vitzoo.dinov3, timm's Eva names)
+    rope_temperature: float = 100.0  # RoPE base period (DINOv3: 100)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "img_size", to_pair(self.img_size, "img_size"))
@@ -99,6 +113,23 @@ class ViTConfig:
                     f"img_size {axis} {size} is not divisible by patch size {patch}; "
                     f"nearest valid sizes: {nearest_multiples(size, patch)}"
                 )
+        if not isinstance(self.reg_tokens, int) or self.reg_tokens < 0:
+            raise ConfigError(f"reg_tokens must be an int >= 0, got {self.reg_tokens!r}")
+        if self.act_layer not in ACTIVATIONS:
+            raise ConfigError(f"act_layer must be one of {ACTIVATIONS}, got {self.act_layer!r}")
+        if self.mlp_layer not in MLP_LAYERS:
+            raise ConfigError(f"mlp_layer must be one of {MLP_LAYERS}, got {self.mlp_layer!r}")
+        if self.mlp_layer == "swiglu_packed" and self.mlp_dim % 2:
+            raise ConfigError(
+                f"mlp_layer='swiglu_packed' splits fc1 in two halves: mlp_dim must be even, got {self.mlp_dim}"
+            )
+        if self.distilled and (not self.class_token or self.reg_tokens or self.global_pool != "token"):
+            raise ConfigError("distilled=True (DeiT) needs class_token=True, global_pool='token' and no reg_tokens")
+        if self.rope and (self.hybrid_layers or self.head_dim % 4 or self.distilled):
+            raise ConfigError(
+                f"rope=True (DINOv3) needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
+                "distillation token"
+            )
         if self.global_pool not in POOLS:
             raise ConfigError(f"global_pool must be one of {POOLS}, got {self.global_pool!r}")
         if self.global_pool == "token" and not self.class_token:
@@ -120,8 +151,13 @@ class ViTConfig:
 
     @property
     def num_prefix_tokens(self) -> int:
-        """Tokens before the patch tokens in the sequence (the class token, when there is one)."""
-        return int(self.class_token)
+        """Tokens before the patch tokens in the sequence: class, distillation and register tokens."""
+        return int(self.class_token) + int(self.distilled) + self.reg_tokens
+
+    @property
+    def pos_embed_prefix_tokens(self) -> int:
+        """Rows of ``pos_embed`` before its grid: the prefix tokens, or none with ``no_embed_class``."""
+        return 0 if self.no_embed_class else self.num_prefix_tokens
 
     @property
     def num_tokens(self) -> int:

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 from ._version import __version__
 from .errors import ConfigError, VitzooError
-from .extract import batched, feature_fn, prepare_model, require_inputs, run_batches
+from .extract import batched, feature_fn, prepare_model, require_inputs, resolve_pool, run_batches
 from .model import VisionTransformer, take_indices
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
@@ -97,7 +97,7 @@ def embed_to_file(
     *,
     name: str | None = None,
     revision: str | None = None,
-    pool: str = "token",
+    pool: str | None = None,
     layers: Sequence[int] | None = None,
     batch_size: int = 64,
     shard_size: int = 1024,
@@ -117,6 +117,7 @@ def embed_to_file(
         raise ConfigError(f"the output must end in .safetensors or .npy, got {out.name}")
     if out.suffix == ".npy" and layers:
         raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
+    pool = resolve_pool(model, pool)
     fn = feature_fn(model, pool, layers)
     items = require_inputs(inputs)
     if not all(isinstance(item, str) for item in items):

@@ -209,22 +209,32 @@ def prepare_model(model: VisionTransformer, dtype: torch.dtype | str | None, dev
     return model.eval()
 
 
+def resolve_pool(model: VisionTransformer, pool: str | None) -> str:
+    """``pool`` checked against ``model``; None is the model's own pooling (``config.global_pool``: the class token,
+    the patch mean, or SigLIP's attention pool)."""
+    pool = model.config.global_pool if pool is None else pool
+    if pool not in FEATURE_POOLS:
+        raise ConfigError(f"pool must be one of {FEATURE_POOLS}, got {pool!r}")
+    if pool == "token" and model.cls_token is None:
+        raise ConfigError("pool='token' needs a class token; this model has none, use pool='avg' (or 'map')")
+    if pool == "map" and model.attn_pool is None:
+        raise ConfigError("pool='map' needs an attention-pool head (SigLIP); this model has none, use token or avg")
+    return pool
+
+
 def feature_fn(
-    model: VisionTransformer, pool: str = "token", layers: Sequence[int] | None = None
+    model: VisionTransformer, pool: str | None = None, layers: Sequence[int] | None = None
 ) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
     """Check ``pool``/``layers`` for ``model`` and return the per-batch function of ``extract_features``.
 
     It maps a batch (B, C, H, W) to float32 CPU features: ``{"features": ...}``, or ``{"layer_<i>": ...}`` for each
     requested block (absolute index, final-normed) when ``layers`` is given.
     """
-    if pool not in FEATURE_POOLS:
-        raise ConfigError(f"pool must be one of {FEATURE_POOLS}, got {pool!r}")
+    pool = resolve_pool(model, pool)
     prefix = model.num_prefix_tokens
-    if pool == "token" and not prefix:
-        raise ConfigError("pool='token' needs a class token; this model has none, use pool='avg'")
     if layers:
-        if pool == "pre_logits":
-            raise ConfigError("pool='pre_logits' applies to the final output only; use token, avg or tokens")
+        if pool in ("pre_logits", "output", "map"):
+            raise ConfigError(f"pool={pool!r} applies to the final output only; use token, avg or tokens")
         indices = take_indices(len(model.blocks), list(layers))
 
         def from_blocks(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -241,8 +251,13 @@ def feature_fn(
     def final(x: torch.Tensor) -> dict[str, torch.Tensor]:
         if pool == "token":
             feats = model.forward_cls(x)  # the last block for the class token's row only
+        elif pool == "output":
+            feats = model(x)
         elif pool == "pre_logits":
             feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        elif pool == "map":
+            assert model.attn_pool is not None
+            feats = model.attn_pool(model.forward_features(x)[:, prefix:])
         else:
             feats = pool_tokens(model.forward_features(x), pool, prefix)
         return {"features": feats.float().cpu()}
@@ -254,7 +269,7 @@ def extract_features(
     model: VisionTransformer,
     inputs: Any,
     *,
-    pool: str = "token",
+    pool: str | None = None,
     layers: Sequence[int] | None = None,
     batch_size: int = 64,
     num_workers: int | None = None,
@@ -265,12 +280,14 @@ def extract_features(
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """Features of ``inputs`` (paths, a folder, a text file of paths, PIL images or preprocessed tensors).
 
-    Images get the model's checkpoint transform (``create_transform(model)``). ``pool``: ``"token"`` (normed class
-    token), ``"avg"`` (mean of normed patch tokens), ``"tokens"`` (all normed tokens), ``"pre_logits"`` (what the
-    head sees). ``layers`` (block indices, negatives allowed) returns ``{"layer_i": features}`` from those blocks
-    (final-normed). ``dtype`` (a torch dtype or ``"fp32"``/``"bf16"``/``"fp16"``) and ``device`` move the model.
-    Unreadable images raise ``ImageError``; with ``on_error="skip"`` they are left out (rows then follow the
-    readable inputs) and logged.
+    Images get the model's checkpoint transform (``create_transform(model)``). ``pool``: None (default: the model's
+    own pooling, ``config.global_pool``), ``"token"`` (normed class token), ``"avg"`` (mean of the normed patch
+    tokens; class, distillation and register tokens are never averaged), ``"map"`` (SigLIP's attention pool),
+    ``"tokens"`` (all normed tokens), ``"pre_logits"`` (what the head sees), ``"output"`` (``model(x)``: logits, or
+    CLIP's joint image-text embedding). ``layers`` (block indices, negatives allowed) returns
+    ``{"layer_i": features}`` from those blocks (final-normed). ``dtype`` (a torch dtype or ``"fp32"``/``"bf16"``/
+    ``"fp16"``) and ``device`` move the model. Unreadable images raise ``ImageError``; with ``on_error="skip"``
+    they are left out (rows then follow the readable inputs) and logged.
     """
     check_on_error(on_error)
     fn = feature_fn(model, pool, layers)

@@ -103,9 +103,9 @@ def read_config(folder_or_file: str | Path, filename: str = "config.json") -> di
 
 # ----------------------------------------------------------------------------------------------- adapting
 def _arch_hint(sd: Mapping[str, torch.Tensor]) -> str:
-    pos = sd.get("pos_embed")
+    norm = sd.get("norm.weight", sd.get("fc_norm.weight"))
     depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
-    return f"the checkpoint has width {pos.shape[-1] if pos is not None else '?'} and {depth} blocks"
+    return f"the checkpoint has width {norm.shape[-1] if norm is not None else '?'} and {depth} blocks"
 
 
 def adapt_state_dict(
@@ -124,7 +124,7 @@ def adapt_state_dict(
         for k in ("pre_logits.fc.weight", "pre_logits.fc.bias"):
             sd.pop(k, None)
             report.dropped[k] = "pre-logits layer not used (create the model with representation_size to keep it)"
-    for k in ("head.weight", "head.bias"):
+    for k in ("head.weight", "head.bias", "head_dist.weight", "head_dist.bias"):
         if k in sd and k not in expected:
             report.dropped[k] = "num_classes=0: the model has no head"
             sd.pop(k)
@@ -134,9 +134,19 @@ def adapt_state_dict(
             sd.pop(k, None)
 
     pos = sd.get("pos_embed")
-    if pos is not None and pos.shape != expected["pos_embed"].shape and pos.shape[-1] == cfg.embed_dim:
+    if (
+        pos is not None
+        and "pos_embed" in expected
+        and pos.shape != expected["pos_embed"].shape
+        and pos.shape[-1] == cfg.embed_dim
+    ):
         new = resample_pos_embed(
-            pos, cfg.grid_size, ckpt_grid, cfg.num_prefix_tokens, cfg.pos_embed_interpolation, cfg.pos_embed_antialias
+            pos,
+            cfg.grid_size,
+            ckpt_grid,
+            cfg.pos_embed_prefix_tokens,
+            cfg.pos_embed_interpolation,
+            cfg.pos_embed_antialias,
         )
         report.resized["pos_embed"] = (tuple(pos.shape), tuple(new.shape))
         sd["pos_embed"] = new
@@ -189,7 +199,7 @@ def load_into(
     """
     cfg = model.config
     report = LoadReport(source=label, files=list(files), format=converted.format, notes=list(converted.notes))
-    grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.num_prefix_tokens)
+    grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.pos_embed_prefix_tokens)
     sd = adapt_state_dict(model, dict(converted.state_dict), report, grid)
     expected = model.state_dict(keep_vars=True)
     missing = [k for k in expected if k not in sd and k not in report.reinitialized]

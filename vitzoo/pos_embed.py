@@ -106,3 +106,24 @@ def resample_patch_embed(
     out, chans = weight.shape[:2]
     flat = weight.float().reshape(out, chans, old_h * old_w)
     return (flat @ pinv).reshape(out, chans, new_h, new_w).to(weight.dtype)
+
+
+def rope_embed(
+    grid: Size, head_dim: int, temperature: float = 100.0, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """DINOv3's 2-D rotary embedding for an (h, w) patch grid: ``cat(sin, cos)`` of shape (h * w, 2 * head_dim).
+
+    Patch centres are normalised per axis to [-1, 1] (``(i + 0.5) / h * 2 - 1``); a quarter of the head width
+    rotates with y, a quarter with x, at periods ``temperature ** (2 j / (head_dim / 2))``; sin and cos are laid
+    out in halves (``rotate_half``). Computed in float32 for any grid, as timm's ``RotaryEmbeddingDinoV3`` and
+    transformers' ``DINOv3ViTRopePositionEmbedding`` do.
+    """
+    h, w = (int(s) for s in grid)
+    n = head_dim // 4
+    periods = temperature ** (2.0 * torch.arange(n, dtype=torch.float32, device=device) / (head_dim // 2))
+    ys = torch.arange(0.5, h, dtype=torch.float32, device=device) / h
+    xs = torch.arange(0.5, w, dtype=torch.float32, device=device) / w
+    coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).flatten(0, 1) * 2.0 - 1.0  # (h*w, 2)
+    angles = (2 * math.pi * coords[:, :, None] / periods).flatten(1)  # (h*w, 2n): y frequencies, then x
+    angles = torch.cat([angles, angles], dim=-1)  # (h*w, head_dim), half layout
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)

@@ -1,0 +1,77 @@
+"""Each family flag of ``ViTConfig`` against timm's own module for that family: the same random weights (timm's
+state dict loaded with no renames) give the same tokens, pooled features and logits, at the native size and at a
+non-square dynamic size. Tiny towers (2 blocks, width 64) keep it fast; the flags are what is tested here, the
+registered archs and checkpoints are tested in test_families.py."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+from conftest import TOL, batch, maxdiff, randomize_
+from vitzoo.config import ViTConfig
+from vitzoo.model import VisionTransformer
+
+TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_dim": 256, "num_classes": 10, "dynamic_img_size": True}
+DINOV3 = {"rope": True, "reg_tokens": 4, "init_values": 1e-5, "layer_norm_eps": 1e-5, "qkv_bias": False}
+CLIP = {"pre_norm": True, "patch_bias": False, "layer_norm_eps": 1e-5}
+
+# family: (timm arch, its extra kwargs, vitzoo flags)
+CASES = {
+    "deit_distilled": ("deit_tiny_distilled_patch16_224", {}, {"distilled": True}),
+    "deit3": ("deit3_small_patch16_224", {}, {"no_embed_class": True, "init_values": 1e-6}),
+    "dinov2": ("vit_small_patch14_dinov2", {}, {"patch_size": 14, "init_values": 1e-5}),
+    "dinov2_reg4": (
+        "vit_small_patch14_reg4_dinov2",
+        {},
+        {"patch_size": 14, "init_values": 1e-5, "reg_tokens": 4, "no_embed_class": True},
+    ),
+    "dinov2_giant_swiglu": (
+        "vit_giant_patch14_dinov2",
+        {"mlp_ratio": 4.0},
+        {"patch_size": 14, "init_values": 1e-5, "mlp_layer": "swiglu_packed", "act_layer": "silu"},
+    ),
+    "clip": ("vit_base_patch16_clip_224", {}, CLIP),
+    "clip_quickgelu": ("vit_base_patch16_clip_quickgelu_224", {}, {**CLIP, "act_layer": "quick_gelu"}),
+    "siglip_map": ("vit_base_patch16_siglip_224", {}, {"class_token": False, "global_pool": "map"}),
+    "siglip_map_gelu_tanh": (
+        "vit_large_patch16_siglip_512",
+        {},
+        {"class_token": False, "global_pool": "map", "act_layer": "gelu_tanh"},
+    ),
+    "siglip_gap": ("vit_base_patch16_siglip_gap_224", {}, {"class_token": False, "global_pool": "avg"}),
+    "dinov3": ("vit_small_patch16_dinov3", {"global_pool": "token"}, DINOV3),
+    "dinov3_qkvb": ("vit_small_patch16_dinov3_qkvb", {"global_pool": "token"}, {**DINOV3, "qkv_bias": True}),
+    "dinov3_swiglu": (
+        "vit_small_plus_patch16_dinov3",
+        {"global_pool": "token"},
+        {**DINOV3, "mlp_layer": "swiglu", "act_layer": "silu"},
+    ),
+    "fc_norm_avg": (
+        "vit_base_patch16_224",
+        {"global_pool": "avg", "fc_norm": True},
+        {"global_pool": "avg", "fc_norm": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("family", list(CASES))
+def test_flags_equal_timm_with_the_same_weights(family):
+    arch, timm_kw, flags = CASES[family]
+    patch = flags.get("patch_size", 16)
+    img = 5 * patch
+    kw = {k: v for k, v in TINY.items() if k != "mlp_dim"}
+    ref = timm.create_model(arch, pretrained=False, img_size=img, **kw, **timm_kw).eval()
+    randomize_(ref)
+    ours = VisionTransformer(ViTConfig(**{**TINY, **flags, "img_size": img})).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)  # timm's names, no renames
+    for h, w in ((img, img), (img + 2 * patch, img - patch)):
+        x = batch(h, w)
+        with torch.no_grad():
+            tokens, ref_tokens = ours.forward_features(x), ref.forward_features(x)
+            assert maxdiff(tokens, ref_tokens) <= TOL, (family, h, w)
+            pooled = ours.forward_head(tokens, pre_logits=True)
+            assert maxdiff(pooled, ref.forward_head(ref_tokens, pre_logits=True)) <= TOL, (family, h, w)
+            assert maxdiff(ours(x), ref(x)) <= TOL, (family, h, w)  # forward computes the class rows only
+            assert maxdiff(ours.forward_head(tokens), ours(x)) <= TOL
