@@ -133,6 +133,11 @@ def adapt_state_dict(
             report.reinitialized[k] = f"zeros for {cfg.num_classes} classes ({had}), as the paper does for fine-tuning"
             sd.pop(k, None)
 
+    for k in [k for k in sd if k.endswith((".attn.q_bias", ".attn.v_bias")) and k not in expected]:
+        if not torch.count_nonzero(sd[k]):  # timm: DINOv3 B/L/H files have all-zero q/v biases
+            report.dropped[k] = "all-zero q/v bias, and the model has none (qkv_bias=False): the same computation"
+            sd.pop(k)
+
     pos = sd.get("pos_embed")
     if (
         pos is not None
@@ -199,6 +204,7 @@ def load_into(
     """
     cfg = model.config
     report = LoadReport(source=label, files=list(files), format=converted.format, notes=list(converted.notes))
+    report.dropped.update(converted.dropped)
     grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.pos_embed_prefix_tokens)
     sd = adapt_state_dict(model, dict(converted.state_dict), report, grid)
     expected = model.state_dict(keep_vars=True)

@@ -10,7 +10,11 @@ from typing import Any
 
 from ..errors import FormatError
 from .base import Converted
+from .deit3 import from_deit3
+from .dinov2 import from_dinov2
+from .dinov3 import from_dinov3
 from .jax import from_jax
+from .open_clip import from_open_clip
 from .timm import from_timm
 from .torchvision import from_torchvision
 from .transformers import from_transformers
@@ -20,11 +24,16 @@ CONVERTERS: dict[str, Callable[[Any], Converted]] = {
     "transformers": from_transformers,
     "torchvision": from_torchvision,
     "jax": from_jax,
+    "open_clip": from_open_clip,
+    "dinov2": from_dinov2,
+    "dinov3": from_dinov3,
+    "deit3": from_deit3,
 }
 
 
 def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
-    """Name the format of a checkpoint from its keys: timm, transformers, torchvision or jax."""
+    """Name the format of a checkpoint from its keys: timm, transformers, torchvision, jax, or an original release
+    (open_clip / OpenAI CLIP, DINOv2, DINOv3, DeiT-III)."""
     keys = list(keys)
     names = set(keys)
 
@@ -33,6 +42,14 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
 
     if any(k.endswith("embedding/kernel") for k in keys):
         return "jax"
+    if any(k.startswith(("visual.", "module.visual.")) for k in keys):  # a two-tower CLIP state dict
+        return "open_clip"
+    if "storage_tokens" in names or "rope_embed.periods" in names:
+        return "dinov3"
+    if "mask_token" in names or "register_tokens" in names:
+        return "dinov2"
+    if "pos_embed" in names and has(".gamma_1"):  # timm's DINOv3 (Eva names) also says gamma_1, but has no pos_embed
+        return "deit3"
     if has("embeddings.patch_embeddings.projection"):
         return "transformers"
     if "class_token" in names or has("conv_proj.weight") or has("encoder.layers.encoder_layer_"):
@@ -41,7 +58,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "timm"
     raise FormatError(
         "cannot tell the checkpoint format from its keys (first keys: "
-        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers ViT, torchvision vit_* and JAX .npz checkpoints"
+        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers ViT, torchvision vit_* and JAX .npz checkpoints, "
+        "open_clip / OpenAI CLIP state dicts, and the original DINOv2, DINOv3 and DeiT-III files"
     )
 
 
@@ -56,7 +74,11 @@ __all__ = [
     "FormatError",
     "convert",
     "detect_format",
+    "from_deit3",
+    "from_dinov2",
+    "from_dinov3",
     "from_jax",
+    "from_open_clip",
     "from_timm",
     "from_torchvision",
     "from_transformers",

@@ -18,6 +18,7 @@ class Converted:
     format: str
     state_dict: dict[str, torch.Tensor]
     notes: list[str] = field(default_factory=list)  # e.g. "stripped 'module.' prefix", "fused q/k/v"
+    dropped: dict[str, str] = field(default_factory=dict)  # checkpoint key -> why it was left out (LoadReport.dropped)
 
 
 def rename_keys(
