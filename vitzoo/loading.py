@@ -29,7 +29,9 @@ from .pretrained_cfg import LoadReport, PretrainedCfg
 
 logger = logging.getLogger("vitzoo")
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # preference order in a repo or folder
+OPEN_CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's hub export
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", *OPEN_CLIP_WEIGHT_FILES)  # preference order in a repo/folder
+CONFIG_FILES = ("config.json", "open_clip_config.json")  # a checkpoint's config (timm/transformers/vitzoo, open_clip)
 _REFETCH = "Delete it (for a Hub file: its blob in the HF cache) and download it again"
 
 
@@ -76,7 +78,7 @@ def _is_zip(path: Path) -> bool:
 
 
 def weights_in(folder: Path) -> Path:
-    """The weights file of a folder: model.safetensors, then pytorch_model.bin, then the first .npz."""
+    """The weights file of a folder: the first of ``WEIGHT_FILES`` it has, else its first .npz."""
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
@@ -99,6 +101,15 @@ def read_config(folder_or_file: str | Path, filename: str = "config.json") -> di
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: not a JSON object")
     return config
+
+
+def find_config(folder_or_file: str | Path) -> dict[str, Any] | None:
+    """The first of ``CONFIG_FILES`` in a folder or beside a weights file, if there is one."""
+    for name in CONFIG_FILES:
+        config = read_config(folder_or_file, name)
+        if config is not None:
+            return config
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- adapting

@@ -5,15 +5,17 @@ This module is the only place where the grammar of model and checkpoint names is
 ==========================================  ==================================================================
 ``"vit_base_patch16_224"``, ``"ViT-B/16"``  a registered architecture (timm name) or paper alias: a config
 ``"vit_base_patch16_224.augreg_in21k"``     a pretrained tag: the arch's config and a published checkpoint
-``"hf-hub:org/repo"``                       a Hub repo with ``config.json`` and weights (timm or transformers)
-``"local-dir:PATH"``                        a folder with ``config.json`` and weights (timm, transformers, vitzoo)
+``"hf-hub:org/repo"``                       a Hub repo: timm/transformers/open_clip config and weights
+``"local-dir:PATH"``                        a folder laid out as such a repo, or by vitzoo.save_pretrained
 a path (``str`` or ``Path``)                a weights file (.safetensors/.bin/.pth/.npz), or a folder
 a mapping                                   a state dict in any supported format
 ==========================================  ==================================================================
 
 ``resolve`` returns the config the name describes, the checkpoint's facts (preprocessing, labels, provenance), where
 its weights are, and, only when asked with ``weights=True``, the weights themselves (safetensors memory-mapped).
-Without ``weights`` nothing but a ``config.json`` is ever downloaded, so preprocessing can be resolved cheaply.
+Without ``weights`` nothing but a config is ever downloaded, so preprocessing can be resolved cheaply. The config
+is ``config.json``, or, in an open_clip repo or folder that has none, ``open_clip_config.json``
+(``loading.CONFIG_FILES``).
 """
 
 from __future__ import annotations
@@ -57,17 +59,17 @@ class Location:
         return loading.weights_in(self.path) if self.path.is_dir() else self.path
 
     def config_file(self, local_dir: str | Path | None = None) -> Path:
-        """The ``config.json`` on disk (Hub repos only; a missing file raises ``HubError``)."""
+        """The ``config.json`` (else ``open_clip_config.json``) on disk (Hub repos only; none raises ``HubError``)."""
         if self.repo_id is None:
             raise CheckpointError(f"{self.path} is local: there is nothing to download")
-        return hub.download(self.repo_id, ["config.json"], revision=self.revision, local_dir=local_dir)
+        return hub.download(self.repo_id, loading.CONFIG_FILES, revision=self.revision, local_dir=local_dir)
 
     def download(self, local_dir: str | Path | None = None) -> list[Path]:
-        """Every file loading needs, into the HF cache (or ``local_dir``): config.json, a transformers repo's
+        """Every file loading needs, into the HF cache (or ``local_dir``): the config, a transformers repo's
         preprocessor_config.json, and the weights (last in the list)."""
         assert self.repo_id is not None, "a local checkpoint has nothing to download"
         files = [self.config_file(local_dir)]
-        if repo_config.is_transformers(loading.read_config(files[0]) or {}):
+        if repo_config.is_transformers(loading.read_config(files[0], files[0].name) or {}):
             extra = hub.download_if_present(self.repo_id, PROCESSOR_FILE, revision=self.revision, local_dir=local_dir)
             files += [extra] if extra is not None else []
         return [*files, self.weights_file(local_dir)]
@@ -219,7 +221,8 @@ def _registered(
 # -------------------------------------------------------------------------------------------- repos and files
 def _hub_repo(name: str, weights: bool, revision: str | None) -> Source:
     location = Location(repo_id=name.removeprefix(HF_HUB), revision=revision)
-    config_json = loading.read_config(location.config_file()) or {}
+    config_path = location.config_file()
+    config_json = loading.read_config(config_path, config_path.name) or {}
     src = Source(name, None, location=location)
     if weights:
         src = with_weights(src)
@@ -234,7 +237,7 @@ def _local(name: str, path: Path, weights: bool) -> Source:
     src = Source(name, None, location=Location(path=path))
     if weights:
         src = with_weights(src)
-    config_json = loading.read_config(path)
+    config_json = loading.find_config(path)
     if config_json is None:
         return src
     processor = loading.read_config(path, PROCESSOR_FILE) if repo_config.is_transformers(config_json) else None
