@@ -296,6 +296,17 @@ def test_deit3_pth_equals_timm_reading_it(tmp_path):
     assert maxdiff(model(batch(48)), ref(batch(48))) <= TOL
 
 
+def test_detect_original_formats():
+    # key signatures of the original files (families.md 3.2-3.5); the timm fallback sees patch_embed.proj.weight
+    block = {"patch_embed.proj.weight": 0, "blocks.0.attn.qkv.weight": 0}
+    assert detect_format({"visual.class_embedding": 0, "token_embedding.weight": 0}) == "open_clip"
+    assert detect_format({"module.visual.trunk.patch_embed.proj.weight": 0}) == "open_clip"
+    assert detect_format({**block, "cls_token": 0, "pos_embed": 0, "mask_token": 0}) == "dinov2"
+    assert detect_format({**block, "cls_token": 0, "storage_tokens": 0, "mask_token": 0}) == "dinov3"
+    assert detect_format({**block, "pos_embed": 0, "blocks.0.gamma_1": 0}) == "deit3"
+    assert detect_format({**block, "pos_embed": 0, "blocks.0.ls1.gamma": 0}) == "timm"
+
+
 def test_gamma_names_are_deit3_only_with_a_position_table():
     eva_names = timm_model("vit_small_patch16_dinov3", **TINY, img_size=32, num_classes=0).state_dict()
     assert "blocks.0.gamma_1" in eva_names and "pos_embed" not in eva_names
