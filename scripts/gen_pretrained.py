@@ -55,9 +55,46 @@ RECIPES = {
     "dino": "DINO self-supervised on ImageNet-1k (Caron et al. 2021), headless",
     "mae": "MAE self-supervised on ImageNet-1k (He et al. 2022), headless",
     "bamboo": "Bamboo pretrain (Zhang et al. 2022) with its 115,217-class head",
+    "fb_in1k": "DeiT / DeiT-III (Touvron et al. 2021, 2022): ImageNet-1k only",
+    "fb_in22k_ft_in1k": "DeiT-III: ImageNet-22k pretrain, ImageNet-1k fine-tune",
+    "lvd142m": "DINOv2 self-supervised on LVD-142M (Oquab et al. 2024), headless",
+    "lvd1689m": "DINOv3 self-supervised on LVD-1689M web images (Simeoni et al. 2025), headless",
+    "sat493m": "DINOv3 self-supervised on SAT-493M satellite images, headless",
+    "eupe_lvd1689m": "DINOv3 EUPE distilled on LVD-1689M, headless",
+    "openai": "OpenAI CLIP (Radford et al. 2021) image tower; head = projection into the joint space",
+    "openai_ft_in1k": "OpenAI CLIP image tower fine-tuned on ImageNet-1k by timm",
+    "openai_ft_in12k": "OpenAI CLIP image tower fine-tuned on ImageNet-12k by timm",
+    "openai_ft_in12k_in1k": "OpenAI CLIP image tower fine-tuned on ImageNet-12k, then ImageNet-1k, by timm",
+    "laion2b": "OpenCLIP on LAION-2B (Cherti et al. 2023) image tower; head = projection",
+    "laion2b_ft_in1k": "OpenCLIP LAION-2B image tower fine-tuned on ImageNet-1k by timm",
+    "laion2b_ft_in12k": "OpenCLIP LAION-2B image tower fine-tuned on ImageNet-12k by timm",
+    "laion2b_ft_in12k_in1k": "OpenCLIP LAION-2B image tower fine-tuned on ImageNet-12k, then ImageNet-1k, by timm",
+    "laion400m_e32": "OpenCLIP on LAION-400M (32 epochs) image tower; head = projection",
+    "datacompxl": "OpenCLIP on DataComp-XL (Gadre et al. 2023) image tower; head = projection",
+    "dfn2b": "Apple DFN-2B (Fang et al. 2023) CLIP image tower; head = projection",
+    "dfn2b_s39b": "Apple DFN-2B CLIP image tower (39B samples seen); head = projection",
+    "dfn5b": "Apple DFN-5B CLIP image tower; head = projection",
+    "apple_mclip2_dfndr2b": "Apple MobileCLIP2 DFNDR-2B image tower; head = projection",
+    "metaclip_400m": "MetaCLIP 400M (Xu et al. 2024) image tower; head = projection",
+    "metaclip_2pt5b": "MetaCLIP 2.5B image tower; head = projection",
+    "metaclip_altogether": "MetaCLIP Altogether (re-aligned captions) image tower; head = projection",
+    "metaclip2_worldwide": "MetaCLIP 2 worldwide (multilingual) image tower; head = projection",
+    "webli": "SigLIP (Zhai et al. 2023) image tower trained on WebLI, headless",
+    "v2_webli": "SigLIP 2 (Tschannen et al. 2025) image tower trained on WebLI, headless",
+    "webli_i18n": "SigLIP multilingual WebLI image tower, headless",
+    "webli_ft_in1k": "SigLIP WebLI image tower fine-tuned on ImageNet-1k",
+    "pali_pt": "PaliGemma pretrain image tower (SigLIP so400m, no MAP head), headless",
+    "pali_mix": "PaliGemma mix fine-tune image tower, headless",
+    "pali_refcoco_seg": "PaliGemma RefCOCO segmentation fine-tune image tower, headless",
+    "pali_ocrvqa": "PaliGemma OCR-VQA fine-tune image tower, headless",
+    "pali2_3b_pt": "PaliGemma 2 3B pretrain image tower, headless",
+    "pali2_10b_pt": "PaliGemma 2 10B pretrain image tower, headless",
+    "pali2_3b_docci": "PaliGemma 2 3B DOCCI fine-tune image tower, headless",
+    "pali2_10b_docci": "PaliGemma 2 10B DOCCI fine-tune image tower, headless",
 }
-LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 115217: "bamboo"}
+LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 11821: "imagenet-12k", 115217: "bamboo"}
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 
 
 def _q(value: Any) -> str:
@@ -68,7 +105,6 @@ def _q(value: Any) -> str:
 def entry(arch: str, tag: str) -> str:
     """One ``_timm(...)`` call with the values that differ from its defaults."""
     c = get_pretrained_cfg(f"{arch}.{tag}").to_dict()
-    assert c["hf_hub_id"] == f"timm/{arch}.{tag}", c["hf_hub_id"]
     img = c["input_size"][1]
     assert c["input_size"] == (3, img, img)
     top1, top5 = RESULTS.get(f"{arch}.{tag}", (None, None))
@@ -89,9 +125,13 @@ def entry(arch: str, tag: str) -> str:
         "license": c.get("license"),
     }
     args = [_q(arch), _q(tag)] + [f"{k}={_q(v)}" for k, v in values.items() if v != defaults[k]]
+    if c["hf_hub_id"] != f"timm/{arch}.{tag}":  # the QuickGELU archs share the weights of their GELU twin
+        args.append(f"hub={_q(c['hf_hub_id'])}")
     mean, std = tuple(c["mean"]), tuple(c["std"])
     if (mean, std) == IMAGENET:
         args.append("norm=IMAGENET")
+    elif (mean, std) == CLIP:
+        args.append("norm=CLIP")
     elif (mean, std) != ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)):
         args.append(f"norm=({mean!r}, {std!r})")
     if top1 is not None:
@@ -113,7 +153,8 @@ from __future__ import annotations
 from .pretrained_cfg import PretrainedCfg
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # mean, std
-LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 115217: "bamboo"}  # label set of a head, by its size
+CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))  # OpenAI CLIP's mean, std
+LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 11821: "imagenet-12k", 115217: "bamboo"}  # by head size
 '''
 
 TIMM = '''
@@ -131,11 +172,12 @@ def _timm(
     license: str | None = "apache-2.0",
     top1: float | None = None,
     top5: float | None = None,
+    hub: str | None = None,
 ) -> PretrainedCfg:
-    """A checkpoint published by timm on the Hub as ``timm/<arch>.<tag>``."""
+    """A checkpoint published by timm on the Hub as ``timm/<arch>.<tag>`` (or ``hub``)."""
     return PretrainedCfg(
         name=f"{arch}.{tag}",
-        hf_hub_id=f"timm/{arch}.{tag}",
+        hf_hub_id=hub or f"timm/{arch}.{tag}",
         num_classes=num_classes,
         input_size=(3, img, img),
         crop_pct=crop_pct if crop_pct is not None else (1.0 if img >= 384 else 0.9),
@@ -161,6 +203,7 @@ print(TIMM)
 print("TAGS: list[PretrainedCfg] = [")
 for arch in vitzoo.list_models():
     for tag in _model_default_cfgs[arch].tags:
-        if tag != "untrained":
+        hub = get_pretrained_cfg(f"{arch}.{tag}").hf_hub_id or ""
+        if tag != "untrained" and hub.startswith("timm/"):  # weights on the Hub (a few cfgs only name a URL)
             print(entry(arch, tag))
 print("]")

@@ -79,11 +79,11 @@ def test_list_table_and_pattern():
     out = cli("list")
     assert out.returncode == 0
     lines = out.stdout.splitlines()
-    assert lines[0].split()[:2] == ["model", "aliases"]
+    assert lines[0].split()[:3] == ["model", "family", "aliases"]
     assert [line.split()[0] for line in lines[1:]] == vitzoo.list_models()
     assert "86,567,656" in out.stdout and "630,764,800" in out.stdout
     names = cli("list", "*large*", "--format", "names").stdout.split()
-    assert names == [n for n in vitzoo.list_models() if "large" in n] and len(names) == 4
+    assert names == [n for n in vitzoo.list_models() if "large" in n] and "vit_large_patch14_dinov2" in names
     assert cli("list", "ViT-B*", "--format", "names").stdout.split() == ["vit_base_patch16_224", "vit_base_patch32_224"]
 
 

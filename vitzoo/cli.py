@@ -28,6 +28,7 @@ from .transforms import create_transform, load_image, resolve_data_config
 
 _COLUMNS = (
     "name",
+    "family",
     "aliases",
     "params",
     "params_no_head",
@@ -38,11 +39,13 @@ _COLUMNS = (
     "patch",
     "img_size",
     "tokens",
+    "pool",
 )
 _HEADERS = (
     "model",
+    "family",
     "aliases",
-    "params (1k head)",
+    "params",
     "params (no head)",
     "layers",
     "D",
@@ -51,6 +54,7 @@ _HEADERS = (
     "patch",
     "img",
     "tokens",
+    "pool",
 )
 
 
@@ -71,7 +75,11 @@ def models_markdown() -> str:
         "# Models",
         "",
         "Generated from the registry by `vitzoo list --format markdown > docs/models.md`; do not edit by hand.",
-        "Sizes are Table 1 of the ViT paper (Ti and S: the official repo's configs). Parameter counts equal timm's.",
+        "Sizes of the paper's archs are its Table 1 (Ti and S: the official repo's configs); the families' are timm's.",
+        "`params` counts the head of the arch's default checkpoint (none for the self-supervised and image-text",
+        "towers; CLIP's head is its projection into the joint space). Parameter counts equal timm's. `tokens` is",
+        "the sequence length at `img` (class, distillation and register tokens included); `pool` is what",
+        "`forward_head` pools. The flags of each family are in [Families](families.md).",
         "",
         "| " + " | ".join(_HEADERS) + " |",
         "|" + "|".join("---" for _ in _HEADERS) + "|",
@@ -80,14 +88,23 @@ def models_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+PERMISSIVE = ("apache-2.0", "mit")  # licenses `vitzoo info` does not flag
+
 _PRETRAINED_HEADERS = ("checkpoint", "classes", "img", "top-1", "mean/std", "crop", "interp", "license", "description")
+
+
+_NORMS: dict[tuple[float, ...], str] = {
+    (0.5, 0.5, 0.5): "0.5",
+    (0.485, 0.456, 0.406): "imagenet",
+    (0.48145466, 0.4578275, 0.40821073): "clip",
+}
 
 
 def _pretrained_rows(pattern: str | None) -> list[list[str]]:
     rows = []
     for name in list_pretrained(pattern):
         c = PRETRAINED[name]
-        norm = "0.5" if c.mean == (0.5, 0.5, 0.5) else "imagenet" if c.mean[0] == 0.485 else "clip"
+        norm = _NORMS.get(c.mean, "custom")
         rows.append(
             [
                 name,
@@ -212,6 +229,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if facts is not None:
         top = f", ImageNet top-1 {facts.top1} / top-5 {facts.top5}" if facts.top1 else ""
         print(f"  checkpoint {facts.name}: {facts.hf_hub_id} {list(facts.filenames)}, license {facts.license}{top}")
+        if facts.license and facts.license not in PERMISSIVE:
+            print(
+                f"  note: license {facts.license} is not Apache-2.0 or MIT; read its terms before you use the weights"
+            )
         print(f"  {facts.description}")
     return 0
 

@@ -19,6 +19,7 @@ from .formats import convert
 from .loading import load_into
 from .model import VisionTransformer
 from .pretrained_cfg import LoadReport
+from .registry import family_of
 from .source import Source, arch_name, resolve, with_weights
 
 
@@ -152,6 +153,7 @@ def describe(name: str) -> dict[str, Any]:
     n_head = sum(p.numel() for p in model.head.parameters())
     return {
         "name": arch,
+        "family": family_of(arch),
         "layers": cfg.depth,
         "width": cfg.embed_dim,
         "mlp": cfg.mlp_dim,
@@ -159,6 +161,7 @@ def describe(name: str) -> dict[str, Any]:
         "patch": cfg.patch_size[0],
         "img_size": cfg.img_size[0],
         "tokens": cfg.num_tokens,
+        "pool": cfg.global_pool,
         "params": sum(p.numel() for p in model.parameters()),
         "params_no_head": sum(p.numel() for p in model.parameters()) - n_head,
     }

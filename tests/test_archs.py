@@ -1,0 +1,53 @@
+"""Every registered arch has timm's parameters: same names, same shapes, same head size for ``create_model(arch)``,
+and the flags that change the numbers (activation, norm eps, pooling, tokens) as timm's module has them. Built on
+the meta device, so even ViT-bigG costs nothing."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+import vitzoo
+from vitzoo.registry import ARCHS
+
+_ACT = {"GELU": "gelu", "GELUTanh": "gelu_tanh", "QuickGELU": "quick_gelu", "SiLU": "silu"}
+
+
+def _timm_facts(model: torch.nn.Module) -> dict[str, object]:
+    block = model.blocks[0]
+    act = type(block.mlp.act).__name__
+    if act == "GELU" and block.mlp.act.approximate == "tanh":
+        act = "GELUTanh"
+    return {
+        "act": _ACT[act],
+        "eps": block.norm1.eps,
+        "prefix": model.num_prefix_tokens,
+        "dynamic": model.dynamic_img_size,
+        "pool": model.global_pool,
+    }
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHS if not ARCHS[a].hybrid_layers])
+def test_every_arch_has_timms_parameters_and_flags(arch):
+    # timm sizes the head from the arch's default checkpoint; vitzoo keeps a 1000-class head on the paper's two archs
+    # whose default checkpoint is the headless ImageNet-21k release
+    keep_head = {"num_classes": 1000} if arch in ("vit_large_patch32_224", "vit_huge_patch14_224") else {}
+    with torch.device("meta"):
+        ref = timm.create_model(arch, **keep_head)
+    ours = vitzoo.create_model(arch, device="meta")
+    theirs = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    mine = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert mine == theirs
+    facts = _timm_facts(ref)
+    cfg = ours.config
+    assert (cfg.act_layer, cfg.layer_norm_eps, ours.num_prefix_tokens, cfg.dynamic_img_size) == (
+        facts["act"],
+        facts["eps"],
+        facts["prefix"],
+        facts["dynamic"],
+    )
+    # DINOv3 is the one family whose pooled output vitzoo takes from the class token (upstream's and transformers'
+    # choice) where timm's Eva averages the patch tokens
+    assert cfg.global_pool == ("token" if cfg.rope else facts["pool"])
+    assert cfg.img_size == tuple(ref.patch_embed.img_size)

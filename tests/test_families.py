@@ -1,0 +1,71 @@
+"""One checkpoint of every family, by its tag, through the loopback Hub: vitzoo equals timm on the same weights.
+
+Each repo is what timm's ``save_for_hf`` writes for a model of that arch with random weights (real widths, patch
+and image sizes; two blocks, to keep the suite fast: every block runs the same code, and the full shapes of every
+arch are compared with timm's in test_archs.py). ``create_model(tag, pretrained=True)`` downloads it from the
+repo the registry names (the QuickGELU tag reads its GELU twin's repo, as timm does). Tokens
+(``forward_features``), pooled features (``forward_head(pre_logits=True)``) and the output (logits, CLIP's joint
+embedding, SigLIP's MAP output) equal timm's within TOL at the native size and, with ``dynamic_img_size=True`` on
+both sides, at a non-square size.
+"""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+import vitzoo
+from conftest import TOL, batch, maxdiff, timm_repo
+from vitzoo.registry import PRETRAINED
+
+DEPTH = 2
+TAGS = [
+    "deit_tiny_distilled_patch16_224.fb_in1k",
+    "deit3_small_patch16_224.fb_in1k",
+    "vit_small_patch8_224.dino",
+    "vit_small_patch14_dinov2.lvd142m",
+    "vit_small_patch14_reg4_dinov2.lvd142m",
+    "vit_base_patch32_clip_224.laion2b",
+    "vit_base_patch32_clip_quickgelu_224.openai",
+    "vit_base_patch16_siglip_224.webli",
+    "vit_base_patch32_siglip_256.v2_webli",
+    "vit_base_patch16_siglip_gap_224.webli",
+    "vit_small_patch16_dinov3.lvd1689m",
+    "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
+]
+
+
+def _timm(arch: str, state_dict, num_classes: int, dynamic: bool) -> torch.nn.Module:
+    # DINOv3: vitzoo pools the class token (upstream's and transformers' choice); timm's Eva needs to be told
+    pool = {"global_pool": "token"} if "dinov3" in arch else {}
+    with torch.device("meta"):
+        model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, dynamic_img_size=dynamic, **pool)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    if "dinov3" in arch:  # the RoPE periods are a non-persistent buffer: rebuild it off the meta device
+        model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, dynamic_img_size=dynamic, **pool)
+        model.load_state_dict(state_dict, strict=True)
+    return model.eval()
+
+
+@pytest.mark.parametrize("tag", TAGS)
+@torch.no_grad()
+def test_tag_through_the_hub_equals_timm(tag, hub, tmp_path):
+    facts = PRETRAINED[tag]
+    arch = facts.arch
+    ref, files = timm_repo(arch, tmp_path, num_classes=facts.num_classes, safe=True, depth=DEPTH)
+    assert facts.hf_hub_id is not None
+    hub.add_commit(facts.hf_hub_id, files)
+    state_dict = ref.state_dict()
+    h, w = facts.img_size
+    patch = vitzoo.create_model(arch, device="meta").patch_size[0]
+    for size, dynamic in (((h, w), False), ((h + 2 * patch, w - patch), True)):
+        ours = vitzoo.create_model(tag, pretrained=True, depth=DEPTH, dynamic_img_size=dynamic).eval()
+        assert ours.load_report is not None and not ours.load_report.missing and not ours.load_report.unexpected
+        theirs = _timm(arch, state_dict, facts.num_classes, dynamic)
+        x = batch(*size, n=2)
+        tokens, ref_tokens = ours.forward_features(x), theirs.forward_features(x)
+        assert maxdiff(tokens, ref_tokens) <= TOL, (tag, size, "tokens")
+        pooled = ours.forward_head(tokens, pre_logits=True)
+        assert maxdiff(pooled, theirs.forward_head(ref_tokens, pre_logits=True)) <= TOL, (tag, size, "pooled")
+        assert maxdiff(ours(x), theirs(x)) <= TOL, (tag, size, "output")
