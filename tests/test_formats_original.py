@@ -38,9 +38,9 @@ from vitzoo.repo_config import parse
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4}  # timm and vitzoo keyword names alike
 
 
-def vitzoo_model(pretrained, mlp_dim: int = 256, **flags) -> torch.nn.Module:
-    """A tiny vitzoo ViT with ``flags`` (timm's names), loaded from ``pretrained``."""
-    return vitzoo.create_model("vit_tiny_patch16_224", pretrained=pretrained, mlp_dim=mlp_dim, **TINY, **flags).eval()
+def vitzoo_model(arch: str, pretrained, mlp_dim: int = 256, **overrides) -> torch.nn.Module:
+    """The registered ``arch`` (its family flags) made tiny, loaded from ``pretrained``."""
+    return vitzoo.create_model(arch, pretrained=pretrained, mlp_dim=mlp_dim, **TINY, **overrides).eval()
 
 
 def timm_reference(name: str, state_dict: dict[str, torch.Tensor], filter_fn, **kw) -> torch.nn.Module:
@@ -118,6 +118,16 @@ def test_open_clip_pytorch_model_bin_alone(tmp_path):
         assert maxdiff(model(batch(48)), ref.encode_image(batch(48))) <= TOL
 
 
+@torch.no_grad()
+def test_open_clip_weights_into_the_registered_clip_arch(tmp_path):
+    folder = open_clip_folder(tmp_path / "repo", "ViT-B-16-quickgelu", CLIP_VISION)
+    ref = open_clip_reference(folder)
+    weights = load_file(folder / "open_clip_model.safetensors")  # the state dict alone: no config beside it
+    model = vitzoo_model("vit_base_patch16_clip_quickgelu_224", weights, img_size=48)
+    assert model.config.num_classes == 32  # the checkpoint's projection width
+    assert maxdiff(model(batch(48)), ref.encode_image(batch(48))) <= TOL
+
+
 def test_open_clip_hub_repo_and_its_preprocessing(hub, tmp_path):
     folder = open_clip_folder(tmp_path / "repo", "ViT-B-16-quickgelu", CLIP_VISION, resize_mode="squash")
     hub.add_commit("org/tiny-open-clip", folder_files(folder))
@@ -181,22 +191,17 @@ def test_open_clip_module_prefix_and_unknown_image_tower_keys():
         from_open_clip({**sd, "visual.mystery": torch.zeros(1)})
 
 
-# open_clip with a timm trunk: (timm arch named in the config, timm_pool, timm_proj, vitzoo flags)
+# open_clip with a timm trunk: (timm arch named in the config, timm_pool, timm_proj, classes out)
 TRUNK_CASES = {
-    "siglip_map_no_proj": (
-        "vit_base_patch16_siglip_224",
-        "map",
-        "none",
-        {"class_token": False, "global_pool": "map", "num_classes": 0},
-    ),
-    "token_linear_proj": ("vit_base_patch16_224", "token", "linear", {"num_classes": 32}),
+    "siglip_map_no_proj": ("vit_base_patch16_siglip_224", "map", "none", 0),
+    "token_linear_proj": ("vit_base_patch16_224", "token", "linear", 32),
 }
 
 
 @pytest.mark.parametrize("case", list(TRUNK_CASES))
 @torch.no_grad()
 def test_open_clip_timm_trunk(tmp_path, monkeypatch, case):
-    arch, pool, proj, flags = TRUNK_CASES[case]
+    arch, pool, proj, classes = TRUNK_CASES[case]
     # open_clip builds its trunk with timm.create_model(arch): make that tower tiny
     monkeypatch.setattr(timm, "create_model", functools.partial(timm.create_model, **TINY, img_size=32))
     base = "ViT-B-16-SigLIP" if "siglip" in arch else "ViT-B-16"
@@ -205,15 +210,13 @@ def test_open_clip_timm_trunk(tmp_path, monkeypatch, case):
     ref = open_clip_reference(folder)
     weights = load_file(folder / "open_clip_model.safetensors")
     assert any(k.startswith("visual.trunk.") for k in weights)
-    model = vitzoo_model(weights, img_size=32, **flags)  # the tiny trunk is no registered arch: flags by hand
+    model = vitzoo_model(arch, weights, img_size=32, global_pool=pool, num_classes=classes)
     assert model.load_report.format == "open_clip"
     assert maxdiff(model(batch(32)), ref.encode_image(batch(32))) <= TOL
-    if arch in vitzoo.registry.ARCHS:  # the config alone: the registered arch, the pool, the projection as head
-        vit, facts = parse(json.loads((folder / "open_clip_config.json").read_text()), "trunk", set())
-        assert vit == vitzoo.registry.ARCHS[arch].replace(
-            img_size=32, global_pool=pool, num_classes=flags["num_classes"]
-        )
-        assert facts.input_size == (3, 32, 32)
+    # the config alone: the registered arch (full size: the trunk was made tiny above), the pool, the projection
+    vit, facts = parse(json.loads((folder / "open_clip_config.json").read_text()), "trunk", set())
+    assert vit == vitzoo.registry.ARCHS[arch].replace(img_size=32, global_pool=pool, num_classes=classes)
+    assert facts.input_size == (3, 32, 32)
 
 
 # --------------------------------------------------------------------------------------------------- DINOv2
@@ -235,16 +238,12 @@ def dinov2_original(ref: torch.nn.Module, swiglu: bool, seed: int = 1) -> dict[s
     return out
 
 
-# name: (timm arch, timm kwargs, vitzoo flags)
+# name: (timm and vitzoo arch, timm kwargs)
 DINOV2_CASES = {
-    "plain": ("vit_small_patch14_dinov2", {}, {}),
-    "reg4": ("vit_small_patch14_reg4_dinov2", {}, {"reg_tokens": 4, "no_embed_class": True}),
+    "plain": ("vit_small_patch14_dinov2", {}),
+    "reg4": ("vit_small_patch14_reg4_dinov2", {}),
     # fc1 rows 2 * ((int(4 * 64 * 2 / 3) + 7) // 8 * 8) = 352, as dinov2's SwiGLUFFNFused sizes them
-    "giant_swiglu": (
-        "vit_giant_patch14_dinov2",
-        {"mlp_ratio": 5.5},
-        {"mlp_layer": "swiglu_packed", "act_layer": "silu"},
-    ),
+    "giant_swiglu": ("vit_giant_patch14_dinov2", {"mlp_ratio": 5.5}),
 }
 
 
@@ -252,13 +251,13 @@ DINOV2_CASES = {
 @pytest.mark.parametrize("img", [70, 98])  # the file's own 5x5 grid, and its position table resampled to 7x7
 @torch.no_grad()
 def test_dinov2_pth_equals_timm_reading_it(tmp_path, case, img):
-    arch, timm_kw, flags = DINOV2_CASES[case]
+    arch, timm_kw = DINOV2_CASES[case]
     src = timm_model(arch, **TINY, img_size=70, num_classes=0, **timm_kw)
-    upstream = dinov2_original(src, swiglu="mlp_layer" in flags)
+    upstream = dinov2_original(src, swiglu="giant" in arch)
     path = tmp_path / "dinov2_vits14_pretrain.pth"
     torch.save(upstream, path)
     ref = timm_reference(arch, torch.load(path, weights_only=True), checkpoint_filter_fn, img_size=img, **timm_kw)
-    model = vitzoo_model(str(path), mlp_rows(ref.state_dict()), patch_size=14, img_size=img, init_values=1e-5, **flags)
+    model = vitzoo_model(arch, str(path), mlp_rows(ref.state_dict()), img_size=img)
     x = batch(img)
     assert maxdiff(model.forward_features(x), ref.forward_features(x)) <= TOL
     assert maxdiff(model(x), ref(x)) <= TOL
@@ -268,14 +267,12 @@ def test_dinov2_pth_equals_timm_reading_it(tmp_path, case, img):
 
 
 # --------------------------------------------------------------------------------------------- DeiT, DeiT-III
-@pytest.mark.parametrize(
-    ("arch", "flags"), [("deit_tiny_patch16_224", {}), ("deit_tiny_distilled_patch16_224", {"distilled": True})]
-)
+@pytest.mark.parametrize("arch", ["deit_tiny_patch16_224", "deit_tiny_distilled_patch16_224"])
 @torch.no_grad()
-def test_deit_pth_with_its_model_wrapper(tmp_path, arch, flags):
+def test_deit_pth_with_its_model_wrapper(tmp_path, arch):
     ref = timm_model(arch, **TINY, img_size=48, num_classes=10)
     torch.save({"model": ref.state_dict()}, tmp_path / "deit.pth")  # as the DeiT release: torch.load(...)["model"]
-    model = vitzoo_model(str(tmp_path / "deit.pth"), img_size=48, **flags)
+    model = vitzoo_model(arch, str(tmp_path / "deit.pth"), img_size=48)
     assert model.load_report.format == "timm" and model.config.num_classes == 10
     assert maxdiff(model(batch(48)), ref(batch(48))) <= TOL
 
@@ -291,7 +288,7 @@ def test_deit3_pth_equals_timm_reading_it(tmp_path):
     loaded = torch.load(tmp_path / "deit_3_small_224_1k.pth", weights_only=True)
     filter_fn = functools.partial(checkpoint_filter_fn, adapt_layer_scale=True)  # what timm's deit.py passes
     ref = timm_reference("deit3_small_patch16_224", loaded, filter_fn, img_size=48, num_classes=10)
-    model = vitzoo_model(str(tmp_path / "deit_3_small_224_1k.pth"), img_size=48, no_embed_class=True, init_values=1e-6)
+    model = vitzoo_model("deit3_small_patch16_224", str(tmp_path / "deit_3_small_224_1k.pth"), img_size=48)
     assert model.load_report.format == "deit3"
     assert maxdiff(model(batch(48)), ref(batch(48))) <= TOL
 
@@ -347,29 +344,24 @@ def dinov3_original(ref: torch.nn.Module, biases: str, seed: int = 2) -> dict[st
     return out
 
 
-DINOV3 = {"rope": True, "reg_tokens": 4, "init_values": 1e-5, "layer_norm_eps": 1e-5, "dynamic_img_size": True}
-# name: (timm arch, q/v biases in the file, vitzoo flags)
+# name: (timm and vitzoo arch, q/v biases in the file)
 DINOV3_CASES = {
-    "qkvb": ("vit_small_patch16_dinov3_qkvb", "random", {"qkv_bias": True}),
-    "zero_biases": ("vit_small_patch16_dinov3", "zero", {"qkv_bias": False}),
-    "swiglu": (
-        "vit_small_plus_patch16_dinov3",
-        "zero",
-        {"qkv_bias": False, "mlp_layer": "swiglu", "act_layer": "silu"},
-    ),
+    "qkvb": ("vit_small_patch16_dinov3_qkvb", "random"),
+    "zero_biases": ("vit_small_patch16_dinov3", "zero"),
+    "swiglu": ("vit_small_plus_patch16_dinov3", "zero"),
 }
 
 
 @pytest.mark.parametrize("case", list(DINOV3_CASES))
 @torch.no_grad()
 def test_dinov3_pth_equals_timm_eva_reading_it(tmp_path, case):
-    arch, biases, flags = DINOV3_CASES[case]
+    arch, biases = DINOV3_CASES[case]
     kw = {"img_size": 48, "num_classes": 0, "global_pool": "token"}  # upstream's output: the normed class token
     upstream = dinov3_original(timm_model(arch, **TINY, **kw), biases)
     path = tmp_path / "dinov3_vits16_pretrain_lvd1689m.pth"
     torch.save(upstream, path)
     ref = timm_reference(arch, torch.load(path, weights_only=True), eva.checkpoint_filter_fn, **kw)
-    model = vitzoo_model(str(path), mlp_rows(ref.state_dict()), img_size=48, **DINOV3, **flags)
+    model = vitzoo_model(arch, str(path), mlp_rows(ref.state_dict()), img_size=48)
     for h, w in ((48, 48), (64, 32)):
         x = batch(h, w)
         assert maxdiff(model.forward_features(x), ref.forward_features(x)) <= TOL
@@ -383,7 +375,7 @@ def test_dinov3_nonzero_biases_into_a_model_without_them_fail_loudly(tmp_path):
     src = timm_model("vit_small_patch16_dinov3_qkvb", **TINY, img_size=48, num_classes=0)
     torch.save(dinov3_original(src, "random"), tmp_path / "dinov3.pth")
     with pytest.raises(CheckpointError, match=r"unexpected \['blocks.0.attn.q_bias'"):
-        vitzoo_model(str(tmp_path / "dinov3.pth"), img_size=48, qkv_bias=False, **DINOV3)
+        vitzoo_model("vit_small_patch16_dinov3", str(tmp_path / "dinov3.pth"), img_size=48)
 
 
 def test_dinov3_7b_local_cls_norm_is_dropped_and_unknown_keys_are_named():
