@@ -10,6 +10,8 @@ by RoPE). One family is also served by the loopback Hub.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import transformers
@@ -17,9 +19,12 @@ from safetensors.torch import load_file
 from transformers import (
     CLIPConfig,
     CLIPModel,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
     DeiTConfig,
     DeiTForImageClassification,
     DeiTForImageClassificationWithTeacher,
+    DeiTModel,
     Dinov2Config,
     Dinov2Model,
     Dinov2WithRegistersConfig,
@@ -114,6 +119,17 @@ def test_clip_text_tower_is_reported_dropped(clip):
     assert (ours.config.act_layer, ours.config.pre_norm, ours.config.patch_bias) == ("quick_gelu", True, False)
 
 
+@torch.no_grad()
+def test_clip_vision_model_with_projection_matches(tmp_path, images):
+    """The image tower alone (model_type clip_vision_model): ``image_embeds`` is ``model(x)``; GELU from the file."""
+    config = CLIPVisionConfig(**TOWER, image_size=32, patch_size=8, projection_dim=16, hidden_act="gelu")
+    hf, folder = _saved(CLIPVisionModelWithProjection(config), tmp_path / "clip-vision")
+    ours = _ours(folder)
+    assert (ours.config.num_classes, ours.config.act_layer) == (16, "gelu") and not ours.load_report.dropped
+    x = images(*NATIVE)
+    assert maxdiff(ours(x), hf(pixel_values=x).image_embeds) <= TOL
+
+
 # ------------------------------------------------------------------------------------------------- SigLIP
 @pytest.fixture(scope="module")
 def siglip(tmp_path_factory):
@@ -139,7 +155,8 @@ def test_siglip_tokens_and_map_head_match(size, siglip, images):
 
 def test_siglip_from_the_hub_with_its_processor(hub, siglip, tmp_path, images):
     """A google/siglip-* style repo (SiglipModel + SiglipImageProcessor) by ``hf-hub:`` id: weights, facts, report."""
-    hf, folder = siglip
+    hf, saved = siglip
+    folder = shutil.copytree(saved, tmp_path / "repo")  # the module's folder stays without a processor
     transformers.SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     hub.add_commit("google/siglip-like", folder_files(folder))
     ours = vitzoo.create_model("hf-hub:google/siglip-like", pretrained=True).eval()
@@ -229,6 +246,20 @@ def test_deit_single_head_classifier_matches(tmp_path, images):
     assert maxdiff(ours(x), hf(pixel_values=x).logits) <= TOL
 
 
+@torch.no_grad()
+def test_deit_model_tokens_match_and_its_pooler_is_reported(tmp_path, images):
+    """DeiTModel has no head: ``model(x)`` is the mean of the class and distillation tokens (timm's pre-logits of a
+    distilled DeiT); its tanh pooler reads the class token alone and is dropped, with the reason in the report."""
+    config = DeiTConfig(**TOWER, image_size=32, patch_size=8)
+    hf, folder = _saved(DeiTModel(config), tmp_path / "deit-model")
+    ours = _ours(folder)
+    assert "pooler" in next(iter(ours.load_report.dropped))
+    x = images(*NATIVE)
+    tokens = hf(pixel_values=x).last_hidden_state
+    assert maxdiff(ours.forward_features(x), tokens) <= TOL
+    assert maxdiff(ours(x), (tokens[:, 0] + tokens[:, 1]) / 2) <= TOL
+
+
 # ---------------------------------------------------------------------------------- in-memory names, errors
 @pytest.mark.parametrize("family", ["dinov2-g", "dinov3", "deit"])
 @torch.no_grad()
@@ -266,6 +297,7 @@ def test_configs_vitzoo_cannot_build_are_refused(config, named):
 
 
 def test_every_family_config_is_recognised_as_transformers():
-    for model_type in ["dinov2", "dinov2_with_registers", "clip", "clip_vision_model", "siglip", "siglip2", "deit"]:
+    families = ["deit", "dinov2", "dinov2_with_registers", "clip", "clip_vision_model", "siglip", "siglip_vision_model"]
+    for model_type in [*families, "siglip2", "siglip2_vision_model", "dinov3_vit"]:
         assert repo_config.is_transformers({"model_type": model_type}), model_type
     assert not repo_config.is_transformers({"architecture": "vit_base_patch16_224"})

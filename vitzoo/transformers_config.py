@@ -32,6 +32,7 @@ class Family:
     """What a ``model_type`` defaults to in transformers, and how its image processor prepares images."""
 
     label: str  # named in descriptions and errors
+    processor: Mapping[str, Any]  # PretrainedCfg fields from the defaults of the family's image-processor class
     width: int = 768
     depth: int = 12
     heads: int = 12
@@ -39,34 +40,27 @@ class Family:
     image: int = 224
     eps: float = 1e-12
     act: str = "gelu"
-    processor: Mapping[str, Any] | None = None  # PretrainedCfg fields of the processor class's defaults
 
 
 _SQUASH_HALF = dict(crop_pct=1.0, crop_mode="squash", interpolation="bilinear", mean=_HALF, std=_HALF)
 _BICUBIC_CLIP = dict(crop_pct=1.0, crop_mode="center", interpolation="bicubic", mean=_CLIP_MEAN, std=_CLIP_STD)
 _FAMILIES: dict[str, Family] = {
     # ViTImageProcessor: resize to 224 x 224, bilinear, 0.5
-    "vit": Family("ViT", processor=_SQUASH_HALF),
+    "vit": Family("ViT", _SQUASH_HALF),
     # DeiTImageProcessor: resize to 256 x 256, center-crop 224, bicubic, 0.5
-    "deit": Family("DeiT", processor={**_SQUASH_HALF, "crop_pct": 224 / 256, "interpolation": "bicubic"}),
+    "deit": Family("DeiT", {**_SQUASH_HALF, "crop_pct": 224 / 256, "interpolation": "bicubic"}),
     # BitImageProcessor: shortest edge 224, center-crop 224, bicubic, CLIP statistics
-    "dinov2": Family("DINOv2", patch=14, eps=1e-6, processor=_BICUBIC_CLIP),
-    "dinov2_with_registers": Family("DINOv2 with registers", eps=1e-6, processor=_BICUBIC_CLIP),
+    "dinov2": Family("DINOv2", _BICUBIC_CLIP, patch=14, eps=1e-6),
+    "dinov2_with_registers": Family("DINOv2 with registers", _BICUBIC_CLIP, eps=1e-6),
     # CLIPImageProcessor: as BitImageProcessor
-    "clip": Family("CLIP", patch=32, eps=1e-5, act="quick_gelu", processor=_BICUBIC_CLIP),
+    "clip": Family("CLIP", _BICUBIC_CLIP, patch=32, eps=1e-5, act="quick_gelu"),
     # SiglipImageProcessor: resize to 224 x 224, bicubic, 0.5
-    "siglip": Family(
-        "SigLIP", eps=1e-6, act="gelu_pytorch_tanh", processor={**_SQUASH_HALF, "interpolation": "bicubic"}
-    ),
+    "siglip": Family("SigLIP", {**_SQUASH_HALF, "interpolation": "bicubic"}, eps=1e-6, act="gelu_pytorch_tanh"),
     # Siglip2ImageProcessor (NaFlex): an aspect-preserving resize to at most num_patches patches, bilinear, 0.5
-    "siglip2": Family("SigLIP 2", eps=1e-6, act="gelu_pytorch_tanh", processor=_SQUASH_HALF),
+    "siglip2": Family("SigLIP 2", _SQUASH_HALF, eps=1e-6, act="gelu_pytorch_tanh"),
     # DINOv3ViTImageProcessor: resize to 224 x 224, bilinear, ImageNet statistics
     "dinov3_vit": Family(
-        "DINOv3",
-        width=384,
-        heads=6,
-        eps=1e-5,
-        processor={**_SQUASH_HALF, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD},
+        "DINOv3", {**_SQUASH_HALF, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD}, width=384, heads=6, eps=1e-5
     ),
 }
 _ALIASES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip", "siglip2_vision_model": "siglip2"}
@@ -99,7 +93,7 @@ def from_transformers(
         labels="custom" if labels else None,
         label_names=labels,
         description=f"transformers {family.label} checkpoint{description}",
-        **(family.processor or {}),
+        **family.processor,
     )
     return vit, facts
 
@@ -165,7 +159,9 @@ def _deit(config: Mapping[str, Any], tower: Mapping[str, Any], archs: list[str],
     )
     if single:  # the classifier reads the class token only; the distillation token rides along as a register
         return {**fields, "reg_tokens": 1}, " (DeiTForImageClassification: class-token head)"
-    return {**fields, "distilled": True}, " (distilled: the mean of the class and distillation heads)"
+    if fields["num_classes"]:
+        return {**fields, "distilled": True}, " (distilled: model(x) is the mean of the class and distillation heads)"
+    return {**fields, "distilled": True}, " (distilled: model(x) is the mean of the class and distillation tokens)"
 
 
 def _dinov2(
