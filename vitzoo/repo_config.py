@@ -2,8 +2,9 @@
 
 timm (``save_config_for_hf``): ``{"architecture", "num_classes", "global_pool", "pretrained_cfg": {...}}``;
 vitzoo's ``save_pretrained`` writes the same layout plus ``"vitzoo_config"`` (every ``ViTConfig`` field).
-transformers (``ViTConfig.save_pretrained``): ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
-``intermediate_size``, ``image_size``, ``patch_size``, ``layer_norm_eps``, ``id2label``, ``architectures``.
+transformers (``ViTConfig.save_pretrained`` and the later families' configs): ``model_type``, ``hidden_size``,
+``num_hidden_layers``, ``num_attention_heads``, ``intermediate_size``, ``image_size``, ``patch_size``,
+``layer_norm_eps``, ``id2label``, ``architectures``, read per family by ``vitzoo.transformers_config``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .config import ViTConfig, to_pair
 from .errors import ConfigError, UnknownModelError
 from .pretrained_cfg import PretrainedCfg
 from .registry import ARCHS
+from .transformers_config import MODEL_TYPES, from_transformers
 
 _PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
 _TIMM_PCFG_FIELDS = {
@@ -35,7 +37,8 @@ _TIMM_PCFG_FIELDS = {
 
 
 def is_transformers(config: Mapping[str, Any]) -> bool:
-    return config.get("model_type") == "vit" or "hidden_size" in config
+    """A transformers ``config.json``: a ``model_type`` vitzoo reads, or any with transformers' ``hidden_size``."""
+    return config.get("model_type") in MODEL_TYPES or "hidden_size" in config
 
 
 def parse(
@@ -53,7 +56,7 @@ def parse(
     defaults.
     """
     if is_transformers(config):
-        vit, checkpoint = _from_transformers(config, name, keys, repo_id)
+        vit, checkpoint = from_transformers(config, name, keys, repo_id)
         if processor is not None:
             checkpoint = dataclasses.replace(checkpoint, **processor_facts(processor, name, vit.in_chans))
         return vit, checkpoint
@@ -93,50 +96,6 @@ def parse(
 
 
 _STANDARD_LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k"}
-
-
-def _from_transformers(
-    config: Mapping[str, Any], name: str, keys: set[str], repo_id: str | None
-) -> tuple[ViTConfig, PretrainedCfg]:
-    act = config.get("hidden_act", "gelu")
-    if act != "gelu":
-        raise ConfigError(f"{name}: hidden_act={act!r} is not supported (vitzoo's ViT uses the exact erf GELU)")
-    archs = config.get("architectures") or ["ViTModel"]
-    classifier = any("ForImageClassification" in a for a in archs) or any(k.endswith("classifier.weight") for k in keys)
-    id2label = config.get("id2label") or {}
-    num_classes = len(id2label) if classifier else 0
-    width = int(config.get("hidden_size", 768))
-    has_pooler = any(k.startswith("pooler.") or ".pooler." in k for k in keys)
-    img = to_pair(config.get("image_size", 224), "image_size")
-    vit = ViTConfig(
-        embed_dim=width,
-        depth=int(config.get("num_hidden_layers", 12)),
-        num_heads=int(config.get("num_attention_heads", 12)),
-        mlp_dim=int(config.get("intermediate_size", 4 * width)),
-        patch_size=to_pair(config.get("patch_size", 16), "patch_size"),
-        img_size=img,
-        in_chans=int(config.get("num_channels", 3)),
-        num_classes=num_classes,
-        qkv_bias=bool(config.get("qkv_bias", True)),
-        layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
-        representation_size=width if has_pooler and not classifier else 0,
-        # transformers' interpolate_pos_encoding: bicubic without antialiasing
-        pos_embed_antialias=False,
-    )
-    labels = [id2label[k] for k in sorted(id2label, key=int)] if classifier else None
-    facts = PretrainedCfg(
-        name=name,
-        hf_hub_id=repo_id,
-        num_classes=num_classes,
-        input_size=(vit.in_chans, *img),
-        crop_pct=1.0,
-        crop_mode="squash",  # ViTImageProcessor: resize straight to size x size, no crop
-        interpolation="bilinear",
-        labels="custom" if labels else None,
-        label_names=tuple(labels) if labels else None,
-        description="transformers ViT checkpoint" + (" with its tanh pooler as pre-logits" if has_pooler else ""),
-    )
-    return vit, facts
 
 
 # PIL's resampling filters by the integer a preprocessor_config.json records (PIL.Image.Resampling values)

@@ -10,21 +10,34 @@ from typing import Any
 
 from ..errors import FormatError
 from .base import Converted
+from .hf_clip import from_transformers_clip, from_transformers_siglip
+from .hf_dinov2 import from_transformers_dinov2
+from .hf_dinov3 import from_transformers_dinov3
 from .jax import from_jax
 from .timm import from_timm
 from .torchvision import from_torchvision
-from .transformers import from_transformers
+from .transformers import from_transformers, from_transformers_deit
 
 CONVERTERS: dict[str, Callable[[Any], Converted]] = {
     "timm": from_timm,
     "transformers": from_transformers,
+    "transformers-deit": from_transformers_deit,
+    "transformers-dinov2": from_transformers_dinov2,
+    "transformers-clip": from_transformers_clip,
+    "transformers-siglip": from_transformers_siglip,
+    "transformers-dinov3": from_transformers_dinov3,
     "torchvision": from_torchvision,
     "jax": from_jax,
 }
 
 
 def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
-    """Name the format of a checkpoint from its keys: timm, transformers, torchvision or jax."""
+    """Name the format of a checkpoint from its keys: a key of ``CONVERTERS``.
+
+    transformers models are told apart by a name only their family uses: ViT's patch ``projection`` with DeiT's
+    ``distillation_token`` or DINOv2's ``layer_scale``; DINOv3's conv ``patch_embeddings.weight``; the
+    ``patch_embedding`` (singular) of CLIP (with ``class_embedding``) and SigLIP (without).
+    """
     keys = list(keys)
     names = set(keys)
 
@@ -34,14 +47,21 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
     if any(k.endswith("embedding/kernel") for k in keys):
         return "jax"
     if has("embeddings.patch_embeddings.projection"):
-        return "transformers"
+        if has("embeddings.distillation_token"):
+            return "transformers-deit"
+        return "transformers-dinov2" if has(".layer_scale1.lambda1") else "transformers"
+    if has("embeddings.patch_embeddings.weight"):
+        return "transformers-dinov3"
+    if has("embeddings.patch_embedding.weight"):
+        return "transformers-clip" if has("embeddings.class_embedding") else "transformers-siglip"
     if "class_token" in names or has("conv_proj.weight") or has("encoder.layers.encoder_layer_"):
         return "torchvision"
     if has("patch_embed.proj.weight") or has("blocks.0.attn.qkv.weight"):
         return "timm"
     raise FormatError(
         "cannot tell the checkpoint format from its keys (first keys: "
-        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers ViT, torchvision vit_* and JAX .npz checkpoints"
+        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers (ViT, DeiT, DINOv2, CLIP, SigLIP, DINOv3), "
+        "torchvision vit_* and JAX .npz checkpoints"
     )
 
 
@@ -60,4 +80,9 @@ __all__ = [
     "from_timm",
     "from_torchvision",
     "from_transformers",
+    "from_transformers_clip",
+    "from_transformers_deit",
+    "from_transformers_dinov2",
+    "from_transformers_dinov3",
+    "from_transformers_siglip",
 ]
