@@ -14,10 +14,12 @@ crop offset shifts the crop by a pixel (up to 158/255) wherever the margin is 3 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import timm
 import torch
 import transformers
 from PIL import Image
@@ -165,14 +167,19 @@ def test_processor_facts_are_timm_fields_plus_the_processor():
 
 
 def test_processor_survives_save_pretrained(tmp_path):
-    """The saved config.json keeps the recipe: timm's pretrained_cfg gets timm's fields, vitzoo's every field."""
+    """The saved config.json keeps the recipe: timm's pretrained_cfg gets timm's fields, vitzoo's every field. The data
+    config's dict names the processor, so timm's create_transform refuses it instead of preparing other pixels."""
     _, folder = _repo(tmp_path, PROCESSORS["dinov2"]())
+    cfg = vitzoo.resolve_data_config(f"local-dir:{folder}")
+    with pytest.raises(TypeError, match="processor"):
+        timm.data.create_transform(**cfg.to_dict())
+    timm.data.create_transform(**dataclasses.replace(cfg, processor="timm").to_dict())
     model = vitzoo.create_model(f"local-dir:{folder}", pretrained=True)
     saved = vitzoo.save_pretrained(model, tmp_path / "saved")
     config = json.loads((saved / "config.json").read_text())
     assert "processor" not in config["pretrained_cfg"]
     assert config["vitzoo_pretrained_cfg"]["processor"] == "transformers"
-    assert vitzoo.resolve_data_config(f"local-dir:{saved}") == vitzoo.resolve_data_config(f"local-dir:{folder}")
+    assert vitzoo.resolve_data_config(f"local-dir:{saved}") == cfg
 
 
 def test_hub_repo_model_carries_the_processor_recipe(hub, tmp_path):
