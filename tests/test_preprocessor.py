@@ -6,10 +6,11 @@ classes with the values of the Hub repos, saved by transformers; the reference i
 ``AutoImageProcessor.from_pretrained(folder)`` gives (transformers 5's default, torchvision backend).
 
 Pixels are compared un-normalised: ``max |ours - theirs| * std``, in [0, 1] units, must be at most 1/255 (one 8-bit
-level). Measured on this suite's images (transformers 5.24, torch 2.14 CPU): 0 to 2.4e-7 for every processor, i.e.
-equal up to float rounding. The bound fails without the transformers recipe: a single PIL resize is up to 9/255 off
-after a bicubic resize (PIL may take the vertical pass first, torch always the horizontal one), and timm's rounded
-crop offset shifts the crop by a pixel (up to 158/255) wherever the margin is 3 mod 4.
+level). Measured on these images (transformers 5.24, torch 2.14, CPU): at most 1.2e-7 (CLIP), 0 for DINOv3, i.e.
+equal up to float rounding. timm's recipe on the same facts fails the bound: its single PIL resize is 7/255 off
+after a bicubic resize (PIL may take the vertical pass first, torch always the horizontal one), and its rounded crop
+offset shifts the crop by a pixel where the margin is 3 mod 4 (115/255 for DINOv2, 139/255 for CLIP). After a
+bilinear resize (ViT, DINOv3) it is only 1/255 off: there the facts, not the bound, tell the recipes apart.
 """
 
 from __future__ import annotations
