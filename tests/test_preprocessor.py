@@ -58,6 +58,13 @@ PROCESSORS = {
     # facebook/dinov3-*: squash to 224 x 224, bilinear, ImageNet statistics; rescaled to [0, 1] before the resize
     "dinov3": transformers.DINOv3ViTImageProcessor,
 }
+# Not Hub values: a crop larger than the resize (padded with zeros), an odd margin on a squash (floored offset), the
+# nearest filter (torch's nearest-exact), a non-square squash
+EDGES = {
+    "pad": lambda: transformers.CLIPImageProcessor(size={"shortest_edge": 200}),
+    "odd": lambda: transformers.DeiTImageProcessor(size={"height": 259, "width": 259}, resample=0),
+    "wide": lambda: transformers.SiglipImageProcessor(size={"height": 192, "width": 320}),
+}
 # Files of older repos, written by transformers 4's feature extractors: int sizes, which the class reads
 LEGACY = {
     # openai/clip-vit-base-patch16: an int size is the shortest edge for CLIP (default_to_square=False)
@@ -123,7 +130,7 @@ def _check_against_processor(folder) -> float:
     out = reference.crop_size if reference.do_center_crop else reference.size
     assert cfg.input_size == (3, out.height, out.width)
     assert (cfg.mean, cfg.std) == (tuple(reference.image_mean), tuple(reference.image_std))
-    assert cfg.interpolation == {2: "bilinear", 3: "bicubic"}[reference.resample]
+    assert cfg.interpolation == {0: "nearest", 2: "bilinear", 3: "bicubic"}[reference.resample]
     ours = vitzoo.create_transform(f"local-dir:{folder}")
     images = [_photo(w, h) for w, h in SIZES]
     theirs = reference(images, return_tensors="pt").pixel_values
@@ -135,9 +142,9 @@ def _check_against_processor(folder) -> float:
     return worst
 
 
-@pytest.mark.parametrize("kind", list(PROCESSORS))
+@pytest.mark.parametrize("kind", [*PROCESSORS, *EDGES])
 def test_local_repo_transform_equals_its_processor(kind, tmp_path):
-    _, folder = _repo(tmp_path, PROCESSORS[kind]())
+    _, folder = _repo(tmp_path, {**PROCESSORS, **EDGES}[kind]())
     _check_against_processor(folder)
 
 
