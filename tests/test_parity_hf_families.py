@@ -301,3 +301,40 @@ def test_every_family_config_is_recognised_as_transformers():
     for model_type in [*families, "siglip2", "siglip2_vision_model", "dinov3_vit"]:
         assert repo_config.is_transformers({"model_type": model_type}), model_type
     assert not repo_config.is_transformers({"architecture": "vit_base_patch16_224"})
+
+
+# ------------------------------------------------------------------------------------ repos with their processor
+@torch.no_grad()
+def test_clip_and_dinov2_repos_load_with_their_shortest_edge_processors(hub, tmp_path, images):
+    """openai/clip-vit-* and facebook/dinov2-* carry a shortest-edge processor: by ``hf-hub:`` id the model loads and
+    its eval transform is that processor's (pixels compared in test_preprocessor.py)."""
+    clip = CLIPModel(
+        CLIPConfig(vision_config=dict(TOWER, image_size=32, patch_size=8), text_config={**TEXT, **TEXT_IDS})
+    )
+    _, clip_folder = _saved(clip, tmp_path / "clip")
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        clip_folder
+    )
+    hf, dino_folder = _dinov2(tmp_path, registers=False)
+    transformers.BitImageProcessor(
+        size={"shortest_edge": 64}, crop_size={"height": 56, "width": 56}, image_mean=(0.485, 0.456, 0.406)
+    ).save_pretrained(dino_folder)
+    for repo, folder, size in (("openai/clip-like", clip_folder, 32), ("facebook/dinov2-like", dino_folder, 56)):
+        hub.add_commit(repo, folder_files(folder))
+        model = vitzoo.create_model(f"hf-hub:{repo}", pretrained=True).eval()
+        cfg = vitzoo.resolve_data_config(model)
+        assert (cfg.input_size, cfg.crop_mode, cfg.processor) == ((3, size, size), "center", "transformers"), repo
+    x = images(56, 56)
+    assert maxdiff(model(x), hf(pixel_values=x).pooler_output) <= TOL
+
+
+def test_a_naflex_processor_leaves_the_model_and_refuses_the_transform(tmp_path):
+    """google/siglip2-*-naflex: vitzoo builds the model, but its variable-resolution processor is not reproduced, so
+    ``create_transform`` refuses (saying why) instead of preparing other pixels."""
+    config = Siglip2Config(vision_config=dict(TOWER, num_patches=16, patch_size=8), text_config={**TEXT, **TEXT_IDS})
+    _, folder = _saved(Siglip2Model(config), tmp_path / "siglip2")
+    transformers.Siglip2ImageProcessor(max_num_patches=16, patch_size=8).save_pretrained(folder)
+    model = _ours(folder)
+    assert model.pretrained_cfg.processor == "unsupported" and "NaFlex" in model.pretrained_cfg.description
+    with pytest.raises(vitzoo.ConfigError, match="does not reproduce this checkpoint's image processor"):
+        vitzoo.create_transform(model)

@@ -89,12 +89,13 @@ def test_crop_modes_and_filters_match_timm(crop_mode, interpolation):
 
 
 def test_google_repo_recipe_matches_vit_image_processor(tmp_path):
-    """google/vit-*: resize straight to size x size, bilinear, mean/std 0.5 (transformers' PIL processor), read from
-    the config.json transformers writes (no weights)."""
+    """google/vit-*: resize straight to size x size, bilinear, mean/std 0.5, as transformers 5's default
+    ViTImageProcessor (torchvision backend) does at the model's size, read from the config.json transformers writes
+    (no weights, no preprocessor_config.json)."""
     transformers.ViTConfig(image_size=384).save_pretrained(tmp_path / "google-vit-384")
     tf = create_transform(f"local-dir:{tmp_path / 'google-vit-384'}")
     assert tf(_image(500, 375, "RGB")).shape == (3, 384, 384)
-    proc = transformers.ViTImageProcessorPil(size={"height": 384, "width": 384})
+    proc = transformers.ViTImageProcessor(size={"height": 384, "width": 384})
     for w, h in SIZES:
         img = _image(w, h, "RGB")
         ref = proc(images=img, return_tensors="pt")["pixel_values"][0]

@@ -6,7 +6,7 @@ defaults for whatever a file leaves out: ``save_pretrained`` of older releases w
 them), sets the flags that make vitzoo compute what that transformers model computes, and resamples position
 tables as its ``interpolate_pos_encoding`` does. Two-tower models (``CLIPModel``, ``SiglipModel``, ``Siglip2Model``)
 are read from their ``vision_config``. The preprocessing facts are the defaults of the family's image-processor
-class; a repo's ``preprocessor_config.json`` replaces them (``repo_config.processor_facts``).
+class; a repo's ``preprocessor_config.json`` overrides them (``vitzoo.processors``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from .config import ViTConfig, to_pair
 from .errors import ConfigError
 from .pretrained_cfg import PretrainedCfg
+from .processors import processor_facts
 
 # transformers' hidden_act -> vitzoo's act_layer
 ACTIVATIONS = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "quick_gelu": "quick_gelu", "silu": "silu"}
@@ -32,7 +33,7 @@ class Family:
     """What a ``model_type`` defaults to in transformers, and how its image processor prepares images."""
 
     label: str  # named in descriptions and errors
-    processor: Mapping[str, Any]  # PretrainedCfg fields from the defaults of the family's image-processor class
+    processor: str  # the family's image-processor class: its defaults apply where a repo has no processor file
     width: int = 768
     depth: int = 12
     heads: int = 12
@@ -42,26 +43,16 @@ class Family:
     act: str = "gelu"
 
 
-_SQUASH_HALF = dict(crop_pct=1.0, crop_mode="squash", interpolation="bilinear", mean=_HALF, std=_HALF)
-_BICUBIC_CLIP = dict(crop_pct=1.0, crop_mode="center", interpolation="bicubic", mean=_CLIP_MEAN, std=_CLIP_STD)
 _FAMILIES: dict[str, Family] = {
-    # ViTImageProcessor: resize to 224 x 224, bilinear, 0.5
-    "vit": Family("ViT", _SQUASH_HALF),
-    # DeiTImageProcessor: resize to 256 x 256, center-crop 224, bicubic, 0.5
-    "deit": Family("DeiT", {**_SQUASH_HALF, "crop_pct": 224 / 256, "interpolation": "bicubic"}),
-    # BitImageProcessor: shortest edge 224, center-crop 224, bicubic, CLIP statistics
-    "dinov2": Family("DINOv2", _BICUBIC_CLIP, patch=14, eps=1e-6),
-    "dinov2_with_registers": Family("DINOv2 with registers", _BICUBIC_CLIP, eps=1e-6),
-    # CLIPImageProcessor: as BitImageProcessor
-    "clip": Family("CLIP", _BICUBIC_CLIP, patch=32, eps=1e-5, act="quick_gelu"),
-    # SiglipImageProcessor: resize to 224 x 224, bicubic, 0.5
-    "siglip": Family("SigLIP", {**_SQUASH_HALF, "interpolation": "bicubic"}, eps=1e-6, act="gelu_pytorch_tanh"),
-    # Siglip2ImageProcessor (NaFlex): an aspect-preserving resize to at most num_patches patches, bilinear, 0.5
-    "siglip2": Family("SigLIP 2", _SQUASH_HALF, eps=1e-6, act="gelu_pytorch_tanh"),
-    # DINOv3ViTImageProcessor: resize to 224 x 224, bilinear, ImageNet statistics
-    "dinov3_vit": Family(
-        "DINOv3", {**_SQUASH_HALF, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD}, width=384, heads=6, eps=1e-5
-    ),
+    "vit": Family("ViT", "ViTImageProcessor"),
+    "deit": Family("DeiT", "DeiTImageProcessor"),
+    "dinov2": Family("DINOv2", "BitImageProcessor", patch=14, eps=1e-6),
+    "dinov2_with_registers": Family("DINOv2 with registers", "BitImageProcessor", eps=1e-6),
+    "clip": Family("CLIP", "CLIPImageProcessor", patch=32, eps=1e-5, act="quick_gelu"),
+    "siglip": Family("SigLIP", "SiglipImageProcessor", eps=1e-6, act="gelu_pytorch_tanh"),
+    # NaFlex: an aspect-preserving resize to at most num_patches patches, which vitzoo does not reproduce
+    "siglip2": Family("SigLIP 2", "Siglip2ImageProcessor", eps=1e-6, act="gelu_pytorch_tanh"),
+    "dinov3_vit": Family("DINOv3", "DINOv3ViTImageProcessor", width=384, heads=6, eps=1e-5),
 }
 _ALIASES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip", "siglip2_vision_model": "siglip2"}
 _TWO_TOWER = ("clip", "siglip", "siglip2")  # whole-model configs: the image tower is under vision_config
@@ -69,9 +60,18 @@ MODEL_TYPES: frozenset[str] = frozenset({*_FAMILIES, *_ALIASES})
 
 
 def from_transformers(
-    config: Mapping[str, Any], name: str, keys: set[str], repo_id: str | None
+    config: Mapping[str, Any],
+    name: str,
+    keys: set[str],
+    repo_id: str | None,
+    processor: Mapping[str, Any] | None = None,
 ) -> tuple[ViTConfig, PretrainedCfg]:
-    """The ``ViTConfig`` and facts of a transformers ``config.json`` (``model_type`` absent: a ViT)."""
+    """The ``ViTConfig`` and facts of a transformers ``config.json`` (``model_type`` absent: a ViT).
+
+    The eval recipe is the repo's ``preprocessor_config.json`` (``processor``) over the defaults of the family's
+    image-processor class (a file naming no class gets the family's). A recipe vitzoo cannot reproduce still
+    gives the model; its facts then say ``processor="unsupported"`` and ``create_transform`` refuses with the reason.
+    """
     model_type = str(config.get("model_type") or "vit")
     kind = _ALIASES.get(model_type, model_type)
     if kind not in _FAMILIES:
@@ -85,15 +85,24 @@ def from_transformers(
     fields, description = _BUILDERS[kind](config, tower, archs, keys)
     vit = ViTConfig(**{**_common(tower, family, name), **fields})
     labels = _labels(config) if vit.num_classes and kind in ("vit", "deit") else None
+    recipe = dict(processor or {})
+    if not recipe.get("image_processor_type") and not recipe.get("feature_extractor_type"):
+        recipe["image_processor_type"] = family.processor
+    try:
+        pixels = processor_facts(recipe, name, vit.in_chans)
+        if processor is None:  # no file: the class's recipe at the model's size (its crop ratio kept)
+            pixels["input_size"] = (vit.in_chans, *vit.img_size)
+    except ConfigError as err:  # the model is still usable; the eval transform is not
+        pixels = {"input_size": (vit.in_chans, *vit.img_size), "processor": "unsupported"}
+        description += f"; eval transform not reproduced: {err}"
     facts = PretrainedCfg(
         name=name,
         hf_hub_id=repo_id,
         num_classes=vit.num_classes,
-        input_size=(vit.in_chans, *vit.img_size),
         labels="custom" if labels else None,
         label_names=labels,
         description=f"transformers {family.label} checkpoint{description}",
-        **family.processor,
+        **pixels,
     )
     return vit, facts
 

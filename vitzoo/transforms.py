@@ -85,7 +85,12 @@ def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source |
 
 
 def data_config(facts: PretrainedCfg, img_size: tuple[int, int], in_chans: int = 3) -> DataConfig:
-    """A checkpoint's preprocessing at ``img_size``."""
+    """A checkpoint's preprocessing at ``img_size``; ``ConfigError`` when vitzoo cannot reproduce it."""
+    if facts.processor == "unsupported":  # the repo's image processor (a NaFlex one, say): see facts.description
+        raise ConfigError(
+            f"{facts.name}: vitzoo does not reproduce this checkpoint's image processor ({facts.description}); "
+            "prepare the images with it yourself and pass tensors"
+        )
     return DataConfig(
         input_size=(in_chans, *img_size),
         interpolation=facts.interpolation,
