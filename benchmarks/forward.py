@@ -2,6 +2,7 @@
 
     python benchmarks/forward.py            # full table (a few minutes on 2 cores)
     python benchmarks/forward.py --quick    # fewer repetitions
+    python benchmarks/forward.py --families # DINOv2, CLIP, SigLIP, DINOv3 rows
 
 Each row runs the three libraries in interleaved rounds (A, B, C, A, B, C, ...) on the same input, under
 torch.inference_mode, and reports the median images/s and the ratio to timm. The dynamic-size rows compare a model
@@ -74,11 +75,81 @@ def dynamic_batch1(rounds: int) -> None:
         print(f"| {arch} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['vitzoo'] / ips['timm']:.3f}x |", flush=True)
 
 
+def _hf_family(kind: str, img: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """transformers' model of a family at B size (random weights, SDPA attention) -> its pooled output."""
+    if kind == "dinov2":
+        model = transformers.Dinov2Model(transformers.Dinov2Config(image_size=img, attn_implementation="sdpa"))
+    elif kind == "clip":
+        cfg = transformers.CLIPVisionConfig(patch_size=16, projection_dim=512, hidden_act="gelu")
+        cfg._attn_implementation = "sdpa"
+        model = transformers.CLIPVisionModelWithProjection(cfg)
+    elif kind == "siglip":
+        cfg = transformers.SiglipVisionConfig(image_size=img)
+        cfg._attn_implementation = "sdpa"
+        model = transformers.SiglipVisionModel(cfg)
+    else:
+        cfg = transformers.DINOv3ViTConfig(
+            hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_register_tokens=4, image_size=img
+        )
+        cfg._attn_implementation = "sdpa"
+        model = transformers.DINOv3ViTModel(cfg)
+    model.eval()
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        out = model(pixel_values=x)
+        return out.image_embeds if kind == "clip" else out.pooler_output
+
+    return pooled
+
+
+FAMILY_ROWS = [  # (label, vitzoo and timm arch, transformers model, input size)
+    ("DINOv2-B/14 224", "vit_base_patch14_dinov2", "dinov2", 224),
+    ("DINOv2-B/14 518", "vit_base_patch14_dinov2", "dinov2", 518),
+    ("CLIP-B/16 224", "vit_base_patch16_clip_224", "clip", 224),
+    ("SigLIP-B/16 224", "vit_base_patch16_siglip_224", "siglip", 224),
+    ("DINOv3-B/16 224", "vit_base_patch16_dinov3", "dinov3", 224),
+]
+
+
+def families(rounds: int) -> None:
+    """Batch 1, each library's pooled output (vitzoo and timm: ``model(x)``; transformers: ``pooler_output``, CLIP's
+    ``image_embeds``), fp32 and bf16 autocast. DINOv3 runs with class-token pooling in timm too."""
+    print("| model, batch 1 | dtype | vitzoo img/s | timm img/s | transformers img/s | vitzoo / timm | vitzoo / hf |")
+    print("|---|---|---|---|---|---|---|")
+    for label, arch, kind, img in FAMILY_ROWS:
+        extra = {"global_pool": "token"} if kind == "dinov3" else {}
+        ours = vitzoo.create_model(arch, img_size=img).eval()
+        theirs = timm.create_model(arch, img_size=img, **extra).eval()
+        hf = _hf_family(kind, img)
+        x = torch.randn(1, 3, img, img)
+        for dtype in ("fp32", "bf16"):
+            bf16 = dtype == "bf16"
+
+            def run(fn: Callable[[torch.Tensor], torch.Tensor], x=x, bf16=bf16) -> Callable[[], object]:
+                def call() -> object:
+                    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        return fn(x)
+
+                return call
+
+            ips = bench({"vitzoo": run(ours), "timm": run(theirs), "transformers": run(hf)}, 1, rounds)
+            print(
+                f"| {label} | {dtype} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['transformers']:.2f} | "
+                f"{ips['vitzoo'] / ips['timm']:.3f}x | {ips['vitzoo'] / ips['transformers']:.3f}x |",
+                flush=True,
+            )
+        del ours, theirs, hf
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--dynamic-batch1", action="store_true", help="only the batch-1 dynamic-size rows")
+    parser.add_argument("--families", action="store_true", help="only the DINOv2/CLIP/SigLIP/DINOv3 rows")
     args = parser.parse_args()
+    if args.families:
+        families(rounds=5 if args.quick else 15)
+        return
     if args.dynamic_batch1:
         dynamic_batch1(rounds=15 if args.quick else 60)
         return

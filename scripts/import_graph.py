@@ -25,7 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pretrained_tags",
         "registry",
     ),
-    "weights": ("formats", "hub", "loading", "repo_config", "source"),
+    "weights": ("formats", "hub", "loading", "processors", "transformers_config", "repo_config", "source"),
     "api": ("factory",),
     "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots"),
     "cli": ("cli", "__main__"),

@@ -51,7 +51,7 @@ def test_closed_pipe_exits_quietly():
     with open(read_end, "rb", buffering=0) as reader:  # unbuffered: reads exactly one line, the rest stays unread
         first = reader.readline()
     _, err = proc.communicate(timeout=120)
-    assert first.split()[:2] == [b"checkpoint", b"classes"]
+    assert first.split()[:2] == [b"checkpoint", b"family"]
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert proc.returncode == 141, (proc.returncode, err)
 

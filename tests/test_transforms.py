@@ -89,16 +89,34 @@ def test_crop_modes_and_filters_match_timm(crop_mode, interpolation):
 
 
 def test_google_repo_recipe_matches_vit_image_processor(tmp_path):
-    """google/vit-*: resize straight to size x size, bilinear, mean/std 0.5 (transformers' PIL processor), read from
-    the config.json transformers writes (no weights)."""
+    """google/vit-*: resize straight to size x size, bilinear, mean/std 0.5, as transformers 5's default
+    ViTImageProcessor (torchvision backend) does at the model's size, read from the config.json transformers writes
+    (no weights, no preprocessor_config.json)."""
     transformers.ViTConfig(image_size=384).save_pretrained(tmp_path / "google-vit-384")
     tf = create_transform(f"local-dir:{tmp_path / 'google-vit-384'}")
     assert tf(_image(500, 375, "RGB")).shape == (3, 384, 384)
-    proc = transformers.ViTImageProcessorPil(size={"height": 384, "width": 384})
+    proc = transformers.ViTImageProcessor(size={"height": 384, "width": 384})
     for w, h in SIZES:
         img = _image(w, h, "RGB")
         ref = proc(images=img, return_tensors="pt")["pixel_values"][0]
         assert (tf(img) - ref).abs().max().item() <= 1e-5, (w, h)
+
+
+@pytest.mark.parametrize(("resize_mode", "crop_mode"), [("shortest", "center"), ("squash", "squash")])
+@pytest.mark.parametrize("size", [224, (256, 192)])
+def test_open_clip_recipe_matches_open_clip_image_transform(resize_mode, crop_mode, size):
+    """open_clip's val transform (``PreprocessCfg.resize_mode``) is timm's recipe at crop_pct 1.0: 'shortest' resizes
+    the shorter side and center-crops ("center"), 'squash' resizes both sides ("squash"). Measured: equal (0.0)."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    clip = dict(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711))
+    pcfg = PreprocessCfg(size=size, resize_mode=resize_mode, interpolation="bicubic", **clip)
+    ref = image_transform_v2(pcfg, is_train=False)
+    hw = (size, size) if isinstance(size, int) else size
+    ours = create_transform(DataConfig((3, *hw), "bicubic", crop_pct=1.0, crop_mode=crop_mode, **clip))
+    for w, h in SIZES:
+        img = _image(w, h, "RGB")
+        assert maxdiff(ours(img), ref(img)) <= 1 / 255, (w, h)  # normalised values; std < 1, so pixels are closer
 
 
 def test_image_loading_exif_sixteen_bit_and_bomb_guard(tmp_path):

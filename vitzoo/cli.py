@@ -22,7 +22,7 @@ from .errors import ConfigError, VitzooError
 from .extract import expand_inputs, predict
 from .factory import create_model, describe
 from .model import FEATURE_POOLS, VisionTransformer
-from .registry import ALIASES, PRETRAINED, list_models, list_pretrained
+from .registry import ALIASES, PRETRAINED, family_of, list_models, list_pretrained
 from .source import default_checkpoint, resolve
 from .transforms import create_transform, load_image, resolve_data_config
 
@@ -90,7 +90,18 @@ def models_markdown() -> str:
 
 PERMISSIVE = ("apache-2.0", "mit")  # licenses `vitzoo info` does not flag
 
-_PRETRAINED_HEADERS = ("checkpoint", "classes", "img", "top-1", "mean/std", "crop", "interp", "license", "description")
+_PRETRAINED_HEADERS = (
+    "checkpoint",
+    "family",
+    "classes",
+    "img",
+    "top-1",
+    "mean/std",
+    "crop",
+    "interp",
+    "license",
+    "description",
+)
 
 
 _NORMS: dict[tuple[float, ...], str] = {
@@ -108,6 +119,7 @@ def _pretrained_rows(pattern: str | None) -> list[list[str]]:
         rows.append(
             [
                 name,
+                family_of(c.arch),
                 str(c.num_classes),
                 str(c.img_size[0]),
                 f"{c.top1:.2f}" if c.top1 else "-",

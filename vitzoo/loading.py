@@ -214,8 +214,13 @@ def load_into(
     CPU); a materialised model has them copied into its parameters.
     """
     cfg = model.config
-    report = LoadReport(source=label, files=list(files), format=converted.format, notes=list(converted.notes))
-    report.dropped.update(converted.dropped)
+    report = LoadReport(
+        source=label,
+        files=list(files),
+        format=converted.format,
+        notes=list(converted.notes),
+        dropped=dict(converted.dropped),  # what the conversion left out (training-only tokens, a text tower)
+    )
     grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.pos_embed_prefix_tokens)
     sd = adapt_state_dict(model, dict(converted.state_dict), report, grid)
     expected = model.state_dict(keep_vars=True)

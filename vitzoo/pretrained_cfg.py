@@ -24,6 +24,10 @@ class PretrainedCfg:
     interpolation: str = "bicubic"
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    # vitzoo only, not in timm's pretrained_cfg: whose image processor the eval transform reproduces, "timm" (PIL
+    # resize), "transformers" (8-bit torch resize, floored crop offset) or "transformers_float" (resize in [0, 1]);
+    # "unsupported": a repo's processor vitzoo cannot reproduce (the description says which), no eval transform
+    processor: str = "timm"
     labels: str | None = None  # label set of the head: "imagenet-1k", "imagenet-21k", ...
     label_names: tuple[str, ...] | None = None  # class names when the checkpoint carries its own (id2label)
     license: str | None = None

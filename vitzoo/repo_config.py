@@ -2,8 +2,9 @@
 
 timm (``save_config_for_hf``): ``{"architecture", "num_classes", "global_pool", "pretrained_cfg": {...}}``;
 vitzoo's ``save_pretrained`` writes the same layout plus ``"vitzoo_config"`` (every ``ViTConfig`` field).
-transformers (``ViTConfig.save_pretrained``): ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
-``intermediate_size``, ``image_size``, ``patch_size``, ``layer_norm_eps``, ``id2label``, ``architectures``.
+transformers (``ViTConfig.save_pretrained`` and the later families' configs): ``model_type``, ``hidden_size``,
+``num_hidden_layers``, ``num_attention_heads``, ``intermediate_size``, ``image_size``, ``patch_size``,
+``layer_norm_eps``, ``id2label``, ``architectures``, read per family by ``vitzoo.transformers_config``.
 open_clip (``open_clip_config.json``, written by its ``save_config_for_hf``): ``{"model_cfg": {"embed_dim",
 "quick_gelu", "vision_cfg": {...}, "text_cfg": {...}}, "preprocess_cfg": {"mean", "std", "interpolation",
 "resize_mode"}}``; vitzoo builds the image tower, its head being the projection into the joint embedding.
@@ -12,7 +13,6 @@ open_clip (``open_clip_config.json``, written by its ``save_config_for_hf``): ``
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +21,7 @@ from .errors import ConfigError, UnknownModelError
 from .loading import OPEN_CLIP_WEIGHT_FILES
 from .pretrained_cfg import PretrainedCfg
 from .registry import ARCHS
+from .transformers_config import MODEL_TYPES, from_transformers
 
 _PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
 _TIMM_PCFG_FIELDS = {
@@ -39,7 +40,8 @@ _TIMM_PCFG_FIELDS = {
 
 
 def is_transformers(config: Mapping[str, Any]) -> bool:
-    return config.get("model_type") == "vit" or "hidden_size" in config
+    """A transformers ``config.json``: a ``model_type`` vitzoo reads, or any with transformers' ``hidden_size``."""
+    return config.get("model_type") in MODEL_TYPES or "hidden_size" in config
 
 
 def parse(
@@ -53,16 +55,13 @@ def parse(
 
     ``name`` names the checkpoint in the facts unless the config names it; ``keys`` are the checkpoint's tensor
     names (empty when only the config was read); ``repo_id`` is the Hub repo it came from, if any; ``processor`` is
-    a transformers repo's ``preprocessor_config.json``, whose eval recipe then replaces ``ViTImageProcessor``'s
-    defaults.
+    a transformers repo's ``preprocessor_config.json``, whose eval recipe then replaces the defaults of the
+    family's image-processor class.
     """
     if is_open_clip(config):
         return _from_open_clip(config, name, repo_id)
     if is_transformers(config):
-        vit, checkpoint = _from_transformers(config, name, keys, repo_id)
-        if processor is not None:
-            checkpoint = dataclasses.replace(checkpoint, **processor_facts(processor, name, vit.in_chans))
-        return vit, checkpoint
+        return from_transformers(config, name, keys, repo_id, processor)
     if "vitzoo_config" in config:
         fields = dict(config["vitzoo_config"])
         for k in ("img_size", "patch_size"):
@@ -208,110 +207,6 @@ def _open_clip_timm_trunk(vision: Mapping[str, Any], embed_dim: int, img: tuple[
     return ARCHS[arch].replace(
         img_size=img, global_pool=pool or ARCHS[arch].global_pool, num_classes=0 if proj == "none" else embed_dim
     )
-
-
-def _from_transformers(
-    config: Mapping[str, Any], name: str, keys: set[str], repo_id: str | None
-) -> tuple[ViTConfig, PretrainedCfg]:
-    act = config.get("hidden_act", "gelu")
-    if act != "gelu":
-        raise ConfigError(f"{name}: hidden_act={act!r} is not supported (vitzoo's ViT uses the exact erf GELU)")
-    archs = config.get("architectures") or ["ViTModel"]
-    classifier = any("ForImageClassification" in a for a in archs) or any(k.endswith("classifier.weight") for k in keys)
-    id2label = config.get("id2label") or {}
-    num_classes = len(id2label) if classifier else 0
-    width = int(config.get("hidden_size", 768))
-    has_pooler = any(k.startswith("pooler.") or ".pooler." in k for k in keys)
-    img = to_pair(config.get("image_size", 224), "image_size")
-    vit = ViTConfig(
-        embed_dim=width,
-        depth=int(config.get("num_hidden_layers", 12)),
-        num_heads=int(config.get("num_attention_heads", 12)),
-        mlp_dim=int(config.get("intermediate_size", 4 * width)),
-        patch_size=to_pair(config.get("patch_size", 16), "patch_size"),
-        img_size=img,
-        in_chans=int(config.get("num_channels", 3)),
-        num_classes=num_classes,
-        qkv_bias=bool(config.get("qkv_bias", True)),
-        layer_norm_eps=float(config.get("layer_norm_eps", 1e-12)),
-        representation_size=width if has_pooler and not classifier else 0,
-        # transformers' interpolate_pos_encoding: bicubic without antialiasing
-        pos_embed_antialias=False,
-    )
-    labels = [id2label[k] for k in sorted(id2label, key=int)] if classifier else None
-    facts = PretrainedCfg(
-        name=name,
-        hf_hub_id=repo_id,
-        num_classes=num_classes,
-        input_size=(vit.in_chans, *img),
-        crop_pct=1.0,
-        crop_mode="squash",  # ViTImageProcessor: resize straight to size x size, no crop
-        interpolation="bilinear",
-        labels="custom" if labels else None,
-        label_names=tuple(labels) if labels else None,
-        description="transformers ViT checkpoint" + (" with its tanh pooler as pre-logits" if has_pooler else ""),
-    )
-    return vit, facts
-
-
-# PIL's resampling filters by the integer a preprocessor_config.json records (PIL.Image.Resampling values)
-_PIL_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
-
-
-def processor_facts(processor: Mapping[str, Any], name: str, in_chans: int = 3) -> dict[str, Any]:
-    """The eval recipe of a transformers image processor (``preprocessor_config.json``) as ``PretrainedCfg`` fields.
-
-    ``ViTImageProcessor``/``DeiTImageProcessor`` and kin: resize both sides to ``size`` (vitzoo's ``squash``), then,
-    with ``do_center_crop``, crop ``crop_size``; rescale by 1/255; normalise with ``image_mean``/``image_std``.
-    Anything this recipe cannot reproduce exactly (a shortest-edge resize, as CLIP's processor does, for one)
-    raises ``ConfigError`` rather than preparing images differently from the checkpoint's own processor.
-    """
-    size = processor.get("size") or {"height": 224, "width": 224}
-    if isinstance(size, int):
-        size = {"shortest_edge": size}
-    crop = processor.get("crop_size") if processor.get("do_center_crop") else None
-    crop = {"height": crop, "width": crop} if isinstance(crop, int) else crop
-    unsupported: list[str] = []
-    if not processor.get("do_resize", True):
-        unsupported.append("do_resize=false")
-    if processor.get("do_rescale", True) and abs(float(processor.get("rescale_factor", 1 / 255)) - 1 / 255) > 1e-9:
-        unsupported.append(f"rescale_factor={processor.get('rescale_factor')}")
-    if set(size) not in ({"height", "width"}, {"shortest_edge"}):
-        unsupported.append(f"size={dict(size)}")
-    if crop is not None and set(crop) != {"height", "width"}:
-        unsupported.append(f"crop_size={dict(crop)}")
-    resample = processor.get("resample", 2)
-    if resample not in _PIL_FILTERS:
-        unsupported.append(f"resample={resample}")
-    if "shortest_edge" in size:  # without a crop the output is not square; with one, transformers floors the crop
-        unsupported.append("a shortest-edge resize")  # offset where timm rounds it, and the offset varies per image
-    if not unsupported:
-        # vitzoo's squash recipe: resize both sides to floor(out / crop_pct), then center-crop to out
-        resized = (int(size["height"]), int(size["width"]))
-        out = (int(crop["height"]), int(crop["width"])) if crop else resized
-        crop_pct = out[0] / resized[0]
-        if any(math.floor(o / crop_pct) != r or (r - o) % 2 for o, r in zip(out, resized, strict=True)):
-            # the resize must come out exactly, and the margin must be even: timm rounds a half-pixel crop offset,
-            # transformers floors it
-            unsupported.append(f"a {out} crop of a {resized} resize")
-    if unsupported:
-        raise ConfigError(
-            f"{name}: preprocessor_config.json asks for {', '.join(unsupported)}, which vitzoo's eval transform does "
-            "not reproduce; prepare the images yourself and pass tensors, or report the repo"
-        )
-    normalize = processor.get("do_normalize", True)
-    mean = tuple(float(v) for v in processor.get("image_mean", (0.5,) * in_chans)) if normalize else (0.0,) * in_chans
-    std = tuple(float(v) for v in processor.get("image_std", (0.5,) * in_chans)) if normalize else (1.0,) * in_chans
-    if not processor.get("do_rescale", True):  # pixels stay in [0, 255]: fold the factor into mean and std
-        mean, std = tuple(m / 255 for m in mean), tuple(s / 255 for s in std)
-    return {
-        "input_size": (in_chans, *out),
-        "crop_pct": crop_pct,
-        "crop_mode": "squash",
-        "interpolation": _PIL_FILTERS[resample],
-        "mean": mean,
-        "std": std,
-    }
 
 
 def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:

@@ -2,9 +2,13 @@
 
 Eval recipe (timm's ``transforms_imagenet_eval``, same numbers): resize to ``floor(size / crop_pct)`` with the
 checkpoint's PIL filter (``center``: shorter side; ``squash``: both sides; ``border``: longer side, then pad with
-the mean colour), center crop to ``size``, scale to [0, 1], normalise with the checkpoint's mean/std. The
-google/vit-* transformers repos record ``crop_mode="squash"``, ``crop_pct=1.0``, bilinear, mean/std 0.5: resize
-straight to size x size, which is their ``ViTImageProcessor``.
+the mean colour), center crop to ``size``, scale to [0, 1], normalise with the checkpoint's mean/std.
+
+transformers repos (``processor="transformers"``) keep those sizes but prepare the pixels as transformers 5's default
+image processors (torchvision backend) do: the 8-bit image is resized as a torch tensor (``interpolate`` with
+antialiasing: one horizontal then one vertical pass, where PIL may take them in the other order, several levels
+apart after a bicubic resize) and the crop offset is floored, not rounded. ``processor="transformers_float"``
+rescales to [0, 1] before the resize, without 8-bit rounding or clipping (``DINOv3ViTImageProcessor``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .errors import ConfigError, ImageError, VitzooError
@@ -32,6 +37,8 @@ _FILTERS = {
     "box": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
+_TORCH_MODES = {"nearest": "nearest-exact", "bilinear": "bilinear", "bicubic": "bicubic"}  # transformers' mapping
+PROCESSORS = ("timm", "transformers", "transformers_float")
 MAX_PIXELS = 178_956_970  # PIL's own hard limit (2 x Image.MAX_IMAGE_PIXELS); larger images are refused
 
 
@@ -45,10 +52,13 @@ class DataConfig:
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     crop_pct: float = 0.9
     crop_mode: str = "center"  # "center" | "squash" | "border"
+    processor: str = "timm"  # whose pixels: "timm" | "transformers" | "transformers_float" (vitzoo only)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (timm's data-config keys)."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """The fields as a plain dict: timm's data-config keys, and ``processor`` when it is not timm's, so that
+        ``timm.data.create_transform(**cfg.to_dict())`` refuses a recipe timm would prepare differently."""
+        keys = [k for k in self.__dataclass_fields__ if k != "processor" or self.processor != "timm"]
+        return {k: getattr(self, k) for k in keys}
 
 
 def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source | str) -> DataConfig:
@@ -75,7 +85,12 @@ def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source |
 
 
 def data_config(facts: PretrainedCfg, img_size: tuple[int, int], in_chans: int = 3) -> DataConfig:
-    """A checkpoint's preprocessing at ``img_size``."""
+    """A checkpoint's preprocessing at ``img_size``; ``ConfigError`` when vitzoo cannot reproduce it."""
+    if facts.processor == "unsupported":  # the repo's image processor (a NaFlex one, say): see facts.description
+        raise ConfigError(
+            f"{facts.name}: vitzoo does not reproduce this checkpoint's image processor ({facts.description}); "
+            "prepare the images with it yourself and pass tensors"
+        )
     return DataConfig(
         input_size=(in_chans, *img_size),
         interpolation=facts.interpolation,
@@ -83,6 +98,7 @@ def data_config(facts: PretrainedCfg, img_size: tuple[int, int], in_chans: int =
         std=tuple(facts.std),
         crop_pct=facts.crop_pct,
         crop_mode=facts.crop_mode,
+        processor=facts.processor,
     )
 
 
@@ -124,8 +140,16 @@ def _resize(img: Image.Image, size_hw: tuple[int, int], interpolation: str) -> I
     return img.resize((size_hw[1], size_hw[0]), _FILTERS[interpolation])
 
 
+def _resize_tensor(x: torch.Tensor, size_hw: tuple[int, int], interpolation: str) -> torch.Tensor:
+    """torchvision's ``resize`` of a (C, H, W) uint8 or float tensor, as transformers' image processors call it."""
+    if tuple(x.shape[-2:]) == size_hw:
+        return x
+    mode = _TORCH_MODES[interpolation]
+    return F.interpolate(x[None], size=size_hw, mode=mode, antialias=mode != "nearest-exact")[0]
+
+
 def _shorter_side(img: Image.Image, size: int) -> tuple[int, int]:
-    """torchvision's ``Resize(int)`` output size (h, w)."""
+    """torchvision's ``Resize(int)`` output size (h, w); transformers' ``shortest_edge`` is the same."""
     w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
     new_long = int(size * long / short)
@@ -139,27 +163,37 @@ def _keep_ratio(img: Image.Image, target_hw: tuple[int, int], longest: float) ->
     return (round(img.height / ratio), round(img.width / ratio))
 
 
-def _center_crop_or_pad(img: Image.Image, size_hw: tuple[int, int], fill: tuple[int, ...]) -> Image.Image:
-    """Pad (with ``fill``) where the image is smaller, then crop the center (torchvision's rounding)."""
+def _center_crop_or_pad(x: torch.Tensor, size_hw: tuple[int, int], fill: torch.Tensor, floor: bool) -> torch.Tensor:
+    """Pad a (C, H, W) tensor with ``fill`` (C values) where it is smaller, then crop the center: the offset of an
+    odd margin is rounded half to even as torchvision's ``CenterCrop`` does, or floored as transformers' is."""
     ch, cw = size_hw
-    if cw > img.width or ch > img.height:
-        left, top = max(cw - img.width, 0) // 2, max(ch - img.height, 0) // 2
-        canvas = Image.new("RGB", (max(cw, img.width), max(ch, img.height)), fill)
-        canvas.paste(img, (left, top))
-        img = canvas
-    top = round((img.height - ch) / 2.0)
-    left = round((img.width - cw) / 2.0)
-    return img.crop((left, top, left + cw, top + ch))
+    h, w = x.shape[-2:]
+    if cw > w or ch > h:
+        canvas = fill.to(x.dtype).view(-1, 1, 1).repeat(1, max(ch, h), max(cw, w))
+        top, left = max(ch - h, 0) // 2, max(cw - w, 0) // 2
+        canvas[:, top : top + h, left : left + w] = x
+        x, h, w = canvas, canvas.shape[-2], canvas.shape[-1]
+    top = (h - ch) // 2 if floor else round((h - ch) / 2.0)
+    left = (w - cw) // 2 if floor else round((w - cw) / 2.0)
+    return x[:, top : top + ch, left : left + cw]
 
 
 class EvalTransform:
-    """PIL image -> normalised float32 tensor (C, H, W), following ``DataConfig`` (timm's eval transform)."""
+    """PIL image -> normalised float32 tensor (C, H, W), following ``DataConfig`` (timm's eval transform, or the
+    transformers image processor the config names)."""
 
     def __init__(self, config: DataConfig) -> None:
         if config.interpolation not in _FILTERS:
             raise VitzooError(f"interpolation {config.interpolation!r} is not one of {sorted(_FILTERS)}")
         if config.crop_mode not in ("center", "squash", "border"):
             raise VitzooError(f"crop_mode {config.crop_mode!r} is not one of center, squash, border")
+        if config.processor not in PROCESSORS:
+            raise VitzooError(f"processor {config.processor!r} is not one of {', '.join(PROCESSORS)}")
+        if config.processor != "timm" and config.interpolation not in _TORCH_MODES:
+            raise VitzooError(
+                f"interpolation {config.interpolation!r} with processor={config.processor!r}: transformers' "
+                f"torchvision backend resizes with {', '.join(_TORCH_MODES)} only"
+            )
         self.config = config
         self.mean = torch.tensor(config.mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(config.std, dtype=torch.float32).view(-1, 1, 1)
@@ -167,27 +201,44 @@ class EvalTransform:
     def __repr__(self) -> str:
         return f"EvalTransform({self.config})"
 
+    def _resized_size(self, img: Image.Image) -> tuple[int, int]:
+        """(H, W) the image is resized to before the center crop."""
+        cfg = self.config
+        crop_pct = cfg.crop_pct or 0.875
+        scale = (math.floor(cfg.input_size[1] / crop_pct), math.floor(cfg.input_size[2] / crop_pct))
+        if cfg.crop_mode == "squash":
+            return scale
+        if cfg.crop_mode == "border":
+            return _keep_ratio(img, scale, longest=1.0)
+        if scale[0] == scale[1]:
+            return _shorter_side(img, scale[0])
+        return _keep_ratio(img, scale, longest=0.0)
+
     def __call__(self, img: Image.Image) -> torch.Tensor:
         cfg = self.config
         img = to_rgb(img)
         size = (cfg.input_size[1], cfg.input_size[2])
-        crop_pct = cfg.crop_pct or 0.875
-        scale = (math.floor(size[0] / crop_pct), math.floor(size[1] / crop_pct))
-        if cfg.crop_mode == "squash":
-            img = _resize(img, scale, cfg.interpolation)
-        elif cfg.crop_mode == "border":
-            img = _resize(img, _keep_ratio(img, scale, longest=1.0), cfg.interpolation)
-        elif scale[0] == scale[1]:
-            img = _resize(img, _shorter_side(img, scale[0]), cfg.interpolation)
-        else:
-            img = _resize(img, _keep_ratio(img, scale, longest=0.0), cfg.interpolation)
-        fill = tuple(round(255 * v) for v in cfg.mean) if cfg.crop_mode == "border" else (0, 0, 0)
-        img = _center_crop_or_pad(img, size, fill)
-        return normalize(img, self.mean, self.std)
+        resized = self._resized_size(img)
+        fill = torch.tensor([round(255 * m) if cfg.crop_mode == "border" else 0 for m in cfg.mean], dtype=torch.float32)
+        if cfg.processor == "timm":
+            x = to_tensor(_resize(img, resized, cfg.interpolation))
+        elif cfg.processor == "transformers":
+            x = _resize_tensor(to_tensor(img), resized, cfg.interpolation)
+        else:  # transformers_float: rescale, then resize without rounding to 8 bits
+            x = _resize_tensor(to_tensor(img) * (1 / 255), resized, cfg.interpolation)
+            fill = fill / 255
+        x = _center_crop_or_pad(x, size, fill, floor=cfg.processor != "timm")
+        x = x.float() / 255 if x.dtype == torch.uint8 else x
+        return (x - self.mean) / self.std
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a (3, H, W) uint8 tensor."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
 
 def normalize(img: Image.Image, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255)  # (3, H, W) in [0, 1]
+    x = to_tensor(img).float().div(255)  # (3, H, W) in [0, 1]
     return x.sub_(mean).div_(std)
 
 

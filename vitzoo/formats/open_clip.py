@@ -1,5 +1,5 @@
 """OpenAI CLIP / open_clip two-tower state dicts (``open_clip_model.safetensors``, ``open_clip_pytorch_model.bin``):
-the image tower under ``visual.`` to timm names, the text tower left out (and counted in the notes).
+the image tower under ``visual.`` to timm names, the text tower dropped (one reported entry, with its size).
 
 Two image towers:
 
@@ -45,7 +45,7 @@ def from_open_clip(state_dict: dict[str, torch.Tensor]) -> Converted:
         state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
         notes.append("stripped the 'module.' prefix from every key")
     visual = {k: v for k, v in state_dict.items() if k.startswith("visual.")}
-    text = sorted({k.split(".")[0] for k in state_dict if not k.startswith("visual.")})
+    text = sorted({k.split(".")[0] + (".*" if "." in k else "") for k in state_dict if not k.startswith("visual.")})
     if "visual.layer1.0.conv1.weight" in visual:
         raise FormatError("this CLIP checkpoint's image tower is a ModifiedResNet (RN50...); vitzoo builds ViTs only")
     if "visual.trunk.patch_embed.proj.weight" in visual:
@@ -68,6 +68,8 @@ def from_open_clip(state_dict: dict[str, torch.Tensor]) -> Converted:
     if "head.weight" in out and "head.bias" not in out:
         out["head.bias"] = torch.zeros(out["head.weight"].shape[0], dtype=out["head.weight"].dtype)
         notes.append("head.bias: zeros (CLIP's image projection has no bias)")
-    count = len(state_dict) - len(visual)
-    notes.append(f"ignored {count} text-tower and logit tensors ({', '.join(text)})" if count else "no text tower")
-    return Converted("open_clip", out, notes)
+    dropped = {}
+    if text:  # one entry for the whole tower, as the transformers CLIP converter reports it
+        names = ", ".join(text)
+        dropped[names] = f"the text tower and logit scale ({len(state_dict) - len(visual)} tensors): not an image model"
+    return Converted("open_clip", out, notes, dropped)

@@ -1,19 +1,16 @@
-"""Hugging Face transformers ``ViTModel`` / ``ViTForImageClassification`` state dicts to timm names.
+"""Hugging Face transformers ``ViTModel`` / ``ViTForImageClassification`` and ``DeiT*`` state dicts to timm names.
 
-Handles the names written by ``save_pretrained`` (and stored in the google/vit-* Hub repos:
+Handles the names written by ``save_pretrained`` (and stored in the google/vit-* and facebook/deit-* Hub repos:
 ``encoder.layer.{i}.attention.attention.query``...) and the in-memory names of transformers >= 5
-(``layers.{i}.attention.q_proj``...), with or without the ``vit.`` prefix. Separate q/k/v Linears are
+(``layers.{i}.attention.q_proj``...), with or without the ``vit.`` / ``deit.`` prefix. Separate q/k/v Linears are
 concatenated into timm's fused ``qkv`` (rows in q, k, v order).
 """
 
 from __future__ import annotations
 
-import re
-
 import torch
 
-from ..errors import FormatError
-from .base import Converted, rename_keys
+from .base import Converted, concat_parts, rename_keys
 
 _WB = r"(weight|bias)"
 _L = r"(?:encoder\.layer|layers)\.(\d+)"  # file names | transformers >= 5 in-memory names
@@ -30,31 +27,56 @@ _RENAMES: list[tuple[str, str]] = [  # (regex for the whole key without "vit.", 
     (r"layers\.(\d+)\.mlp\.(fc[12])\." + _WB, r"blocks.\1.mlp.\2.\3"),
     (r"layernorm\." + _WB, r"norm.\1"),
     (r"classifier\." + _WB, r"head.\1"),
-    (r"pooler\.dense\." + _WB, r"pre_logits.fc.\1"),  # ViTModel's tanh pooler = the paper's pre-logits layer
 ]
-_QKV = re.compile(
-    r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.(query|key|value)|([qkv])_proj)\.(weight|bias)"
-)
-_QKV_ORDER = {"query": 0, "key": 1, "value": 2, "q": 0, "k": 1, "v": 2}
+_POOLER = (r"pooler\.dense\." + _WB, r"pre_logits.fc.\1")  # ViTModel's tanh pooler = the paper's pre-logits layer
+_QKV = _L + r"\.attention\.(?:attention\.)?(query|key|value|q_proj|k_proj|v_proj)\.(weight|bias)"
+_QKV_ORDER = {"query": 0, "key": 1, "value": 2, "q_proj": 0, "k_proj": 1, "v_proj": 2}
+# DeiT: the distillation token and its head (DeiTForImageClassificationWithTeacher)
+_DEIT_RENAMES = [
+    (r"embeddings\.distillation_token", "dist_token"),
+    (r"cls_classifier\." + _WB, r"head.\1"),
+    (r"distillation_classifier\." + _WB, r"head_dist.\1"),
+]
+
+
+def _strip(state_dict: dict[str, torch.Tensor], prefix: str, notes: list[str]) -> dict[str, torch.Tensor]:
+    if any(k.startswith(prefix) for k in state_dict):
+        notes.append(f"stripped the {prefix!r} prefix")
+    return {k.removeprefix(prefix): v for k, v in state_dict.items()}
+
+
+def _convert(state_dict: dict[str, torch.Tensor], rules: list[tuple[str, str]], what: str) -> dict[str, torch.Tensor]:
+    qkv, rest = concat_parts(state_dict, _QKV, _QKV_ORDER, "blocks.{}.attn.qkv.{}", what)
+    return {**rename_keys(rest, rules, what), **qkv}
 
 
 def from_transformers(state_dict: dict[str, torch.Tensor]) -> Converted:
     """Convert a transformers ViT state dict to vitzoo/timm names; unknown keys raise ``FormatError``."""
-    qkv: dict[tuple[int, str], list[torch.Tensor | None]] = {}
-    rest: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        match = _QKV.fullmatch(key.removeprefix("vit."))
-        if match:
-            block, long, short, kind = match.groups()
-            qkv.setdefault((int(block), kind), [None, None, None])[_QKV_ORDER[long or short]] = value
-        else:
-            rest[key] = value
-    out = rename_keys(rest, _RENAMES, "transformers ViT", strip="vit.")
-    for (block, kind), parts in sorted(qkv.items()):
-        if any(p is None for p in parts):
-            raise FormatError(f"block {block}: {kind} of query/key/value incomplete in the checkpoint")
-        out[f"blocks.{block}.attn.qkv.{kind}"] = torch.cat(parts, dim=0)  # type: ignore[arg-type]
-    notes = ["renamed transformers keys", "fused query/key/value into qkv"]
-    if any(k.startswith("vit.") for k in state_dict):
-        notes.insert(0, "stripped the 'vit.' prefix")
-    return Converted("transformers", out, notes)
+    notes: list[str] = []
+    state_dict = _strip(state_dict, "vit.", notes)
+    out = _convert(state_dict, [*_RENAMES, _POOLER], "transformers ViT")
+    return Converted("transformers", out, [*notes, "renamed transformers keys", "fused query/key/value into qkv"])
+
+
+def from_transformers_deit(state_dict: dict[str, torch.Tensor]) -> Converted:
+    """``DeiTModel`` / ``DeiTForImageClassificationWithTeacher`` / ``DeiTForImageClassification`` to timm names.
+
+    With the teacher's two heads (``cls_classifier``, ``distillation_classifier``) the distillation token is timm's
+    ``dist_token`` and the output is the mean of both heads, as in transformers. ``DeiTForImageClassification``'s
+    ``classifier`` reads the class token only: its distillation token is kept as a register token (``reg_token``,
+    same position-table row), which computes the same. ``DeiTModel``'s tanh ``pooler`` reads the class token only
+    and has no place in a distilled model: it is dropped and reported.
+    """
+    notes: list[str] = []
+    state_dict = _strip(state_dict, "deit.", notes)
+    dropped = {}
+    if any(k.startswith("pooler.") for k in state_dict):
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("pooler.")}
+        dropped["pooler.*"] = "DeiTModel's tanh pooler over the class token (not part of timm's distilled DeiT)"
+    rules = [*_DEIT_RENAMES, *_RENAMES]
+    if "classifier.weight" in state_dict and "cls_classifier.weight" not in state_dict:
+        rules[0] = (r"embeddings\.distillation_token", "reg_token")
+        notes.append("DeiTForImageClassification: the distillation token is kept as a register token (reg_token)")
+    out = _convert(state_dict, rules, "transformers DeiT")
+    notes += ["renamed transformers DeiT keys", "fused query/key/value into qkv"]
+    return Converted("transformers-deit", out, notes, dropped)
