@@ -1,0 +1,155 @@
+"""Everything beyond the forward pass works for one arch of every family (issue 10): ``save_pretrained`` folders that
+vitzoo and timm read back, timm's own folders read by vitzoo, feature extraction and ``vitzoo embed`` with extra or
+no prefix tokens, attention capture and analysis, ``predict`` only where a classifier is, dynamic sizes and
+``set_input_size``, meta-device loading and ``torch.compile`` without graph breaks.
+
+Two blocks at real widths (the giant DINOv2, whose family differs by its packed SwiGLU only, at a small width) and
+small grids (the native 518 px of DINOv2 where sizes are tested), random weights (``randomize_``); timm runs the
+same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import timm
+import torch
+
+import vitzoo
+from conftest import TOL, batch, maxdiff, randomize_, timm_model, timm_repo
+from vitzoo.registry import ARCHS
+
+DEPTH = 2
+# arch: tokens before the patches (class + distillation + registers), what extract_features must never average
+PREFIX = {
+    "deit_tiny_distilled_patch16_224": 2,
+    "deit3_small_patch16_224": 1,
+    "vit_small_patch8_224": 1,  # DINO
+    "vit_small_patch14_dinov2": 1,
+    "vit_small_patch14_reg4_dinov2": 5,
+    "vit_giant_patch14_dinov2": 1,  # packed SwiGLU
+    "vit_base_patch32_clip_224": 1,
+    "vit_base_patch32_clip_quickgelu_224": 1,
+    "vit_base_patch16_siglip_224": 0,  # MAP head
+    "vit_base_patch32_siglip_256": 0,  # SigLIP 2: tanh GELU
+    "vit_base_patch16_siglip_gap_224": 0,
+    "vit_small_patch16_dinov3": 5,  # RoPE, 4 storage tokens
+    "vit_small_plus_patch16_dinov3_qkvb": 5,  # q/v biases, split SwiGLU
+}
+SMALLER = {  # fewer tokens than at the native size
+    "vit_small_patch8_224": {"img_size": 112},
+    "vit_small_patch14_dinov2": {"img_size": 224},
+    "vit_small_patch14_reg4_dinov2": {"img_size": 224},
+    "vit_giant_patch14_dinov2": {"img_size": 112, "embed_dim": 192, "num_heads": 3, "mlp_dim": 1024},
+}
+_MODELS: dict[str, torch.nn.Module] = {}
+
+
+def build(arch: str, native: bool = False, **kw) -> torch.nn.Module:
+    """``arch`` at two blocks (``SMALLER`` unless ``native``) with seeded random weights, in eval mode."""
+    smaller = {} if native else SMALLER.get(arch, {})
+    return randomize_(vitzoo.create_model(arch, depth=DEPTH, **{**smaller, **kw})).eval()
+
+
+def model_of(arch: str) -> torch.nn.Module:
+    """``build(arch)``, made once per session (tests that change a model build their own)."""
+    if arch not in _MODELS:
+        _MODELS[arch] = build(arch)
+    return _MODELS[arch]
+
+
+def timm_like(arch: str, model: torch.nn.Module) -> torch.nn.Module:
+    """timm's model of ``arch`` holding ``model``'s weights (DINOv3: timm's Eva told to pool the class token)."""
+    pool = {"global_pool": model.config.global_pool} if model.config.rope else {}
+    ref = timm_model(arch, depth=DEPTH, num_classes=model.config.num_classes, img_size=model.config.img_size, **pool)
+    ref.load_state_dict(model.state_dict(), strict=True)
+    return ref.eval()
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Bitwise equal state dicts. (Outputs of equal weights can still differ by ~1e-6: weights read from a file may
+    sit at another memory alignment, which changes the CPU kernels' summation order.)"""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def inputs(model: torch.nn.Module, n: int = 2) -> torch.Tensor:
+    return batch(*model.config.img_size, n=n)
+
+
+def extract(model, x, **kw):
+    return vitzoo.extract_features(model, x, num_workers=0, progress=False, **kw)
+
+
+# --------------------------------------------------------------------------------------------- save_pretrained
+@pytest.mark.parametrize("arch", list(PREFIX))
+@torch.no_grad()
+def test_saved_folder_reads_back_in_vitzoo_and_timm(arch, tmp_path):
+    model = model_of(arch)
+    folder = vitzoo.save_pretrained(model, tmp_path / "saved")
+    assert json.loads((folder / "config.json").read_text())["architecture"] == arch  # the family's own entry point
+    x = inputs(model, n=1)
+    again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert again.config == model.config and same_weights(again, model)
+    theirs = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    timm_class = "Eva" if model.config.rope else "VisionTransformerDistilled" if model.config.distilled else None
+    assert type(theirs).__name__ == (timm_class or "VisionTransformer")
+    tokens = model.forward_features(x)
+    assert maxdiff(theirs.forward_features(x), tokens) <= TOL
+    assert maxdiff(theirs(x), model.forward_head(tokens)) <= TOL
+
+
+# configs that equal no registered arch: the closest arch of the family plus model_args
+CHANGED = [
+    ("vit_small_patch14_reg4_dinov2", {"img_size": (224, 168)}, "vit_small_patch14_reg4_dinov2"),
+    ("vit_small_patch14_dinov2", {"img_size": 224, "global_pool": "avg"}, "vit_small_patch14_dinov2"),
+    ("vit_base_patch16_siglip_224", {"global_pool": "avg"}, "vit_base_patch16_siglip_gap_224"),
+    ("vit_small_patch16_dinov3", {"img_size": 224, "global_pool": "avg"}, "vit_small_patch16_dinov3"),
+    ("vit_base_patch32_clip_quickgelu_224", {"num_classes": 0, "img_size": 160}, "vit_base_patch32_clip_quickgelu_224"),
+    ("deit3_small_patch16_224", {"embed_dim": 64, "num_heads": 2, "mlp_dim": 100}, "deit3_small_patch16_224"),
+    ("deit_tiny_distilled_patch16_224", {"num_classes": 7, "img_size": 160}, "deit_tiny_distilled_patch16_224"),
+]
+
+
+@pytest.mark.parametrize(("arch", "changes", "written"), CHANGED)
+@torch.no_grad()
+def test_a_config_no_arch_equals_round_trips(arch, changes, written, tmp_path):
+    model = build(arch, native=True, **changes)
+    assert model.config not in ARCHS.values()
+    folder = vitzoo.save_pretrained(model, tmp_path / "saved")
+    written_arch = json.loads((folder / "config.json").read_text())["architecture"]
+    assert written_arch == written
+    x = inputs(model, n=1)
+    again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert again.config == model.config and same_weights(again, model) and maxdiff(again(x), model(x)) <= 1e-5
+    theirs = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert maxdiff(theirs(x), model(x)) <= TOL
+
+
+def test_a_config_timm_cannot_build_is_saved_with_a_warning(tmp_path, caplog):
+    model = build("vit_small_patch14_dinov2", patch_bias=False, num_classes=0)  # no patch bias without norm_pre
+    with caplog.at_level(logging.WARNING, logger="vitzoo"):
+        folder = vitzoo.save_pretrained(model, tmp_path / "saved")
+    assert "timm's model_args cannot carry patch_bias" in caplog.text
+    again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True)
+    assert again.config == model.config
+
+
+@pytest.mark.parametrize("arch", list(PREFIX))
+@torch.no_grad()
+def test_timms_own_folder_reads_in_vitzoo(arch, tmp_path):
+    """What timm's save_for_hf writes (architecture + model_args; DINOv3 with timm's default average pool)."""
+    kw = dict(SMALLER.get(arch, {}))
+    if "mlp_dim" in kw:
+        kw["mlp_ratio"] = kw.pop("mlp_dim") / kw["embed_dim"]
+    ref, files = timm_repo(arch, tmp_path, num_classes=ARCHS[arch].num_classes, safe=True, depth=DEPTH, **kw)
+    folder = tmp_path / "timm"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    ours = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert ours.config.global_pool == ref.global_pool and ours.config.depth == DEPTH
+    x = inputs(ours)
+    assert maxdiff(ours(x), ref(x)) <= TOL
