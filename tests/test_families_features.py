@@ -153,3 +153,24 @@ def test_timms_own_folder_reads_in_vitzoo(arch, tmp_path):
     assert ours.config.global_pool == ref.global_pool and ours.config.depth == DEPTH
     x = inputs(ours)
     assert maxdiff(ours(x), ref(x)) <= TOL
+
+
+# --------------------------------------------------------------------------------------------- meta device
+@pytest.mark.parametrize("arch", list(PREFIX))
+@torch.no_grad()
+def test_meta_device_loading_leaves_nothing_on_meta(arch, tmp_path):
+    """Loading builds on the meta device and assigns the checkpoint's tensors; a new head (DeiT: both heads) is made
+    and zeroed on the real device."""
+    model = model_of(arch)
+    folder = vitzoo.save_pretrained(model, tmp_path / "saved")
+    loaded = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert not any(t.is_meta for t in [*loaded.state_dict().values(), *loaded.buffers()])
+    assert same_weights(loaded, model)
+    new_head = vitzoo.create_model(f"local-dir:{folder}", pretrained=True, num_classes=7).eval()
+    assert not any(t.is_meta for t in [*new_head.state_dict().values(), *new_head.buffers()])
+    heads = [k for k in new_head.state_dict() if k.startswith(("head.", "head_dist."))]
+    assert len(heads) == (4 if model.config.distilled else 2)
+    assert set(heads) <= new_head.load_report.reinitialized.keys()
+    assert not any(torch.count_nonzero(new_head.get_parameter(k)) for k in heads)  # zeros, as the paper does
+    logits = new_head(inputs(model, n=1))
+    assert logits.shape == (1, 7) and not torch.count_nonzero(logits)
