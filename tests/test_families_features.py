@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
+from PIL import Image
+from safetensors import safe_open
 
 import vitzoo
-from conftest import TOL, batch, maxdiff, randomize_, timm_model, timm_repo
+from conftest import TOL, batch, cli, maxdiff, randomize_, timm_model, timm_repo
 from vitzoo.registry import ARCHS
 
 DEPTH = 2
@@ -153,6 +157,91 @@ def test_timms_own_folder_reads_in_vitzoo(arch, tmp_path):
     assert ours.config.global_pool == ref.global_pool and ours.config.depth == DEPTH
     x = inputs(ours)
     assert maxdiff(ours(x), ref(x)) <= TOL
+
+
+# ----------------------------------------------------------------------------------------- features and embed
+@pytest.mark.parametrize("arch", list(PREFIX))
+@torch.no_grad()
+def test_every_pool_and_layer_of_every_family(arch):
+    model, P = model_of(arch), PREFIX[arch]
+    assert model.num_prefix_tokens == P
+    x = inputs(model)
+    tokens = model.forward_features(x)
+    h, w = model.grid_size
+    assert tokens.shape[1] == P + h * w
+    pooled = model.forward_head(tokens, pre_logits=True)
+    assert maxdiff(extract(model, x), pooled) <= TOL  # None: the model's own pooling
+    assert maxdiff(extract(model, x, pool="avg"), tokens[:, P:].mean(1)) <= TOL  # prefix tokens never averaged
+    assert maxdiff(extract(model, x, pool="output"), model(x)) <= TOL
+    assert maxdiff(extract(model, x, pool="tokens"), tokens) <= TOL
+    if P:
+        assert maxdiff(extract(model, x, pool="token"), tokens[:, 0]) <= TOL
+    else:
+        with pytest.raises(vitzoo.ConfigError, match="class token"):
+            extract(model, x, pool="token")
+    if model.config.global_pool == "map":
+        assert maxdiff(extract(model, x, pool="map"), pooled) <= TOL
+    else:
+        with pytest.raises(vitzoo.ConfigError, match="attention-pool"):
+            extract(model, x, pool="map")
+    layers = extract(model, x, layers=[0, -1], pool="avg")
+    assert maxdiff(layers["layer_1"], tokens[:, P:].mean(1)) <= TOL  # the last block, final-normed
+    assert extract(model, x, layers=[0], pool="tokens")["layer_0"].shape == tokens.shape
+    _, maps = model.forward_intermediates(x, indices=[0, 1], norm=True, return_prefix_tokens=True)
+    (first, first_prefix), (last, last_prefix) = maps
+    assert first.shape == last.shape == (2, model.num_features, h, w)  # registers are not in the maps
+    assert first_prefix.shape == last_prefix.shape == (2, P, model.num_features)
+    assert maxdiff(last, tokens[:, P:].transpose(1, 2).reshape(2, -1, h, w)) <= TOL
+    assert torch.allclose(last_prefix, tokens[:, :P], atol=TOL)
+
+
+def test_distilled_deit_default_pool_is_the_mean_of_class_and_distillation_tokens():
+    model = model_of("deit_tiny_distilled_patch16_224")
+    x = inputs(model)
+    with torch.no_grad():
+        tokens = model.forward_features(x)
+    assert maxdiff(extract(model, x), (tokens[:, 0] + tokens[:, 1]) / 2) <= TOL
+    assert maxdiff(extract(model, x, pool="token"), tokens[:, 0]) <= TOL  # "token" is the class token alone
+
+
+def write_jpegs(folder: Path, n: int = 3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"img{i}.jpg")
+        Image.fromarray(rng.integers(0, 256, (90 + 10 * i, 120, 3), dtype=np.uint8)).save(paths[-1])
+    return paths
+
+
+EMBEDDED = [  # a distillation token, registers, no class token, RoPE with storage tokens
+    "deit_tiny_distilled_patch16_224",
+    "vit_small_patch14_reg4_dinov2",
+    "vit_base_patch16_siglip_224",
+    "vit_small_patch16_dinov3",
+]
+
+
+@pytest.mark.parametrize("arch", EMBEDDED)
+def test_embed_command_for_extra_and_missing_prefix_tokens(arch, tmp_path):
+    model = model_of(arch)
+    name = f"local-dir:{vitzoo.save_pretrained(model, tmp_path / 'model')}"
+    paths = write_jpegs(tmp_path / "imgs")
+    for pool, layers in ((None, []), ("avg", ["0", "-1"]), (None, ["-1"])):
+        out = tmp_path / f"{pool}.safetensors"
+        args = ["embed", name, *paths, "--out", out, "--workers", "0", "--quiet"]
+        args += ([] if pool is None else ["--pool", pool]) + (["--layers", *layers] if layers else [])
+        assert cli(*args).returncode == 0
+        with safe_open(str(out), "pt") as f:
+            got = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            meta = f.metadata()
+        api = extract(model, paths, pool=pool, layers=[int(i) for i in layers] or None)
+        api = api if isinstance(api, dict) else {"features": api}
+        assert got.keys() == api.keys() and all(maxdiff(got[k], api[k]) <= 1e-5 for k in api)
+        if pool is None:  # the model's own pooling; blocks have no head: the class token, or the patch mean
+            own = "pre_logits" if model.config.distilled else model.config.global_pool
+            with_layers = "token" if model.cls_token is not None else "avg"
+            assert json.loads(meta["pool"]) == (with_layers if layers else own)
 
 
 # --------------------------------------------------------------------------------------------- meta device

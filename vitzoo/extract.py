@@ -209,10 +209,15 @@ def prepare_model(model: VisionTransformer, dtype: torch.dtype | str | None, dev
     return model.eval()
 
 
-def resolve_pool(model: VisionTransformer, pool: str | None) -> str:
-    """``pool`` checked against ``model``; None is the model's own pooling (``config.global_pool``: the class token,
-    the patch mean, or SigLIP's attention pool)."""
-    pool = model.config.global_pool if pool is None else pool
+def resolve_pool(model: VisionTransformer, pool: str | None, layers: Sequence[int] | None = None) -> str:
+    """``pool`` checked against ``model``. None is the model's own pooling: ``config.global_pool`` (the class token,
+    the patch mean, or SigLIP's attention pool), for distilled DeiT ``"pre_logits"`` (the mean of the class and
+    distillation tokens, as its head sees them); with ``layers``, whose blocks have no head, the class token (the
+    patch mean without one)."""
+    if pool is None and layers:
+        pool = "token" if model.cls_token is not None else "avg"
+    elif pool is None:
+        pool = "pre_logits" if model.config.distilled else model.config.global_pool
     if pool not in FEATURE_POOLS:
         raise ConfigError(f"pool must be one of {FEATURE_POOLS}, got {pool!r}")
     if pool == "token" and model.cls_token is None:
@@ -230,7 +235,7 @@ def feature_fn(
     It maps a batch (B, C, H, W) to float32 CPU features: ``{"features": ...}``, or ``{"layer_<i>": ...}`` for each
     requested block (absolute index, final-normed) when ``layers`` is given.
     """
-    pool = resolve_pool(model, pool)
+    pool = resolve_pool(model, pool, layers)
     prefix = model.num_prefix_tokens
     if layers:
         if pool in ("pre_logits", "output", "map"):
@@ -281,7 +286,7 @@ def extract_features(
     """Features of ``inputs`` (paths, a folder, a text file of paths, PIL images or preprocessed tensors).
 
     Images get the model's checkpoint transform (``create_transform(model)``). ``pool``: None (default: the model's
-    own pooling, ``config.global_pool``), ``"token"`` (normed class token), ``"avg"`` (mean of the normed patch
+    own pooling, see ``resolve_pool``), ``"token"`` (normed class token), ``"avg"`` (mean of the normed patch
     tokens; class, distillation and register tokens are never averaged), ``"map"`` (SigLIP's attention pool),
     ``"tokens"`` (all normed tokens), ``"pre_logits"`` (what the head sees), ``"output"`` (``model(x)``: logits, or
     CLIP's joint image-text embedding). ``layers`` (block indices, negatives allowed) returns
