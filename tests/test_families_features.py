@@ -23,6 +23,7 @@ from safetensors import safe_open
 
 import vitzoo
 from conftest import TOL, batch, cli, maxdiff, randomize_, timm_model, timm_repo
+from vitzoo import analysis
 from vitzoo.registry import ARCHS
 
 DEPTH = 2
@@ -242,6 +243,65 @@ def test_embed_command_for_extra_and_missing_prefix_tokens(arch, tmp_path):
             own = "pre_logits" if model.config.distilled else model.config.global_pool
             with_layers = "token" if model.cls_token is not None else "avg"
             assert json.loads(meta["pool"]) == (with_layers if layers else own)
+
+
+# ----------------------------------------------------------------------------------------------------- analysis
+@pytest.mark.parametrize("arch", list(PREFIX))
+@torch.no_grad()
+def test_attention_capture_and_analysis_with_extra_or_no_prefix_tokens(arch):
+    model, P = model_of(arch), PREFIX[arch]
+    x = inputs(model)
+    plain = model.forward_features(x)
+    with vitzoo.capture_attention(model) as rec:
+        captured = model.forward_features(x)
+    assert maxdiff(captured, plain) <= 1e-5  # the recorded attention is the one the model uses (RoPE included)
+    h, w = model.grid_size
+    L = P + h * w
+    assert rec.num_prefix_tokens == P and rec.grid == (h, w)
+    assert [a.shape for a in rec.attentions] == [(2, model.config.num_heads, L, L)] * DEPTH
+    distance = analysis.mean_attention_distance(rec.attentions, P, rec.grid, model.patch_size)
+    assert distance.shape == (DEPTH, model.config.num_heads) and bool(torch.isfinite(distance).all())
+    if model.cls_token is not None:
+        assert analysis.attention_rollout(rec.attentions, P, rec.grid).shape == (2, h, w)
+        assert analysis.cls_attention(rec.attentions[-1], P, rec.grid).shape == (2, model.config.num_heads, h, w)
+    else:
+        for fn in (lambda: analysis.attention_rollout(rec.attentions, P, rec.grid),
+                   lambda: analysis.cls_attention(rec.attentions[-1], P, rec.grid)):  # fmt: skip
+            with pytest.raises(vitzoo.ConfigError, match="class token"):
+                fn()
+    if model.pos_embed is None:
+        with pytest.raises(vitzoo.ConfigError, match="no learned position table"):
+            analysis.pos_embed_similarity(model)
+    else:
+        sim = analysis.pos_embed_similarity(model)
+        assert sim.shape == (h, w, h, w)
+        table = model.pos_embed[0, model.pos_embed.shape[1] - h * w :]  # the patch rows, whatever precedes them
+        pe = torch.nn.functional.normalize(table, dim=-1)
+        assert maxdiff(sim.reshape(h * w, h * w), pe @ pe.T) <= 1e-5
+
+
+@pytest.mark.parametrize("arch", ["vit_base_patch16_siglip_224", "vit_small_patch16_dinov3"])
+def test_analyze_command_skips_what_the_family_lacks(arch, tmp_path):
+    model = model_of(arch)
+    name = f"local-dir:{vitzoo.save_pretrained(model, tmp_path / 'model')}"
+    (img,) = write_jpegs(tmp_path / "imgs", n=1)
+    result = cli("analyze", name, img, "--out", tmp_path / "out", "--components", "4")
+    assert result.returncode == 0, result.stderr
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    numbers = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert len(numbers["mean_attention_distance"]) == DEPTH
+    assert ("rollout_img0.png" in written) == (model.cls_token is not None)
+    assert ("position_similarity.png" in written) == (model.pos_embed is not None)
+    if model.cls_token is None:
+        assert "no class token" in result.stderr
+
+
+def test_fewshot_pools_as_the_model_does_by_default(tmp_path):
+    model = model_of("vit_base_patch16_siglip_224")  # no class token: the paper's pool="token" cannot apply
+    for c in range(2):
+        write_jpegs(tmp_path / f"class{c}", n=2)
+    acc = vitzoo.fewshot_eval(model, tmp_path, tmp_path, shots=[1], num_workers=0, progress=False)  # pool="map"
+    assert set(acc) == {1} and 0.0 <= acc[1] <= 1.0
 
 
 # --------------------------------------------------------------------------------------------- meta device
