@@ -304,6 +304,36 @@ def test_fewshot_pools_as_the_model_does_by_default(tmp_path):
     assert set(acc) == {1} and 0.0 <= acc[1] <= 1.0
 
 
+# ------------------------------------------------------------------------------------------------------ predict
+def test_predict_only_with_a_classifier_head():
+    x = batch(224, n=2)
+    clip = vitzoo.create_model("vit_base_patch32_clip_224.laion2b", depth=DEPTH)  # head: the joint-space projection
+    with pytest.raises(vitzoo.ConfigError, match="pool='output'"):
+        vitzoo.predict(clip, x, num_workers=0)
+    dinov2 = vitzoo.create_model("vit_small_patch14_dinov2.lvd142m", depth=DEPTH, img_size=224)
+    with pytest.raises(vitzoo.ConfigError, match="extract_features"):
+        vitzoo.predict(dinov2, x, num_workers=0)
+    deit = randomize_(vitzoo.create_model("deit_tiny_distilled_patch16_224.fb_in1k", depth=DEPTH)).eval()
+    top = vitzoo.predict(deit, x, topk=3, num_workers=0)
+    with torch.no_grad():
+        probs = deit(x).softmax(-1)
+    names = deit.pretrained_cfg.class_names()
+    assert [[p.label for p in row] for row in top] == [[names[i] for i in probs[b].topk(3).indices] for b in range(2)]
+    assert abs(top[0][0].prob - probs[0].max().item()) <= 1e-5
+    new_head = vitzoo.create_model("deit_tiny_distilled_patch16_224.fb_in1k", depth=DEPTH, num_classes=10)
+    assert all(p.label.startswith("class_") for p in vitzoo.predict(new_head, x, num_workers=0)[0])
+
+
+def test_predict_command_on_clip_says_what_to_use(tmp_path):
+    model = model_of("vit_base_patch32_clip_224")
+    model.pretrained_cfg = vitzoo.get_pretrained_cfg("vit_base_patch32_clip_224.laion2b")
+    name = f"local-dir:{vitzoo.save_pretrained(model, tmp_path / 'model')}"
+    model.pretrained_cfg = None
+    (img,) = write_jpegs(tmp_path / "imgs", n=1)
+    result = cli("predict", name, img)
+    assert result.returncode == 2 and "pool='output'" in result.stderr
+
+
 # --------------------------------------------------------------------------------------------- meta device
 @pytest.mark.parametrize("arch", list(PREFIX))
 @torch.no_grad()
