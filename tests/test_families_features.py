@@ -334,6 +334,67 @@ def test_predict_command_on_clip_says_what_to_use(tmp_path):
     assert result.returncode == 2 and "pool='output'" in result.stderr
 
 
+# ---------------------------------------------------------------------------------------------- dynamic sizes
+@pytest.mark.parametrize(
+    ("arch", "new"),
+    [
+        ("vit_small_patch14_dinov2", (224, 224)),  # 518 native -> 224, one class slot
+        ("vit_small_patch14_dinov2", (280, 196)),
+        ("deit_tiny_distilled_patch16_224", (288, 288)),  # two prefix slots resampled with the grid
+        ("deit3_small_patch16_224", (160, 256)),  # no_embed_class: patch rows only
+        ("vit_small_patch14_reg4_dinov2", (252, 252)),
+        ("vit_base_patch16_siglip_224", (256, 192)),
+    ],
+)
+@torch.no_grad()
+def test_set_input_size_and_dynamic_sizes_equal_timm(arch, new):
+    model = build(arch, native=True)
+    ref = timm_like(arch, model)
+    x = inputs(model, n=1)
+    assert maxdiff(model(x), ref(x)) <= TOL  # the native size first
+    model.set_input_size(new)
+    ref.set_input_size(img_size=new)
+    assert model.pos_embed.shape == ref.pos_embed.shape
+    assert maxdiff(model.pos_embed, ref.pos_embed) <= TOL
+    y = batch(*new, n=1)
+    assert maxdiff(model(y), ref(y)) <= TOL
+    dynamic = build(arch, native=True, dynamic_img_size=True)
+    dynamic_ref = timm_model(arch, depth=DEPTH, num_classes=dynamic.config.num_classes, dynamic_img_size=True,
+                             img_size=dynamic.config.img_size)  # fmt: skip
+    dynamic_ref.load_state_dict(dynamic.state_dict())
+    assert maxdiff(dynamic(y), dynamic_ref(y)) <= TOL
+
+
+@torch.no_grad()
+def test_checkpoint_resampled_at_load_equals_timms_set_input_size(tmp_path):
+    for arch, size in (("deit_tiny_distilled_patch16_224", 160), ("vit_small_patch14_reg4_dinov2", 168)):
+        model = model_of(arch)
+        folder = vitzoo.save_pretrained(model, tmp_path / arch)
+        ours = vitzoo.create_model(f"local-dir:{folder}", pretrained=True, img_size=size).eval()
+        assert ours.load_report.resized.keys() == {"pos_embed"}
+        ref = timm_like(arch, model)
+        ref.set_input_size(img_size=(size, size))
+        y = batch(size, n=1)
+        assert maxdiff(ours(y), ref(y)) <= TOL, arch
+
+
+@torch.no_grad()
+def test_dinov3_takes_any_multiple_of_16():
+    arch = "vit_small_plus_patch16_dinov3_qkvb"
+    model = model_of(arch)
+    ref = timm_like(arch, model)
+    for size in ((224, 320), (160, 160), (256, 256)):
+        y = batch(*size, n=1)
+        assert maxdiff(model(y), ref(y)) <= TOL, size
+    resized = build(arch)
+    resized.set_input_size(320)
+    assert resized.config.img_size == (320, 320) and resized.pos_embed is None
+    y = batch(320, n=1)
+    assert torch.equal(resized(y), model(y))
+    with pytest.raises(vitzoo.InputError, match="divisible by the patch size 16"):
+        model(batch(250, n=1))
+
+
 # --------------------------------------------------------------------------------------------- meta device
 @pytest.mark.parametrize("arch", list(PREFIX))
 @torch.no_grad()
@@ -353,3 +414,15 @@ def test_meta_device_loading_leaves_nothing_on_meta(arch, tmp_path):
     assert not any(torch.count_nonzero(new_head.get_parameter(k)) for k in heads)  # zeros, as the paper does
     logits = new_head(inputs(model, n=1))
     assert logits.shape == (1, 7) and not torch.count_nonzero(logits)
+
+
+# ------------------------------------------------------------------------------------------------ torch.compile
+@pytest.mark.parametrize("arch", list(PREFIX))
+@torch.no_grad()
+def test_compiles_without_graph_breaks(arch):
+    """fullgraph=True fails on any graph break; the eager backend checks the tracing only (inductor is slow on CPU)."""
+    model = model_of(arch)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    x = inputs(model, n=1)
+    assert maxdiff(compiled(x), model(x)) <= 1e-5
