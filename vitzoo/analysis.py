@@ -72,10 +72,10 @@ def attention_rollout(
     """Attention rollout (Abnar & Zuidema 2020, §3) of the class token over the patch grid: (B, h, w).
 
     Per layer: average the heads, add the residual as ``0.5 * A + 0.5 * I``, renormalise rows; multiply the layers
-    (first layer rightmost); take the class token's row over the patch tokens.
+    (first layer rightmost); take the class token's row over the patch tokens. The attention flowing through the
+    other prefix tokens (DeiT's distillation token, registers) stays in the product; token 0 is the class token.
     """
-    if not num_prefix_tokens:
-        raise VitzooError("attention rollout follows the class token; this model has none")
+    _need_class_token(num_prefix_tokens, "attention rollout")
     joint = None
     for attn in attentions:
         a = attn.float().mean(dim=1)  # (B, N, N): heads averaged
@@ -87,8 +87,17 @@ def attention_rollout(
     return joint[:, 0, num_prefix_tokens:].reshape(-1, *grid)
 
 
+def _need_class_token(num_prefix_tokens: int, what: str) -> None:
+    if not num_prefix_tokens:
+        raise ConfigError(
+            f"{what} follows the class token; this model has no class token (SigLIP pools its patch tokens): use "
+            "mean_attention_distance, or the captured attention maps themselves"
+        )
+
+
 def cls_attention(attention: torch.Tensor, num_prefix_tokens: int, grid: tuple[int, int]) -> torch.Tensor:
-    """Raw attention of the class token to every patch, per head, in one layer: (B, heads, h, w)."""
+    """Raw attention of the class token (token 0) to every patch, per head, in one layer: (B, heads, h, w)."""
+    _need_class_token(num_prefix_tokens, "class-token attention")
     return attention[:, :, 0, num_prefix_tokens:].float().reshape(*attention.shape[:2], *grid)
 
 
@@ -199,14 +208,14 @@ def fewshot_eval(
     *,
     l2_reg: float = 1.0,
     seed: int = 0,
-    pool: str = "token",
+    pool: str | None = None,
     **extract_kwargs: Any,
 ) -> dict[int, float]:
     """Few-shot linear accuracy for each number of ``shots`` per class (paper §4.1).
 
     ``train`` / ``test``: ImageFolder-style folders, or ``(features, labels)`` pairs already computed. Features come
-    from ``extract_features`` (frozen model, checkpoint transform); ``shots`` images per class are drawn from
-    ``train`` with ``seed``.
+    from ``extract_features`` (frozen model, checkpoint transform, ``pool``: None is the model's own pooling);
+    ``shots`` images per class are drawn from ``train`` with ``seed``.
     """
 
     def features(split: Any) -> tuple[torch.Tensor, torch.Tensor]:

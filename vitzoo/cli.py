@@ -338,23 +338,28 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     numbers: dict[str, Any] = {"model": args.name, "images": {}, "token_layout": ""}
     distances = []
     written = []
+    if model.cls_token is None:
+        print("vitzoo: no class token: attention rollout and class-token maps are skipped", file=sys.stderr)
     for path in args.images:
         img = load_image(path)
         x = transform(img).unsqueeze(0)
         with torch.inference_mode(), analysis.capture_attention(model) as rec:
-            model(x)
+            model.forward_features(x)
         assert rec.grid is not None  # set by the forward
+        distances.append(
+            analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid, model.patch_size)
+        )
+        numbers["token_layout"] = rec.token_layout
+        numbers["images"][str(path)] = {"rollout": None}
+        if model.cls_token is None:
+            continue
         stem = Path(path).stem
         mask = analysis.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
         view = img.resize((x.shape[-1], x.shape[-2]))
         written.append(plots.rollout_overlay(view, mask, out / f"rollout_{stem}.png"))
         heads = analysis.cls_attention(rec.attentions[-1], rec.num_prefix_tokens, rec.grid)[0]
         written.append(plots.head_maps(heads, out / f"cls_attention_{stem}.png", "last layer: class-token attention"))
-        distances.append(
-            analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid, model.patch_size)
-        )
         numbers["images"][str(path)] = {"rollout": mask.tolist()}
-        numbers["token_layout"] = rec.token_layout
     distance = torch.stack(distances).mean(0)
     numbers["mean_attention_distance"] = distance.tolist()
     written.append(plots.attention_distance(distance, out / "attention_distance.png"))
@@ -362,7 +367,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         written.append(
             plots.filter_tiles(analysis.patch_embed_components(model, args.components), out / "embedding_filters.png")
         )
-    written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
+    if model.pos_embed is not None:  # DINOv3's RoPE has no learned table
+        written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
+    else:
+        print("vitzoo: no learned position table (RoPE): position similarity is skipped", file=sys.stderr)
     (out / "analysis.json").write_text(json.dumps(numbers))
     for p in [*written, out / "analysis.json"]:
         print(p)
@@ -492,7 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_fs.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 25])
     p_fs.add_argument("--l2-reg", type=float, default=1.0)
     p_fs.add_argument("--seed", type=int, default=0)
-    p_fs.add_argument("--pool", choices=("token", "avg", "pre_logits"), default="token")
+    p_fs.add_argument(
+        "--pool", choices=("token", "avg", "map", "pre_logits"), default=None, help="default: the model's own pooling"
+    )
     p_fs.add_argument("--json", action="store_true")
     common(p_fs)
     p_fs.set_defaults(func=_cmd_fewshot)

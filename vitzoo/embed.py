@@ -117,7 +117,7 @@ def embed_to_file(
         raise ConfigError(f"the output must end in .safetensors or .npy, got {out.name}")
     if out.suffix == ".npy" and layers:
         raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
-    pool = resolve_pool(model, pool)
+    pool = resolve_pool(model, pool, layers)
     fn = feature_fn(model, pool, layers)
     items = require_inputs(inputs)
     if not all(isinstance(item, str) for item in items):

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .errors import ConfigError, ImageError, VitzooError
 from .model import FEATURE_POOLS, VisionTransformer, pool_tokens, take_indices
+from .registry import ARCHS, family_of
 from .transforms import create_transform, load_image, to_rgb
 
 logger = logging.getLogger("vitzoo")
@@ -209,10 +210,15 @@ def prepare_model(model: VisionTransformer, dtype: torch.dtype | str | None, dev
     return model.eval()
 
 
-def resolve_pool(model: VisionTransformer, pool: str | None) -> str:
-    """``pool`` checked against ``model``; None is the model's own pooling (``config.global_pool``: the class token,
-    the patch mean, or SigLIP's attention pool)."""
-    pool = model.config.global_pool if pool is None else pool
+def resolve_pool(model: VisionTransformer, pool: str | None, layers: Sequence[int] | None = None) -> str:
+    """``pool`` checked against ``model``. None is the model's own pooling: ``config.global_pool`` (the class token,
+    the patch mean, or SigLIP's attention pool), for distilled DeiT ``"pre_logits"`` (the mean of the class and
+    distillation tokens, as its head sees them); with ``layers``, whose blocks have no head, the class token (the
+    patch mean without one)."""
+    if pool is None and layers:
+        pool = "token" if model.cls_token is not None else "avg"
+    elif pool is None:
+        pool = "pre_logits" if model.config.distilled else model.config.global_pool
     if pool not in FEATURE_POOLS:
         raise ConfigError(f"pool must be one of {FEATURE_POOLS}, got {pool!r}")
     if pool == "token" and model.cls_token is None:
@@ -230,7 +236,7 @@ def feature_fn(
     It maps a batch (B, C, H, W) to float32 CPU features: ``{"features": ...}``, or ``{"layer_<i>": ...}`` for each
     requested block (absolute index, final-normed) when ``layers`` is given.
     """
-    pool = resolve_pool(model, pool)
+    pool = resolve_pool(model, pool, layers)
     prefix = model.num_prefix_tokens
     if layers:
         if pool in ("pre_logits", "output", "map"):
@@ -281,7 +287,7 @@ def extract_features(
     """Features of ``inputs`` (paths, a folder, a text file of paths, PIL images or preprocessed tensors).
 
     Images get the model's checkpoint transform (``create_transform(model)``). ``pool``: None (default: the model's
-    own pooling, ``config.global_pool``), ``"token"`` (normed class token), ``"avg"`` (mean of the normed patch
+    own pooling, see ``resolve_pool``), ``"token"`` (normed class token), ``"avg"`` (mean of the normed patch
     tokens; class, distillation and register tokens are never averaged), ``"map"`` (SigLIP's attention pool),
     ``"tokens"`` (all normed tokens), ``"pre_logits"`` (what the head sees), ``"output"`` (``model(x)``: logits, or
     CLIP's joint image-text embedding). ``layers`` (block indices, negatives allowed) returns
@@ -324,6 +330,31 @@ class Prediction:
     prob: float
 
 
+def class_names(model: VisionTransformer) -> list[str]:
+    """Names of the classes of ``model``'s head: its checkpoint's when the head is the checkpoint's, else class_<i>.
+
+    Refuses a model whose output is an embedding rather than class scores: no head (``num_classes=0``: DINOv2,
+    SigLIP, ...) or the projection into CLIP's joint image-text space (a CLIP checkpoint's head without labels).
+    """
+    n = model.config.num_classes
+    facts = getattr(model, "pretrained_cfg", None)
+    if not n:
+        raise ConfigError(
+            "this model has no classifier head (num_classes=0): its output is features; use extract_features "
+            "(vitzoo embed), or create it with num_classes=N and fine-tune a head"
+        )
+    if facts is None or facts.num_classes != n:  # no checkpoint facts, or a new head (num_classes changed)
+        return [f"class_{i}" for i in range(n)]
+    unlabelled = facts.labels is None and facts.label_names is None
+    if unlabelled and facts.arch in ARCHS and family_of(facts.arch).startswith("clip"):
+        raise ConfigError(
+            f"{facts.name}: the head projects into CLIP's joint image-text space ({n} dims), it has no classes; use "
+            "extract_features(model, images, pool='output') (vitzoo embed --pool output) for the image embedding "
+            "and compare it with text embeddings for zero-shot labels"
+        )
+    return facts.class_names()
+
+
 def predict(
     model: VisionTransformer,
     inputs: Any,
@@ -338,12 +369,9 @@ def predict(
     """Top-k classes per input, with names from the checkpoint (ImageNet-1k/21k names are shipped).
 
     Inputs are those of ``extract_features``; an unreadable image raises ``ImageError``. ``dtype`` and ``device``
-    move the model.
+    move the model. A model without a classifier (headless, or CLIP's projection head) raises ``ConfigError``.
     """
-    if not model.config.num_classes:
-        raise VitzooError("this model has no classifier head (num_classes=0); use extract_features")
-    facts = getattr(model, "pretrained_cfg", None)
-    names = facts.class_names() if facts is not None else [f"class_{i}" for i in range(model.config.num_classes)]
+    names = class_names(model)
     items = require_inputs(inputs)
     prepare_model(model, dtype, device)
     k = min(topk, model.config.num_classes)

@@ -189,7 +189,7 @@ def adapt_state_dict(
 def _init_missing(name: str, p: torch.Tensor) -> None:
     """Initialise a tensor the checkpoint did not provide (head: zeros, paper App. B.1.1; norms: ones/zeros)."""
     with torch.no_grad():
-        if name.startswith("head.") or name.endswith(".bias"):
+        if name.startswith(("head.", "head_dist.")) or name.endswith(".bias"):
             p.zero_()
         elif "norm" in name:
             p.fill_(1.0)

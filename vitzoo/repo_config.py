@@ -13,6 +13,7 @@ open_clip (``open_clip_config.json``, written by its ``save_config_for_hf``): ``
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from .loading import OPEN_CLIP_WEIGHT_FILES
 from .pretrained_cfg import PretrainedCfg
 from .registry import ARCHS
 from .transformers_config import MODEL_TYPES, from_transformers
+
+logger = logging.getLogger("vitzoo")
 
 _PCFG_FIELDS = {f.name for f in dataclasses.fields(PretrainedCfg)}
 _TIMM_PCFG_FIELDS = {
@@ -73,10 +76,10 @@ def parse(
             raise UnknownModelError(
                 f"{name}: config.json describes a timm {arch!r}, which vitzoo does not build; see vitzoo.list_models()"
             )
-        vit = ARCHS[arch].replace(
-            num_classes=int(config.get("num_classes", 1000)), global_pool=config.get("global_pool") or "token"
-        )
-        vit = vit.replace(**_from_timm_args(vit, config.get("model_args") or {}))
+        args: dict[str, Any] = {"num_classes": int(config.get("num_classes", 1000))}
+        if config.get("global_pool"):  # what the timm model pooled with (timm's DINOv3 default: "avg")
+            args["global_pool"] = config["global_pool"]
+        vit = ARCHS[arch].replace(**_from_timm_args(ARCHS[arch], {**args, **(config.get("model_args") or {})}))
     else:
         raise ConfigError(f"{name}: config.json has neither timm's 'architecture' nor transformers' 'hidden_size'")
     raw = dict(config.get("vitzoo_pretrained_cfg") or config.get("pretrained_cfg") or {})
@@ -210,14 +213,27 @@ def _open_clip_timm_trunk(vision: Mapping[str, Any], embed_dim: int, img: tuple[
 
 
 def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
-    """timm's config.json layout (timm can read it) plus every vitzoo config field."""
+    """timm's config.json layout (timm can read it) plus every vitzoo config field.
+
+    ``architecture`` is the registered arch nearest to ``config`` (``_closest_arch``: same timm class and family
+    first) and ``model_args`` the timm kwargs that turn it into ``config``. A field model_args cannot carry (a flag
+    only vitzoo has, another norm eps) is logged: timm builds it as the arch has it; vitzoo reads the folder as saved.
+    """
     vit = dataclasses.asdict(config)
     ours = facts.to_dict() if facts is not None else {}
     ours.update(input_size=[config.in_chans, *config.img_size], num_classes=config.num_classes)
     pretrained = {k: v for k, v in ours.items() if k in _TIMM_PCFG_FIELDS}  # what timm's PretrainedCfg accepts
     if facts is not None:
         pretrained.update(architecture=facts.arch, tag=facts.tag)
-    arch = _closest_arch(config)
+    arch = _closest_arch(config, facts.arch if facts is not None else None)
+    lost = _not_expressible(config, ARCHS[arch])
+    if lost:
+        logger.warning(
+            "config.json: timm's model_args cannot carry %s, so timm builds these as %s has them (vitzoo reads the "
+            "folder as saved)",
+            ", ".join(lost),
+            arch,
+        )
     return {
         "architecture": arch,
         "model_args": _timm_args(config, ARCHS[arch]),
@@ -230,7 +246,8 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
     }
 
 
-# timm VisionTransformer kwargs <-> ViTConfig fields (mlp_ratio is converted separately)
+# ViTConfig fields a timm config.json can change through model_args, with timm's kwarg names: VisionTransformer's are
+# the field names (mlp_dim is written as mlp_ratio); Eva's (DINOv3, rope=True) differ for three of them.
 _TIMM_ARGS = (
     "img_size",
     "patch_size",
@@ -243,43 +260,91 @@ _TIMM_ARGS = (
     "global_pool",
     "dynamic_img_size",
     "dynamic_img_pad",
+    "init_values",
+    "reg_tokens",
+    "no_embed_class",
+    "pre_norm",  # timm ties the patch bias to it: bias = not pre_norm
+    "fc_norm",
+    "act_layer",  # a name timm's get_act_layer knows: gelu, gelu_tanh, quick_gelu, silu
+)
+_EVA_NAMES = {"reg_tokens": "num_reg_tokens", "fc_norm": "use_fc_norm", "pre_norm": "use_pre_transformer_norm"}
+_EVA_ARGS = (*(f for f in _TIMM_ARGS if f not in ("no_embed_class", "act_layer")), "rope_temperature")
+# Always written, as timm's own save does: timm takes the image size from its default checkpoint's cfg, not from the
+# entry point, Eva pools "avg" by default and timm's fc_norm=None means "on for average pooling"
+_ALWAYS = ("img_size", "global_pool", "fc_norm")
+# Fields model_args cannot change: they pick timm's entry point (its class, stem, MLP module, norm eps)
+_ENTRY_FIELDS = ("hybrid_layers", "distilled", "rope", "mlp_layer", "layer_norm_eps", "representation_size")
+# Flags that tell the families apart (registry.FAMILIES): the closest arch agrees on as many as it can
+_FAMILY_FIELDS = (
+    "init_values",
+    "reg_tokens",
+    "no_embed_class",
+    "pre_norm",
+    "class_token",
+    "global_pool",
+    "fc_norm",
+    "act_layer",
+    "qkv_bias",
+    "dynamic_img_size",
 )
 
 
+def _args_of(config: ViTConfig) -> tuple[str, ...]:
+    return _EVA_ARGS if config.rope else _TIMM_ARGS
+
+
+def _not_expressible(config: ViTConfig, arch: ViTConfig) -> list[str]:
+    """Fields in which ``config`` differs from ``arch`` that timm's model_args cannot carry."""
+    fixed = [*_ENTRY_FIELDS, *(("act_layer",) if config.rope else ())]
+    lost = [f for f in fixed if getattr(config, f) != getattr(arch, f)]
+    if config.patch_bias == config.pre_norm:
+        lost.append("patch_bias")
+    return lost
+
+
 def _from_timm_args(base: ViTConfig, args: Mapping[str, Any]) -> dict[str, Any]:
-    unsupported = sorted(set(args) - set(_TIMM_ARGS) - {"mlp_ratio", "num_classes"})
+    """ViTConfig changes of a timm config.json's ``model_args`` for the registered arch ``base``."""
+    names = {_EVA_NAMES.get(f, f) if base.rope else f: f for f in _args_of(base)}
+    unsupported = sorted(set(args) - set(names) - {"mlp_ratio", "num_classes"})
     if unsupported:
         raise ConfigError(f"config.json model_args {unsupported} describe a model vitzoo does not build")
-    out = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items() if k in _TIMM_ARGS}
+    out = {names[k]: (tuple(v) if isinstance(v, list) else v) for k, v in args.items() if k in names}
     out["num_classes"] = args.get("num_classes", base.num_classes)
     if "mlp_ratio" in args:
         out["mlp_dim"] = int(out.get("embed_dim", base.embed_dim) * args["mlp_ratio"])
+    if out.get("fc_norm") is None:  # timm's None: the entry point's choice, else on exactly for average pooling
+        pool = out.get("global_pool", base.global_pool)
+        out["fc_norm"] = base.fc_norm if base.rope or pool == base.global_pool else pool == "avg"
     return out
 
 
 def _timm_args(config: ViTConfig, arch: ViTConfig) -> dict[str, Any]:
     """The timm kwargs that turn ``arch`` into ``config`` (written as config.json ``model_args``)."""
-    args = {k: getattr(config, k) for k in _TIMM_ARGS if getattr(config, k) != getattr(arch, k)}
+    fields = [k for k in _args_of(config) if k in _ALWAYS or getattr(config, k) != getattr(arch, k)]
+    args = {_EVA_NAMES.get(k, k) if config.rope else k: getattr(config, k) for k in fields}
     if config.mlp_dim != arch.mlp_dim or "embed_dim" in args:
         args["mlp_ratio"] = config.mlp_dim / config.embed_dim
     return {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
 
 
-def _closest_arch(config: ViTConfig) -> str:
-    """The registered arch nearest to ``config``: same stem (pixels or hybrid CNN) first, then width and patch.
+def _closest_arch(config: ViTConfig, preferred: str | None = None) -> str:
+    """The registered arch nearest to ``config``: the same timm entry point (class, stem, MLP, norm eps), then the
+    same family flags, then width, patch, depth and image size; ``preferred`` (the checkpoint's arch) wins ties.
 
-    timm builds the hybrid's CNN inside its entry point, so a hybrid must be written under a hybrid name; the
+    timm builds the class, the hybrid's CNN and the MLP module inside its entry point, so these must match; the
     remaining differences go into ``model_args``.
     """
 
-    def distance(item: tuple[str, ViTConfig]) -> tuple[bool, ...]:
-        a = item[1]
+    def distance(item: tuple[str, ViTConfig]) -> tuple[int | bool, ...]:
+        name, a = item
         return (
-            a.hybrid_layers != config.hybrid_layers,
+            sum(getattr(a, f) != getattr(config, f) for f in _ENTRY_FIELDS),
+            sum(getattr(a, f) != getattr(config, f) for f in _FAMILY_FIELDS),
             a.embed_dim != config.embed_dim,
             a.patch_size != config.patch_size,
             a.depth != config.depth,
             a.img_size != config.img_size,
+            name != preferred,
         )
 
     return min(ARCHS.items(), key=distance)[0]
