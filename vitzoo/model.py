@@ -5,8 +5,12 @@
     z_l  = MLP(LN(z'_l)) + z'_l                             (pre-norm MLP block, GELU)
     y    = LN(z_L)[:, 0]                                    (class token; or the mean of the patch tokens)
 
-Parameter names equal timm's ``VisionTransformer`` so its state dicts load with no renames.
-Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w patches, P prefix tokens, D width.
+The later families are this network plus a few ``ViTConfig`` flags (docs/families.md): layer scale (DeiT-III,
+DINOv2), register tokens (DINOv2-reg, DINOv3), a distillation token and head (DeiT), pre-norm without a patch bias
+(CLIP), an attention-pool head (SigLIP), SwiGLU MLPs (DINOv2-g, DINOv3 S+/H+) and 2-D RoPE instead of E_pos (DINOv3).
+
+Parameter names equal timm's ``VisionTransformer`` (for DINOv3, timm's ``Eva``) so its state dicts load with no
+renames. Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w patches, P prefix tokens, D width.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed
 if TYPE_CHECKING:
     from .pretrained_cfg import LoadReport, PretrainedCfg
 
-_POS_CACHE_SIZE = 16  # resampled position tables kept per model (one per input grid seen)
 
 # What feature extraction can return: the global pools (config.POOLS, what forward_head pools), every token,
 # what the head sees (forward_head(..., pre_logits=True)), or the model's output (logits; CLIP's joint embedding).
