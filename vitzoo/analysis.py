@@ -219,6 +219,20 @@ def fewshot_eval(
 
     train_x, train_y = features(train)
     test_x, test_y = features(test)
+    return fewshot_from_features(train_x, train_y, test_x, test_y, shots, l2_reg, seed)
+
+
+def fewshot_from_features(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    shots: Sequence[int] = (1, 5, 10, 25),
+    l2_reg: float = 1.0,
+    seed: int = 0,
+) -> dict[int, float]:
+    """``fewshot_eval`` on features already computed: ``shots`` rows per class drawn with ``seed``, then
+    ``fewshot_linear``."""
     results = {}
     for k in shots:
         idx = _sample_shots(train_y, k, seed)
