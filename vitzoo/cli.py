@@ -334,6 +334,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = _load(args.name, args).eval()
+    if args.pca:
+        return _analyze_pca(model, args, out)
     transform = create_transform(model)
     numbers: dict[str, Any] = {"model": args.name, "images": {}, "token_layout": ""}
     distances = []
@@ -365,6 +367,25 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
     (out / "analysis.json").write_text(json.dumps(numbers))
     for p in [*written, out / "analysis.json"]:
+        print(p)
+    return 0
+
+
+def _analyze_pca(model: VisionTransformer, args: argparse.Namespace, out: Path) -> int:
+    """``analyze --pca``: one PCA over the patches of every image, one figure per image, and the numbers."""
+    pca = analysis.patch_pca(model, args.images, layer=args.layer, threshold=args.threshold)
+    height, width = pca.upsampled.shape[1:3]
+    written = []
+    numbers: dict[str, Any] = {"model": args.name, "explained_variance": pca.explained.tolist(), "images": {}}
+    for i, path in enumerate(args.images):
+        view = load_image(path).resize((width, height))
+        written.append(plots.pca_panels(view, pca.rgb[i], pca.upsampled[i], out / f"pca_{Path(path).stem}.png"))
+        numbers["images"][str(path)] = {
+            "foreground_fraction": pca.foreground[i].float().mean().item(),
+            "rgb": pca.rgb[i].tolist(),
+        }
+    (out / "pca.json").write_text(json.dumps(numbers))
+    for p in [*written, out / "pca.json"]:
         print(p)
     return 0
 
@@ -555,6 +576,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_an.add_argument("images", nargs="+", help="image files")
     p_an.add_argument("--out", required=True, help="folder for the PNGs and analysis.json")
     p_an.add_argument("--components", type=int, default=28, help="filter principal components to draw")
+    p_an.add_argument(
+        "--pca",
+        action="store_true",
+        help="instead: the first three principal components of the patch features as RGB, foreground-masked "
+        "(DINOv2 Figure 1), one PCA over all the images",
+    )
+    p_an.add_argument("--layer", type=int, default=-1, help="--pca: the block whose patch features are used")
+    p_an.add_argument(
+        "--threshold", type=float, default=0.0, help="--pca: first-component score above which a patch is foreground"
+    )
     common(p_an)
     p_an.set_defaults(func=_cmd_analyze)
 
