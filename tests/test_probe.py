@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 import vitzoo
 import vitzoo.cli
 from conftest import cli, randomize_
-from vitzoo import probe_run
+from vitzoo import probe, probe_run
 
 
 def blobs(n: int, classes: int, dim: int, spread: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,6 +57,8 @@ def test_knn_equals_the_dinov2_vote_across_chunks():
     got = vitzoo.knn_eval(train_x, train_y, test_x, test_y, chunk_size=97, batch_size=71)
     assert got == ref
     assert 0.3 < ref[20]["top1"] < 0.95  # neither chance (0.125) nor solved: the vote is what is measured
+    sharp = vitzoo.knn_eval(train_x, train_y, test_x, test_y, k=(20, 100), temperature=0.01, chunk_size=97)
+    assert sharp == dinov2_knn_reference(train_x, train_y, test_x, test_y, (20, 100), 0.01)
     # Labels are names, not positions: any integers give the same result; unseen test labels count as errors.
     shifted = vitzoo.knn_eval(train_x, train_y * 7 - 3, test_x, test_y * 7 - 3, k=(20,), chunk_size=97)
     assert shifted[20] == ref[20]
@@ -92,6 +94,11 @@ def test_linear_probe_matches_scikit_learn_at_the_same_C(C):
     assert got.C == C and got.val_accuracy == {}
     assert 0.4 < expected < 0.95
     assert abs(got.accuracy - expected) <= 0.005, (got.accuracy, expected)
+    if C <= 0.01:  # strongly regularised, both solvers converge: the same objective has the same minimiser
+        weight, bias = probe.fit_logistic(train_x, train_y, 6, C)
+        scale = np.abs(sk.coef_).max()
+        assert np.abs(weight.T.numpy() - sk.coef_).max() <= 1e-2 * scale
+        assert np.abs(bias.numpy() - sk.intercept_).max() <= 1e-2 * max(scale, np.abs(sk.intercept_).max())
 
 
 def test_linear_probe_sweep_follows_clips_search():

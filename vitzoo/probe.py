@@ -98,11 +98,13 @@ def knn_eval(
     """Weighted k-NN accuracy of DINO / DINOv2: ``{k: {"top1": ..., "top5": ...}}`` for each ``k``.
 
     Features are L2-normalised; the ``max(k)`` training features of highest cosine similarity vote for their class
-    with weight ``exp(sim / temperature)``, and the class scores of each ``k`` sum the votes of the ``k`` nearest
+    with weight ``exp(sim / temperature)`` (divided by the nearest one's, a per-query factor that keeps small
+    temperatures finite and changes no ranking), and the class scores of each ``k`` sum the votes of the ``k`` nearest
     (DINOv2's eval/knn.py, which normalises the weights with a softmax: the same ranking). ``k`` larger than the
     training set uses all of it. Top-5 is top-min(5, classes). Runs in chunks (``knn_neighbours``), so 1M x 1024
     training features take one (``batch_size``, ``chunk_size``) similarity block and (``batch_size``, classes)
-    scores of memory beyond themselves and the (queries, ``max(k)``) neighbour lists.
+    scores of memory beyond themselves and the (queries, ``max(k)``) neighbour lists. ``device`` (e.g. ``"cuda"``)
+    runs the blocks there; features already on it stay there, others are moved a block at a time.
     """
     train_x, test_x = _as_features(train_feats, "train_feats"), _as_features(test_feats, "test_feats")
     train_y, test_y, num_classes = encode_labels(train_labels, test_labels)
@@ -118,7 +120,8 @@ def knn_eval(
     hits1, hits5 = dict.fromkeys(ks, 0), dict.fromkeys(ks, 0)
     for q0 in range(0, len(test_y), batch_size):  # votes a query batch at a time: (batch, classes) scores
         labels = train_y[idx[q0 : q0 + batch_size]]  # (batch, max k), nearest first
-        weights = (sims[q0 : q0 + batch_size].double() / temperature).exp()
+        near = sims[q0 : q0 + batch_size].double()
+        weights = ((near - near[:, :1]) / temperature).exp()  # exp(sim / T) / exp(sim_1 / T): no overflow at small T
         truth = test_y[q0 : q0 + batch_size].unsqueeze(1)
         scores = torch.zeros(len(labels), num_classes, dtype=torch.float64)
         done = 0
