@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "weights": ("formats", "hub", "loading", "processors", "transformers_config", "repo_config", "source"),
     "api": ("factory",),
-    "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots"),
+    "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots", "probe", "probe_run"),
     "cli": ("cli", "__main__"),
     "package root": ("__init__",),
 }

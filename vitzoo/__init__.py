@@ -18,6 +18,7 @@ from .factory import create_model, load_pretrained, save_pretrained
 from .model import VisionTransformer
 from .pos_embed import resample_patch_embed, resample_pos_embed
 from .pretrained_cfg import LoadReport, PretrainedCfg
+from .probe import knn_eval, linear_probe
 from .registry import list_models, list_pretrained
 from .source import get_pretrained_cfg
 from .transforms import DataConfig, create_transform, resolve_data_config
@@ -43,6 +44,8 @@ __all__ = [
     "extract_features",
     "fewshot_eval",
     "get_pretrained_cfg",
+    "knn_eval",
+    "linear_probe",
     "list_models",
     "list_pretrained",
     "load_pretrained",

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import analysis, plots
+from . import analysis, plots, probe_run
 from ._version import __version__
 from .embed import embed_to_file
 from .errors import ConfigError, VitzooError
@@ -334,6 +334,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = _load(args.name, args).eval()
+    if args.pca:
+        return _analyze_pca(model, args, out)
     transform = create_transform(model)
     numbers: dict[str, Any] = {"model": args.name, "images": {}, "token_layout": ""}
     distances = []
@@ -375,6 +377,102 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for p in [*written, out / "analysis.json"]:
         print(p)
     return 0
+
+
+def _analyze_pca(model: VisionTransformer, args: argparse.Namespace, out: Path) -> int:
+    """``analyze --pca``: one PCA over the patches of every image, one figure per image, and the numbers."""
+    pca = analysis.patch_pca(model, args.images, layer=args.layer, threshold=args.threshold)
+    height, width = pca.upsampled.shape[1:3]
+    written = []
+    numbers: dict[str, Any] = {"model": args.name, "explained_variance": pca.explained.tolist(), "images": {}}
+    for i, path in enumerate(args.images):
+        view = load_image(path).resize((width, height))
+        written.append(plots.pca_panels(view, pca.rgb[i], pca.upsampled[i], out / f"pca_{Path(path).stem}.png"))
+        numbers["images"][str(path)] = {
+            "foreground_fraction": pca.foreground[i].float().mean().item(),
+            "rgb": pca.rgb[i].tolist(),
+        }
+    (out / "pca.json").write_text(json.dumps(numbers))
+    for p in [*written, out / "pca.json"]:
+        print(p)
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    settings = probe_run.ProbeSettings(
+        k=tuple(args.k),
+        temperature=args.temperature,
+        C=args.C,
+        shots=tuple(args.shots),
+        l2_reg=args.l2_reg,
+        seed=args.seed,
+        device=args.device,
+    )
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"probe: {msg}", file=sys.stderr, flush=True)
+
+    files = [probe_run.is_embeddings_file(t) for t in (*args.train, *args.test)]
+    if all(files):
+        if args.models or len(args.train) != len(args.test):
+            raise ConfigError(
+                "with vitzoo embed outputs, give no model names and one --test file per --train file (same order)"
+            )
+        labels = probe_run.label_lookup(args.labels) if args.labels else None
+        rows = probe_run.probe_files(
+            list(zip(args.train, args.test, strict=True)), labels=labels, settings=settings, log=log
+        )
+    else:
+        if any(files) or len(args.train) != 1 or len(args.test) != 1:
+            raise ConfigError("--train and --test take one ImageFolder or .csv each, or vitzoo embed output files")
+        if not args.models:
+            raise ConfigError("name the models to probe (arch.tag, hf-hub:org/repo or local-dir:PATH)")
+        options = probe_run.EmbedOptions(
+            layers=args.layers,
+            revision=args.revision,
+            dtype=args.dtype,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            progress=not args.quiet,
+            model_options={"img_size": args.img_size, "random_weights": args.random_weights},
+        )
+        rows = probe_run.probe_models(
+            args.models,
+            probe_run.labelled_images(args.train[0]),
+            probe_run.labelled_images(args.test[0]),
+            load=lambda name: _load(name, args),
+            cache_dir=args.cache or Path(args.out) / "embeddings",
+            pools=args.pool or [None],
+            options=options,
+            settings=settings,
+            log=log,
+        )
+    json_path, csv_path = probe_run.write_results(rows, args.out, settings)
+    _print_table(*_probe_table(rows, settings))
+    print(f"probe: results in {json_path} and {csv_path}", file=sys.stderr)
+    return 0
+
+
+def _probe_table(
+    rows: Sequence[probe_run.ProbeRow], settings: probe_run.ProbeSettings
+) -> tuple[list[str], list[list[str]]]:
+    """Accuracies in percent: k-NN top-1 for each k, the linear probe (and its C), few-shot for each number of shots."""
+    columns = [f"knn{k}_top1" for k in settings.k] + ["linear_top1", "linear_C"] + [f"{s}shot" for s in settings.shots]
+    headers = ["model", "layer", "pool", "train", "test"]
+    headers += [f"k-NN@{k}" for k in settings.k] + ["linear", "C"] + [f"{s}-shot" for s in settings.shots]
+
+    def cell(name: str, value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.3g}" if name == "linear_C" else f"{100 * value:.1f}"
+
+    table = [
+        [r.model, r.layer, r.pool, str(r.train), str(r.test), *(cell(c, r.metrics.get(c)) for c in columns)]
+        for r in rows
+    ]
+    return headers, table
 
 
 def _cmd_fewshot(args: argparse.Namespace) -> int:
@@ -486,6 +584,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_an.add_argument("images", nargs="+", help="image files")
     p_an.add_argument("--out", required=True, help="folder for the PNGs and analysis.json")
     p_an.add_argument("--components", type=int, default=28, help="filter principal components to draw")
+    p_an.add_argument(
+        "--pca",
+        action="store_true",
+        help="instead: the first three principal components of the patch features as RGB, foreground-masked "
+        "(DINOv2 Figure 1), one PCA over all the images",
+    )
+    p_an.add_argument("--layer", type=int, default=-1, help="--pca: the block whose patch features are used")
+    p_an.add_argument(
+        "--threshold", type=float, default=0.0, help="--pca: first-component score above which a patch is foreground"
+    )
     common(p_an)
     p_an.set_defaults(func=_cmd_analyze)
 
@@ -506,6 +614,42 @@ def build_parser() -> argparse.ArgumentParser:
     p_fs.add_argument("--json", action="store_true")
     common(p_fs)
     p_fs.set_defaults(func=_cmd_fewshot)
+
+    p_pr = sub.add_parser(
+        "probe",
+        help="which model, layer and pooling fit your data: k-NN, linear probe and few-shot on frozen features",
+        description="Embed a labelled train and test set with each model (cached: a second run reuses the "
+        "features), then score every (model, layer, pool) with DINOv2's weighted k-NN, CLIP's linear probe "
+        "(L2 chosen on a validation split) and the ViT paper's few-shot regression. Prints a table (accuracies "
+        "in percent); writes results.json and results.csv to --out. See docs/probe.md.",
+    )
+    p_pr.add_argument("models", nargs="*", help="arch.tag, hf-hub:org/repo or local-dir:PATH (none with embed files)")
+    p_pr.add_argument(
+        "--train",
+        nargs="+",
+        required=True,
+        help="an ImageFolder (one sub-folder per class), a .csv of path,label, or vitzoo embed output files",
+    )
+    p_pr.add_argument("--test", nargs="+", required=True, help="the same for the test images")
+    p_pr.add_argument("--out", default="vitzoo-probe", help="folder for results.json and results.csv")
+    p_pr.add_argument("--cache", help="folder of cached embeddings (default: OUT/embeddings)")
+    p_pr.add_argument(
+        "--pool",
+        nargs="+",
+        choices=[p for p in FEATURE_POOLS if p != "tokens"],
+        help="one or more pools (default: each model's own)",
+    )
+    p_pr.add_argument("--layers", type=int, nargs="+", help="block indices (negative from the end); default: final")
+    p_pr.add_argument("--k", type=int, nargs="+", default=list(probe_run.ProbeSettings.k), help="k-NN neighbours")
+    p_pr.add_argument("--temperature", type=float, default=0.07, help="k-NN vote temperature")
+    p_pr.add_argument("--C", type=float, default=None, help="linear probe inverse L2 strength (default: swept)")
+    p_pr.add_argument("--shots", type=int, nargs="+", default=list(probe_run.ProbeSettings.shots))
+    p_pr.add_argument("--l2-reg", type=float, default=1.0, help="few-shot ridge strength")
+    p_pr.add_argument("--seed", type=int, default=0, help="validation split and few-shot draws")
+    p_pr.add_argument("--labels", help="with embed files: a .csv of path,label (default: parent folder names)")
+    p_pr.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common(p_pr)
+    p_pr.set_defaults(func=_cmd_probe)
     return parser
 
 

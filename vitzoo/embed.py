@@ -278,6 +278,39 @@ def _merge(parts: Path, num_shards: int, items: Sequence[str], out: Path, meta: 
     return EmbedSummary(rows=len(rows), failed=len(failed), failed_file=failed_file if failed else None)
 
 
+# ------------------------------------------------------------------------------------------------ reading
+@dataclass
+class Embeddings:
+    """An embeddings file read back: its arrays (``features`` or ``layer_<i>``), the input path of each row, and the
+    metadata (``EmbedMeta``'s keys decoded; empty for a ``.npy`` file, which has none)."""
+
+    tensors: dict[str, torch.Tensor]
+    paths: list[str]
+    meta: dict[str, Any]
+
+
+def read_embeddings(path: str | Path) -> Embeddings:
+    """Read a file written by ``embed_to_file`` / ``vitzoo embed``: ``.safetensors``, or ``.npy`` with its
+    ``.paths.txt``."""
+    path = Path(path)
+    if path.suffix not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"an embeddings file ends in .safetensors or .npy, got {path.name}")
+    if not path.is_file():
+        raise VitzooError(f"{path}: no such embeddings file")
+    if path.suffix == ".npy":
+        listing = path.with_name(path.name + ".paths.txt")
+        if not listing.is_file():
+            raise VitzooError(f"{path}: its row paths ({listing.name}, written next to it by vitzoo embed) are missing")
+        paths = [line for line in listing.read_text().splitlines() if line]
+        return Embeddings({"features": torch.from_numpy(np.load(path))}, paths, {})
+    with safe_open(str(path), framework="pt") as f:
+        meta = {key: json.loads(value) for key, value in (f.metadata() or {}).items()}
+        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    if "paths" not in meta:
+        raise VitzooError(f"{path}: no 'paths' in its metadata; is it an output of vitzoo embed?")
+    return Embeddings(tensors, list(meta.pop("paths")), meta)
+
+
 # ------------------------------------------------------------------------------------------------- helpers
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")

@@ -111,3 +111,18 @@ def similarity_grid(sim: torch.Tensor, path: Path) -> Path:
     fig.colorbar(im, ax=ax, fraction=0.046, label="cosine similarity")
     ax.set_title("position embedding similarity")
     return _save(fig, path)
+
+
+def pca_panels(image: Image.Image, grid: torch.Tensor, upsampled: torch.Tensor, path: Path) -> Path:
+    """DINOv2's Figure 1 for one image: the input, the patch-feature PCA as RGB at the patch grid, and upsampled."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    axes[0].imshow(image)
+    axes[0].set_title("input")
+    axes[1].imshow(grid.numpy(), interpolation="nearest")
+    axes[1].set_title(f"patch PCA ({grid.shape[0]}x{grid.shape[1]} grid)")
+    axes[2].imshow(upsampled.numpy())
+    axes[2].set_title("upsampled")
+    for ax in axes:
+        ax.axis("off")
+    return _save(fig, path)
