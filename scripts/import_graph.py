@@ -26,8 +26,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "registry",
     ),
     "weights": ("formats", "hub", "loading", "processors", "transformers_config", "repo_config", "source"),
-    "api": ("factory",),
-    "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots"),
+    "api": ("factory", "tuning"),
+    "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots", "export", "finetune"),
     "cli": ("cli", "__main__"),
     "package root": ("__init__",),
 }

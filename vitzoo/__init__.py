@@ -21,6 +21,7 @@ from .pretrained_cfg import LoadReport, PretrainedCfg
 from .registry import list_models, list_pretrained
 from .source import get_pretrained_cfg
 from .transforms import DataConfig, create_transform, resolve_data_config
+from .tuning import freeze, param_groups, unfreeze
 
 __all__ = [
     "CheckpointError",
@@ -42,13 +43,16 @@ __all__ = [
     "create_transform",
     "extract_features",
     "fewshot_eval",
+    "freeze",
     "get_pretrained_cfg",
     "list_models",
     "list_pretrained",
     "load_pretrained",
+    "param_groups",
     "predict",
     "resample_patch_embed",
     "resample_pos_embed",
     "resolve_data_config",
     "save_pretrained",
+    "unfreeze",
 ]
