@@ -13,6 +13,7 @@ from .errors import (
     UnknownModelError,
     VitzooError,
 )
+from .export import export_onnx, export_program
 from .extract import extract_features, predict
 from .factory import create_model, load_pretrained, save_pretrained
 from .model import VisionTransformer
@@ -41,6 +42,8 @@ __all__ = [
     "capture_attention",
     "create_model",
     "create_transform",
+    "export_onnx",
+    "export_program",
     "extract_features",
     "fewshot_eval",
     "freeze",

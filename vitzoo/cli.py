@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from . import analysis, plots
 from ._version import __version__
 from .embed import embed_to_file
 from .errors import ConfigError, VitzooError
+from .export import DTYPES as EXPORT_DTYPES
+from .export import FORMATS as EXPORT_FORMATS
+from .export import export
 from .extract import expand_inputs, predict
 from .factory import create_model, describe
 from .model import FEATURE_POOLS, VisionTransformer
@@ -401,6 +405,15 @@ def _cmd_fewshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    model = _load(args.name, args)
+    start = time.perf_counter()
+    path = export(model, args.out, args.format, dynamic_size=args.dynamic_size, dtype=args.dtype)
+    size = "any size (multiples of the patch)" if args.dynamic_size else "x".join(map(str, model.config.img_size))
+    print(f"{path}\t{args.format}\t{args.dtype}\t{size}\t{time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitzoo",
@@ -506,6 +519,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_fs.add_argument("--json", action="store_true")
     common(p_fs)
     p_fs.set_defaults(func=_cmd_fewshot)
+
+    p_ex = sub.add_parser(
+        "export",
+        help="export a model to ONNX or a torch.export program (.pt2)",
+        description="Write the model's forward (images -> output) as an ONNX file or a torch.export program. A fixed "
+        "size bakes the position table in; --dynamic-size accepts any multiple of the patch size (docs/export.md). "
+        "ONNX needs onnx and onnxscript: pip install 'vitzoo[export]'.",
+    )
+    p_ex.add_argument("name", help="arch, arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_ex.add_argument("--out", required=True, help="output file (model.onnx, model.pt2)")
+    p_ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
+    p_ex.add_argument("--img-size", type=int, nargs="+", metavar="N", help="input size N or H W (default: the model's)")
+    p_ex.add_argument("--dynamic-size", action="store_true", help="any image height and width (multiples of the patch)")
+    p_ex.add_argument("--dtype", choices=tuple(EXPORT_DTYPES), default="fp32")
+    p_ex.add_argument("--revision", help="Hub branch, tag or commit")
+    p_ex.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+    p_ex.set_defaults(func=_cmd_export)
     return parser
 
 
