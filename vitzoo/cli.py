@@ -25,6 +25,7 @@ from .export import FORMATS as EXPORT_FORMATS
 from .export import export
 from .extract import expand_inputs, predict
 from .factory import create_model, describe
+from .finetune import RECIPES, FinetuneArgs, finetune
 from .model import FEATURE_POOLS, VisionTransformer
 from .registry import ALIASES, PRETRAINED, family_of, list_models, list_pretrained
 from .source import default_checkpoint, resolve
@@ -414,6 +415,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    img = args.img_size
+    size = None if not img else (img[0] if len(img) == 1 else (img[0], img[1]))
+    fields = {f.name for f in dataclasses.fields(FinetuneArgs)}
+    given = {k: v for k, v in vars(args).items() if k in fields and k not in ("img_size", "progress")}
+    out = finetune(FinetuneArgs(**given, img_size=size, progress=not args.quiet))
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitzoo",
@@ -536,6 +547,36 @@ def build_parser() -> argparse.ArgumentParser:
     p_ex.add_argument("--revision", help="Hub branch, tag or commit")
     p_ex.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
     p_ex.set_defaults(func=_cmd_export)
+
+    p_ft = sub.add_parser(
+        "finetune",
+        help="fine-tune a checkpoint on an image folder (paper recipe or AdamW with layer decay; torchrun-ready)",
+        description="Fine-tune on an ImageFolder (or a CSV of path,label) and write a save_pretrained folder with "
+        "the new class names, log.json and a checkpoint per epoch. Re-running the same command resumes. "
+        "Recipes: 'paper' (SGD momentum 0.9, no weight decay, cosine with warmup, grad clip 1, zero head) and "
+        "'adamw' (layer-wise lr decay 0.65, weight decay 0.05). docs/finetune.md.",
+    )
+    p_ft.add_argument("model", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_ft.add_argument("train", help="ImageFolder (one sub-folder per class) or CSV of path,label")
+    p_ft.add_argument("--val", help="validation ImageFolder or CSV (the training classes)")
+    p_ft.add_argument("--out", required=True, help="output folder (save_pretrained layout)")
+    p_ft.add_argument("--recipe", choices=tuple(RECIPES), default="paper")
+    p_ft.add_argument("--img-size", type=int, nargs="+", metavar="N", help="N or H W (default: the checkpoint's)")
+    p_ft.add_argument("--epochs", type=int, default=10)
+    p_ft.add_argument("--batch-size", type=int, default=64, help="global batch, split across torchrun processes")
+    p_ft.add_argument("--lr", type=float, help="peak learning rate (paper: 0.01, adamw: 5e-4)")
+    p_ft.add_argument("--weight-decay", type=float)
+    p_ft.add_argument("--layer-decay", type=float)
+    p_ft.add_argument("--clip-grad", type=float)
+    p_ft.add_argument("--warmup", type=float, help="fraction of the steps in linear warmup (default 0.05)")
+    p_ft.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p_ft.add_argument("--grad-checkpointing", action="store_true", help="recompute blocks in backward (less memory)")
+    p_ft.add_argument("--workers", type=int, default=0, help="data loading processes")
+    p_ft.add_argument("--seed", type=int, default=0)
+    p_ft.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    p_ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_ft.add_argument("--random-weights", dest="pretrained", action="store_false", help=argparse.SUPPRESS)
+    p_ft.set_defaults(func=_cmd_finetune)
     return parser
 
 
