@@ -13,6 +13,7 @@ from .errors import (
     UnknownModelError,
     VitzooError,
 )
+from .export import export_onnx, export_program
 from .extract import extract_features, predict
 from .factory import create_model, load_pretrained, save_pretrained
 from .model import VisionTransformer
@@ -22,6 +23,7 @@ from .probe import knn_eval, linear_probe
 from .registry import list_models, list_pretrained
 from .source import get_pretrained_cfg
 from .transforms import DataConfig, create_transform, resolve_data_config
+from .tuning import freeze, param_groups, unfreeze
 
 __all__ = [
     "CheckpointError",
@@ -41,17 +43,22 @@ __all__ = [
     "capture_attention",
     "create_model",
     "create_transform",
+    "export_onnx",
+    "export_program",
     "extract_features",
     "fewshot_eval",
+    "freeze",
     "get_pretrained_cfg",
     "knn_eval",
     "linear_probe",
     "list_models",
     "list_pretrained",
     "load_pretrained",
+    "param_groups",
     "predict",
     "resample_patch_embed",
     "resample_pos_embed",
     "resolve_data_config",
     "save_pretrained",
+    "unfreeze",
 ]

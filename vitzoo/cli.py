@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,12 @@ from . import analysis, plots, probe_run
 from ._version import __version__
 from .embed import embed_to_file
 from .errors import ConfigError, VitzooError
+from .export import DTYPES as EXPORT_DTYPES
+from .export import FORMATS as EXPORT_FORMATS
+from .export import export
 from .extract import expand_inputs, predict
 from .factory import create_model, describe
+from .finetune import RECIPES, FinetuneArgs, finetune
 from .model import FEATURE_POOLS, VisionTransformer
 from .registry import ALIASES, PRETRAINED, family_of, list_models, list_pretrained
 from .source import default_checkpoint, resolve
@@ -499,6 +504,25 @@ def _cmd_fewshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    model = _load(args.name, args)
+    start = time.perf_counter()
+    path = export(model, args.out, args.format, dynamic_size=args.dynamic_size, dtype=args.dtype)
+    size = "any size (multiples of the patch)" if args.dynamic_size else "x".join(map(str, model.config.img_size))
+    print(f"{path}\t{args.format}\t{args.dtype}\t{size}\t{time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    img = args.img_size
+    size = None if not img else (img[0] if len(img) == 1 else (img[0], img[1]))
+    fields = {f.name for f in dataclasses.fields(FinetuneArgs)}
+    given = {k: v for k, v in vars(args).items() if k in fields and k not in ("img_size", "progress")}
+    out = finetune(FinetuneArgs(**given, img_size=size, progress=not args.quiet))
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitzoo",
@@ -650,6 +674,52 @@ def build_parser() -> argparse.ArgumentParser:
     p_pr.add_argument("--quiet", action="store_true", help="no progress on stderr")
     common(p_pr)
     p_pr.set_defaults(func=_cmd_probe)
+    p_ex = sub.add_parser(
+        "export",
+        help="export a model to ONNX or a torch.export program (.pt2)",
+        description="Write the model's forward (images -> output) as an ONNX file or a torch.export program. A fixed "
+        "size bakes the position table in; --dynamic-size accepts any multiple of the patch size (docs/export.md). "
+        "ONNX needs onnx and onnxscript: pip install 'vitzoo[export]'.",
+    )
+    p_ex.add_argument("name", help="arch, arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_ex.add_argument("--out", required=True, help="output file (model.onnx, model.pt2)")
+    p_ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
+    p_ex.add_argument("--img-size", type=int, nargs="+", metavar="N", help="input size N or H W (default: the model's)")
+    p_ex.add_argument("--dynamic-size", action="store_true", help="any image height and width (multiples of the patch)")
+    p_ex.add_argument("--dtype", choices=tuple(EXPORT_DTYPES), default="fp32")
+    p_ex.add_argument("--revision", help="Hub branch, tag or commit")
+    p_ex.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+    p_ex.set_defaults(func=_cmd_export)
+
+    p_ft = sub.add_parser(
+        "finetune",
+        help="fine-tune a checkpoint on an image folder (paper recipe or AdamW with layer decay; torchrun-ready)",
+        description="Fine-tune on an ImageFolder (or a CSV of path,label) and write a save_pretrained folder with "
+        "the new class names, log.json and a checkpoint per epoch. Re-running the same command resumes. "
+        "Recipes: 'paper' (SGD momentum 0.9, no weight decay, cosine with warmup, grad clip 1, zero head) and "
+        "'adamw' (layer-wise lr decay 0.65, weight decay 0.05). docs/finetune.md.",
+    )
+    p_ft.add_argument("model", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
+    p_ft.add_argument("train", help="ImageFolder (one sub-folder per class) or CSV of path,label")
+    p_ft.add_argument("--val", help="validation ImageFolder or CSV (the training classes)")
+    p_ft.add_argument("--out", required=True, help="output folder (save_pretrained layout)")
+    p_ft.add_argument("--recipe", choices=tuple(RECIPES), default="paper")
+    p_ft.add_argument("--img-size", type=int, nargs="+", metavar="N", help="N or H W (default: the checkpoint's)")
+    p_ft.add_argument("--epochs", type=int, default=10)
+    p_ft.add_argument("--batch-size", type=int, default=64, help="global batch, split across torchrun processes")
+    p_ft.add_argument("--lr", type=float, help="peak learning rate (paper: 0.01, adamw: 5e-4)")
+    p_ft.add_argument("--weight-decay", type=float)
+    p_ft.add_argument("--layer-decay", type=float)
+    p_ft.add_argument("--clip-grad", type=float)
+    p_ft.add_argument("--warmup", type=float, help="fraction of the steps in linear warmup (default 0.05)")
+    p_ft.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p_ft.add_argument("--grad-checkpointing", action="store_true", help="recompute blocks in backward (less memory)")
+    p_ft.add_argument("--workers", type=int, default=0, help="data loading processes")
+    p_ft.add_argument("--seed", type=int, default=0)
+    p_ft.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    p_ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_ft.add_argument("--random-weights", dest="pretrained", action="store_false", help=argparse.SUPPRESS)
+    p_ft.set_defaults(func=_cmd_finetune)
     return parser
 
 

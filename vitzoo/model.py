@@ -352,7 +352,7 @@ class VisionTransformer(nn.Module):
                 f"expected {cfg.in_chans} input channels, got {x.shape[1]} (input shape {tuple(x.shape)}); "
                 "convert the images or build the model with in_chans=" + str(x.shape[1])
             )
-        size = (int(x.shape[2]), int(x.shape[3]))
+        size = (x.shape[2], x.shape[3])  # no int(): under torch.export the sizes stay symbolic
         pad = tuple((-s) % p if cfg.dynamic_img_pad else 0 for s, p in zip(size, cfg.patch_size, strict=True))
         for axis, s, p, extra in zip(("height", "width"), size, cfg.patch_size, pad, strict=True):
             if (s + extra) % p:
@@ -361,7 +361,7 @@ class VisionTransformer(nn.Module):
                     f"{nearest_multiples(s, p)} (or create the model with dynamic_img_pad=True to zero-pad)"
                 )
         grid = ((size[0] + pad[0]) // cfg.patch_size[0], (size[1] + pad[1]) // cfg.patch_size[1])
-        if grid != cfg.grid_size and not cfg.dynamic_img_size:
+        if not cfg.dynamic_img_size and grid != cfg.grid_size:
             raise InputError(
                 f"input size {size} does not match the model's img_size {cfg.img_size}; resize the input, create "
                 "the model with img_size=(h, w) or dynamic_img_size=True, or call model.set_input_size((h, w))"
@@ -387,7 +387,7 @@ class VisionTransformer(nn.Module):
         and an uncached table always follows the parameter (optimizer steps, loading) and its gradient.
         """
         assert self.pos_embed is not None
-        if grid == self.config.grid_size:
+        if not torch.compiler.is_exporting() and grid == self.config.grid_size:  # exporting: any grid, one graph
             return self.pos_embed
         return self._resample(self.pos_embed, grid)
 

@@ -18,11 +18,18 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from .config import INTERPOLATIONS
 from .errors import ConfigError
 
 Size = Sequence[int]
+
+
+def _size(s: int) -> int:
+    """``int(s)``, except that a size traced by torch.export (a ``SymInt``, int-like) stays symbolic: ``int()``
+    would fix the exported program to the example input's size."""
+    return s if isinstance(s, torch.SymInt) else int(s)
 
 
 def _interpolate(grid: torch.Tensor, size: tuple[int, int], interpolation: str, antialias: bool) -> torch.Tensor:
@@ -54,7 +61,7 @@ def resample_pos_embed(
     """
     if pos_embed.ndim != 3 or pos_embed.shape[0] != 1:
         raise ConfigError(f"pos_embed must have shape (1, tokens, dim), got {tuple(pos_embed.shape)}")
-    new_h, new_w = (int(s) for s in new_size)
+    new_h, new_w = (_size(s) for s in new_size)
     num_grid = pos_embed.shape[1] - num_prefix_tokens
     if old_size is None:
         side = math.isqrt(max(num_grid, 0))
@@ -70,7 +77,7 @@ def resample_pos_embed(
             f"old_size {(old_h, old_w)} has {old_h * old_w} positions but pos_embed has {num_grid} grid tokens "
             f"(shape {tuple(pos_embed.shape)}, num_prefix_tokens={num_prefix_tokens})"
         )
-    if (old_h, old_w) == (new_h, new_w):
+    if statically_known_true(old_h == new_h) and statically_known_true(old_w == new_w):  # no guard on a traced size
         return pos_embed
 
     dim = pos_embed.shape[-1]
@@ -118,7 +125,7 @@ def rope_embed(
     out in halves (``rotate_half``). Computed in float32 for any grid, as timm's ``RotaryEmbeddingDinoV3`` and
     transformers' ``DINOv3ViTRopePositionEmbedding`` do.
     """
-    h, w = (int(s) for s in grid)
+    h, w = (_size(s) for s in grid)
     n = head_dim // 4
     periods = temperature ** (2.0 * torch.arange(n, dtype=torch.float32, device=device) / (head_dim // 2))
     ys = torch.arange(0.5, h, dtype=torch.float32, device=device) / h

@@ -1,0 +1,92 @@
+"""vitzoo.param_groups equals timm's param_groups_layer_decay on timm's own model of the same arch, for every
+parameter (full-size ViT-B/16 and DINOv2-S/14 and one arch of every family, built on the meta device: only names and
+shapes matter); freeze / unfreeze."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from timm.optim import param_groups_layer_decay
+
+import vitzoo
+from vitzoo.tuning import freeze, unfreeze
+
+ARCHS = [
+    "vit_base_patch16_224",
+    "vit_small_patch14_dinov2",
+    "deit_tiny_distilled_patch16_224",
+    "deit3_small_patch16_224",
+    "vit_small_patch14_reg4_dinov2",
+    "vit_base_patch32_clip_224",
+    "vit_base_patch16_siglip_224",
+    "vit_base_patch16_siglip_gap_224",
+    "vit_small_patch16_dinov3",
+]
+LR, WD = 1e-3, 0.05
+
+
+def pair(arch: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """vitzoo's and timm's model of ``arch`` on the meta device (same head size)."""
+    with torch.device("meta"):
+        ours = vitzoo.create_model(arch)
+        ref = timm.create_model(arch, num_classes=ours.config.num_classes)
+    assert {n for n, _ in ours.named_parameters()} == {n for n, _ in ref.named_parameters()}
+    return ours, ref
+
+
+def per_param(model: torch.nn.Module, groups: list[dict], timm_style: bool) -> dict[str, tuple[float, float]]:
+    """name -> (lr, weight decay) of every parameter in ``groups``."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = {}
+    for g in groups:
+        lr = LR * g["lr_scale"] if timm_style else g["lr"]
+        for p in g["params"]:
+            assert names[id(p)] not in out, "a parameter in two groups"
+            out[names[id(p)]] = (lr, g["weight_decay"])
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("layer_decay", [0.65, None])
+def test_param_groups_equal_timm(arch, layer_decay):
+    ours, ref = pair(arch)
+    assert {n for n, _ in ours.named_parameters() if n in ours.no_weight_decay()} == {
+        n for n, _ in ref.named_parameters() if n in ref.no_weight_decay()
+    }
+    got = per_param(ours, vitzoo.param_groups(ours, LR, WD, layer_decay), timm_style=False)
+    want = per_param(
+        ref, param_groups_layer_decay(ref, WD, ref.no_weight_decay(), layer_decay=layer_decay or 1.0), timm_style=True
+    )
+    assert got.keys() == want.keys() == {n for n, _ in ours.named_parameters()}
+    bad = {n: (got[n], want[n]) for n in got if got[n][1] != want[n][1] or got[n][0] != pytest.approx(want[n][0])}
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("arch", ["vit_base_patch16_224", "vit_small_patch14_dinov2"])
+def test_frozen_parameters_are_left_out_as_in_timm(arch):
+    ours, ref = pair(arch)
+    vitzoo.freeze(ours, up_to=4)
+    for name, p in ref.named_parameters():
+        p.requires_grad_(dict(ours.named_parameters())[name].requires_grad)
+    got = per_param(ours, vitzoo.param_groups(ours, LR, WD, 0.75), timm_style=False)
+    want = per_param(ref, param_groups_layer_decay(ref, WD, ref.no_weight_decay(), layer_decay=0.75), timm_style=True)
+    assert got == pytest.approx(want)
+    assert "blocks.3.mlp.fc2.weight" not in got and "blocks.4.mlp.fc2.weight" in got and "pos_embed" not in got
+
+
+def test_freeze_and_unfreeze():
+    model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, img_size=32, num_classes=5)
+    trainable = lambda: {n for n, p in model.named_parameters() if p.requires_grad}  # noqa: E731
+    everything = trainable()
+    freeze(model)
+    assert trainable() == {"head.weight", "head.bias"}
+    unfreeze(model)
+    freeze(model, up_to=0)
+    assert trainable() == {n for n in everything if not n.startswith(("patch_embed", "cls_token", "pos_embed"))}
+    freeze(model, up_to=2)
+    assert {n.split(".")[0] for n in trainable()} == {"blocks", "norm", "head"}
+    assert {n.split(".")[1] for n in trainable() if n.startswith("blocks")} == {"2"}
+    assert unfreeze(model) is model and trainable() == everything
+    with pytest.raises(vitzoo.ConfigError, match="up_to"):
+        freeze(model, up_to=4)

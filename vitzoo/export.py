@@ -1,0 +1,135 @@
+"""Deployable graphs of a model: ONNX (onnxruntime, TensorRT, ...) and ``torch.export`` programs (``.pt2``).
+
+A fixed size bakes the position table for that size into the graph. ``dynamic_size=True`` keeps the image height
+and width symbolic (any multiple of the patch size): the graph resamples the learned position table with the
+model's interpolation, which ``torch.export`` traces as ``F.interpolate`` and ONNX expresses as one ``Resize`` node
+(opset 18+: bicubic with ``antialias``, bilinear, nearest, "jax", "torchvision"). ``"area"`` becomes an adaptive
+average pool whose output size ONNX fixes at export, so it is refused for dynamic sizes. RoPE (DINOv3) is computed
+from the symbolic grid. The batch size is always dynamic.
+
+The ONNX exporter is PyTorch's (``torch.onnx.export(dynamo=True)``), which needs ``onnx`` and ``onnxscript``:
+``pip install 'vitzoo[export]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch.export import Dim, ExportedProgram
+
+from .config import to_pair
+from .errors import ConfigError
+from .model import VisionTransformer
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+FORMATS = ("onnx", "pt2")
+MAX_GRID = 256  # largest patch grid per axis a dynamic-size graph accepts (4096 px at patch 16)
+INPUT_NAME, OUTPUT_NAME = "pixel_values", "output"
+
+
+def prepare(
+    model: VisionTransformer,
+    img_size: int | tuple[int, int] | None = None,
+    dynamic_size: bool = False,
+    dtype: str = "fp32",
+) -> tuple[VisionTransformer, torch.Tensor, dict[str, dict[int, Dim]]]:
+    """An eval-mode copy of ``model`` ready to trace, an example input and the ``dynamic_shapes`` of ``torch.export``.
+
+    Fixed size: the copy is ``set_input_size(img_size)`` (default: the model's), so its table is baked in.
+    Dynamic size: the copy gets ``dynamic_img_size=True``; ``img_size`` only sets the example input.
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    cfg = model.config
+    if dynamic_size and cfg.pos_embed_interpolation == "area" and not cfg.rope:
+        raise ConfigError(
+            "pos_embed_interpolation='area' cannot be exported with a dynamic size (ONNX fixes its output size); "
+            "export a fixed size or build the model with another pos_embed_interpolation (docs/export.md)"
+        )
+    out = copy.deepcopy(model).eval().to(DTYPES[dtype])
+    size = to_pair(img_size, "img_size") if img_size is not None else cfg.img_size
+    if dynamic_size:
+        out.config = out.config.replace(dynamic_img_size=True, dynamic_img_pad=False)
+    else:
+        out.set_input_size(size)
+    device = next(out.parameters()).device
+    example = torch.randn(2, cfg.in_chans, *size, generator=torch.Generator().manual_seed(0)).to(device, DTYPES[dtype])
+    ph, pw = cfg.patch_size
+    shape: dict[int, Dim] = {0: Dim("batch", min=1, max=65536)}
+    if dynamic_size:
+        shape[2] = ph * Dim("grid_h", min=1, max=MAX_GRID)
+        shape[3] = pw * Dim("grid_w", min=1, max=MAX_GRID)
+    return out, example, {"x": shape}
+
+
+def export_program(
+    model: VisionTransformer,
+    img_size: int | tuple[int, int] | None = None,
+    dynamic_size: bool = False,
+    dtype: str = "fp32",
+) -> ExportedProgram:
+    """``torch.export`` of ``model``'s forward (images -> its output) at ``img_size`` or any size.
+
+    Run it with ``program.module()(x)``; save it with ``torch.export.save(program, "model.pt2")``.
+    """
+    traced, example, shapes = prepare(model, img_size, dynamic_size, dtype)
+    with torch.no_grad():
+        return torch.export.export(traced, (example,), dynamic_shapes=shapes)
+
+
+def export_onnx(
+    model: VisionTransformer,
+    out: str | Path,
+    img_size: int | tuple[int, int] | None = None,
+    dynamic_size: bool = False,
+    dtype: str = "fp32",
+    opset: int = 20,
+) -> Path:
+    """Write ``model`` as an ONNX file (input ``pixel_values`` (B, C, H, W), output ``output``); returns its path.
+
+    Needs ``onnx`` and ``onnxscript`` (``pip install 'vitzoo[export]'``); run it with onnxruntime.
+    """
+    if opset < 18:
+        raise ConfigError(f"opset must be >= 18 (Resize with antialias), got {opset}")
+    traced, example, shapes = prepare(model, img_size, dynamic_size, dtype)
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(
+                traced,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=shapes,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                verbose=False,
+            )
+    except ImportError as e:
+        raise ImportError(f"ONNX export needs onnx and onnxscript: pip install 'vitzoo[export]' ({e})") from e
+    if program is None:  # only the legacy exporter returns None
+        raise RuntimeError("torch.onnx.export returned no program")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(path))
+    return path
+
+
+def export(
+    model: VisionTransformer,
+    out: str | Path,
+    format: str = "onnx",
+    img_size: int | tuple[int, int] | None = None,
+    dynamic_size: bool = False,
+    dtype: str = "fp32",
+) -> Path:
+    """``export_onnx``, or (``format="pt2"``) ``export_program`` saved with ``torch.export.save``; returns the path."""
+    if format not in FORMATS:
+        raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
+    if format == "onnx":
+        return export_onnx(model, out, img_size, dynamic_size, dtype)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(export_program(model, img_size, dynamic_size, dtype), str(path))
+    return path
