@@ -27,7 +27,16 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "weights": ("formats", "hub", "loading", "processors", "transformers_config", "repo_config", "source"),
     "api": ("factory",),
-    "data / extract / analysis": ("transforms", "extract", "embed", "analysis", "plots"),
+    "data / extract / analysis": (
+        "transforms",
+        "inputs",
+        "extract",
+        "claims",
+        "embeddings",
+        "embed",
+        "analysis",
+        "plots",
+    ),
     "cli": ("cli", "__main__"),
     "package root": ("__init__",),
 }

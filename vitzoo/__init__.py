@@ -3,6 +3,7 @@
 from ._version import __version__
 from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
+from .embeddings import Embeddings, open_embeddings
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -26,6 +27,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataConfig",
+    "Embeddings",
     "FormatError",
     "HubError",
     "ImageError",
@@ -46,6 +48,7 @@ __all__ = [
     "list_models",
     "list_pretrained",
     "load_pretrained",
+    "open_embeddings",
     "predict",
     "resample_patch_embed",
     "resample_pos_embed",
