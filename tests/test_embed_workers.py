@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import numpy as np
 import pytest
@@ -132,14 +133,12 @@ def test_torchrun_two_nodes_equal_one_process(saved_model, images, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "two"
     assert vitzoo.cli.main(["embed", *embed_args(name, images, ref), "--quiet"]) == 0
     port = free_port()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                "--master-addr", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+    embed = ["-m", "vitzoo", "embed", *embed_args(name, images, out)]
     nodes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-             "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
-             "-m", "vitzoo", "embed", *embed_args(name, images, out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-        )  # fmt: skip
-        for rank in (0, 1)
+        subprocess.Popen([*torchrun, "--node-rank", str(r), *embed], stdout=PIPE, stderr=PIPE, text=True, env=ENV)
+        for r in (0, 1)
     ]
     results = [node.communicate(timeout=300) for node in nodes]
     for node, (_, err) in zip(nodes, results, strict=True):
