@@ -34,6 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "claims",
         "embeddings",
         "embed",
+        "embedder",
         "analysis",
         "plots",
     ),

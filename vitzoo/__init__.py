@@ -3,6 +3,7 @@
 from ._version import __version__
 from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
+from .embedder import BatchEmbedder
 from .embeddings import Embeddings, open_embeddings
 from .errors import (
     CheckpointError,
@@ -24,6 +25,7 @@ from .source import get_pretrained_cfg
 from .transforms import DataConfig, create_transform, resolve_data_config
 
 __all__ = [
+    "BatchEmbedder",
     "CheckpointError",
     "ConfigError",
     "DataConfig",
