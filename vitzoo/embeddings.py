@@ -260,10 +260,12 @@ class Embeddings:
 
     @property
     def failed(self) -> list[tuple[str, str]]:
+        """The unreadable inputs as ``(path, error)``, in input order (read from the output on each access)."""
         failed: list[tuple[str, str]] = self._failed_fn()
         return failed
 
     def keys(self) -> list[str]:
+        """The arrays: ``["features"]``, or ``["layer_<i>", ...]`` for an embed run with ``--layers``."""
         return list(self._arrays)
 
     def __getitem__(self, key: str) -> Any:
