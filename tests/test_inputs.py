@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import vitzoo
 import vitzoo.cli
@@ -96,6 +97,19 @@ def test_manifest_reads_names_by_position(tmp_path):
     assert manifest[0] == names[0] and manifest[-1] == names[-1] and manifest[65_535:65_538] == names[65_535:65_538]
     with pytest.raises(vitzoo.ConfigError, match="line break"):
         write_manifest(["a\nb.jpg"], tmp_path)
+
+
+def test_manifest_reads_are_right_in_forked_workers(tmp_path):
+    """Forked DataLoader workers share the parent's open file; reads must not depend on a shared file offset."""
+    names = [f"img/{i:06d}.jpg" for i in range(4000)]
+    write_manifest(names, tmp_path)
+    manifest = Manifest(tmp_path)
+    assert manifest[5] == names[5]  # the parent opens the file before the workers fork
+    loader = torch.utils.data.DataLoader(manifest, batch_size=50, num_workers=2, collate_fn=list,
+                                         multiprocessing_context="fork")  # fmt: skip
+    for k, batch in enumerate(loader):
+        assert manifest[k * 50 + 49 : k * 50 : -1] == names[k * 50 + 49 : k * 50 : -1]  # the parent reads meanwhile
+        assert batch == names[k * 50 : (k + 1) * 50]
 
 
 def test_csv_without_a_path_column_is_refused(tmp_path):

@@ -17,7 +17,7 @@ import tarfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -134,21 +134,35 @@ def write_manifest(names: Iterable[str], folder: Path) -> tuple[int, str]:
 
 
 class Manifest(Sequence[str]):
-    """The names of a ``write_manifest`` listing, read by position (memory-mapped offsets); picklable."""
+    """The names of a ``write_manifest`` listing, read by position (memory-mapped offsets); picklable.
+
+    Reads are positional (``os.pread``): a forked DataLoader worker shares the open file with its parent, and a
+    seek in one would move the other's reads.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self._offsets: np.ndarray[Any, Any] | None = None
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self.folder, "_offsets": None, "_file": None}
+        return {"folder": self.folder, "_offsets": None, "_fd": None}
 
-    def _open(self) -> tuple[np.ndarray[Any, Any], BinaryIO]:
-        if self._offsets is None or self._file is None:
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def _open(self) -> tuple[np.ndarray[Any, Any], int]:
+        if self._offsets is None or self._fd is None:
             self._offsets = np.fromfile(self.folder / "inputs.offsets", dtype="<i8")
-            self._file = open(self.folder / "inputs.txt", "rb")  # noqa: SIM115 (held for the object's life)
-        return self._offsets, self._file
+            self._fd = os.open(self.folder / "inputs.txt", os.O_RDONLY)
+        return self._offsets, self._fd
+
+    def _read(self, start: int, stop: int) -> str:
+        offsets, fd = self._open()
+        begin, end = int(offsets[start]), int(offsets[stop])
+        return os.pread(fd, end - begin, begin).decode()
 
     def __len__(self) -> int:
         return len(self._open()[0]) - 1
@@ -158,19 +172,16 @@ class Manifest(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
-        offsets, f = self._open()
-        n = len(offsets) - 1
+        n = len(self)
         if isinstance(i, slice):
             start, stop, step = i.indices(n)
             if step != 1 or stop <= start:
                 return [self[j] for j in range(start, stop, step)]
-            f.seek(int(offsets[start]))
-            return f.read(int(offsets[stop] - offsets[start])).decode().splitlines()
+            return self._read(start, stop).split("\n")[:-1]
         if not -n <= i < n:
             raise IndexError(i)
         i %= n
-        f.seek(int(offsets[i]))
-        return f.read(int(offsets[i + 1] - offsets[i]) - 1).decode()
+        return self._read(i, i + 1)[:-1]
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -190,22 +201,22 @@ class _TarIndex:
 
     def __init__(self, keep: int = 8) -> None:
         self.keep = keep
-        self.open: OrderedDict[str, tuple[BinaryIO, dict[str, tuple[int, int]]]] = OrderedDict()
+        self.open: OrderedDict[str, tuple[int, dict[str, tuple[int, int]]]] = OrderedDict()
 
     def read(self, shard: str, member: str) -> bytes:
+        """The member's bytes, by a positional read (safe in forked workers that share the descriptor)."""
         if shard not in self.open:
             with tarfile.open(shard, "r:") as tar:
                 index = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
-            self.open[shard] = (open(shard, "rb"), index)  # noqa: SIM115 (closed when evicted)
+            self.open[shard] = (os.open(shard, os.O_RDONLY), index)
             if len(self.open) > self.keep:
-                self.open.popitem(last=False)[1][0].close()
+                os.close(self.open.popitem(last=False)[1][0])
         self.open.move_to_end(shard)
-        f, index = self.open[shard]
+        fd, index = self.open[shard]
         if member not in index:
             raise ImageError(f"{shard}/{member}: no such member in the tar shard")
         offset, size = index[member]
-        f.seek(offset)
-        return f.read(size)
+        return os.pread(fd, size, offset)
 
 
 _TARS = _TarIndex()
