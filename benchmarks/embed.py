@@ -133,7 +133,7 @@ def make_small_images(folder: Path, n: int) -> None:
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(sub / f"{i:06d}.jpg", quality=90)
 
 
-def scale(workdir: Path, sizes: list[int], batch: int) -> None:
+def scale(workdir: Path, sizes: list[int], batch: int, layouts: list[str]) -> None:
     """Peak RSS of the process that embeds and finalises (the only process with --workers 0 decoding inline is
     not what users run, so the default workers decode; their memory is not the finaliser's), per output layout."""
     model_dir = workdir / "model-ti"
@@ -143,7 +143,7 @@ def scale(workdir: Path, sizes: list[int], batch: int) -> None:
     for n in sizes:
         images = workdir / f"small-{n}"
         make_small_images(images, n)
-        for layout in ("dir", "safetensors"):
+        for layout in layouts:
             out = workdir / (f"scale-{n}" if layout == "dir" else f"scale-{n}.safetensors")
             shutil.rmtree(out, ignore_errors=True)
             out.unlink(missing_ok=True) if out.is_file() else None
@@ -173,9 +173,10 @@ def main() -> None:
     parser.add_argument("--timm-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--scale", action="store_true", help="peak RSS at 2k/20k/100k small images instead")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000], help="with --scale")
+    parser.add_argument("--layouts", nargs="+", default=["dir", "safetensors"], help="with --scale")
     args = parser.parse_args()
     if args.scale:
-        scale(args.workdir, args.sizes, 256)
+        scale(args.workdir, args.sizes, 256, args.layouts)
         return
     if args.timm_child:
         model_dir, images, dtype, batch = args.timm_child
