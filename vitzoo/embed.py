@@ -177,6 +177,10 @@ def embed_to_file(
     claims = Claims(work / "claims", lease_s, rank)
     names = spec if isinstance(inputs, ImageList) else iter_names(spec)
     items = _listing(work, names, fingerprint, claims)
+    if items is None:
+        if progress:
+            sys.stderr.write(f"{prefix}the other processes finished {out} before this one started\n")
+        return None
     if not len(items):
         shutil.rmtree(work, ignore_errors=True)
         raise VitzooError("no images in the inputs: pass image files, folders with images, list files or .tar shards")
@@ -204,6 +208,8 @@ def embed_to_file(
     )
     if progress:
         sys.stderr.write(f"{prefix}embedded {len(written)} of {num_shards} shards\n")
+    if not claims.folder.exists():  # finalised by another process meanwhile
+        return None
     if not all(shard_done(work, k) for k in range(num_shards)):
         if progress:  # the others' shards are still being embedded (or their owner died: a re-run finishes them)
             sys.stderr.write(f"{prefix}other processes hold the remaining shards; the last to finish writes {out}\n")
@@ -246,10 +252,15 @@ def _check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: M
         )
 
 
-def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims) -> Manifest:
-    """The input listing of ``work``, written by whichever process claims it first; the others wait for it."""
+def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims) -> Manifest | None:
+    """The input listing of ``work``, written by whichever process claims it first; the others wait for it.
+
+    None when the run was finished by other processes meanwhile (they removed the work files): a late starter.
+    """
     manifest = work / "manifest.json"
     while not manifest.exists():
+        if not claims.folder.exists():
+            return None
         if claims.take("listing"):
             try:
                 if not manifest.exists():
@@ -259,8 +270,13 @@ def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims
                 claims.release("listing")
         else:
             time.sleep(0.2)  # another process is listing (perhaps for hours): no timeout
-    _check_fingerprint(work, _read_manifest(work), fingerprint)
-    return Manifest(work)
+    try:
+        _check_fingerprint(work, _read_manifest(work), fingerprint)
+        items = Manifest(work)
+        len(items)  # opens the listing: readable from now on, even once the finalising process removes it
+    except FileNotFoundError:
+        return None
+    return items
 
 
 class _ClaimedBatches:
