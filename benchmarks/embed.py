@@ -2,6 +2,7 @@
 
     python benchmarks/embed.py              # 512 JPEGs of about 500x375, fp32 and bf16 (several minutes on 2 cores)
     python benchmarks/embed.py --images 128 # quicker
+    python benchmarks/embed.py --scale      # peak RSS and img/s at 2k, 20k and 100k small images (ViT-Ti, 32 px)
 
 Rows (same batch size everywhere):
 * vitzoo embed: the real command in a subprocess (decode + checkpoint transform in worker processes, forward,
@@ -15,6 +16,7 @@ Rows (same batch size everywhere):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -107,13 +109,75 @@ def timm_child(model_dir: Path, images: Path, dtype: str, batch: int) -> None:
     torch.cat(feats)
 
 
+SCALE_CHILD = """
+import json, resource, sys, time
+from vitzoo.cli import main
+start = time.perf_counter()
+status = main(sys.argv[1:])
+seconds = time.perf_counter() - start
+print(json.dumps({"status": status, "seconds": seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def make_small_images(folder: Path, n: int) -> None:
+    """``n`` 32x32 JPEGs, 1000 per sub-folder."""
+    if folder.exists() and sum(1 for _ in folder.rglob("*.jpg")) == n:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sub = folder / f"{i // 1000:04d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(sub / f"{i:06d}.jpg", quality=90)
+
+
+def scale(workdir: Path, sizes: list[int], batch: int, layouts: list[str]) -> None:
+    """Peak RSS of the process that embeds and finalises (the only process with --workers 0 decoding inline is
+    not what users run, so the default workers decode; their memory is not the finaliser's), per output layout."""
+    model_dir = workdir / "model-ti"
+    if not (model_dir / "config.json").exists():
+        vitzoo.save_pretrained(vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k"), model_dir)
+    rows = []
+    for n in sizes:
+        images = workdir / f"small-{n}"
+        make_small_images(images, n)
+        for layout in layouts:
+            out = workdir / (f"scale-{n}" if layout == "dir" else f"scale-{n}.safetensors")
+            shutil.rmtree(out, ignore_errors=True)
+            out.unlink(missing_ok=True) if out.is_file() else None
+            args = ["embed", f"local-dir:{model_dir}", str(images), "--out", str(out), "--img-size", "32",
+                    "--batch-size", str(batch), "--quiet"]  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", SCALE_CHILD, *args], check=True, capture_output=True, text=True
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append((n, layout, n / result["seconds"], result["peak_rss_mb"]))
+            print(rows[-1], flush=True)
+    print(f"\nViT-Ti at 32 px, batch {batch}, default decoding workers, {os.cpu_count()} cores\n")
+    print("| images | output | img/s | peak RSS MB | RSS over the smallest run MB | per image KB |")
+    print("|---|---|---|---|---|---|")
+    for n, layout, speed, rss in rows:
+        base_n, base = next((m, r) for m, lay, _, r in rows if lay == layout)
+        per = (rss - base) * 1024 / (n - base_n) if n > base_n else float("nan")
+        shown = "directory" if layout == "dir" else ".safetensors"
+        print(f"| {n:,} | {shown} | {speed:.0f} | {rss:.0f} | {rss - base:+.0f} | {per:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vitzoo-embed-bench"))
     parser.add_argument("--timm-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", action="store_true", help="peak RSS at 2k/20k/100k small images instead")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000], help="with --scale")
+    parser.add_argument("--layouts", nargs="+", default=["dir", "safetensors"], help="with --scale")
     args = parser.parse_args()
+    if args.scale:
+        scale(args.workdir, args.sizes, 256, args.layouts)
+        return
     if args.timm_child:
         model_dir, images, dtype, batch = args.timm_child
         timm_child(Path(model_dir), Path(images), dtype, int(batch))

@@ -29,8 +29,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "api": ("factory", "tuning"),
     "data / extract / analysis": (
         "transforms",
+        "inputs",
         "extract",
+        "claims",
+        "embeddings",
         "embed",
+        "embedder",
         "analysis",
         "plots",
         "probe",

@@ -1,15 +1,11 @@
-"""The embed job (``vitzoo embed``): output and metadata, refusals, resuming after an interruption, torchrun.
-
-Runs go through ``vitzoo.cli.main`` in this process; only the 2-process torchrun run needs processes of its own.
+"""The embed job (``vitzoo embed``): output and metadata, refusals, resuming after an interruption, the dataset
+directory. Runs go through ``vitzoo.cli.main`` in this process; several processes are in test_embed_workers.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +18,7 @@ import vitzoo.cli
 from test_extract import BF16_TOL, TAG, one_thread, preprocess, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo import embed
 from vitzoo.embed import EmbedMeta
+from vitzoo.embeddings import shard_done
 
 META_KEYS = {f.name for f in dataclasses.fields(EmbedMeta)}
 
@@ -58,9 +55,9 @@ def counted(monkeypatch):
 
     write = embed._write_shard
 
-    def recording_write(parts, k, *args):
-        write(parts, k, *args)
-        seen["shards"].append(k)
+    def recording_write(work, shard, *args):
+        write(work, shard, *args)
+        seen["shards"].append(shard.k)
 
     monkeypatch.setattr(torch.utils.data, "DataLoader", CountingLoader)
     monkeypatch.setattr(embed, "_write_shard", recording_write)
@@ -136,8 +133,8 @@ def test_interrupted_run_resumes_to_the_same_file(saved_model, tmp_path, counted
 
     write = embed._write_shard
 
-    def interrupted(parts, k, *rest):
-        write(parts, k, *rest)
+    def interrupted(work, shard, *rest):
+        write(work, shard, *rest)
         raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first shard was written
 
     out = tmp_path / "run.safetensors"
@@ -146,7 +143,8 @@ def test_interrupted_run_resumes_to_the_same_file(saved_model, tmp_path, counted
         assert run_embed(*args, "--out", out) == 130  # the CLI's exit status for Ctrl-C
     assert "re-running the same command resumes" in capsys.readouterr().err
     parts = tmp_path / "run.safetensors.parts"
-    assert sorted(p.name for p in parts.iterdir()) == ["manifest.json", "shard-000000.safetensors"]
+    assert [k for k in range(4) if shard_done(parts, k)] == [0]
+    assert not any((parts / "claims").iterdir())  # the interrupted process handed its claims back
     manifest = json.loads((parts / "manifest.json").read_text())
     assert not out.exists()
 
@@ -173,19 +171,25 @@ def test_bf16_through_the_cli(saved_model, tmp_path):
     assert 0 < (tensors["features"] - fp32).norm() / fp32.norm() <= BF16_TOL
 
 
-def test_torchrun_two_processes_equal_one(saved_model, tmp_path):
+def test_dataset_directory_equals_the_single_file(saved_model, tmp_path, capsys):
     _, name = saved_model
-    write_images(tmp_path / "imgs", n_plain=20)  # 25 inputs, 7 shards: ranks 0 and 1 take 4 and 3
-    args = [name, tmp_path / "imgs", "--shard-size", "4", "--batch-size", "3", "--workers", "0"]
-    assert torch.get_num_threads() == 1  # bitwise equality needs the ranks' thread count (OMP_NUM_THREADS=1)
-    assert run_embed(*args, "--out", tmp_path / "one.safetensors") == 0
-    # --standalone: the rendezvous binds port 0, so the OS gives a free port (no fixed port to collide on).
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "vitzoo", "embed", *map(str, args), "--out", str(tmp_path / "two.safetensors")]  # fmt: skip
-    here = str(Path(vitzoo.__file__).parents[1])  # the ranks import this vitzoo, not another installed copy
-    path = os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    two = subprocess.run(torchrun, capture_output=True, text=True, timeout=300, env=env, check=False)
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert "[rank 0] 4 of 7 shards to embed" in two.stderr and "[rank 1] 3 of 7 shards to embed" in two.stderr
-    assert_same_file(tmp_path / "two.safetensors", tmp_path / "one.safetensors")
+    write_images(tmp_path / "imgs", n_plain=6)  # 11 inputs, the 4th corrupt: shards of 3, 4, 3 rows
+    args = [name, tmp_path / "imgs", "--shard-size", "4", "--batch-size", "3", "--workers", "0", "--quiet"]
+    one, folder = tmp_path / "one.safetensors", tmp_path / "emb"
+    assert run_embed(*args, "--layers", "0", "1", "--out", one) == 0
+    assert run_embed(*args, "--layers", "0", "1", "--out", folder) == 0
+    assert capsys.readouterr().err.endswith(f"unreadable, listed in {folder / 'failed.txt'}\n")
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("shard-")) == ["failed.txt", "index.json"]
+    a, b = vitzoo.open_embeddings(one), vitzoo.open_embeddings(folder)
+    assert len(a) == len(b) == 10 and list(a.paths) == list(b.paths) and a.failed == b.failed and len(a.failed) == 1
+    assert a.keys() == b.keys() == ["layer_0", "layer_1"] and a.meta.pop("num_failed") == 1 and a.meta == b.meta
+    for key in ("layer_0", "layer_1"):
+        assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])) and b[key][2:6].shape == (4, 192)
+    assert [len(shard) for shard in b] == [3, 4, 3] and [len(shard) for shard in a] == [10]
+    index = json.loads((folder / "index.json").read_text())
+    assert index["rows"] == 10 and [s["rows"] for s in index["shards"]] == [3, 4, 3]
+    assert set(index["meta"]) == META_KEYS and index["arrays"]["layer_0"] == {"shape": [192], "dtype": "float32"}
+    assert run_embed(*args, "--layers", "0", "1", "--out", folder) == 0  # finished: nothing to redo
+    assert capsys.readouterr().err == f"10 images embedded into {folder}; 1 unreadable, listed in {folder}/failed.txt\n"
+    assert run_embed(*args, "--out", folder) == 2  # another command (no --layers)
+    assert "holds shards of a different command (it differs in layers)" in capsys.readouterr().err

@@ -85,3 +85,27 @@ def test_the_name_grammar_is_parsed_in_source_py_only():
 def test_architecture_doc_shows_the_current_graph():
     doc = (ROOT / "docs" / "architecture.md").read_text()
     assert ig.markdown() in doc, "regenerate the block with: python scripts/import_graph.py"
+
+
+# Third-party imports allowed inside a function: the optional extras, imported when used so that the core install
+# works without them (each one's ImportError names its extra). The stdlib entries predate this list.
+LAZY_IMPORTS = {
+    "plots": {"matplotlib", "matplotlib.pyplot"},  # vitzoo[plot]
+    "inputs": {"pyarrow.parquet"},  # vitzoo[parquet]
+    "cli": {"contextlib", "os"},
+    "config": {"difflib"},
+}
+
+
+def test_lazy_imports_are_the_optional_extras():
+    found: dict[str, set[str]] = {}
+    for path in MODULES:
+        for func in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.Import):
+                    found.setdefault(ig.module_name(path), set()).update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found.setdefault(ig.module_name(path), set()).add(node.module)
+    assert found == LAZY_IMPORTS, "import at module level, or add an optional extra to LAZY_IMPORTS"

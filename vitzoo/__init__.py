@@ -3,6 +3,8 @@
 from ._version import __version__
 from .analysis import capture_attention, fewshot_eval
 from .config import ViTConfig
+from .embedder import BatchEmbedder
+from .embeddings import Embeddings, open_embeddings
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -26,9 +28,11 @@ from .transforms import DataConfig, create_transform, resolve_data_config
 from .tuning import freeze, param_groups, unfreeze
 
 __all__ = [
+    "BatchEmbedder",
     "CheckpointError",
     "ConfigError",
     "DataConfig",
+    "Embeddings",
     "FormatError",
     "HubError",
     "ImageError",
@@ -54,6 +58,7 @@ __all__ = [
     "list_models",
     "list_pretrained",
     "load_pretrained",
+    "open_embeddings",
     "param_groups",
     "predict",
     "resample_patch_embed",

@@ -302,14 +302,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         if args.device and args.device.startswith("cuda"):
             args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     try:
-        items = expand_inputs(args.inputs)
-        if not items:
-            print("vitzoo: error: no images found in the inputs", file=sys.stderr)
-            return 1
         model = _load(args.name, args)
         summary = embed_to_file(
             model,
-            items,
+            args.inputs,  # listed once, by the first process to claim the listing
             args.out,
             name=args.name,
             revision=args.revision,
@@ -321,11 +317,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             device=args.device,
             progress=not args.quiet,
+            lease_s=args.lease,
         )
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
-    if summary is not None:  # rank 0
+    if summary is not None:  # the process that finalised the output
         print(args.out)
         msg = f"{summary.rows} images embedded into {args.out}"
         if summary.failed:
@@ -579,14 +576,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_emb = sub.add_parser(
         "embed",
-        help="embed images into a .safetensors or .npy file (resumable, torchrun-ready)",
-        description="Embed images with a checkpoint's own preprocessing. Work is written in shards next to --out; "
-        "re-running the same command resumes. Under torchrun (or with --distributed) ranks split the shards and "
-        "the file is the same as from one process. Unreadable images are skipped and listed in OUT.failed.txt.",
+        help="embed images into a dataset directory, a .safetensors or a .npy file (resumable, torchrun-ready)",
+        description="Embed images with a checkpoint's own preprocessing. Work is written in shards, claimed through "
+        "the output by any number of processes (torchrun ranks, or separate launches on machines sharing the "
+        "filesystem); re-running the same command resumes. The output is the same as from one process. Unreadable "
+        "images are skipped and listed.",
     )
     p_emb.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
-    p_emb.add_argument("inputs", nargs="+", help="image files, folders (recursive) or .txt files of paths")
-    p_emb.add_argument("--out", required=True, help="output .safetensors (features + metadata) or .npy")
+    p_emb.add_argument(
+        "inputs", nargs="+", help="image files, folders (recursive), .txt/.csv/.parquet lists, .tar shards or globs"
+    )
+    p_emb.add_argument(
+        "--out",
+        required=True,
+        help="a directory (no suffix: shards + index.json, any size), or one .safetensors (features + metadata) "
+        "or .npy file for small runs",
+    )
     p_emb.add_argument(
         "--pool", choices=FEATURE_POOLS, default=None, help="default: the model's own pooling (config.global_pool)"
     )
@@ -594,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_emb.add_argument("--shard-size", type=int, default=1024, help="images per resumable shard")
     p_emb.add_argument("--distributed", action="store_true", help="init torch.distributed from env (torchrun sets it)")
     p_emb.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p_emb.add_argument(
+        "--lease", type=float, default=600.0, help="seconds after which an unrenewed shard claim is taken over"
+    )
     common(p_emb)
     p_emb.set_defaults(func=_cmd_embed)
 
@@ -748,7 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         hint = ""
         if args.command == "embed":
-            hint = f"; finished shards are kept in {args.out}.parts/ and re-running the same command resumes"
+            parts = args.out if not Path(args.out).suffix else f"{args.out}.parts/"
+            hint = f"; finished shards are kept in {parts} and re-running the same command resumes"
         print(f"vitzoo: interrupted{hint}", file=sys.stderr)
         return 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 

@@ -1,9 +1,16 @@
-"""The embed job behind ``vitzoo embed`` (and ``torchrun -m vitzoo embed``): image paths to one features file.
+"""The embed job behind ``vitzoo embed`` (and ``torchrun -m vitzoo embed``): image paths to embeddings on disk.
 
-Work goes in shards of ``shard_size`` inputs: shard k holds inputs ``[k * shard_size, (k + 1) * shard_size)`` and is
-written atomically to ``OUT.parts/shard-<k>.safetensors`` by rank ``k % world_size``, next to a ``manifest.json``
-that fingerprints the command. Running the same command again skips the finished shards; rank 0 concatenates them in
-order at the end, so the file depends neither on the number of processes nor on interruptions.
+The inputs are listed once, by whichever process claims the listing, into ``WORK/inputs.txt`` (``vitzoo.inputs``);
+every process reads its part from there. Work goes in shards of ``shard_size`` inputs: shard k holds inputs
+``[k * shard_size, (k + 1) * shard_size)``. Processes claim shards through ``WORK/claims/`` (``vitzoo.claims``), so a
+fast one takes more and a dead one's shards are taken over, and write each one atomically (``vitzoo.embeddings``).
+Whichever process finishes the last shard finalises: a dataset directory gets its ``index.json``, a single file
+(``.safetensors``/``.npy``, for small runs) is concatenated from the shards. ``WORK`` is the output directory
+itself, or ``OUT.parts/`` next to a single file. ``WORK/manifest.json`` fingerprints the command, so running it
+again resumes and another command is refused. No process ever waits for another's shards, so nothing can time out.
+
+Test hook: with ``VITZOO_EMBED_TEST_GATE=FILE`` set, a process waits before writing each shard until ``FILE``
+exists (the tests' stand-in for an arbitrarily slow rank).
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +31,31 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ._version import __version__
+from .claims import DEFAULT_LEASE_S, Claims
+from .embeddings import (
+    INDEX,
+    atomic_write_text,
+    open_embeddings,
+    shard_array,
+    shard_done,
+    shard_failed,
+    shard_info,
+    shard_name,
+    shard_paths,
+    write_index,
+    write_shard,
+)
 from .errors import ConfigError, VitzooError
-from .extract import batched, feature_fn, prepare_model, require_inputs, resolve_pool, run_batches
+from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
+from .inputs import Manifest, iter_names, write_manifest
 from .model import VisionTransformer, take_indices
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
+MAX_SAFETENSORS_ROWS = 1_000_000  # every path goes into the header, which safetensors caps at 100 MB
+GATE_ENV = "VITZOO_EMBED_TEST_GATE"
 
 
 # ------------------------------------------------------------------------------------------------ metadata
@@ -82,7 +106,7 @@ class EmbedMeta:
 
 @dataclass
 class EmbedSummary:
-    """What rank 0 wrote: the number of embedded rows and of unreadable inputs (listed in ``failed_file``)."""
+    """What the finalising process wrote: the embedded rows and the unreadable inputs (listed in ``failed_file``)."""
 
     rows: int
     failed: int
@@ -90,6 +114,17 @@ class EmbedSummary:
 
 
 # ------------------------------------------------------------------------------------------------- the job
+def output_layout(out: Path) -> str:
+    """``"safetensors"`` or ``"npy"`` for a single file, ``"dir"`` for a dataset directory (no suffix)."""
+    if out.suffix in OUTPUT_SUFFIXES:
+        return out.suffix[1:]
+    if not out.suffix or out.is_dir():
+        return "dir"
+    raise ConfigError(
+        f"the output must end in .safetensors or .npy, or name a directory (no suffix) for large runs; got {out.name}"
+    )
+
+
 def embed_to_file(
     model: VisionTransformer,
     inputs: Any,
@@ -105,96 +140,213 @@ def embed_to_file(
     dtype: torch.dtype | str | None = None,
     device: Any = None,
     progress: bool = True,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> EmbedSummary | None:
-    """Embed image paths (``inputs`` as for ``extract_features``) into ``out`` (.safetensors or .npy).
+    """Embed images (paths, folders, list files, ``.tar`` shards, globs: ``vitzoo.inputs.iter_names``) into ``out``.
 
-    Resumable and sharded over torch.distributed ranks (see the module docstring). Unreadable images are skipped and
-    listed in ``OUT.failed.txt``. ``name``/``revision`` are recorded in the metadata (``name`` defaults to the
-    checkpoint's tag). Returns the summary on rank 0 and None on the other ranks.
+    ``out`` is a dataset directory (no suffix: shards + ``index.json``, for any size) or one ``.safetensors`` /
+    ``.npy`` file (small runs). Resumable, and shared by any number of processes through claims in the output
+    (see the module docstring); a claim not renewed for ``lease_s`` seconds is taken over. Unreadable images are
+    skipped and listed. ``name``/``revision`` are recorded in the metadata (``name`` defaults to the checkpoint's
+    tag). Returns the summary in the process that finalised the output, None in the others.
     """
     out = Path(out)
-    if out.suffix not in OUTPUT_SUFFIXES:
-        raise ConfigError(f"the output must end in .safetensors or .npy, got {out.name}")
-    if out.suffix == ".npy" and layers:
+    layout = output_layout(out)
+    if layout == "npy" and layers:
         raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
     pool = resolve_pool(model, pool, layers)
     fn = feature_fn(model, pool, layers)
-    items = require_inputs(inputs)
-    if not all(isinstance(item, str) for item in items):
-        raise ConfigError(
-            "the embed job records image paths: pass files, folders or .txt lists, not images or "
-            "tensors (use extract_features for those)"
-        )
+    spec = _input_spec(inputs)
     if shard_size < 1:
         raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     prepare_model(model, dtype, device)
     meta = EmbedMeta.of(model, name=name, revision=revision, pool=pool, layers=layers)
     rank, world = _dist_info()
-    parts = out.with_name(out.name + ".parts")
+    prefix = f"[rank {rank}] " if world > 1 else ""
+    work = out if layout == "dir" else out.with_name(out.name + ".parts")
     fingerprint = {
         **meta.encode(),
-        **encode({"batch_size": batch_size, "shard_size": shard_size, "inputs": _digest(items)}),
+        **encode({"batch_size": batch_size, "shard_size": shard_size, "inputs": _digest(spec)}),
     }
-    _claim(parts, fingerprint, rank)
-
-    num_shards = -(-len(items) // shard_size)
-    mine = range(rank, num_shards, world)
-    todo = [k for k in mine if not _shard_path(parts, k).exists()]
-    prefix = f"[rank {rank}] " if world > 1 else ""
-    if progress and len(todo) < len(mine):
-        sys.stderr.write(f"{prefix}resuming: {len(mine) - len(todo)} of {len(mine)} shards already done\n")
-    if progress and world > 1:
-        sys.stderr.write(f"{prefix}{len(todo)} of {num_shards} shards to embed\n")
-    if todo:
-        _embed_shards(
-            model,
-            items,
-            fn,
-            parts,
-            todo,
-            shard_size=shard_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-            desc=prefix.strip() or None,
+    if layout == "dir" and (out / INDEX).exists():  # finished before: nothing to do
+        index = json.loads((out / INDEX).read_text())
+        _check_fingerprint(out, index["command"], fingerprint)
+        failed_file = out / "failed.txt"
+        summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
+        return summary if rank == 0 else None
+    _check_fingerprint(work, _read_manifest(work), fingerprint)
+    claims = Claims(work / "claims", lease_s, rank)
+    names = spec if isinstance(inputs, ImageList) else iter_names(spec)
+    items = _listing(work, names, fingerprint, claims)
+    if items is None:
+        if progress:
+            sys.stderr.write(f"{prefix}the other processes finished {out} before this one started\n")
+        return None
+    if not len(items):
+        shutil.rmtree(work, ignore_errors=True)
+        raise VitzooError("no images in the inputs: pass image files, folders with images, list files or .tar shards")
+    if layout == "safetensors" and len(items) > MAX_SAFETENSORS_ROWS:
+        raise ConfigError(
+            f"{len(items):,} inputs are too many paths for one .safetensors header; write a dataset directory "
+            "(an --out without suffix) instead"
         )
-    _barrier()
-    summary = _merge(parts, num_shards, items, out, meta) if rank == 0 else None
-    _barrier()
-    return summary
+    num_shards = -(-len(items) // shard_size)
+    done = sum(shard_done(work, k) for k in range(num_shards))
+    if progress and done:
+        sys.stderr.write(f"{prefix}resuming: {done} of {num_shards} shards already done\n")
+    written = _embed_shards(
+        model,
+        items,
+        fn,
+        work,
+        claims,
+        num_shards,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        desc=prefix.strip() or None,
+    )
+    if progress:
+        sys.stderr.write(f"{prefix}embedded {len(written)} of {num_shards} shards\n")
+    if not claims.folder.exists():  # finalised by another process meanwhile
+        return None
+    if not all(shard_done(work, k) for k in range(num_shards)):
+        if progress:  # the others' shards are still being embedded (or their owner died: a re-run finishes them)
+            sys.stderr.write(f"{prefix}other processes hold the remaining shards; the last to finish writes {out}\n")
+        return None
+    if not claims.take("finalize"):
+        return None
+    meta_json = dataclasses.asdict(meta)
+    if layout == "dir":
+        return _finish_dir(out, num_shards, meta_json, fingerprint)
+    return _merge(work, num_shards, out, meta)
+
+
+def _input_spec(inputs: Any) -> list[str]:
+    """The inputs as given (absolute where they exist), which the fingerprint records; paths only."""
+    single = isinstance(inputs, (str, Path))
+    items = [inputs] if single else list(inputs)
+    if not all(isinstance(item, (str, Path)) for item in items):
+        raise ConfigError(
+            "the embed job records image paths: pass files, folders, list files or .tar shards, not images or "
+            "tensors (use extract_features for those)"
+        )
+    if isinstance(inputs, ImageList):
+        return [str(item) for item in items]
+    return [os.path.abspath(item) if os.path.exists(item) else str(item) for item in items]
+
+
+def _read_manifest(work: Path) -> dict[str, str] | None:
+    manifest = work / "manifest.json"
+    return json.loads(manifest.read_text()) if manifest.exists() else None
+
+
+def _check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: Mapping[str, str]) -> None:
+    """Refuse ``work`` if it holds the work of another command (different model, pool, inputs, ...)."""
+    if old is not None and dict(old) != dict(fingerprint):
+        changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
+        raise VitzooError(
+            f"{work} holds shards of a different command (it differs in {', '.join(changed)}); "
+            "delete that folder, or run the original command to finish it, or choose another "
+            "--out"
+        )
+
+
+def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims) -> Manifest | None:
+    """The input listing of ``work``, written by whichever process claims it first; the others wait for it.
+
+    None when the run was finished by other processes meanwhile (they removed the work files): a late starter.
+    """
+    manifest = work / "manifest.json"
+    while not manifest.exists():
+        if not claims.folder.exists():
+            return None
+        if claims.take("listing"):
+            try:
+                if not manifest.exists():
+                    write_manifest(names, work)
+                    atomic_write_text(manifest, json.dumps(fingerprint, indent=1))
+            finally:
+                claims.release("listing")
+        else:
+            time.sleep(0.2)  # another process is listing (perhaps for hours): no timeout
+    try:
+        _check_fingerprint(work, _read_manifest(work), fingerprint)
+        items = Manifest(work)
+        len(items)  # opens the listing: readable from now on, even once the finalising process removes it
+    except FileNotFoundError:
+        return None
+    return items
+
+
+class _ClaimedBatches:
+    """The batches of the shards this process claims, each shard claimed when the loader first asks for its
+    batches (so a process holds only what it is about to embed, plus the loader's prefetch)."""
+
+    def __init__(self, work: Path, claims: Claims, n: int, num_shards: int, shard_size: int, batch_size: int):
+        self.work, self.claims, self.n, self.num_shards = work, claims, n, num_shards
+        self.shard_size, self.batch_size = shard_size, batch_size
+        self.claimed: list[int] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        took = True
+        while took:  # a second pass takes over shards whose owner died meanwhile
+            took = False
+            for k in range(self.num_shards):
+                if k in self.claimed or shard_done(self.work, k) or not self.claims.take(shard_name(k)):
+                    continue
+                if shard_done(self.work, k):  # finished between the check and the claim
+                    self.claims.release(shard_name(k))
+                    continue
+                took = True
+                self.claimed.append(k)
+                span = range(k * self.shard_size, min((k + 1) * self.shard_size, self.n))
+                yield from batched(span, self.batch_size)  # never across a shard boundary
 
 
 def _embed_shards(
     model: VisionTransformer,
-    items: Sequence[str],
+    items: Manifest,
     fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
-    parts: Path,
-    todo: Sequence[int],
+    work: Path,
+    claims: Claims,
+    num_shards: int,
     *,
     shard_size: int,
     batch_size: int,
     num_workers: int | None,
     progress: bool,
     desc: str | None,
-) -> None:
-    """Run the shards ``todo`` through one batch loop (one DataLoader), writing each shard as soon as it is complete.
-
-    A shard's batches are cut from the shard alone, so they, and the shard's numbers, do not depend on which other
-    shards are left to do.
-    """
-    spans = {k: range(k * shard_size, min((k + 1) * shard_size, len(items))) for k in todo}
-    batches = [b for k in todo for b in batched(spans[k], batch_size)]  # never across a shard boundary
+) -> list[int]:
+    """Embed the shards this process claims through one batch loop (one DataLoader), writing each shard as soon
+    as it is complete; returns them. A shard's batches are cut from the shard alone, so they, and the shard's
+    numbers, do not depend on which process embeds it."""
+    batches = _ClaimedBatches(work, claims, len(items), num_shards, shard_size, batch_size)
+    todo = [k for k in range(num_shards) if not shard_done(work, k)]
+    total = sum(min(shard_size, len(items) - k * shard_size) for k in todo)  # at most: others take some
     loop = run_batches(
-        model, items, fn, batches, num_workers=num_workers, on_error="skip", progress=progress, desc=desc
+        model, items, fn, batches, num_workers=num_workers, on_error="skip", progress=progress, desc=desc, total=total
     )
+    written: list[int] = []
     shard: _Shard | None = None
-    with closing(loop):  # an interruption between batches stops the decoding workers at once
-        for batch, feats in loop:
-            shard = shard or _Shard(batch.positions[0] // shard_size)
-            shard.add(batch.rows, batch.failed, feats)
-            if len(shard.rows) + len(shard.failed) == len(spans[shard.k]):
-                _write_shard(parts, shard.k, shard.tensors(), shard.rows, shard.failed)
-                shard = None
+    try:
+        with closing(loop):  # an interruption between batches stops the decoding workers at once
+            for batch, feats in loop:
+                shard = shard or _Shard(batch.positions[0] // shard_size)
+                shard.add(batch.rows, batch.failed, feats)
+                for k in set(batches.claimed) - set(written):
+                    claims.renew(shard_name(k))
+                if len(shard.rows) + len(shard.failed) == min(shard_size, len(items) - shard.k * shard_size):
+                    _wait_for_gate()
+                    _write_shard(work, shard, items[shard.k * shard_size : (shard.k + 1) * shard_size], shard_size)
+                    claims.release(shard_name(shard.k))
+                    written.append(shard.k)
+                    shard = None
+    finally:  # interrupted: hand back the claimed shards that are not written
+        for k in set(batches.claimed) - set(written):
+            claims.release(shard_name(k))
+    return written
 
 
 @dataclass
@@ -212,115 +364,89 @@ class _Shard:
         for key, value in (feats or {}).items():
             self.chunks.setdefault(key, []).append(value)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {key: torch.cat(values) for key, values in self.chunks.items()}
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        return {key: torch.cat(values).numpy() for key, values in self.chunks.items()}
 
 
-def _shard_path(parts: Path, k: int) -> Path:
-    return parts / f"shard-{k:06d}.safetensors"
+def _write_shard(work: Path, shard: _Shard, names: Sequence[str], shard_size: int) -> None:
+    """Write a finished shard (``names``: the shard's inputs, readable or not) with its paths and failures."""
+    base = shard.k * shard_size
+    paths = [names[i - base] for i in shard.rows]
+    failed = [(names[i - base], err) for i, err in shard.failed]
+    write_shard(work, shard.k, shard.arrays(), paths, failed)
 
 
-def _write_shard(
-    parts: Path, k: int, tensors: dict[str, torch.Tensor], rows: list[int], failed: list[tuple[int, str]]
-) -> None:
-    """Write shard ``k`` atomically: a finished shard file is always whole."""
-    _atomic_save(tensors, _shard_path(parts, k), encode({"rows": rows, "failed": failed}))
+def _wait_for_gate() -> None:
+    gate = os.environ.get(GATE_ENV)
+    while gate and not os.path.exists(gate):
+        time.sleep(0.05)
 
 
-def _claim(parts: Path, fingerprint: dict[str, str], rank: int) -> None:
-    """Refuse ``parts`` if it holds shards of another command; rank 0 then records this command's fingerprint.
-
-    Every rank checks before rank 0 writes (atomically, the same content), so a refusal is raised on all ranks.
-    """
-    manifest = parts / "manifest.json"
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
-        if old != fingerprint:
-            changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
-            raise VitzooError(
-                f"{parts} holds shards of a different command (it differs in {', '.join(changed)}); "
-                "delete that folder, or run the original command to finish it, or choose another "
-                "--out"
-            )
-    if rank == 0:
-        parts.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(manifest, json.dumps(fingerprint, indent=1))
-    _barrier()
+def _finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: dict[str, str]) -> EmbedSummary:
+    """Write the index and the list of failures of a finished dataset directory; remove the work files."""
+    index = write_index(out, num_shards, meta, fingerprint)
+    failed_file = out / "failed.txt"
+    if index["failed"]:
+        tmp = failed_file.with_name(f"failed.txt.tmp{os.getpid()}")
+        with open(tmp, "w") as f:
+            for k in range(num_shards):
+                f.writelines(f"{p}\t{err}\n" for p, err in shard_failed(out, k))
+        os.replace(tmp, failed_file)
+    for name in ("inputs.txt", "inputs.offsets", "manifest.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "claims", ignore_errors=True)
+    return EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
 
 
-def _merge(parts: Path, num_shards: int, items: Sequence[str], out: Path, meta: EmbedMeta) -> EmbedSummary:
-    """Concatenate the shards in order into ``out`` (with ``meta``), list the failures, remove ``parts``."""
-    chunks: dict[str, list[torch.Tensor]] = {}
-    rows: list[int] = []
-    failed: list[tuple[int, str]] = []
-    for k in range(num_shards):
-        with safe_open(str(_shard_path(parts, k)), framework="pt") as f:
-            info = f.metadata()
-            rows += json.loads(info["rows"])
-            failed += [(i, err) for i, err in json.loads(info["failed"])]
-            for key in f.keys():  # noqa: SIM118
-                chunks.setdefault(key, []).append(f.get_tensor(key))
-    tensors = {key: torch.cat(values) for key, values in chunks.items()}
-    paths = [items[i] for i in rows]
+def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta) -> EmbedSummary:
+    """Concatenate the shards in order into the single file ``out`` (with ``meta``), list the failures, remove
+    ``work``. This holds every row in memory: the single file is for small runs."""
+    infos = [shard_info(work, k) for k in range(num_shards)]
+    keys: dict[str, Any] = next((info["arrays"] for info in infos if info["rows"]), {})
+    full = [k for k in range(num_shards) if infos[k]["rows"]]
+    arrays = {key: np.concatenate([shard_array(work, k, key) for k in full]) for key in keys}
+    paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
+    failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
     if out.suffix == ".npy":
-        _atomic_write_text(out.with_name(out.name + ".paths.txt"), "".join(p + "\n" for p in paths))
+        atomic_write_text(out.with_name(out.name + ".paths.txt"), "".join(p + "\n" for p in paths))
         tmp = out.with_name(f"{out.name}.tmp{os.getpid()}.npy")
-        np.save(tmp, tensors.get("features", torch.zeros(0)).numpy())
+        np.save(tmp, arrays.get("features", np.zeros(0, dtype=np.float32)))
         os.replace(tmp, out)
     else:
+        tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
         _atomic_save(tensors, out, {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed)})})
     failed_file = out.with_name(out.name + ".failed.txt")
     if failed:
-        _atomic_write_text(failed_file, "".join(f"{items[i]}\t{err}\n" for i, err in failed))
+        atomic_write_text(failed_file, "".join(f"{p}\t{err}\n" for p, err in failed))
     elif failed_file.exists():
         failed_file.unlink()
-    shutil.rmtree(parts)
-    return EmbedSummary(rows=len(rows), failed=len(failed), failed_file=failed_file if failed else None)
+    shutil.rmtree(work)
+    return EmbedSummary(rows=len(paths), failed=len(failed), failed_file=failed_file if failed else None)
 
 
 # ------------------------------------------------------------------------------------------------ reading
 @dataclass
-class Embeddings:
-    """An embeddings file read back: its arrays (``features`` or ``layer_<i>``), the input path of each row, and the
-    metadata (``EmbedMeta``'s keys decoded; empty for a ``.npy`` file, which has none)."""
+class LoadedEmbeddings:
+    """An embed output read into memory (for ``vitzoo probe``): its arrays (``features`` or ``layer_<i>``), the input
+    path of each row, and the metadata (``EmbedMeta``'s keys decoded; empty for a ``.npy`` file, which has none)."""
 
     tensors: dict[str, torch.Tensor]
     paths: list[str]
     meta: dict[str, Any]
 
 
-def read_embeddings(path: str | Path) -> Embeddings:
-    """Read a file written by ``embed_to_file`` / ``vitzoo embed``: ``.safetensors``, or ``.npy`` with its
-    ``.paths.txt``."""
-    path = Path(path)
-    if path.suffix not in OUTPUT_SUFFIXES:
-        raise ConfigError(f"an embeddings file ends in .safetensors or .npy, got {path.name}")
-    if not path.is_file():
-        raise VitzooError(f"{path}: no such embeddings file")
-    if path.suffix == ".npy":
-        listing = path.with_name(path.name + ".paths.txt")
-        if not listing.is_file():
-            raise VitzooError(f"{path}: its row paths ({listing.name}, written next to it by vitzoo embed) are missing")
-        paths = [line for line in listing.read_text().splitlines() if line]
-        return Embeddings({"features": torch.from_numpy(np.load(path))}, paths, {})
-    with safe_open(str(path), framework="pt") as f:
-        meta = {key: json.loads(value) for key, value in (f.metadata() or {}).items()}
-        tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    if "paths" not in meta:
-        raise VitzooError(f"{path}: no 'paths' in its metadata; is it an output of vitzoo embed?")
-    return Embeddings(tensors, list(meta.pop("paths")), meta)
+def read_embeddings(path: str | Path) -> LoadedEmbeddings:
+    """Read everything ``embed_to_file`` / ``vitzoo embed`` wrote (any layout ``open_embeddings`` opens) into
+    memory."""
+    opened = open_embeddings(path)
+    tensors = {key: torch.from_numpy(np.ascontiguousarray(opened[key][:])) for key in opened.keys()}  # noqa: SIM118
+    return LoadedEmbeddings(tensors, list(opened.paths), dict(opened.meta))
 
 
 # ------------------------------------------------------------------------------------------------- helpers
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -332,8 +458,3 @@ def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()

@@ -18,13 +18,13 @@ from huggingface_hub.utils.tqdm import tqdm  # a progress bar, not Hub I/O: it s
 from PIL import Image
 
 from .errors import ConfigError, ImageError, VitzooError
+from .inputs import iter_names, open_source
 from .model import FEATURE_POOLS, VisionTransformer, pool_tokens, take_indices
 from .registry import ARCHS, family_of
 from .transforms import create_transform, load_image, to_rgb
 
 logger = logging.getLogger("vitzoo")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 ON_ERROR = ("raise", "skip")
 DTYPES = {
     "fp32": torch.float32,
@@ -42,7 +42,8 @@ class ImageList(list[Any]):
 
 
 def expand_inputs(inputs: Any) -> ImageList:
-    """Paths, folders (recursively, sorted), text files listing paths (``.txt``/``.lst``), PIL images, tensors.
+    """Paths, folders (recursively, sorted), list files (``.txt``/``.lst``, ``.csv``/``.parquet`` with a ``path``
+    column), WebDataset ``.tar`` shards, glob patterns (see ``vitzoo.inputs.iter_names``), PIL images, tensors.
 
     A 4-D tensor is split into its images. The result is an ``ImageList``, which this function returns as it is, so
     a caller that expanded the inputs (to print them next to the results) can pass them on without a second pass.
@@ -56,13 +57,7 @@ def expand_inputs(inputs: Any) -> ImageList:
         if isinstance(item, torch.Tensor) and item.ndim == 4:
             out.extend(item.unbind(0))
         elif isinstance(item, (str, Path)):
-            path = Path(item)
-            if path.is_dir():
-                out.extend(str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
-            elif path.suffix.lower() in (".txt", ".lst"):
-                out.extend(line.strip() for line in path.read_text().splitlines() if line.strip())
-            else:
-                out.append(str(path))
+            out.extend(iter_names(item))
         else:
             out.append(item)
     return out
@@ -104,7 +99,7 @@ class _Images(torch.utils.data.Dataset[tuple[int, torch.Tensor | None, str]]):
         try:
             if isinstance(item, torch.Tensor):
                 return i, item, ""
-            img = to_rgb(item) if isinstance(item, Image.Image) else load_image(item)
+            img = to_rgb(item) if isinstance(item, Image.Image) else load_image(open_source(str(item)), name=str(item))
             return i, self.transform(img), ""
         except (ImageError, OSError, ValueError) as err:
             return i, None, str(err)
@@ -144,7 +139,7 @@ def check_on_error(on_error: str) -> None:
         )
 
 
-def progress_bar(total: int, enabled: bool, desc: str | None = None) -> Any:
+def progress_bar(total: int | None, enabled: bool, desc: str | None = None) -> Any:
     """A tqdm bar on stderr counting images; off when ``enabled`` is False, when ``HF_HUB_DISABLE_PROGRESS_BARS``
     is set, or after ``huggingface_hub.utils.disable_progress_bars("vitzoo")``."""
     return tqdm(total=total, disable=not enabled, desc=desc, unit="img", dynamic_ncols=True, name="vitzoo")
@@ -154,14 +149,18 @@ def run_batches(
     model: VisionTransformer,
     items: Sequence[Any],
     fn: Callable[[torch.Tensor], Any],
-    batches: Sequence[Sequence[int]],
+    batches: Iterable[list[int]],
     *,
     num_workers: int | None = None,
     on_error: str = "raise",
     progress: bool = True,
     desc: str | None = None,
+    total: int | None = None,
 ) -> Generator[tuple[Batch, Any], None, None]:
     """The one batch loop: decode ``items`` in the order of ``batches`` (lists of positions), run ``fn`` on each.
+
+    ``batches`` may be a lazy iterable (the embed job claims shards as the loader asks for batches); ``total`` is
+    the number of images for the progress bar (default: counted from ``batches`` when it is a sequence).
 
     One DataLoader (one pool of ``num_workers`` decoding processes, default ``default_workers()``) serves every
     batch; images get the model's checkpoint transform, tensors pass through. Each batch is moved to the model's
@@ -174,13 +173,15 @@ def run_batches(
     workers = default_workers() if num_workers is None else num_workers
     loader = torch.utils.data.DataLoader(
         _Images(items, create_transform(model)),
-        batch_sampler=[list(b) for b in batches],
+        batch_sampler=batches,
         num_workers=workers,
         collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None,
         prefetch_factor=4 if workers else None,
     )
-    with progress_bar(sum(len(b) for b in batches), progress, desc) as bar:
+    if total is None and isinstance(batches, Sequence):
+        total = sum(len(b) for b in batches)
+    with progress_bar(total, progress, desc) as bar:
         for batch in loader:
             if batch.failed and on_error == "raise":
                 raise ImageError("; ".join(err for _, err in batch.failed))

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from .analysis import fewshot_from_features, image_folder
-from .embed import OUTPUT_SUFFIXES, Embeddings, embed_to_file, read_embeddings
+from .embed import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
+from .embeddings import INDEX
 from .errors import ConfigError, VitzooError
 from .model import VisionTransformer
 from .probe import KNN_K, knn_eval, linear_probe
@@ -86,8 +87,8 @@ def labels_of(paths: Sequence[str], lookup: Mapping[str, str] | None = None) -> 
 
 
 def is_embeddings_file(spec: str | Path) -> bool:
-    """Whether ``spec`` names an output of ``vitzoo embed`` (by its suffix)."""
-    return Path(spec).suffix in OUTPUT_SUFFIXES
+    """Whether ``spec`` names an output of ``vitzoo embed``: a file by its suffix, or a dataset directory."""
+    return Path(spec).suffix in OUTPUT_SUFFIXES or (Path(spec) / INDEX).is_file()
 
 
 # ------------------------------------------------------------------------------------------------- results
@@ -151,8 +152,8 @@ def _layer_keys(tensors: Mapping[str, torch.Tensor]) -> list[str]:
 
 def probe_pair(
     model: str,
-    train: Embeddings,
-    test: Embeddings,
+    train: LoadedEmbeddings,
+    test: LoadedEmbeddings,
     train_labels: Sequence[str],
     test_labels: Sequence[str],
     settings: ProbeSettings,
@@ -239,7 +240,7 @@ def probe_models(
                 "dtype": options.dtype,
                 **options.model_options,
             }
-            files: dict[str, Embeddings] = {}
+            files: dict[str, LoadedEmbeddings] = {}
             for split, images in (("train", train), ("test", test)):
                 path = cache_path(cache, split, images.paths, fingerprint)
                 if path.is_file():

@@ -17,7 +17,7 @@ import math
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -115,22 +115,26 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> Image.Image:
-    """Open an image file: EXIF orientation applied, converted to RGB, size checked before decoding."""
+def load_image(
+    path: str | Path | IO[bytes], max_pixels: int | None = MAX_PIXELS, *, name: str | None = None
+) -> Image.Image:
+    """Open an image file (or a binary file object, ``name`` for messages): EXIF orientation applied, converted
+    to RGB, size checked before decoding."""
+    label = str(path) if name is None else name
     try:
         with Image.open(path) as img:
             w, h = img.size
             if max_pixels is not None and w * h > max_pixels:
                 raise ImageError(
-                    f"{path}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} (a decompression bomb "
-                    "guard); pass max_pixels=None if you trust this file"
+                    f"{label}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} (a decompression "
+                    "bomb guard); pass max_pixels=None if you trust this file"
                 )
             img.load()
             return to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
-        raise ImageError(f"{path}: cannot read the image ({err})") from err
+        raise ImageError(f"{label}: cannot read the image ({err})") from err
 
 
 # --------------------------------------------------------------------------------------------- transforms

@@ -1,0 +1,118 @@
+"""Inputs that scale (``vitzoo.inputs``): list files and WebDataset ``.tar`` shards give the same features, in the
+same order, as the same images in a folder; the manifest reads names back by position."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vitzoo
+import vitzoo.cli
+from test_extract import one_thread, save_tiny_model  # noqa: F401 (autouse)
+from vitzoo.inputs import Manifest, iter_names, write_manifest
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+def make_images(folder: Path) -> list[Path]:
+    """Six small images, one in a sub-folder, in sorted(rglob) order."""
+    rng = np.random.default_rng(1)
+    paths = [folder / "a0.jpg", folder / "a1.png", folder / "b" / "c2.jpg", folder / "d3.webp", folder / "e4.jpg",
+             folder / "f5.png"]  # fmt: skip
+    for i, path in enumerate(paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arr = rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8)
+        vitzoo.transforms.Image.fromarray(arr).save(path)
+    return paths
+
+
+def write_tar(shard: Path, folder: Path, images: list[Path]) -> None:
+    """A WebDataset shard: per key its image and two other members (a label and JSON), grouped by key."""
+    with tarfile.open(shard, "w") as tar:
+        for path in images:
+            key = path.relative_to(folder).with_suffix("").as_posix()
+            for name, data in ((f"{key}.cls", b"3"), (path.relative_to(folder).as_posix(), path.read_bytes()),
+                               (f"{key}.json", b"{}")):  # fmt: skip
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def embed(name: str, out: Path, *inputs: object) -> vitzoo.Embeddings:
+    args = ["embed", name, *map(str, inputs), "--out", str(out), "--workers", "0", "--shard-size", "4", "--quiet"]
+    assert vitzoo.cli.main(args) == 0
+    return vitzoo.open_embeddings(out)
+
+
+def test_lists_and_tar_shards_equal_the_folder(saved_model, tmp_path):
+    pytest.importorskip("pyarrow", reason="parquet lists need the vitzoo[parquet] extra (pyarrow)")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, name = saved_model
+    folder = tmp_path / "imgs"
+    paths = make_images(folder)
+    (tmp_path / "list.txt").write_text("".join(f"{p}\n" for p in paths))
+    with open(tmp_path / "list.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "path"])
+        writer.writerows([i, p] for i, p in enumerate(paths))
+    pq.write_table(pa.table({"path": [str(p) for p in paths], "label": list(range(6))}), tmp_path / "list.parquet")
+    (tmp_path / "shards").mkdir()
+    write_tar(tmp_path / "shards" / "s0.tar", folder, paths[:4])
+    write_tar(tmp_path / "shards" / "s1.tar", folder, paths[4:])
+
+    ref = embed(name, tmp_path / "from-folder", folder)
+    assert list(ref.paths) == [str(p) for p in paths]
+    members = [f"{tmp_path}/shards/s0.tar/{p.relative_to(folder).as_posix()}" for p in paths[:4]]
+    members += [f"{tmp_path}/shards/s1.tar/{p.name}" for p in paths[4:]]
+    runs = {
+        "txt": (tmp_path / "list.txt", [str(p) for p in paths]),
+        "csv": (tmp_path / "list.csv", [str(p) for p in paths]),
+        "parquet": (tmp_path / "list.parquet", [str(p) for p in paths]),
+        "tar": (f"{tmp_path}/shards/*.tar", members),  # a glob of shards, expanded in sorted order
+    }
+    for kind, (source, expected) in runs.items():
+        got = embed(name, tmp_path / f"from-{kind}", source)
+        assert list(got.paths) == expected, kind
+        assert np.array_equal(np.asarray(got["features"]), np.asarray(ref["features"])), kind
+    api = vitzoo.extract_features(saved_model[0], members, num_workers=0, progress=False).numpy()  # other batches
+    assert np.abs(api - np.asarray(ref["features"])).max() <= 1e-5
+
+
+def test_manifest_reads_names_by_position(tmp_path):
+    names = [f"dir/{i:05d}.jpg" for i in range(70_000)] + ["ünïcode name.png"]  # more than one offset chunk
+    count, digest = write_manifest(iter(names), tmp_path)
+    manifest = Manifest(tmp_path)
+    assert count == len(manifest) == 70_001 and len(digest) == 64
+    assert manifest[0] == names[0] and manifest[-1] == names[-1] and manifest[65_535:65_538] == names[65_535:65_538]
+    with pytest.raises(vitzoo.ConfigError, match="line break"):
+        write_manifest(["a\nb.jpg"], tmp_path)
+
+
+def test_manifest_reads_are_right_in_forked_workers(tmp_path):
+    """Forked DataLoader workers share the parent's open file; reads must not depend on a shared file offset."""
+    names = [f"img/{i:06d}.jpg" for i in range(4000)]
+    write_manifest(names, tmp_path)
+    manifest = Manifest(tmp_path)
+    assert manifest[5] == names[5]  # the parent opens the file before the workers fork
+    loader = torch.utils.data.DataLoader(manifest, batch_size=50, num_workers=2, collate_fn=list,
+                                         multiprocessing_context="fork")  # fmt: skip
+    for k, batch in enumerate(loader):
+        assert manifest[k * 50 + 49 : k * 50 : -1] == names[k * 50 + 49 : k * 50 : -1]  # the parent reads meanwhile
+        assert batch == names[k * 50 : (k + 1) * 50]
+
+
+def test_csv_without_a_path_column_is_refused(tmp_path):
+    (tmp_path / "list.csv").write_text("file,label\na.jpg,1\n")
+    with pytest.raises(vitzoo.ConfigError, match="'path' column"):
+        list(iter_names(tmp_path / "list.csv"))

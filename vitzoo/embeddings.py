@@ -1,0 +1,378 @@
+"""Embeddings on disk: the shard files the embed job writes, the dataset directory's index, and one reader for it
+and for the single-file outputs (``.safetensors``, ``.npy``).
+
+A dataset directory holds, per shard ``k`` (``shard-00000k``): one ``.npy`` per array (``features`` or
+``layer_<i>``, rows in input order), ``.paths.txt`` (the path of each row, one per line), ``.failed.txt`` (the
+unreadable inputs, ``path<TAB>error``, only when there are some) and ``.json`` (row and failure counts), written
+last so that its presence means the shard is whole. ``index.json`` lists the shards with their counts, the arrays'
+shapes and dtype, and the model's facts (``EmbedMeta``); it is written once every shard is done. Nothing in it
+grows with the number of rows but the list of shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from .errors import FormatError
+
+INDEX = "index.json"
+FORMAT = "vitzoo.embeddings"
+VERSION = 1
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+
+
+# ------------------------------------------------------------------------------------------------ the shards
+def shard_name(k: int) -> str:
+    return f"shard-{k:06d}"
+
+
+def write_shard(
+    folder: Path, k: int, arrays: dict[str, np.ndarray[Any, Any]], paths: Sequence[str], failed: Sequence[Sequence[str]]
+) -> None:
+    """Write shard ``k`` of ``folder``: every file atomically, the ``.json`` marker last."""
+    base = folder / shard_name(k)
+    for key, value in arrays.items():
+        tmp = folder / f"{base.name}.{key}.tmp{os.getpid()}.npy"
+        np.save(tmp, np.ascontiguousarray(value))
+        os.replace(tmp, folder / f"{base.name}.{key}.npy")
+    atomic_write_text(folder / f"{base.name}.paths.txt", "".join(p + "\n" for p in paths))
+    if failed:
+        atomic_write_text(folder / f"{base.name}.failed.txt", "".join(f"{p}\t{err}\n" for p, err in failed))
+    info = {"rows": len(paths), "failed": len(failed), "arrays": {k: _spec(v) for k, v in arrays.items()}}
+    atomic_write_text(folder / f"{base.name}.json", json.dumps(info))
+
+
+def shard_done(folder: Path, k: int) -> bool:
+    return (folder / f"{shard_name(k)}.json").exists()
+
+
+def shard_info(folder: Path, k: int) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads((folder / f"{shard_name(k)}.json").read_text())
+    return info
+
+
+def shard_paths(folder: Path, k: int) -> list[str]:
+    return (folder / f"{shard_name(k)}.paths.txt").read_text().splitlines()
+
+
+def shard_failed(folder: Path, k: int) -> list[tuple[str, str]]:
+    path = folder / f"{shard_name(k)}.failed.txt"
+    if not path.exists():
+        return []
+    return [(p, err) for p, _, err in (line.partition("\t") for line in path.read_text().splitlines())]
+
+
+def shard_array(folder: Path, k: int, key: str) -> np.ndarray[Any, Any]:
+    """Shard ``k``'s ``key`` rows, memory-mapped."""
+    array: np.ndarray[Any, Any] = np.load(folder / f"{shard_name(k)}.{key}.npy", mmap_mode="r")
+    return array
+
+
+def _spec(value: np.ndarray[Any, Any]) -> dict[str, Any]:
+    return {"shape": list(value.shape[1:]), "dtype": str(value.dtype)}
+
+
+def write_index(folder: Path, num_shards: int, meta: dict[str, Any], command: dict[str, Any]) -> dict[str, Any]:
+    """Gather the shards' counts into ``folder/index.json`` (atomically); returns the index."""
+    shards: list[dict[str, Any]] = []
+    arrays: dict[str, Any] = {}
+    for k in range(num_shards):
+        info = shard_info(folder, k)
+        shards.append({"name": shard_name(k), "rows": info["rows"], "failed": info["failed"]})
+        if info["rows"] and not arrays:
+            arrays = info["arrays"]
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "rows": sum(s["rows"] for s in shards),
+        "failed": sum(s["failed"] for s in shards),
+        "arrays": arrays,
+        "shards": shards,
+        "meta": meta,
+        "command": command,
+    }
+    atomic_write_text(folder / INDEX, json.dumps(index, indent=1))
+    return index
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------- the reader
+class ConcatArray:
+    """Arrays of the same trailing shape seen as one ``(N, ...)`` array; indexing reads only the rows it needs.
+
+    ``a[i]``, ``a[start:stop:step]``, ``a[index_array]`` and ``a[rows, ...]`` return numpy arrays;
+    ``np.asarray(a)`` reads everything.
+    """
+
+    def __init__(self, parts: Sequence[Any], tail: Sequence[int], dtype: Any) -> None:
+        self.parts = list(parts)  # arrays, or callables opening them (so that 10k shards are not all opened at once)
+        self.lengths = np.asarray([len(p) if not callable(p) else p.rows for p in self.parts], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.shape = (int(self.starts[-1]), *tail)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def part(self, j: int) -> np.ndarray[Any, Any]:
+        if callable(self.parts[j]):
+            self.parts[j] = self.parts[j]()
+        array: np.ndarray[Any, Any] = self.parts[j]
+        return array
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, idx: Any) -> np.ndarray[Any, Any]:
+        rest: tuple[Any, ...] = ()
+        if isinstance(idx, tuple):
+            idx, rest = idx[0], idx[1:]
+        if isinstance(idx, (int, np.integer)):
+            n = len(self)
+            if not -n <= idx < n:
+                raise IndexError(f"index {idx} is out of bounds for {n} rows")
+            i = int(idx) % n
+            j = int(np.searchsorted(self.starts, i, side="right")) - 1
+            where = (i - int(self.starts[j]), *rest)
+            return self.part(j)[where]
+        if isinstance(idx, slice):
+            start, stop, step = idx.indices(len(self))
+            if step == 1:
+                every = (slice(None), *rest)
+                return self._range(start, max(start, stop))[every]
+            idx = np.arange(start, stop, step)
+        rows = np.asarray(idx)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        rows = np.where(rows < 0, rows + len(self), rows).astype(np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row indices out of bounds for {len(self)} rows")
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        for j in np.unique(which):
+            sel = which == j
+            out[sel] = self.part(int(j))[rows[sel] - self.starts[j]]
+        every = (slice(None), *rest)
+        return out[every]
+
+    def _range(self, start: int, stop: int) -> np.ndarray[Any, Any]:
+        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        chunks = []
+        j = max(first, 0)
+        while j < len(self.parts) and self.starts[j] < stop:
+            lo, hi = max(start, int(self.starts[j])), min(stop, int(self.starts[j + 1]))
+            if hi > lo:
+                chunks.append(self.part(j)[lo - int(self.starts[j]) : hi - int(self.starts[j])])
+            j += 1
+        if not chunks:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        return np.concatenate(chunks) if len(chunks) > 1 else np.asarray(chunks[0])
+
+
+class _Lazy:
+    """Opens shard ``k``'s array on first use; ``rows`` is known from the index."""
+
+    def __init__(self, folder: Path, k: int, key: str, rows: int) -> None:
+        self.folder, self.k, self.key, self.rows = folder, k, key, rows
+
+    def __call__(self) -> np.ndarray[Any, Any]:
+        return shard_array(self.folder, self.k, self.key)
+
+
+class ShardedPaths(Sequence[str]):
+    """The row paths of a dataset directory, read one shard file at a time (the last one read is kept)."""
+
+    def __init__(self, folder: Path, rows: Sequence[int]) -> None:
+        self.folder = folder
+        self.starts = np.concatenate([[0], np.cumsum(np.asarray(rows, dtype=np.int64))])
+        self._cache: tuple[int, list[str]] = (-1, [])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def shard(self, k: int) -> list[str]:
+        if self._cache[0] != k:
+            self._cache = (k, shard_paths(self.folder, k))
+        return self._cache[1]
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return self.shard(k)[i - int(self.starts[k])]
+
+    def __iter__(self) -> Iterator[str]:
+        for k in range(len(self.starts) - 1):
+            yield from shard_paths(self.folder, k)
+
+
+@dataclass
+class EmbeddingShard:
+    """One shard of an output: its paths and, per key, its rows (memory-mapped)."""
+
+    paths: list[str]
+    arrays: dict[str, np.ndarray[Any, Any]]
+
+    def __getitem__(self, key: str) -> np.ndarray[Any, Any]:
+        return self.arrays[key]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+class Embeddings:
+    """An embed output opened by ``open_embeddings``: ``E[key]`` is an ``(N, ...)`` array read on demand,
+    ``E.paths`` the path of each row, ``E.failed`` the unreadable inputs ``(path, error)``, ``E.meta`` the model's
+    facts (``EmbedMeta`` fields), ``len(E)`` the rows, and ``for shard in E`` walks it shard by shard."""
+
+    def __init__(
+        self,
+        arrays: dict[str, Any],
+        paths: Sequence[str],
+        failed_fn: Any,
+        meta: dict[str, Any],
+        shards: Any,
+    ) -> None:
+        self._arrays, self.paths, self._failed_fn, self.meta, self._shards = arrays, paths, failed_fn, meta, shards
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """The unreadable inputs as ``(path, error)``, in input order (read from the output on each access)."""
+        failed: list[tuple[str, str]] = self._failed_fn()
+        return failed
+
+    def keys(self) -> list[str]:
+        """The arrays: ``["features"]``, or ``["layer_<i>", ...]`` for an embed run with ``--layers``."""
+        return list(self._arrays)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._arrays:
+            raise KeyError(f"{key!r}: this output holds {', '.join(self._arrays) or 'no arrays'}")
+        return self._arrays[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._arrays
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[EmbeddingShard]:
+        yield from self._shards()
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._arrays.items())
+        return f"Embeddings({len(self)} rows; {shapes}; model={self.meta.get('model')!r})"
+
+
+def open_embeddings(path: str | Path) -> Embeddings:
+    """Open what ``vitzoo embed`` wrote: a dataset directory, a ``.safetensors`` or a ``.npy`` file.
+
+    Nothing is read up front but the index (directory) or the header (file): arrays are memory-mapped and slicing
+    ``E["features"][a:b]`` reads those rows only.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _open_dir(path)
+    if not path.exists():
+        raise FormatError(f"{path}: no such embeddings output")
+    if path.suffix == ".npy":
+        return _open_npy(path)
+    if path.suffix == ".safetensors":
+        return _open_safetensors(path)
+    raise FormatError(f"{path}: not an embed output (a dataset directory, .safetensors or .npy)")
+
+
+def _read_failed_file(path: Path) -> list[tuple[str, str]]:
+    if not path.exists():
+        return []
+    return [(p, err) for p, _, err in (line.partition("\t") for line in path.read_text().splitlines())]
+
+
+def _open_dir(folder: Path) -> Embeddings:
+    index_file = folder / INDEX
+    if not index_file.exists():
+        raise FormatError(f"{folder}: no {INDEX}: not an embed output, or its run is not finished (re-run it)")
+    index = json.loads(index_file.read_text())
+    if index.get("format") != FORMAT:
+        raise FormatError(f"{folder}: {INDEX} is not a {FORMAT} index")
+    rows = [s["rows"] for s in index["shards"]]
+    arrays = {
+        key: ConcatArray([_Lazy(folder, k, key, n) for k, n in enumerate(rows)], spec["shape"], spec["dtype"])
+        for key, spec in index["arrays"].items()
+    }
+
+    def failed() -> list[tuple[str, str]]:
+        return _read_failed_file(folder / "failed.txt")
+
+    def shards() -> Iterator[EmbeddingShard]:
+        for k, n in enumerate(rows):
+            if n:
+                yield EmbeddingShard(shard_paths(folder, k), {key: shard_array(folder, k, key) for key in arrays})
+            else:
+                empty = {key: np.empty((0, *a.shape[1:]), a.dtype) for key, a in arrays.items()}
+                yield EmbeddingShard(shard_paths(folder, k), empty)
+
+    return Embeddings(arrays, ShardedPaths(folder, rows), failed, index["meta"], shards)
+
+
+def _open_npy(path: Path) -> Embeddings:
+    features = np.load(path, mmap_mode="r")
+    paths = path.with_name(path.name + ".paths.txt").read_text().splitlines()
+    arrays = {"features": features}
+    return Embeddings(
+        arrays,
+        paths,
+        lambda: _read_failed_file(path.with_name(path.name + ".failed.txt")),
+        {},
+        lambda: iter([EmbeddingShard(paths, arrays)]),
+    )
+
+
+def _open_safetensors(path: Path) -> Embeddings:
+    """The header parsed here, each tensor memory-mapped at its offset (safetensors is a JSON header + raw data)."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    raw_meta = header.pop("__metadata__", {}) or {}
+    meta = {key: json.loads(value) for key, value in raw_meta.items()}
+    paths = meta.pop("paths", [])
+    arrays = {}
+    for key, spec in header.items():
+        if spec["dtype"] not in _ST_DTYPES:
+            raise FormatError(f"{path}: {key} is {spec['dtype']}, which numpy cannot map")
+        start, stop = spec["data_offsets"]
+        shape = tuple(spec["shape"])
+        if stop == start:
+            arrays[key] = np.empty(shape, dtype=_ST_DTYPES[spec["dtype"]])
+        else:
+            arrays[key] = np.memmap(path, _ST_DTYPES[spec["dtype"]], "r", offset=8 + size + start, shape=shape)
+    return Embeddings(
+        arrays,
+        paths,
+        lambda: _read_failed_file(path.with_name(path.name + ".failed.txt")),
+        meta,
+        lambda: iter([EmbeddingShard(paths, arrays)]),
+    )
