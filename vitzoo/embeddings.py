@@ -340,7 +340,10 @@ def _open_dir(folder: Path) -> Embeddings:
 
 def _open_npy(path: Path) -> Embeddings:
     features = np.load(path, mmap_mode="r")
-    paths = path.with_name(path.name + ".paths.txt").read_text().splitlines()
+    listing = path.with_name(path.name + ".paths.txt")
+    if not listing.is_file():
+        raise FormatError(f"{path}: its row paths ({listing.name}, written next to it by vitzoo embed) are missing")
+    paths = listing.read_text().splitlines()
     arrays = {"features": features}
     return Embeddings(
         arrays,
