@@ -9,7 +9,7 @@ import timm
 import torch
 
 import vitzoo
-from vitzoo.registry import ARCHS
+from vitzoo.registry import ARCHS, family_of
 
 _ACT = {"GELU": "gelu", "GELUTanh": "gelu_tanh", "QuickGELU": "quick_gelu", "SiLU": "silu"}
 
@@ -28,7 +28,18 @@ def _timm_facts(model: torch.nn.Module) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("arch", [a for a in ARCHS if not ARCHS[a].hybrid_layers])
+# One arch per family in the default (fast) suite; `pytest` checks all of them.
+FIRST_OF_FAMILY = {family_of(a): a for a in reversed(list(ARCHS)) if not ARCHS[a].hybrid_layers}.values()
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        a if a in FIRST_OF_FAMILY else pytest.param(a, marks=pytest.mark.slow)
+        for a in ARCHS
+        if not ARCHS[a].hybrid_layers
+    ],
+)
 def test_every_arch_has_timms_parameters_and_flags(arch):
     # timm sizes the head from the arch's default checkpoint; vitzoo keeps a 1000-class head on the paper's two archs
     # whose default checkpoint is the headless ImageNet-21k release

@@ -97,7 +97,7 @@ def test_a_late_process_leaves_a_finished_run_alone(tmp_path):
     assert embed._listing(tmp_path / "out", iter(["a.jpg"]), {}, claims) is None
 
 
-@pytest.mark.parametrize("layout", ["dir", "safetensors"])
+@pytest.mark.parametrize("layout", ["dir", pytest.param("safetensors", marks=pytest.mark.slow)])
 def test_slow_rank_and_killed_rank(saved_model, images, tmp_path, layout):
     """One process claims a shard and stalls (the gate stays closed); a second one embeds every other shard and
     exits at once, without waiting. Then the stalled one is released (it finalises right after its last shard)

@@ -67,6 +67,7 @@ def check_dynamic(arch: str, tmp_path) -> None:
         assert maxdiff(program(x), want) <= 1e-3, (arch, h, w)
 
 
+@pytest.mark.slow  # two exports of a few seconds each; test_onnx_at_a_fixed_size_equals_pytorch stays fast
 def test_one_dynamic_size_graph_runs_every_size(tmp_path):
     """Default interpolation (bicubic with antialias): ONNX Resize(cubic, antialias=1), 224, 320x448, 384."""
     check_dynamic("vit_base_patch16_224", tmp_path)

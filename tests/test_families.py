@@ -48,7 +48,16 @@ def _timm(arch: str, state_dict, num_classes: int, dynamic: bool) -> torch.nn.Mo
     return model.eval()
 
 
-@pytest.mark.parametrize("tag", TAGS)
+# The default (fast) suite runs four tags that cover every flag between them; `pytest` runs all twelve.
+FAST = (
+    "deit_tiny_distilled_patch16_224.fb_in1k",
+    "vit_small_patch14_reg4_dinov2.lvd142m",
+    "vit_base_patch32_clip_quickgelu_224.openai",
+    "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
+)
+
+
+@pytest.mark.parametrize("tag", [t if t in FAST else pytest.param(t, marks=pytest.mark.slow) for t in TAGS])
 @torch.no_grad()
 def test_tag_through_the_hub_equals_timm(tag, hub, tmp_path):
     facts = PRETRAINED[tag]

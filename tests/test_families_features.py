@@ -44,6 +44,16 @@ PREFIX = {
     "vit_small_patch16_dinov3": 5,  # RoPE, 4 storage tokens
     "vit_small_plus_patch16_dinov3_qkvb": 5,  # q/v biases, split SwiGLU
 }
+# Each test runs every family; the default (fast) suite runs three that cover the prefix-token cases between them:
+# registers without a class slot in the table, no class token with an attention pool, and RoPE with storage tokens,
+# q/v biases and a split SwiGLU (the distillation token is in test_families.py and test_model_flags.py).
+# `pytest` (no -m) runs them all.
+FAST = (
+    "vit_small_patch14_reg4_dinov2",
+    "vit_base_patch16_siglip_224",
+    "vit_small_plus_patch16_dinov3_qkvb",
+)
+FAMILY_ARCHS = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in PREFIX]
 SMALLER = {  # fewer tokens than at the native size
     "vit_small_patch8_224": {"img_size": 112},
     "vit_small_patch14_dinov2": {"img_size": 224},
@@ -90,7 +100,7 @@ def extract(model, x, **kw):
 
 
 # --------------------------------------------------------------------------------------------- save_pretrained
-@pytest.mark.parametrize("arch", list(PREFIX))
+@pytest.mark.parametrize("arch", FAMILY_ARCHS)
 @torch.no_grad()
 def test_saved_folder_reads_back_in_vitzoo_and_timm(arch, tmp_path):
     model = model_of(arch)
@@ -143,7 +153,7 @@ def test_a_config_timm_cannot_build_is_saved_with_a_warning(tmp_path, caplog):
     assert again.config == model.config
 
 
-@pytest.mark.parametrize("arch", list(PREFIX))
+@pytest.mark.parametrize("arch", FAMILY_ARCHS)
 @torch.no_grad()
 def test_timms_own_folder_reads_in_vitzoo(arch, tmp_path):
     """What timm's save_for_hf writes (architecture + model_args; DINOv3 with timm's default average pool)."""
@@ -162,7 +172,7 @@ def test_timms_own_folder_reads_in_vitzoo(arch, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- features and embed
-@pytest.mark.parametrize("arch", list(PREFIX))
+@pytest.mark.parametrize("arch", FAMILY_ARCHS)
 @torch.no_grad()
 def test_every_pool_and_layer_of_every_family(arch):
     model, P = model_of(arch), PREFIX[arch]
@@ -247,7 +257,7 @@ def test_embed_command_for_extra_and_missing_prefix_tokens(arch, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------- analysis
-@pytest.mark.parametrize("arch", list(PREFIX))
+@pytest.mark.parametrize("arch", FAMILY_ARCHS)
 @torch.no_grad()
 def test_attention_capture_and_analysis_with_extra_or_no_prefix_tokens(arch):
     model, P = model_of(arch), PREFIX[arch]
@@ -397,7 +407,7 @@ def test_dinov3_takes_any_multiple_of_16():
 
 
 # --------------------------------------------------------------------------------------------- meta device
-@pytest.mark.parametrize("arch", list(PREFIX))
+@pytest.mark.parametrize("arch", FAMILY_ARCHS)
 @torch.no_grad()
 def test_meta_device_loading_leaves_nothing_on_meta(arch, tmp_path):
     """Loading builds on the meta device and assigns the checkpoint's tensors; a new head (DeiT: both heads) is made
@@ -418,7 +428,7 @@ def test_meta_device_loading_leaves_nothing_on_meta(arch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ torch.compile
-@pytest.mark.parametrize("arch", list(PREFIX))
+@pytest.mark.parametrize("arch", FAMILY_ARCHS)
 @torch.no_grad()
 def test_compiles_without_graph_breaks(arch):
     """fullgraph=True fails on any graph break; the eager backend checks the tracing only (inductor is slow on CPU)."""

@@ -93,7 +93,13 @@ def test_resampled_at_build_size_matches_timm(name, img_size, checkpoints):
         assert maxdiff(prefix, ref_prefix) <= TOL
 
 
-@pytest.mark.parametrize("name", [*FAST, pytest.param("vit_base_patch16_224", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vit_tiny_patch16_224",
+        *[pytest.param(n, marks=pytest.mark.slow) for n in ("vit_small_patch16_224", "vit_base_patch16_224")],
+    ],
+)
 @torch.no_grad()
 def test_dynamic_img_size_matches_timm(name, checkpoints):
     sd = checkpoints(name)
@@ -143,6 +149,7 @@ def test_patch_size_change_matches_timm(checkpoints):
     assert maxdiff(ours(x), ref(x)) <= TOL
 
 
+@pytest.mark.slow  # every paper arch twice on the meta device; test_archs.py checks one arch per family fast
 def test_param_counts_equal_timm():
     """Counts on the meta device (no memory); the issue's numbers are timm's. The paper's archs, with and without a
     head (every other family's arch is compared with timm's in test_archs.py)."""
