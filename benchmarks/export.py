@@ -12,30 +12,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime as ort
 import torch
+from forward import bench
 
 import vitzoo
 from vitzoo.export import export_onnx, export_program
-
-
-def bench(runners: dict[str, Callable[[], object]], batch: int, rounds: int) -> dict[str, float]:
-    """Median images/s per runner over interleaved rounds (after one warm-up call each)."""
-    for fn in runners.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, fn in runners.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: batch / statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
