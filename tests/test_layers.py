@@ -88,12 +88,10 @@ def test_architecture_doc_shows_the_current_graph():
 
 
 # Third-party imports allowed inside a function: the optional extras, imported when used so that the core install
-# works without them (each one's ImportError names its extra). The stdlib entries predate this list.
+# works without them (each one's ImportError names its extra).
 LAZY_IMPORTS = {
     "plots": {"matplotlib", "matplotlib.pyplot"},  # vitzoo[plot]
     "inputs": {"pyarrow.parquet"},  # vitzoo[parquet]
-    "cli": {"contextlib", "os"},
-    "config": {"difflib"},
 }
 
 

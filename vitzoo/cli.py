@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -747,9 +748,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader left (`vitzoo list | head -1`): stop quietly with SIGPIPE's status, as Unix tools do. stdout goes
         # to devnull first, or the interpreter's final flush of the buffered rest raises again on the way out.
-        import contextlib
-        import os
-
         with contextlib.suppress(OSError, ValueError):  # stdout replaced in-process: no file descriptor to redirect
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13  # 141, the status of a writer killed by SIGPIPE (13; Windows has no signal.SIGPIPE)

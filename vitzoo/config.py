@@ -7,6 +7,7 @@ Every module of the network reads its sizes from one ``ViTConfig``; the variant 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,8 +174,6 @@ class ViTConfig:
         """A copy with ``changes`` applied and validated; unknown field names raise with the closest valid ones."""
         unknown = [k for k in changes if k not in FIELD_NAMES]
         if unknown:
-            import difflib
-
             hints = {k: difflib.get_close_matches(k, FIELD_NAMES, n=3) for k in unknown}
             raise ConfigError(
                 "unknown config field(s): "
