@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 
 import vitzoo
@@ -193,3 +194,30 @@ def test_dataset_directory_equals_the_single_file(saved_model, tmp_path, capsys)
     assert capsys.readouterr().err == f"10 images embedded into {folder}; 1 unreadable, listed in {folder}/failed.txt\n"
     assert run_embed(*args, "--out", folder) == 2  # another command (no --layers)
     assert "holds shards of a different command (it differs in layers)" in capsys.readouterr().err
+
+
+def test_embed_decodes_large_jpegs_fast_unless_exact_decode(saved_model, tmp_path, capsys):
+    model, name = saved_model  # 224 px, crop 0.9: a 4:3 JPEG is resized to 330x248, so 1400x1050 is over twice that
+    files = write_images(tmp_path / "imgs")
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:1050, 0:1400]
+    smooth = np.stack([xx * 255 // 1399, yy * 255 // 1049, (xx + yy) * 255 // 2448], -1)
+    arr = np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "imgs" / "f_large.jpg", quality=92)
+    paths = [files["a_photo.jpg"], files["b_alpha.png"], tmp_path / "imgs" / "f_large.jpg"]
+    exact = vitzoo.extract_features(model, paths, num_workers=0, progress=False)  # the API decodes every pixel
+    fast = vitzoo.extract_features(model, paths, num_workers=0, progress=False, exact_decode=False)
+    runs = [([], tmp_path / "fast.safetensors", fast), (["--exact-decode"], tmp_path / "exact.safetensors", exact)]
+    for flag, out, want in runs:
+        assert run_embed(name, *paths, "--out", out, "--workers", "1", "--quiet", *flag) == 0
+        feats, meta = read(out)
+        assert json.loads(meta["decode"]) == ("exact" if flag else "fast")
+        assert (feats["features"] - want).abs().max().item() <= 1e-5
+    assert torch.equal(fast[:2], exact[:2])  # small images: the same pixels either way
+    assert not torch.equal(fast[2], exact[2])  # the large JPEG was decoded at 1/2 scale (700x525)
+    assert torch.nn.functional.cosine_similarity(fast[2], exact[2], dim=0).item() > 0.999
+    done = tmp_path / "dir"  # an output of one decode is not resumed (nor mixed) with the other
+    assert run_embed(name, *paths, "--out", done, "--workers", "0", "--quiet", "--exact-decode") == 0
+    capsys.readouterr()
+    assert run_embed(name, *paths, "--out", done, "--workers", "0", "--quiet") == 2
+    assert "it differs in decode" in capsys.readouterr().err

@@ -259,3 +259,43 @@ def test_train_transform_filters_only_inside_its_crop(interpolation, monkeypatch
     ref = TF.resized_crop(img, top, left, bottom - top, right - left, list(OUT), mode)
     ref = TF.normalize(TF.to_tensor(ref), IMAGENET["mean"], IMAGENET["std"])
     assert maxdiff(tf(img), ref) <= 1e-6
+
+
+# ------------------------------------------------------------------------------------------- fast decode
+def _photo_jpeg(path, w: int, h: int, orientation: int | None = None) -> None:
+    """A camera-like JPEG: smooth gradients with grain (as _image) at quality 92 and 4:2:0 chroma."""
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    _image(w, h, "RGB").save(path, quality=92, subsampling=2, exif=exif.tobytes())
+
+
+def test_fast_decode_reduces_large_jpegs_and_stays_close(tmp_path):
+    tf = create_transform(DataConfig(input_size=(3, 64, 64), crop_pct=1.0))
+    _photo_jpeg(tmp_path / "big.jpg", 1200, 900)
+    # resized to 85x64; at least twice that (170x128) is kept: libjpeg's 1/4 scale, 300x225 (1/8 would be 150x113)
+    assert tf.draft_size(1200, 900) == (170, 128)
+    fast, exact = load_image(tmp_path / "big.jpg", draft=tf.draft_size), load_image(tmp_path / "big.jpg")
+    assert fast.size == (300, 225) and exact.size == (1200, 900)
+    x_fast, x_exact = tf(fast), tf(exact)
+    assert x_fast.shape == x_exact.shape == (3, 64, 64)
+    # DCT-domain downscaling then the exact bicubic: about one 8-bit level apart (normalised units: 2/255 a level)
+    assert maxdiff(x_fast, x_exact) <= 0.1 and (x_fast - x_exact).pow(2).mean().sqrt().item() <= 0.02
+    assert torch.nn.functional.cosine_similarity(x_fast.flatten(), x_exact.flatten(), dim=0).item() > 0.9999
+    # a JPEG under twice the target, and any other format, decode every pixel: the exact tensor
+    _photo_jpeg(tmp_path / "small.jpg", 160, 120)
+    _image(1200, 900, "RGB").save(tmp_path / "big.png")
+    for name in ("small.jpg", "big.png"):
+        fast, exact = load_image(tmp_path / name, draft=tf.draft_size), load_image(tmp_path / name)
+        assert fast.size == exact.size and torch.equal(tf(fast), tf(exact))
+
+
+def test_fast_decode_sizes_by_the_displayed_orientation(tmp_path):
+    # squash to 32x128 (h x w): a wide image needs 256x64 (w x h) as displayed
+    tf = create_transform(DataConfig(input_size=(3, 32, 128), crop_pct=1.0, crop_mode="squash"))
+    _photo_jpeg(tmp_path / "turned.jpg", 600, 1200, orientation=6)  # stored 600x1200, displayed 1200x600
+    img = load_image(tmp_path / "turned.jpg", draft=tf.draft_size)
+    # stored needs 64x256: 1/4 scale, 150x300, displayed 300x150 (ignoring the EXIF turn would give 1/2, 300x600)
+    assert img.size == (300, 150)
+    exact = load_image(tmp_path / "turned.jpg")
+    assert exact.size == (1200, 600) and maxdiff(tf(img), tf(exact)) <= 0.1

@@ -25,7 +25,8 @@ class BatchEmbedder:
     batch format) holding the images as ``bytes`` (what ``ray.data.read_binary_files`` gives) or ``path`` (file
     names, ``.tar`` members included). The result keeps every column but ``bytes`` and adds ``features`` (or
     ``layer_<i>`` with ``layers``), float32 ``(B, ...)`` arrays. ``pool``, ``layers``, ``dtype``, ``device``,
-    ``img_size`` and ``revision`` are those of ``vitzoo embed``. An unreadable image raises ``ImageError``.
+    ``img_size``, ``revision`` and ``exact_decode`` are those of ``vitzoo embed``. An unreadable image raises
+    ``ImageError``.
 
     ```python
     ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
@@ -45,18 +46,23 @@ class BatchEmbedder:
         dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
         revision: str | None = None,
+        exact_decode: bool = False,
     ) -> None:
         kw: dict[str, Any] = {} if img_size is None else {"img_size": img_size}
         self.model = prepare_model(create_model(name, pretrained=True, revision=revision, **kw), dtype, device)
         self.pool = resolve_pool(self.model, pool, layers)
         self.fn = feature_fn(self.model, self.pool, layers)
         self.transform = create_transform(self.model)
+        self.draft = None if exact_decode else self.transform.draft_size  # vitzoo embed's fast JPEG decode
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         if "bytes" in batch:
-            images = [load_image(io.BytesIO(b), name=f"image {i} of the batch") for i, b in enumerate(batch["bytes"])]
+            images = [
+                load_image(io.BytesIO(b), name=f"image {i} of the batch", draft=self.draft)
+                for i, b in enumerate(batch["bytes"])
+            ]
         elif "path" in batch:
-            images = [load_image(open_source(str(p)), name=str(p)) for p in batch["path"]]
+            images = [load_image(open_source(str(p)), name=str(p), draft=self.draft) for p in batch["path"]]
         else:
             raise ConfigError(f"the batch needs a 'bytes' or a 'path' column; it has {sorted(batch)}")
         param = next(self.model.parameters())

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, overload
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from .errors import ConfigError, ImageError, VitzooError
 from .model import VisionTransformer
@@ -40,6 +41,8 @@ _FILTERS = {
 _TORCH_MODES = {"nearest": "nearest-exact", "bilinear": "bilinear", "bicubic": "bicubic"}  # transformers' mapping
 PROCESSORS = ("timm", "transformers", "transformers_float")
 MAX_PIXELS = 178_956_970  # PIL's own hard limit (2 x Image.MAX_IMAGE_PIXELS); larger images are refused
+DRAFT_MARGIN = 2  # a fast-decoded JPEG keeps at least twice the resize target per side, so the resize still filters
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_image(
-    path: str | Path | IO[bytes], max_pixels: int | None = MAX_PIXELS, *, name: str | None = None
+    path: str | Path | IO[bytes],
+    max_pixels: int | None = MAX_PIXELS,
+    *,
+    name: str | None = None,
+    draft: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> Image.Image:
     """Open an image file (or a binary file object, ``name`` for messages): EXIF orientation applied, converted
-    to RGB, size checked before decoding."""
+    to RGB, size checked before decoding.
+
+    ``draft`` (fast decode, JPEG only): maps the image's (width, height), as displayed, to the smallest
+    (width, height) the caller needs; libjpeg then decodes at 1/2, 1/4 or 1/8 scale in the DCT domain (PIL's
+    ``draft``) where the result stays at least that large. ``EvalTransform.draft_size`` is such a function."""
     label = str(path) if name is None else name
     try:
         with Image.open(path) as img:
@@ -129,6 +140,10 @@ def load_image(
                     f"{label}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} (a decompression "
                     "bomb guard); pass max_pixels=None if you trust this file"
                 )
+            if draft is not None and img.format == "JPEG":
+                swap = img.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSED
+                need_w, need_h = draft(h, w) if swap else draft(w, h)
+                img.draft(img.mode, (need_h, need_w) if swap else (need_w, need_h))
             img.load()
             return to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
@@ -152,19 +167,18 @@ def _resize_tensor(x: torch.Tensor, size_hw: tuple[int, int], interpolation: str
     return F.interpolate(x[None], size=size_hw, mode=mode, antialias=mode != "nearest-exact")[0]
 
 
-def _shorter_side(img: Image.Image, size: int) -> tuple[int, int]:
+def _shorter_side(w: int, h: int, size: int) -> tuple[int, int]:
     """torchvision's ``Resize(int)`` output size (h, w); transformers' ``shortest_edge`` is the same."""
-    w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
     new_long = int(size * long / short)
     return (new_long, size) if w <= h else (size, new_long)
 
 
-def _keep_ratio(img: Image.Image, target_hw: tuple[int, int], longest: float) -> tuple[int, int]:
+def _keep_ratio(w: int, h: int, target_hw: tuple[int, int], longest: float) -> tuple[int, int]:
     """timm's ``ResizeKeepRatio`` output size (h, w)."""
-    ratio_h, ratio_w = img.height / target_hw[0], img.width / target_hw[1]
+    ratio_h, ratio_w = h / target_hw[0], w / target_hw[1]
     ratio = max(ratio_h, ratio_w) * longest + min(ratio_h, ratio_w) * (1.0 - longest)
-    return (round(img.height / ratio), round(img.width / ratio))
+    return (round(h / ratio), round(w / ratio))
 
 
 def _center_crop_or_pad(x: torch.Tensor, size_hw: tuple[int, int], fill: torch.Tensor, floor: bool) -> torch.Tensor:
@@ -205,24 +219,30 @@ class EvalTransform:
     def __repr__(self) -> str:
         return f"EvalTransform({self.config})"
 
-    def _resized_size(self, img: Image.Image) -> tuple[int, int]:
-        """(H, W) the image is resized to before the center crop."""
+    def _resized_size(self, w: int, h: int) -> tuple[int, int]:
+        """(H, W) a ``w`` x ``h`` image is resized to before the center crop."""
         cfg = self.config
         crop_pct = cfg.crop_pct or 0.875
         scale = (math.floor(cfg.input_size[1] / crop_pct), math.floor(cfg.input_size[2] / crop_pct))
         if cfg.crop_mode == "squash":
             return scale
         if cfg.crop_mode == "border":
-            return _keep_ratio(img, scale, longest=1.0)
+            return _keep_ratio(w, h, scale, longest=1.0)
         if scale[0] == scale[1]:
-            return _shorter_side(img, scale[0])
-        return _keep_ratio(img, scale, longest=0.0)
+            return _shorter_side(w, h, scale[0])
+        return _keep_ratio(w, h, scale, longest=0.0)
+
+    def draft_size(self, w: int, h: int) -> tuple[int, int]:
+        """The smallest (width, height) a ``w`` x ``h`` image may be decoded at for the fast path
+        (``load_image(draft=...)``): ``DRAFT_MARGIN`` times the size this transform resizes it to."""
+        rh, rw = self._resized_size(w, h)
+        return DRAFT_MARGIN * rw, DRAFT_MARGIN * rh
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         cfg = self.config
         img = to_rgb(img)
         size = (cfg.input_size[1], cfg.input_size[2])
-        resized = self._resized_size(img)
+        resized = self._resized_size(img.width, img.height)
         fill = torch.tensor([round(255 * m) if cfg.crop_mode == "border" else 0 for m in cfg.mean], dtype=torch.float32)
         if cfg.processor == "timm":
             x = to_tensor(_resize(img, resized, cfg.interpolation))
@@ -279,6 +299,18 @@ class TrainTransform:
         return normalize(img, self.mean, self.std)
 
 
+@overload
+def create_transform(
+    model_or_config: Any, train: Literal[False] = False, *, img_size: int | tuple[int, int] | None = None
+) -> EvalTransform: ...
+@overload
+def create_transform(
+    model_or_config: Any, train: Literal[True], *, img_size: int | tuple[int, int] | None = None
+) -> TrainTransform: ...
+@overload
+def create_transform(
+    model_or_config: Any, train: bool, *, img_size: int | tuple[int, int] | None = None
+) -> EvalTransform | TrainTransform: ...
 def create_transform(
     model_or_config: Any, train: bool = False, *, img_size: int | tuple[int, int] | None = None
 ) -> EvalTransform | TrainTransform:
