@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(arr).save(folder / "class0" / f"{i:05d}.jpg", quality=90)
 
 
-def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int) -> float:
+def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int, extra: Sequence[str] = ()) -> float:
     cmd = [
         sys.executable,
         "-m",
@@ -63,6 +64,7 @@ def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int)
         "--quiet",
         "--shard-size",
         "4096",
+        *extra,
     ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
