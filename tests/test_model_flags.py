@@ -9,6 +9,7 @@ import pytest
 import timm
 import torch
 
+import vitzoo
 from conftest import TOL, batch, maxdiff, randomize_
 from vitzoo.config import ViTConfig
 from vitzoo.model import VisionTransformer
@@ -75,3 +76,19 @@ def test_flags_equal_timm_with_the_same_weights(family):
             assert maxdiff(pooled, ref.forward_head(ref_tokens, pre_logits=True)) <= TOL, (family, h, w)
             assert maxdiff(ours(x), ref(x)) <= TOL, (family, h, w)  # forward computes the class rows only
             assert maxdiff(ours.forward_head(tokens), ours(x)) <= TOL
+
+
+def test_features_of_an_fc_norm_model_are_normed_after_pooling():
+    arch, timm_kw, flags = CASES["fc_norm_avg"]
+    kw = {k: v for k, v in TINY.items() if k != "mlp_dim"}
+    ref = timm.create_model(arch, pretrained=False, img_size=80, **kw, **timm_kw).eval()
+    randomize_(ref)
+    ours = VisionTransformer(ViTConfig(**{**TINY, **flags, "img_size": 80})).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = batch(80, 80)
+    with torch.no_grad():
+        tokens = ref.forward_features(x)  # not normed: the norm runs on the pooled vector (fc_norm)
+        want = {"avg": ref.forward_head(tokens, pre_logits=True), "token": ref.fc_norm(tokens[:, 0])}
+    for pool in (None, "avg", "token"):
+        feats = vitzoo.extract_features(ours, x, pool=pool, progress=False, num_workers=0)
+        assert maxdiff(feats, want[pool or "avg"]) <= TOL, pool

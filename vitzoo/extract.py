@@ -273,6 +273,8 @@ def feature_fn(
             feats = model.attn_pool(model.forward_features(x)[:, prefix:])
         else:
             feats = pool_tokens(model.forward_features(x), pool, prefix)
+        if pool in ("token", "avg", "map"):  # a pooled vector gets fc_norm where the model norms after pooling
+            feats = model.fc_norm(feats)
         return {"features": feats.float().cpu()}
 
     return final
@@ -296,7 +298,8 @@ def extract_features(
 
     Images get the model's checkpoint transform (``create_transform(model)``). ``pool``: None (default: the model's
     own pooling, see ``resolve_pool``), ``"token"`` (normed class token), ``"avg"`` (mean of the normed patch
-    tokens; class, distillation and register tokens are never averaged), ``"map"`` (SigLIP's attention pool),
+    tokens; class, distillation and register tokens are never averaged; a model with ``fc_norm`` norms these
+    pooled vectors instead of the tokens, as timm does), ``"map"`` (SigLIP's attention pool),
     ``"tokens"`` (all normed tokens), ``"pre_logits"`` (what the head sees), ``"output"`` (``model(x)``: logits, or
     CLIP's joint image-text embedding). ``layers`` (block indices, negatives allowed) returns
     ``{"layer_i": features}`` from those blocks (final-normed). ``dtype`` (a torch dtype or ``"fp32"``/``"bf16"``/
