@@ -1,6 +1,6 @@
 """Fast JPEG decode (libjpeg draft mode, `vitzoo embed`'s default) against the exact path on camera-sized photos.
 
-    python benchmarks/decode.py                  # 16 photos per family for the features, 64 for the speed
+    python benchmarks/decode.py                  # 16 photos per family for the features, 256 for the speed
     python benchmarks/decode.py --photos 4 --speed-photos 16 --families vit clip   # quicker
 
 The photos: 4000x3000 JPEGs (every third one 3000x4000) at quality 92 with 4:2:0 chroma, as cameras write them.
@@ -132,7 +132,7 @@ def feature_rows(photos: list[Path], families: list[str]) -> list[tuple[Any, ...
         torch.manual_seed(0)
         model = vitzoo.create_model(tag.split(".")[0]).eval()
         config = data_config(tag, processor, model.config.img_size)
-        if processor is not None:  # the processor's own size (224 for both)
+        if processor is not None:  # the model at the size the processor config names
             model = vitzoo.create_model(tag.split(".")[0], img_size=config.input_size[1:]).eval()
         tf, other = EvalTransform(config), EvalTransform(_other_library(config))
         x_exact = torch.stack([tf(img) for img in exact_images])
@@ -170,11 +170,12 @@ def speed_rows(workdir: Path, photos: list[Path], batch: int) -> list[tuple[str,
     model_dir = workdir / "model"
     if not (model_dir / "config.json").exists():
         vitzoo.save_pretrained(vitzoo.create_model(SPEED_TAG), model_dir)  # the tag's facts, random weights
-    folder = photos[0].parent
+    listing = workdir / "speed-photos.txt"  # exactly these photos, whatever else the folder holds
+    listing.write_text("".join(f"{p}\n" for p in photos))
     for label, extra in (("vitzoo embed (fast decode)", ()), ("vitzoo embed --exact-decode", ("--exact-decode",))):
         out = workdir / "emb.safetensors"
         out.unlink(missing_ok=True)
-        rows.append((label, len(photos) / run_vitzoo(model_dir, folder, out, "bf16", batch, extra)))
+        rows.append((label, len(photos) / run_vitzoo(model_dir, listing, out, "bf16", batch, extra)))
         print(rows[-1], flush=True)
     n = len(photos) // batch * batch
     rows.append(("pure forward (preprocessed tensors)", n / run_pure(model_dir, n, "bf16", batch)))
@@ -184,7 +185,7 @@ def speed_rows(workdir: Path, photos: list[Path], batch: int) -> list[tuple[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=16, help="photos per family for the features")
-    parser.add_argument("--speed-photos", type=int, default=64, help="photos for the speed rows (0: skip them)")
+    parser.add_argument("--speed-photos", type=int, default=256, help="photos for the speed rows (0: skip them)")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), help="labels, or their first word")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vitzoo-decode-bench"))

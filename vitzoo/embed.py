@@ -155,9 +155,9 @@ def embed_to_file(
     tag). Returns the summary in the process that finalised the output, None in the others.
 
     JPEGs much larger than the model input are decoded at a reduced scale (libjpeg's DCT-domain draft mode, at
-    least twice the resize target) before the checkpoint's exact resize: several times faster on camera photos,
-    features within a cosine of 0.9999 of the exact path (docs/performance.md). ``exact_decode=True`` decodes every
-    pixel, as timm and ``extract_features`` do. The choice is recorded in the metadata (``decode``).
+    least twice the resize target) before the checkpoint's exact resize: about 4x faster to decode a camera photo,
+    features within a cosine similarity of 0.999 of the exact path (docs/performance.md). ``exact_decode=True``
+    decodes every pixel, as timm and ``extract_features`` do. The choice is recorded in the metadata (``decode``).
     """
     out = Path(out)
     layout = output_layout(out)

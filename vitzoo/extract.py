@@ -305,8 +305,8 @@ def extract_features(
     ``{"layer_i": features}`` from those blocks (final-normed). ``dtype`` (a torch dtype or ``"fp32"``/``"bf16"``/
     ``"fp16"``) and ``device`` move the model. Unreadable images raise ``ImageError``; with ``on_error="skip"``
     they are left out (rows then follow the readable inputs) and logged. ``exact_decode=False`` lets libjpeg
-    decode JPEGs much larger than the model input at 1/2-1/8 scale before the exact resize (several times faster
-    on camera photos; features within a cosine of 0.9999 of the exact path, docs/performance.md).
+    decode JPEGs much larger than the model input at 1/2-1/8 scale before the exact resize (about 4x faster
+    on camera photos; features within a cosine similarity of 0.999 of the exact path, docs/performance.md).
     """
     check_on_error(on_error)
     fn = feature_fn(model, pool, layers)
