@@ -1,8 +1,9 @@
 """The ``vitzoo`` command.
 
 Two tests start real processes (``python -m vitzoo``: the entry point, stdout/stderr and exit codes through
-``sys.exit``); the others call the same entry point (``vitzoo.cli:main``, what the console script runs) in this
-process, which checks the same parsing and printing without paying an interpreter start per command.
+``sys.exit``; one of them in the fast suite); the others call the same entry point (``vitzoo.cli:main``, what the
+console script runs) in this process, which checks the same parsing and printing without paying an interpreter start
+per command.
 """
 
 from __future__ import annotations
@@ -25,11 +26,19 @@ from conftest import cli, cli_env, randomize_, run_cli
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
 
+@pytest.mark.slow  # an interpreter start per command (about 2 s each); the fast suite runs `python -m vitzoo` in
+# test_closed_pipe_exits_quietly (its status through sys.exit), and both commands in this process in
+# test_version_in_this_process and test_no_match_and_no_command_fail_on_stderr
 def test_python_m_vitzoo_runs_as_a_process_with_exit_codes():
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"vitzoo {vitzoo.__version__}"
     out = run_cli("list", "resnet*")
     assert out.returncode == 1 and out.stdout == "" and "no model matches 'resnet*'" in out.stderr
+
+
+def test_version_in_this_process():
+    out = cli("--version")  # argparse's version action: SystemExit(0)
+    assert out.returncode == 0 and out.stdout.strip() == f"vitzoo {vitzoo.__version__}" and out.stderr == ""
 
 
 def test_closed_pipe_exits_quietly():
