@@ -28,6 +28,7 @@ class HubServer:
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []
+        self._etags: dict[tuple[str, str, str], str] = {}  # (repo, commit, file) -> sha256, hashed once when served
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -52,6 +53,17 @@ class HubServer:
         repo.commits[sha] = dict(files)
         repo.refs["main"] = sha
         return sha
+
+    def etag(self, repo_id: str, sha: str, name: str, data: bytes) -> str:
+        """The Hub's ETag of an LFS file: its sha256 (each file is hashed once, not on every HEAD and GET)."""
+        key = (repo_id, sha, name)
+        with self._lock:
+            cached = self._etags.get(key)
+        if cached is None:
+            cached = hashlib.sha256(data).hexdigest()
+            with self._lock:
+                self._etags[key] = cached
+        return cached
 
     def count(self, fragment: str = "") -> int:
         with self._lock:
@@ -117,7 +129,7 @@ def _handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
                 self._error(404, "EntryNotFound")
                 return
             data = files[m["file"]]
-            headers = {"X-Repo-Commit": sha, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}
+            headers = {"X-Repo-Commit": sha, "ETag": f'"{server.etag(m["repo"], sha, m["file"], data)}"'}
             status, start = 200, 0
             if rng := re.match(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "")):
                 start = int(rng[1])

@@ -1,12 +1,14 @@
 """The ``vitzoo`` command.
 
 Two tests start real processes (``python -m vitzoo``: the entry point, stdout/stderr and exit codes through
-``sys.exit``); the others call the same entry point (``vitzoo.cli:main``, what the console script runs) in this
-process, which checks the same parsing and printing without paying an interpreter start per command.
+``sys.exit``; one of them in the fast suite); the others call the same entry point (``vitzoo.cli:main``, what the
+console script runs) in this process, which checks the same parsing and printing without paying an interpreter start
+per command.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -25,11 +27,19 @@ from conftest import cli, cli_env, randomize_, run_cli
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
 
+@pytest.mark.slow  # an interpreter start per command (about 2 s each); the fast suite runs `python -m vitzoo` in
+# test_closed_pipe_exits_quietly (its status through sys.exit), and both commands in this process in
+# test_version_in_this_process and test_no_match_and_no_command_fail_on_stderr
 def test_python_m_vitzoo_runs_as_a_process_with_exit_codes():
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"vitzoo {vitzoo.__version__}"
     out = run_cli("list", "resnet*")
     assert out.returncode == 1 and out.stdout == "" and "no model matches 'resnet*'" in out.stderr
+
+
+def test_version_in_this_process():
+    out = cli("--version")  # argparse's version action: SystemExit(0)
+    assert out.returncode == 0 and out.stdout.strip() == f"vitzoo {vitzoo.__version__}" and out.stderr == ""
 
 
 def test_closed_pipe_exits_quietly():
@@ -75,7 +85,18 @@ def test_ctrl_c_elsewhere_exits_130_in_one_line(monkeypatch):
     assert res.returncode == 130 and res.stderr == "vitzoo: interrupted\n"
 
 
-def test_list_table_and_pattern():
+@pytest.fixture(scope="module")
+def describe_once():
+    """``vitzoo list`` describes every arch (a model built on the meta device each, about 1 s for the registry): the
+    table tests share one description of each arch, made by ``describe`` itself the first time (as copies: the
+    table's code writes into them)."""
+    once = functools.cache(vitzoo.cli.describe)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vitzoo.cli, "describe", lambda name: dict(once(name)))
+        yield
+
+
+def test_list_table_and_pattern(describe_once):
     out = cli("list")
     assert out.returncode == 0
     lines = out.stdout.splitlines()
@@ -94,7 +115,7 @@ def test_no_match_and_no_command_fail_on_stderr():
     assert out.returncode == 2 and "usage: vitzoo" in out.stderr
 
 
-def test_docs_models_table_is_current():
+def test_docs_models_table_is_current(describe_once):
     out = cli("list", "--format", "markdown")
     assert out.returncode == 0
     assert DOCS.read_text() == out.stdout, "regenerate: vitzoo list --format markdown > docs/models.md"
@@ -124,9 +145,15 @@ def test_pretrained_registry_matches_timm():
 
 
 # ------------------------------------------------------------------------------------------------- info
+@functools.cache  # shared by the two info tests of each tag, which only read it
 def _timm_meta(name: str) -> torch.nn.Module:
     with torch.device("meta"):
         return timm.create_model(name).eval()
+
+
+@functools.cache  # the two info tests of each tag check one run of the command (its FLOP count is a meta forward)
+def _info_json(tag: str) -> subprocess.CompletedProcess:
+    return cli("info", tag, "--json")
 
 
 INFO_TAGS = [
@@ -141,7 +168,7 @@ INFO_TAGS = [
 def test_info_json_equals_timms_model_and_pretrained_cfg(tag):
     """Sizes, parameter count, eval data config and checkpoint facts against timm's model built on the meta device
     and timm's pretrained_cfg for the same tag."""
-    out = cli("info", tag, "--json")
+    out = _info_json(tag)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     ref = _timm_meta(tag)
@@ -174,7 +201,9 @@ def test_info_gflops_equal_a_flop_count_of_timms_forward(tag):
     ref = _timm_meta(tag)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         ref(torch.empty(1, *ref.pretrained_cfg["input_size"], device="meta"))
-    assert json.loads(cli("info", tag, "--json").stdout)["gflops"] == round(counter.get_total_flops() / 1e9, 2)
+    out = _info_json(tag)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["gflops"] == round(counter.get_total_flops() / 1e9, 2)
 
 
 def test_info_text_alias_and_local_dir(tmp_path):

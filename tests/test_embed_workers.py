@@ -21,7 +21,7 @@ import torch
 
 import vitzoo
 import vitzoo.cli
-from conftest import free_port
+from conftest import cli, free_port
 from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo import embed
 from vitzoo.claims import Claims
@@ -99,9 +99,10 @@ def test_a_late_process_leaves_a_finished_run_alone(tmp_path):
 
 @pytest.mark.parametrize("layout", ["dir", pytest.param("safetensors", marks=pytest.mark.slow)])
 def test_slow_rank_and_killed_rank(saved_model, images, tmp_path, layout):
-    """One process claims a shard and stalls (the gate stays closed); a second one embeds every other shard and
-    exits at once, without waiting. Then the stalled one is released (it finalises right after its last shard)
-    or killed (a re-run takes its shard over and finishes). Either way the output equals a one-process run's."""
+    """One process claims a shard and stalls (the gate stays closed); a second one (this one: the claims only see
+    another live pid, and an interpreter start costs about 2 s) embeds every other shard and returns at once, without
+    waiting. Then the stalled one is released (it finalises right after its last shard) or killed (a re-run takes its
+    shard over and finishes). Either way the output equals a one-process run's."""
     _, name = saved_model
     suffix = "" if layout == "dir" else ".safetensors"
     ref, out = tmp_path / f"ref{suffix}", tmp_path / f"out{suffix}"
@@ -110,10 +111,7 @@ def test_slow_rank_and_killed_rank(saved_model, images, tmp_path, layout):
     slow = start(embed_args(name, images, out), **{GATE_ENV: str(gate)})
     work = out if layout == "dir" else Path(f"{out}.parts")
     wait_for(work / "claims" / "shard-000000.claim", slow)
-    fast = subprocess.run(
-        [sys.executable, "-m", "vitzoo", "embed", *embed_args(name, images, out)],
-        capture_output=True, text=True, env=ENV, timeout=300, check=False,
-    )  # fmt: skip
+    fast = cli("embed", *embed_args(name, images, out))  # one intra-op thread here too (one_thread)
     assert fast.returncode == 0, fast.stderr[-2000:]
     assert "embedded 7 of 8 shards" in fast.stderr and "other processes hold the remaining shards" in fast.stderr
     assert slow.poll() is None and not (out / "index.json").exists() and not Path(f"{out}").is_file()

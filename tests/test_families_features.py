@@ -3,9 +3,9 @@ vitzoo and timm read back, timm's own folders read by vitzoo, feature extraction
 no prefix tokens, attention capture and analysis, ``predict`` only where a classifier is, dynamic sizes and
 ``set_input_size``, meta-device loading and ``torch.compile`` without graph breaks.
 
-Two blocks at real widths (the giant DINOv2, whose family differs by its packed SwiGLU only, at a small width) and
-small grids (the native 518 px of DINOv2 where sizes are tested), random weights (``randomize_``); timm runs the
-same weights.
+Two blocks at real widths (at smaller ones: the giant DINOv2, whose family differs by its packed SwiGLU only, and
+SigLIP B/16 of the fast suite, whose family differs by its attention pool and missing class token) and small grids
+(the native 518 px of DINOv2 where sizes are tested), random weights (``randomize_``); timm runs the same weights.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ FAST = (
 FAMILY_ARCHS = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in PREFIX]
 SMALLER = {  # fewer tokens than at the native size
     "vit_small_patch8_224": {"img_size": 112},
+    "vit_base_patch16_siglip_224": {"img_size": 112, "embed_dim": 384, "num_heads": 6, "mlp_dim": 1536},
     "vit_small_patch14_dinov2": {"img_size": 224},
     "vit_small_patch14_reg4_dinov2": {"img_size": 224},
     "vit_giant_patch14_dinov2": {"img_size": 112, "embed_dim": 192, "num_heads": 3, "mlp_dim": 1024},
@@ -350,7 +351,8 @@ def test_predict_command_on_clip_says_what_to_use(tmp_path):
     ("arch", "new"),
     [
         ("vit_small_patch14_dinov2", (224, 224)),  # 518 native -> 224, one class slot
-        ("vit_small_patch14_dinov2", (280, 196)),
+        # the same resampling to a non-square size (deit3 and SigLIP go to one in the fast suite)
+        pytest.param("vit_small_patch14_dinov2", (280, 196), marks=pytest.mark.slow),
         ("deit_tiny_distilled_patch16_224", (288, 288)),  # two prefix slots resampled with the grid
         ("deit3_small_patch16_224", (160, 256)),  # no_embed_class: patch rows only
         ("vit_small_patch14_reg4_dinov2", (252, 252)),

@@ -6,6 +6,7 @@ numbers are compared with the peer's model on the same weights (max abs differen
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,7 @@ def test_unreachable_hub_and_missing_or_gated_repos(hub, tmp_path, monkeypatch):
         vitzoo.create_model(TAG, pretrained=True)
 
 
+@pytest.mark.slow  # interpreter starts (about 2 s each); the next test runs the same loads in threads of this process
 def test_cli_download_and_parallel_processes_share_one_cached_copy(hub, tmp_path):
     ref, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000, seed=9)
     hub.add_commit(f"timm/{TAG}", files)
@@ -185,6 +187,26 @@ def test_cli_download_and_parallel_processes_share_one_cached_copy(hub, tmp_path
     assert len([b for b in blobs if b.stat().st_size > 1_000_000]) == 1  # one copy of the weights
 
     out = cli("download", TAG, "--to", tmp_path / "dl")  # the command's code path, in this process
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == tmp_path / "dl" / "model.safetensors"
+    assert (tmp_path / "dl" / "config.json").is_file()
+    out = cli("download", "vit_huge_patch14_224.mae")
+    assert out.returncode == 2 and "not found" in out.stderr
+
+
+def test_cli_download_and_parallel_loads_share_one_cached_copy(hub, tmp_path, monkeypatch):
+    """The test above with threads of this process for the processes: the cache's file locks are taken per open file,
+    so threads wait for each other as processes do."""
+    ref, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000, seed=9)
+    hub.add_commit(f"timm/{TAG}", files)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "shared-cache"))
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        loads = [pool.submit(vitzoo.create_model, TAG, pretrained=True) for _ in range(3)]
+        assert {f.result().load_report.loaded for f in loads} == {len(ref.state_dict())}
+    blobs = list((tmp_path / "shared-cache").glob("models--timm--*/blobs/*"))
+    assert len([b for b in blobs if b.stat().st_size > 1_000_000]) == 1  # one copy of the weights
+
+    out = cli("download", TAG, "--to", tmp_path / "dl")
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()) == tmp_path / "dl" / "model.safetensors"
     assert (tmp_path / "dl" / "config.json").is_file()

@@ -16,6 +16,7 @@ bilinear resize (ViT, DINOv3) it is only 1/255 off: there the facts, not the bou
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import numpy as np
@@ -94,6 +95,7 @@ LEGACY = {
 }
 
 
+@functools.cache  # the tests only read the images, the same six in each test
 def _photo(w: int, h: int, seed: int = 0) -> Image.Image:
     """Like a photo: smooth gradients and shading, hard edges (a block pattern) and noise, so resampling shows."""
     rng = np.random.default_rng(seed + w + 7 * h)

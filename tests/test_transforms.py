@@ -3,6 +3,8 @@ train transform follows torchvision's RandomResizedCrop(scale=(0.08, 1), ratio=(
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import timm
@@ -18,6 +20,7 @@ SIZES = [(500, 375), (375, 500), (100, 60), (640, 640), (223, 301)]  # (w, h)
 MODES = ["RGB", "L", "LA", "P", "RGBA", "CMYK"]
 
 
+@functools.cache  # the tests only read the images; a palette ("P") image takes PIL 0.15 s to quantise
 def _image(w: int, h: int, mode: str, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed + w * 7 + h)
     base = np.zeros((h, w, 3), np.uint8)

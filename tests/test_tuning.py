@@ -4,6 +4,8 @@ shapes matter); freeze / unfreeze."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import timm
 import torch
@@ -35,6 +37,9 @@ def pair(arch: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     return ours, ref
 
 
+shared_pair = functools.cache(pair)  # for the tests that only read the models (both layer decays of each arch)
+
+
 def per_param(model: torch.nn.Module, groups: list[dict], timm_style: bool) -> dict[str, tuple[float, float]]:
     """name -> (lr, weight decay) of every parameter in ``groups``."""
     names = {id(p): n for n, p in model.named_parameters()}
@@ -50,7 +55,7 @@ def per_param(model: torch.nn.Module, groups: list[dict], timm_style: bool) -> d
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("layer_decay", [0.65, None])
 def test_param_groups_equal_timm(arch, layer_decay):
-    ours, ref = pair(arch)
+    ours, ref = shared_pair(arch)
     assert {n for n, _ in ours.named_parameters() if n in ours.no_weight_decay()} == {
         n for n, _ in ref.named_parameters() if n in ref.no_weight_decay()
     }
