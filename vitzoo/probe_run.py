@@ -238,6 +238,7 @@ def probe_models(
                 "layers": options.layers,
                 "revision": options.revision,
                 "dtype": options.dtype,
+                "decode": "fast",  # embed_to_file's default JPEG decode (cached embeddings name what made them)
                 **options.model_options,
             }
             files: dict[str, LoadedEmbeddings] = {}
