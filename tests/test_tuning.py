@@ -76,7 +76,9 @@ def test_frozen_parameters_are_left_out_as_in_timm(arch):
         p.requires_grad_(dict(ours.named_parameters())[name].requires_grad)
     got = per_param(ours, vitzoo.param_groups(ours, LR, WD, 0.75), timm_style=False)
     want = per_param(ref, param_groups_layer_decay(ref, WD, ref.no_weight_decay(), layer_decay=0.75), timm_style=True)
-    assert got == pytest.approx(want)
+    assert got.keys() == want.keys()
+    bad = {n: (got[n], want[n]) for n in got if got[n][1] != want[n][1] or got[n][0] != pytest.approx(want[n][0])}
+    assert not bad, bad  # pytest 9.2 refuses approx() of a dict of tuples: each lr is compared on its own
     assert "blocks.3.mlp.fc2.weight" not in got and "blocks.4.mlp.fc2.weight" in got and "pos_embed" not in got
 
 

@@ -8,9 +8,12 @@ resampled, dtype cast) -> assigned (``assign=True`` into a meta-device model: no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import pickle
+import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -272,3 +275,51 @@ def checkpoint_grid(
         if pos is None or pos.shape[1] == prefix + grid[0] * grid[1]:
             return grid
     return None
+
+
+# ------------------------------------------------------------------------------------------------ identity
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (real path, size, mtime_ns) -> sha256, for this process
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex. A file in the Hugging Face cache is a link to ``blobs/<sha256>`` (every
+    weights file is stored with Git LFS, whose object name is that hash), so its name is read, not its bytes; other
+    files are hashed once per process and (size, modification time)."""
+    real = os.path.realpath(path)
+    name = os.path.basename(real)
+    if _SHA256.fullmatch(name) and os.path.basename(os.path.dirname(real)) == "blobs":
+        return name
+    try:
+        st = os.stat(real)
+        key = (real, st.st_size, st.st_mtime_ns)
+        if key not in _DIGESTS:
+            h = hashlib.sha256()
+            with open(real, "rb") as f:
+                while chunk := f.read(1 << 24):
+                    h.update(chunk)
+            _DIGESTS[key] = h.hexdigest()
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read the weights to fingerprint them ({err})") from err
+    return _DIGESTS[key]
+
+
+def tensors_digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """The SHA-256 of named tensors: each name, dtype, shape and bytes, in the order given."""
+    h = hashlib.sha256()
+    for name, t in tensors:
+        h.update(f"{name}\t{str(t.dtype).removeprefix('torch.')}\t{tuple(t.shape)}\n".encode())
+        if t.numel():
+            flat = t.detach().contiguous().cpu().reshape(-1)
+            h.update(flat.view(torch.uint8).numpy().data)  # the bytes of any dtype (numpy has no bfloat16)
+    return h.hexdigest()
+
+
+def weights_digest(model: VisionTransformer) -> str:
+    """What identifies ``model``'s weights, for the jobs that resume (embed, fine-tune, the probe's cache): the
+    SHA-256 of the checkpoint file it was loaded from (``model.load_report.files``), or, for a model loaded from no
+    file (random init, a state dict), of its tensors. Changes made to a loaded model in memory are not seen."""
+    report = model.load_report
+    if report is not None and report.files:
+        return "+".join(file_digest(f) for f in report.files)
+    return tensors_digest(model.state_dict().items())
