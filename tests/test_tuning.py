@@ -52,6 +52,14 @@ def per_param(model: torch.nn.Module, groups: list[dict], timm_style: bool) -> d
     return out
 
 
+def assert_same(got: dict[str, tuple[float, float]], want: dict[str, tuple[float, float]]) -> None:
+    """The same parameters, each with the same weight decay and (to float rounding) the same lr. Compared one by
+    one: pytest 9.2's approx() refuses a dict of tuples."""
+    assert got.keys() == want.keys()
+    bad = {n: (got[n], want[n]) for n in got if got[n][1] != want[n][1] or got[n][0] != pytest.approx(want[n][0])}
+    assert not bad, bad
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("layer_decay", [0.65, None])
 def test_param_groups_equal_timm(arch, layer_decay):
@@ -63,9 +71,8 @@ def test_param_groups_equal_timm(arch, layer_decay):
     want = per_param(
         ref, param_groups_layer_decay(ref, WD, ref.no_weight_decay(), layer_decay=layer_decay or 1.0), timm_style=True
     )
-    assert got.keys() == want.keys() == {n for n, _ in ours.named_parameters()}
-    bad = {n: (got[n], want[n]) for n in got if got[n][1] != want[n][1] or got[n][0] != pytest.approx(want[n][0])}
-    assert not bad, bad
+    assert got.keys() == {n for n, _ in ours.named_parameters()}
+    assert_same(got, want)
 
 
 @pytest.mark.parametrize("arch", ["vit_base_patch16_224", "vit_small_patch14_dinov2"])
@@ -76,9 +83,7 @@ def test_frozen_parameters_are_left_out_as_in_timm(arch):
         p.requires_grad_(dict(ours.named_parameters())[name].requires_grad)
     got = per_param(ours, vitzoo.param_groups(ours, LR, WD, 0.75), timm_style=False)
     want = per_param(ref, param_groups_layer_decay(ref, WD, ref.no_weight_decay(), layer_decay=0.75), timm_style=True)
-    assert got.keys() == want.keys()
-    bad = {n: (got[n], want[n]) for n in got if got[n][1] != want[n][1] or got[n][0] != pytest.approx(want[n][0])}
-    assert not bad, bad  # pytest 9.2 refuses approx() of a dict of tuples: each lr is compared on its own
+    assert_same(got, want)
     assert "blocks.3.mlp.fc2.weight" not in got and "blocks.4.mlp.fc2.weight" in got and "pos_embed" not in got
 
 
