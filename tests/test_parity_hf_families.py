@@ -307,7 +307,9 @@ def test_every_family_config_is_recognised_as_transformers():
 @torch.no_grad()
 def test_clip_and_dinov2_repos_load_with_their_shortest_edge_processors(hub, tmp_path, images):
     """openai/clip-vit-* and facebook/dinov2-* carry a shortest-edge processor: by ``hf-hub:`` id the model loads and
-    its eval transform is that processor's (pixels compared in test_preprocessor.py)."""
+    its eval transform is that processor's (pixels compared in test_preprocessor.py). DINOv2's processor crops less
+    than its table covers (224 of 518 on the Hub; 42 of 56 here): the model takes any size, as transformers' does, and
+    the transform prepares the processor's."""
     clip = CLIPModel(
         CLIPConfig(vision_config=dict(TOWER, image_size=32, patch_size=8), text_config={**TEXT, **TEXT_IDS})
     )
@@ -317,15 +319,19 @@ def test_clip_and_dinov2_repos_load_with_their_shortest_edge_processors(hub, tmp
     )
     hf, dino_folder = _dinov2(tmp_path, registers=False)
     transformers.BitImageProcessor(
-        size={"shortest_edge": 64}, crop_size={"height": 56, "width": 56}, image_mean=(0.485, 0.456, 0.406)
+        size={"shortest_edge": 48}, crop_size={"height": 42, "width": 42}, image_mean=(0.485, 0.456, 0.406)
     ).save_pretrained(dino_folder)
-    for repo, folder, size in (("openai/clip-like", clip_folder, 32), ("facebook/dinov2-like", dino_folder, 56)):
+    for repo, folder, size in (("openai/clip-like", clip_folder, 32), ("facebook/dinov2-like", dino_folder, 42)):
         hub.add_commit(repo, folder_files(folder))
         model = vitzoo.create_model(f"hf-hub:{repo}", pretrained=True).eval()
         cfg = vitzoo.resolve_data_config(model)
         assert (cfg.input_size, cfg.crop_mode, cfg.processor) == ((3, size, size), "center", "transformers"), repo
-    x = images(56, 56)
+    assert model.config.img_size == (56, 56)  # the table as trained: other sizes are resampled from it
+    x = images(42, 42)
     assert maxdiff(model(x), hf(pixel_values=x).pooler_output) <= TOL
+    saved = vitzoo.save_pretrained(model, tmp_path / "saved")  # the saved folder keeps both sizes
+    again = _ours(saved)
+    assert again.config.img_size == (56, 56) and vitzoo.resolve_data_config(again) == cfg
 
 
 def test_a_naflex_processor_leaves_the_model_and_refuses_the_transform(tmp_path):

@@ -13,7 +13,7 @@ import transformers
 from PIL import Image
 
 import vitzoo
-from conftest import maxdiff
+from conftest import maxdiff, save_safetensors
 from vitzoo.transforms import DataConfig, ImageError, create_transform, load_image, resolve_data_config
 
 SIZES = [(500, 375), (375, 500), (100, 60), (640, 640), (223, 301)]  # (w, h)
@@ -64,6 +64,25 @@ def test_eval_transform_matches_timm(name, kw):
         assert (ours - ref).abs().max().item() <= 1e-5, (w, h, mode)
     if not kw:
         assert resolve_data_config(name) == resolve_data_config(vitzoo.create_model(name, device="meta"))
+
+
+@pytest.mark.parametrize("arch", ["vit_small_patch14_dinov2", "vit_base_patch16_clip_224", "vit_small_patch16_dinov3"])
+def test_an_arch_with_weights_from_a_file_is_prepared_as_timm_prepares_it(arch, tmp_path):
+    """A bare weights file carries no preprocessing: timm gives the model its arch's default checkpoint's data config
+    (not the 0.5 / 0.9 defaults), and so does vitzoo, whichever way the file is loaded. The facts claim nothing else
+    of that checkpoint."""
+    with torch.device("meta"):
+        want = timm.data.resolve_data_config({}, model=timm.create_model(arch, pretrained=False))
+    file = save_safetensors(vitzoo.create_model(arch, depth=1).state_dict(), tmp_path / "weights.safetensors")
+    loaded_later = vitzoo.create_model(arch, depth=1)
+    vitzoo.load_pretrained(loaded_later, file)
+    for model in (vitzoo.create_model(arch, depth=1, pretrained=file), loaded_later):
+        got = resolve_data_config(model).to_dict()
+        assert got == want and model.pretrained_cfg.name == arch, (got, want)
+        assert model.pretrained_cfg.hf_hub_id is None and model.pretrained_cfg.license is None
+    model = vitzoo.create_model(arch, depth=1, img_size=448, patch_size=16, pretrained=file)  # another size asked for
+    assert resolve_data_config(model).input_size == (3, 448, 448)
+    assert resolve_data_config(model).mean == want["mean"]
 
 
 @pytest.mark.parametrize("crop_mode", ["squash", "border", "center"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +21,7 @@ from .loading import load_into
 from .model import VisionTransformer
 from .pretrained_cfg import LoadReport
 from .registry import family_of
-from .source import Source, arch_name, resolve, with_weights
+from .source import Source, arch_defaults, arch_name, resolve, with_weights
 
 
 def create_model(
@@ -99,6 +100,10 @@ def create_model(
         report = load_into(
             model, converted, label=ckpt.label, files=ckpt.files, facts=ckpt.facts, strict=strict, device=device
         )
+    if facts is None and src.arch is not None:  # no facts: the arch's default preprocessing, as timm
+        facts = arch_defaults(src.arch, config)
+    elif facts is not None and img_size is not None:  # the eval transform prepares the size asked for
+        facts = dataclasses.replace(facts, input_size=(config.in_chans, *config.img_size))
     model.pretrained_cfg = facts
     model.load_report = report
     return model

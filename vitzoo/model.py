@@ -15,6 +15,7 @@ renames. Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w p
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -594,6 +595,8 @@ class VisionTransformer(nn.Module):
                 table = self._resample(self.pos_embed, new.grid_size)
                 self.pos_embed = nn.Parameter(table, requires_grad=self.pos_embed.requires_grad)
         self.config = new
+        if self.pretrained_cfg is not None:  # the eval transform prepares the new size
+            self.pretrained_cfg = dataclasses.replace(self.pretrained_cfg, input_size=(new.in_chans, *new.img_size))
 
 
 def pool_tokens(tokens: torch.Tensor, pool: str, num_prefix_tokens: int) -> torch.Tensor:

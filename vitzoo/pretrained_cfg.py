@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import ViTConfig
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,10 @@ class LoadReport:
         lines += [f"  MISSING (left initialised): {k}" for k in self.missing]
         lines += [f"  UNEXPECTED (ignored): {k}" for k in self.unexpected]
         return "\n".join(lines)
+
+
+def eval_size(config: ViTConfig, facts: PretrainedCfg | None) -> tuple[int, int]:
+    """The (H, W) a model's eval transform prepares: its ``img_size``, or, for a model that takes any size
+    (``dynamic_img_size``), its checkpoint's eval size (a transformers DINOv2 repo's processor crops 224 for a
+    table of 518). ``create_model(img_size=...)`` and ``set_input_size`` change both."""
+    return facts.img_size if facts is not None and config.dynamic_img_size else config.img_size

@@ -20,7 +20,7 @@ from typing import Any
 from .config import ViTConfig, to_pair
 from .errors import ConfigError, UnknownModelError
 from .loading import OPEN_CLIP_WEIGHT_FILES
-from .pretrained_cfg import PretrainedCfg
+from .pretrained_cfg import PretrainedCfg, eval_size
 from .registry import ARCHS
 from .transformers_config import MODEL_TYPES, from_transformers
 
@@ -84,7 +84,7 @@ def parse(
         raise ConfigError(f"{name}: config.json has neither timm's 'architecture' nor transformers' 'hidden_size'")
     raw = dict(config.get("vitzoo_pretrained_cfg") or config.get("pretrained_cfg") or {})
     input_size = tuple(raw.get("input_size") or (vit.in_chans, *vit.img_size))
-    if tuple(input_size[1:]) != vit.img_size:
+    if tuple(input_size[1:]) != vit.img_size and "vitzoo_config" not in config:  # timm: the checkpoint's size
         vit = vit.replace(img_size=to_pair(tuple(input_size[1:]), "img_size"))
     facts: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in _PCFG_FIELDS}
     if raw.get("architecture") and raw.get("tag"):  # timm's pretrained_cfg names its checkpoint
@@ -221,7 +221,7 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
     """
     vit = dataclasses.asdict(config)
     ours = facts.to_dict() if facts is not None else {}
-    ours.update(input_size=[config.in_chans, *config.img_size], num_classes=config.num_classes)
+    ours.update(input_size=[config.in_chans, *eval_size(config, facts)], num_classes=config.num_classes)
     pretrained = {k: v for k, v in ours.items() if k in _TIMM_PCFG_FIELDS}  # what timm's PretrainedCfg accepts
     if facts is not None:
         pretrained.update(architecture=facts.arch, tag=facts.tag)

@@ -159,6 +159,30 @@ def get_pretrained_cfg(name: str) -> PretrainedCfg:
     return _tag_facts(arch, tag) if tag is not None else _default_facts(arch)
 
 
+def arch_defaults(arch: str, config: ViTConfig) -> PretrainedCfg | None:
+    """The facts of a model of ``arch`` built without checkpoint facts (random weights, or a bare weights file): the
+    preprocessing of the arch's default checkpoint, as timm gives every model its default ``pretrained_cfg``, under
+    the arch's own name and claiming nothing of that checkpoint (no repo, labels, license or accuracy). None for an
+    arch without checkpoints."""
+    tags = registry.tags_of(arch)
+    if not tags:
+        return None
+    default = tags[0]
+    return dataclasses.replace(
+        default,
+        name=arch,
+        hf_hub_id=None,
+        num_classes=config.num_classes,
+        input_size=(config.in_chans, *config.img_size),
+        labels=None,
+        label_names=None,
+        license=None,
+        top1=None,
+        top5=None,
+        description=f"no checkpoint facts: the preprocessing of {default.name}, the arch's default checkpoint",
+    )
+
+
 def arch_name(name: str) -> str:
     """The registered arch a name or alias stands for (``"ViT-B/16"`` -> ``"vit_base_patch16_224"``)."""
     src = resolve(name)

@@ -27,7 +27,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from .errors import ConfigError, ImageError, VitzooError
 from .model import VisionTransformer
-from .pretrained_cfg import PretrainedCfg
+from .pretrained_cfg import PretrainedCfg, eval_size
 from .source import Source, default_checkpoint, resolve
 
 _FILTERS = {
@@ -84,7 +84,7 @@ def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source |
     facts = model_or_name.pretrained_cfg
     if facts is None:
         return DataConfig(input_size=(cfg.in_chans, *cfg.img_size))
-    return data_config(facts, cfg.img_size, cfg.in_chans)
+    return data_config(facts, eval_size(cfg, facts), cfg.in_chans)
 
 
 def data_config(facts: PretrainedCfg, img_size: tuple[int, int], in_chans: int = 3) -> DataConfig:
