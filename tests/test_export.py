@@ -90,6 +90,24 @@ def test_other_interpolations_export(interpolation, tmp_path):
             assert maxdiff(torch.from_numpy(onnx_run(path, x)), model(x)) <= 1e-3
 
 
+@torch.no_grad()
+def test_a_dynamic_size_graph_refuses_sides_that_are_not_patch_multiples(tmp_path):
+    """PyTorch raises InputError for a 100x37 input; the patch convolution alone would floor the grid and silently
+    crop. The ONNX graph fails on its guard node (named for what is wrong), the torch.export program on its guard."""
+    model = tiny(img_size=32, dynamic_img_size=True)
+    path = export_onnx(model, tmp_path / "m.onnx", dynamic_size=True)
+    x = batch(48, 80)
+    assert maxdiff(torch.from_numpy(onnx_run(path, x)), model(x)) <= 1e-4  # the guard changes no number
+    for h, w in [(100, 37), (100, 100), (48, 81)]:
+        with pytest.raises(vitzoo.InputError):
+            model(batch(h, w))
+        with pytest.raises(Exception, match="must_be_multiples_of_16x16"):
+            onnx_run(path, batch(h, w))
+    program = export_program(model, dynamic_size=True).module()
+    with pytest.raises(AssertionError, match="% 16"):
+        program(batch(100, 37))
+
+
 def test_area_is_refused_for_dynamic_sizes(tmp_path):
     model = tiny(pos_embed_interpolation="area")
     with pytest.raises(vitzoo.ConfigError, match="area"):

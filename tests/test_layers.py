@@ -92,6 +92,7 @@ def test_architecture_doc_shows_the_current_graph():
 LAZY_IMPORTS = {
     "plots": {"matplotlib", "matplotlib.pyplot"},  # vitzoo[plot]
     "inputs": {"pyarrow.parquet"},  # vitzoo[parquet]
+    "export": {"onnx"},  # vitzoo[export]: the guard added to a dynamic-size graph (torch.onnx.export needed it first)
 }
 
 

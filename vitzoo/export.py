@@ -113,7 +113,48 @@ def export_onnx(
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path))
+    if dynamic_size:
+        _guard_patch_multiples(path, traced.config.patch_size)
     return path
+
+
+def _guard_patch_multiples(path: Path, patch: tuple[int, int]) -> None:
+    """Make a dynamic-size ONNX graph refuse an input whose sides are not multiples of the patch, as PyTorch does.
+
+    ONNX has no assertion: the patch convolution would floor the grid and silently crop the image. The guard adds
+    ``H % ph + W % pw`` as an index into a one-element zero and adds the result to the input, so any other size is
+    an out-of-bounds ``Gather`` error in every runtime, whose node name says what is wrong. It costs one addition per
+    input pixel.
+    """
+    import onnx  # the export extra; torch.onnx.export above already needed it
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    x = graph.input[0]
+    dtype = x.type.tensor_type.elem_type
+    h = onnx.helper
+    name = f"input_height_and_width_must_be_multiples_of_{patch[0]}x{patch[1]}"
+    checked = f"{x.name}_{name}"
+    for node in graph.node:  # every reader of the input reads the checked input instead
+        node.input[:] = [checked if i == x.name else i for i in node.input]
+    graph.initializer.extend(
+        [
+            h.make_tensor(f"{name}_patch", onnx.TensorProto.INT64, [2], list(patch)),
+            h.make_tensor(f"{name}_zero", dtype, [1], [0.0]),
+        ]
+    )
+    guard = [
+        h.make_node("Shape", [x.name], [f"{name}_shape"], start=2, end=4),
+        h.make_node("Mod", [f"{name}_shape", f"{name}_patch"], [f"{name}_rest"]),
+        h.make_node("ReduceSum", [f"{name}_rest"], [f"{name}_index"], keepdims=1),
+        h.make_node("Gather", [f"{name}_zero", f"{name}_index"], [f"{name}_ok"], name=name, axis=0),
+        h.make_node("Add", [x.name, f"{name}_ok"], [checked], name=f"{name}_add"),
+    ]
+    nodes = [*guard, *graph.node]  # topological order: the guard first
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def export(
