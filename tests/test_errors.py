@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 import vitzoo
-from conftest import cli, free_port
+from conftest import batch, cli, free_port
 from vitzoo import CheckpointError, ConfigError, FormatError, HubError, ImageError, InputError, UnknownModelError
 
 
@@ -207,3 +207,35 @@ def test_the_command_line_reports_errors_on_stderr_with_exit_code_2():
     assert re.match(
         r"vitzoo: error: unknown model 'vit_base_patch16_244'.*closest known names: vit_base_patch16_224", out.stderr
     )
+
+
+def one_line_error(out) -> str:
+    """The message of a command that failed as every vitzoo command fails: exit 2, nothing on stdout, one line
+    ``vitzoo: error: ...`` on stderr and no traceback."""
+    assert out.returncode == 2 and out.stdout == "", (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("vitzoo: error: ") and out.stderr.count("\n") == 1, out.stderr
+    return out.stderr
+
+
+@pytest.mark.parametrize("name", ["hf-hub:", "hf-hub:a//b", "hf-hub:org/repo/extra", "hf-hub:-x"])
+def test_a_malformed_hub_id_is_one_line_before_any_request(name):
+    assert "is not a Hub repo id: write hf-hub:ORG/NAME" in one_line_error(cli("info", name))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize(
+    ("device", "says"), [("cuda", "sees no CUDA GPU"), ("cuda:1", "sees no CUDA GPU"), ("tpu9", "not a device")]
+)
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(device, says, tmp_path):
+    for command in (["predict", "vit_tiny_patch16_224", str(tmp_path)], ["finetune", "m", str(tmp_path)]):
+        out = cli(*command, "--device", device, *(["--out", str(tmp_path / "o")] if command[0] == "finetune" else []))
+        assert says in one_line_error(out)
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match=says):
+        vitzoo.extract_features(vitzoo.create_model("vit_tiny_patch16_224", depth=1), batch(224), device=device)
+
+
+def test_a_file_system_error_is_one_line_naming_the_path_and_the_fix(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    out = cli("export", "vit_tiny_patch16_224", "--random-weights", "--format", "pt2", "--out", tmp_path / "file/m.pt2")
+    assert re.match(rf"vitzoo: error: {tmp_path / 'file'}: .*a file is in the way", one_line_error(out))

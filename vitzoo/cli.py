@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ from .errors import ConfigError, VitzooError
 from .export import DTYPES as EXPORT_DTYPES
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
-from .extract import expand_inputs, predict
+from .extract import expand_inputs, predict, resolve_device
 from .factory import create_model, describe
 from .finetune import RECIPES, FinetuneArgs, finetune
 from .model import FEATURE_POOLS, VisionTransformer
@@ -522,6 +523,25 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "choose a path on a writable file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a file is in the way of a folder that path needs",
+}
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error: the path, what the system said and, for the common causes, what to do."""
+    what = err.strerror or str(err)
+    where = f"{err.filename}: " if err.filename else ""
+    hint = _OS_HINTS.get(err.errno or 0)
+    return f"{where}{what}" + (f"; {hint}" if hint else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vitzoo",
@@ -746,6 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        resolve_device(getattr(args, "device", None))  # a device this machine lacks, before any work
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe surfaces here, not in the interpreter's flush at exit
         return status
@@ -758,6 +779,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):  # stdout replaced in-process: no file descriptor to redirect
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13  # 141, the status of a writer killed by SIGPIPE (13; Windows has no signal.SIGPIPE)
+    except OSError as err:  # the file system: a folder that cannot be written, a full disk, a vanished file
+        print(f"vitzoo: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         hint = ""
         if args.command == "embed":

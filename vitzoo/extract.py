@@ -209,9 +209,30 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} or a torch.dtype, got {dtype!r}")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a ``torch.device`` PyTorch can use here; ``ConfigError`` for a name it does not know or a
+    device this machine does not have (``cuda`` without a GPU, ``cuda:3`` with two). None stays None."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"device {device!r} is not a device PyTorch knows (cpu, cuda, cuda:1, mps, ...)") from err
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"device {device!r}: PyTorch sees no CUDA GPU on this machine; use the cpu device")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS (Apple GPU) is not available here; use the cpu device")
+    return dev
+
+
 def prepare_model(model: VisionTransformer, dtype: torch.dtype | str | None, device: Any) -> VisionTransformer:
     """Eval mode, moved to ``dtype`` / ``device`` when given (the model itself is moved, as ``model.to`` does)."""
     dtype = resolve_dtype(dtype)
+    device = resolve_device(device)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()

@@ -12,6 +12,7 @@ the cached file, or the error, within a second.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import huggingface_hub as hf
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import errors as hf_errors
 
-from .errors import HubError
+from .errors import HubError, UnknownModelError
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -32,6 +33,20 @@ def offline() -> bool:
 
 def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
+
+
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9_])?")  # huggingface_hub's rule for each part
+
+
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` when it is a valid Hub repo id (``org/name`` or ``name``), else ``UnknownModelError`` saying how
+    to write one (huggingface_hub would raise its own validation error from deep inside a download)."""
+    parts = repo_id.split("/")
+    if len(parts) > 2 or "--" in repo_id or ".." in repo_id or not all(_REPO_PART.fullmatch(p) for p in parts):
+        raise UnknownModelError(
+            f"{repo_id!r} is not a Hub repo id: write hf-hub:ORG/NAME (letters, digits, '-', '_' and '.')"
+        )
+    return repo_id
 
 
 def _reachable(repo_id: str, filename: str, revision: str | None) -> Exception | None:

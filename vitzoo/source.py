@@ -244,7 +244,7 @@ def _registered(
 
 # -------------------------------------------------------------------------------------------- repos and files
 def _hub_repo(name: str, weights: bool, revision: str | None) -> Source:
-    location = Location(repo_id=name.removeprefix(HF_HUB), revision=revision)
+    location = Location(repo_id=hub.check_repo_id(name.removeprefix(HF_HUB)), revision=revision)
     config_path = location.config_file()
     config_json = loading.read_config(config_path, config_path.name) or {}
     src = Source(name, None, location=location)
