@@ -396,3 +396,34 @@ def test_probes_refuse_a_single_class():
         vitzoo.linear_probe(x, same, x, same, C=1.0)
     with pytest.raises(vitzoo.ConfigError, match="at least two classes"):
         vitzoo.fewshot_eval(None, (x, same), (x, same), shots=(1,))
+
+
+def test_the_cache_follows_a_local_models_weights_and_config(dataset, tmp_path):
+    """New weights (or preprocessing) behind the same local-dir: name are embedded again, not read from the cache."""
+    folder = tmp_path / "model"
+
+    def save(seed: int) -> None:
+        torch.manual_seed(seed)
+        model = vitzoo.create_model("vit_tiny_patch16_224", depth=1, img_size=32, num_classes=0)
+        vitzoo.save_pretrained(randomize_(model, seed=seed), folder)
+
+    save(0)
+    args = ["probe", f"local-dir:{folder}", "--train", dataset / "train", "--test", dataset / "test"]
+    args += ["--out", tmp_path / "out", *FAST[:-1]]  # not --quiet: the log says what was embedded
+
+    def embedded() -> int:
+        res = cli(*args)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.count(": embedding ") + res.stderr.count(": cached in ") == 2, res.stderr
+        return res.stderr.count(": embedding ")
+
+    assert embedded() == 2
+    assert embedded() == 0  # nothing changed: both splits from the cache
+    save(1)  # other weights, same name, same size
+    assert embedded() == 2
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("pretrained_cfg", "vitzoo_pretrained_cfg"):
+        config[key]["mean"] = [0.2, 0.3, 0.4]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert embedded() == 2
+    assert embedded() == 0

@@ -2,8 +2,9 @@
 
 Each (model, pool, split) is embedded once with the embed job (``embed_to_file``: every requested layer comes from
 the same forward) into a cache folder, under a name that fingerprints what the features depend on: the model name
-and its options, the pool, the layers, and the input list with each file's size and modification time. A later
-run with the same fingerprint reads the file and builds no model. The features of each layer then go through the
+and its options, the content of a local model's files (``model_files``), the pool, the layers, the vitzoo version,
+and the input list with each file's size and modification time. A later run with the same fingerprint reads the
+file and builds no model. The features of each layer then go through the
 weighted k-NN, the linear probe (vitzoo.probe) and the paper's few-shot regression (vitzoo.analysis).
 """
 
@@ -21,12 +22,15 @@ from typing import Any
 
 import torch
 
+from ._version import __version__
 from .analysis import fewshot_from_features, image_folder
 from .embed import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
 from .embeddings import INDEX
 from .errors import ConfigError, InputError, VitzooError
+from .loading import CONFIG_FILES, file_digest, weights_in
 from .model import VisionTransformer
 from .probe import KNN_K, index_classes, knn_eval, linear_probe
+from .source import PROCESSOR_FILE, resolve
 
 FEWSHOT_SHOTS = (1, 5, 10, 25)
 
@@ -198,6 +202,22 @@ def _inputs_digest(paths: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def model_files(name: str, revision: str | None = None) -> dict[str, str] | None:
+    """The SHA-256 of each file a local model (``local-dir:``, a folder or a weights file) is built from: its
+    weights and, beside them, its config and preprocessor config. None for a Hub tag or repo, which the name and
+    revision identify, and for an architecture alone."""
+    location = resolve(name, revision=revision).location
+    if location is None or location.path is None:
+        return None
+    path = location.path
+    folder = path if path.is_dir() else path.parent
+    files = {"weights": file_digest(weights_in(path) if path.is_dir() else path)}
+    for config in (*CONFIG_FILES, PROCESSOR_FILE):
+        if (folder / config).is_file():
+            files[config] = file_digest(folder / config)
+    return files
+
+
 def cache_path(cache_dir: Path, split: str, paths: Sequence[str], fingerprint: Mapping[str, Any]) -> Path:
     """Where the embeddings of ``paths`` with ``fingerprint`` (model, options, pool, layers) live in ``cache_dir``."""
     key = json.dumps({**fingerprint, "inputs": _inputs_digest(paths)}, sort_keys=True)
@@ -244,6 +264,7 @@ def probe_models(
     rows: list[ProbeRow] = []
     for name in models:
         loaded: VisionTransformer | None = None
+        sources = model_files(name, options.revision)
         for pool in pools:
             fingerprint = {
                 "model": name,
@@ -252,6 +273,8 @@ def probe_models(
                 "revision": options.revision,
                 "dtype": options.dtype,
                 "decode": "fast",  # embed_to_file's default JPEG decode (cached embeddings name what made them)
+                "files": sources,  # a local model's weights and configs, by content
+                "vitzoo": __version__,  # the preprocessing and the model code
                 **options.model_options,
             }
             files: dict[str, LoadedEmbeddings] = {}
