@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError, InputError, VitzooError
 from .extract import ImageList, expand_inputs, extract_features
+from .inputs import open_source
 from .model import Block, VisionTransformer, take_indices
 from .probe import index_classes, require_classes
 from .transforms import create_transform, load_image, to_rgb
@@ -333,7 +334,9 @@ def patch_pca(
         [
             item
             if isinstance(item, torch.Tensor)
-            else transform(load_image(item) if isinstance(item, (str, Path)) else to_rgb(item))
+            else transform(
+                load_image(open_source(str(item)), name=str(item)) if isinstance(item, (str, Path)) else to_rgb(item)
+            )
             for item in items
         ]
     )
