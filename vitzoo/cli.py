@@ -733,14 +733,17 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune",
         help="fine-tune a checkpoint on an image folder (paper recipe or AdamW with layer decay; torchrun-ready)",
         description="Fine-tune on an ImageFolder (or a CSV of path,label) and write a save_pretrained folder with "
-        "the new class names, log.json and a checkpoint per epoch. Re-running the same command resumes. "
+        "the new class names, log.json and a checkpoint per epoch. Re-running the same command resumes; a command "
+        "that would change the result (model, weights, data, recipe, hyper-parameters, seed) is refused. "
         "Recipes: 'paper' (SGD momentum 0.9, no weight decay, cosine with warmup, grad clip 1, zero head) and "
         "'adamw' (layer-wise lr decay 0.65, weight decay 0.05). docs/finetune.md.",
     )
     p_ft.add_argument("model", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_ft.add_argument("train", help="ImageFolder (one sub-folder per class) or CSV of path,label")
     p_ft.add_argument("--val", help="validation ImageFolder or CSV (the training classes)")
-    p_ft.add_argument("--out", required=True, help="output folder (save_pretrained layout)")
+    p_ft.add_argument(
+        "--out", required=True, help="output folder (save_pretrained layout): new, empty, or an earlier run's to resume"
+    )
     p_ft.add_argument("--recipe", choices=tuple(RECIPES), default="paper")
     p_ft.add_argument("--img-size", type=int, nargs="+", metavar="N", help="N or H W (default: the checkpoint's)")
     p_ft.add_argument("--epochs", type=int, default=10)
