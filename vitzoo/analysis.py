@@ -165,7 +165,7 @@ def _sample_shots(labels: torch.Tensor, shots: int, seed: int) -> torch.Tensor:
     for c in sorted(set(labels.tolist())):
         idx = [i for i, y in enumerate(labels.tolist()) if y == c]
         if len(idx) < shots:
-            raise VitzooError(f"class {c} has {len(idx)} training images, fewer than {shots} shots")
+            raise VitzooError(f"class {c} has {len(idx)} training images, fewer than {shots} shots: ask for fewer")
         picked += rng.sample(idx, shots)
     return torch.tensor(sorted(picked))
 
