@@ -22,7 +22,7 @@ from PIL import Image
 
 import vitzoo
 import vitzoo.cli
-from conftest import cli, cli_env, randomize_, run_cli
+from conftest import cli, cli_env, one_line_error, randomize_, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
@@ -271,15 +271,6 @@ def _flat_classes(root: Path, classes: dict[str, tuple[int, int, int]], count: i
 
 
 RED, GREEN, BLUE = (230, 20, 20), (20, 200, 20), (20, 20, 230)
-
-
-def one_line_error(res, *needles: str) -> str:
-    """The command failed as vitzoo's errors do: exit 2, one `vitzoo: error:` line, no traceback."""
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    assert res.stderr.startswith("vitzoo: error: ") and res.stderr.count("\n") == 1, res.stderr
-    for needle in needles:
-        assert needle in res.stderr, (needle, res.stderr)
-    return res.stderr
 
 
 def test_fewshot_matches_the_train_and_test_classes_by_name(tiny_folder, tmp_path):

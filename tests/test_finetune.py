@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 import vitzoo
 import vitzoo.finetune as ft
-from conftest import batch, cli, free_port, maxdiff, randomize_
+from conftest import batch, cli, free_port, maxdiff, one_line_error, randomize_
 from vitzoo.finetune import FinetuneArgs, finetune
 
 CLASSES = {"red_circle": (220, 40, 40), "green_square": (40, 200, 60), "blue_triangle": (50, 70, 230)}
@@ -181,14 +181,6 @@ def finished(data, tmp_path_factory):
 def run_cli(data, out):
     """``vitzoo finetune`` with the arguments of ``finished``: a resume with nothing left to train."""
     return cli("finetune", data["model"], data["train"], "--out", out, "--epochs", "1", "--batch-size", "16", "--quiet")
-
-
-def one_line_error(res, *needles: str) -> None:
-    """The command failed as vitzoo's errors do: exit 2, one `vitzoo: error:` line, no traceback."""
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    assert res.stderr.startswith("vitzoo: error: ") and res.stderr.count("\n") == 1, res.stderr
-    for needle in needles:
-        assert needle in res.stderr, (needle, res.stderr)
 
 
 class Payload:

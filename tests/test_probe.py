@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 import vitzoo
 import vitzoo.cli
-from conftest import cli, randomize_
+from conftest import cli, one_line_error, randomize_
 from vitzoo import probe, probe_run
 
 
@@ -321,14 +321,6 @@ def test_probe_module_reports_none_for_impossible_shots():
     counts = min(names.count("a"), names.count("b"))
     got = probe_run.evaluate(x, names, x, names, probe_run.ProbeSettings(k=(3,), C=1.0, shots=(1, counts + 1)))
     assert got["1shot"] is not None and got[f"{counts + 1}shot"] is None
-
-
-def one_line_error(res, *needles: str) -> None:
-    """The command failed as vitzoo's errors do: exit 2, one `vitzoo: error:` line, no traceback."""
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    assert res.stderr.startswith("vitzoo: error: ") and res.stderr.count("\n") == 1, res.stderr
-    for needle in needles:
-        assert needle in res.stderr, (needle, res.stderr)
 
 
 FAST = ["--k", "5", "--C", "1", "--shots", "1", "--workers", "0", "--quiet"]  # no C sweep: the cheap protocols
