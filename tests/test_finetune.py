@@ -202,6 +202,7 @@ class Payload:
         "checkpoint/model.safetensors",
         "old",  # the old layout alone: model.safetensors and a state.pt
         "checkpoint.previous/state.json",  # the checkpoint a save cut short between its renames leaves
+        "log.json",  # read (as JSON) to recognise an output whose checkpoint/ was deleted
     ],
 )
 def test_a_planted_pickle_never_runs(data, finished, tmp_path, planted):
@@ -218,11 +219,15 @@ def test_a_planted_pickle_never_runs(data, finished, tmp_path, planted):
         planted = "checkpoint/state.pt"
     elif planted.startswith("checkpoint.previous/"):
         os.replace(out / "checkpoint", out / "checkpoint.previous")
+    elif planted == "log.json":
+        shutil.rmtree(out / "checkpoint")
     shutil.copy(tmp_path / "payload.pt", out / planted)
     res = run_cli(data, out)
     assert not marker.exists(), "the planted pickle ran"
     if planted == "checkpoint/state.pt" and (out / "checkpoint" / "state.json").exists():
         assert res.returncode == 0, res.stderr  # the checkpoint is whole: a clean (finished) resume
+    elif planted == "log.json":
+        one_line_error(res, "holds no vitzoo fine-tune output")  # not a log: OUT is not recognised as ours
     else:
         one_line_error(res, "checkpoint", "to start over")
 
