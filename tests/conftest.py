@@ -196,3 +196,12 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         except SystemExit as exit_:  # argparse: --version, --help, usage errors
             code = exit_.code if isinstance(exit_.code, int) else 1
     return subprocess.CompletedProcess(["vitzoo", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(res, *needles: str) -> str:
+    """The command failed as vitzoo's errors do: exit 2, one `vitzoo: error:` line, no traceback; returns the line."""
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert res.stderr.startswith("vitzoo: error: ") and res.stderr.count("\n") == 1, res.stderr
+    for needle in needles:
+        assert needle in res.stderr, (needle, res.stderr)
+    return res.stderr

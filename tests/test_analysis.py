@@ -155,3 +155,23 @@ def test_missing_matplotlib_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
     with pytest.raises(vitzoo.VitzooError, match=r"pip install 'vitzoo\[plot\]'"):
         plots._plt()
+
+
+def test_analyze_takes_folders_and_names_a_figure_per_image(model, tmp_path):
+    """A folder is its images (recursively, as predict takes it); images that share a name are told apart by their
+    folder. The folder itself used to be opened as an image."""
+    folder = vitzoo.save_pretrained(model, tmp_path / "m")
+    rng = np.random.default_rng(0)
+    for rel in ("a/x.png", "b/x.png", "c.png"):
+        (tmp_path / "imgs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(tmp_path / "imgs" / rel)
+    res = cli("analyze", f"local-dir:{folder}", tmp_path / "imgs", "--out", tmp_path / "fig")
+    assert res.returncode == 0, res.stderr
+    rollouts = sorted(p.name for p in (tmp_path / "fig").glob("rollout_*.png"))
+    assert rollouts == ["rollout_a_x.png", "rollout_b_x.png", "rollout_c.png"]
+    numbers = json.loads((tmp_path / "fig" / "analysis.json").read_text())
+    assert sorted(numbers["images"]) == sorted(str(tmp_path / "imgs" / rel) for rel in ("a/x.png", "b/x.png", "c.png"))
+    (tmp_path / "none").mkdir()
+    empty = cli("analyze", f"local-dir:{folder}", tmp_path / "none", "--out", tmp_path / "fig2")
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1 and "no images in the inputs" in empty.stderr
+    assert not (tmp_path / "fig2").exists()  # refused before anything is written

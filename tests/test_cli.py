@@ -22,7 +22,7 @@ from PIL import Image
 
 import vitzoo
 import vitzoo.cli
-from conftest import cli, cli_env, randomize_, run_cli
+from conftest import cli, cli_env, one_line_error, randomize_, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
@@ -259,3 +259,41 @@ def test_fewshot_command_on_image_folders(tiny_folder, tmp_path):
     train, test = _image_folders(tmp_path / "swapped", swap_test=True)
     out = cli("fewshot", f"local-dir:{tiny_folder}", train, test, "--shots", "2", "--workers", "0", "--json")
     assert json.loads(out.stdout) == {"2": 0.0}
+
+
+def _flat_classes(root: Path, classes: dict[str, tuple[int, int, int]], count: int = 2) -> Path:
+    """An ImageFolder of flat images, one colour per class."""
+    for name, colour in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (40 + 8 * i, 32), colour).save(root / name / f"{i}.png")
+    return root
+
+
+RED, GREEN, BLUE = (230, 20, 20), (20, 200, 20), (20, 20, 230)
+
+
+def test_fewshot_matches_the_train_and_test_classes_by_name(tiny_folder, tmp_path):
+    """Train {cat, dog, fox} and test {cat, fox}: the test folder's fox is the training fox (class 2 of 3), not its
+    own second class; indexing each folder separately scored 0.5 here."""
+    train = _flat_classes(tmp_path / "train", {"cat": RED, "dog": GREEN, "fox": BLUE})
+    test = _flat_classes(tmp_path / "test", {"cat": RED, "fox": BLUE})
+    out = cli("fewshot", f"local-dir:{tiny_folder}", train, test, "--shots", "1", "2", "--workers", "0", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"1": 1.0, "2": 1.0}
+
+
+def test_fewshot_input_faults_are_one_line_errors(tiny_folder, tmp_path):
+    model = f"local-dir:{tiny_folder}"
+    train = _flat_classes(tmp_path / "train", {"cat": RED, "dog": GREEN})
+    args = ("--shots", "1", "--workers", "0")
+    one_line_error(cli("fewshot", model, train, tmp_path / "nonexist", *args), "nonexist", "no such folder")
+    wolf = _flat_classes(tmp_path / "wolf", {"cat": RED, "wolf": BLUE})
+    one_line_error(cli("fewshot", model, train, wolf, *args), "'wolf'", "lacks")
+    one = _flat_classes(tmp_path / "one", {"cat": RED})
+    one_line_error(cli("fewshot", model, one, train, *args), "only 'cat'", "at least two classes")
+    for name in ("cat", "dog"):
+        (tmp_path / "empty" / name).mkdir(parents=True)
+    one_line_error(cli("fewshot", model, tmp_path / "empty", train, *args), "hold no images")
+    (tmp_path / "flat").mkdir()
+    one_line_error(cli("fewshot", model, tmp_path / "flat", train, *args), "no class sub-folders")

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 import vitzoo
-from conftest import batch, cli, free_port
+from conftest import batch, cli, free_port, one_line_error
 from vitzoo import CheckpointError, ConfigError, FormatError, HubError, ImageError, InputError, UnknownModelError
 
 
@@ -207,14 +207,6 @@ def test_the_command_line_reports_errors_on_stderr_with_exit_code_2():
     assert re.match(
         r"vitzoo: error: unknown model 'vit_base_patch16_244'.*closest known names: vit_base_patch16_224", out.stderr
     )
-
-
-def one_line_error(out) -> str:
-    """The message of a command that failed as every vitzoo command fails: exit 2, nothing on stdout, one line
-    ``vitzoo: error: ...`` on stderr and no traceback."""
-    assert out.returncode == 2 and out.stdout == "", (out.returncode, out.stdout, out.stderr)
-    assert out.stderr.startswith("vitzoo: error: ") and out.stderr.count("\n") == 1, out.stderr
-    return out.stderr
 
 
 @pytest.mark.parametrize("name", ["hf-hub:", "hf-hub:a//b", "hf-hub:org/repo/extra", "hf-hub:-x"])

@@ -111,3 +111,24 @@ def test_analyze_pca_writes_one_figure_per_image_and_the_numbers(tmp_path):
     numbers = json.loads((tmp_path / "fig" / "pca.json").read_text())
     assert len(numbers["explained_variance"]) == 3 and set(numbers["images"]) == {str(p) for p in images}
     assert np.array(numbers["images"][str(images[0])]["rgb"]).shape == (4, 4, 3)
+
+
+def test_analyze_pca_takes_a_folder_of_images(tmp_path):
+    """`analyze M FOLDER --pca` runs over the folder's images (it used to open the folder as an image): the same
+    numbers as naming the images one by one."""
+    torch.manual_seed(0)
+    model = randomize_(vitzoo.create_model("vit_small_patch14_reg4_dinov2", depth=1, img_size=56), seed=1)
+    folder = vitzoo.save_pretrained(model, tmp_path / "m")
+    rng = np.random.default_rng(0)
+    for rel in ("cat/1.png", "dog/1.png"):
+        (tmp_path / "imgs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "imgs" / rel)
+    res = cli("analyze", f"local-dir:{folder}", tmp_path / "imgs", "--out", tmp_path / "fig", "--pca")
+    assert res.returncode == 0, res.stderr
+    assert {p.name for p in (tmp_path / "fig").iterdir()} == {"pca_cat_1.png", "pca_dog_1.png", "pca.json"}
+    images = [tmp_path / "imgs" / "cat" / "1.png", tmp_path / "imgs" / "dog" / "1.png"]
+    one_by_one = cli("analyze", f"local-dir:{folder}", *images, "--out", tmp_path / "fig2", "--pca")
+    assert one_by_one.returncode == 0, one_by_one.stderr
+    numbers = json.loads((tmp_path / "fig" / "pca.json").read_text())
+    assert numbers == json.loads((tmp_path / "fig2" / "pca.json").read_text())
+    assert set(numbers["images"]) == {str(p) for p in images}

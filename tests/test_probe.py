@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 import vitzoo
 import vitzoo.cli
-from conftest import cli, randomize_
+from conftest import cli, one_line_error, randomize_
 from vitzoo import probe, probe_run
 
 
@@ -320,3 +321,101 @@ def test_probe_module_reports_none_for_impossible_shots():
     counts = min(names.count("a"), names.count("b"))
     got = probe_run.evaluate(x, names, x, names, probe_run.ProbeSettings(k=(3,), C=1.0, shots=(1, counts + 1)))
     assert got["1shot"] is not None and got[f"{counts + 1}shot"] is None
+
+
+FAST = ["--k", "5", "--C", "1", "--shots", "1", "--workers", "0", "--quiet"]  # no C sweep: the cheap protocols
+
+
+def test_relative_folders_and_csvs_work_from_another_directory(dataset, two_models, tmp_path, monkeypatch):
+    """docs/probe.md's `--train data/train --test data/test`, run from elsewhere: the labels are found for every
+    embedded image (the embed job records absolute paths), for folders, CSVs and --labels lists alike."""
+    work = tmp_path / "work"
+    (work / "lists").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    rel = Path(os.path.relpath(dataset, work))
+    model = two_models[0]
+    folders = cli("probe", model, "--train", rel / "train", "--test", rel / "test", "--out", "out", *FAST)
+    assert folders.returncode == 0, folders.stderr
+    assert table_rows(folders.stdout)[0][3:6] == ["18", "12", "100.0"]
+    for split in ("train", "test"):  # rows relative to the CSV's folder, the CSV itself given relative
+        listing = probe_run.labelled_images(dataset / split)
+        pairs = zip(listing.paths, listing.labels, strict=True)
+        rows = [f"{os.path.relpath(p, work / 'lists')},{y}\n" for p, y in pairs]
+        (work / "lists" / f"{split}.csv").write_text("".join(rows))
+    csvs = cli("probe", model, "--train", "lists/train.csv", "--test", "lists/test.csv", "--out", "out2", *FAST)
+    assert csvs.returncode == 0, csvs.stderr
+    assert table_rows(csvs.stdout) == table_rows(folders.stdout)
+    for split in ("train", "test"):
+        assert (
+            cli("embed", model, rel / split, "--out", f"{split}.safetensors", "--workers", "0", "--quiet").returncode
+            == 0
+        )
+    (work / "lists" / "all.csv").write_text(
+        (work / "lists" / "train.csv").read_text() + (work / "lists" / "test.csv").read_text()
+    )
+    files = cli(
+        "probe", "--train", "train.safetensors", "--test", "test.safetensors", "--labels", "lists/all.csv", "--out",
+        "out3", *FAST,
+    )  # fmt: skip
+    assert files.returncode == 0, files.stderr
+    assert table_rows(files.stdout)[0][3:] == table_rows(folders.stdout)[0][3:]
+
+
+def test_probe_label_faults_are_one_line_errors(dataset, two_models, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out
+    model = two_models[0]
+    train = probe_run.labelled_images(dataset / "train")
+    one = tmp_path / "one.csv"
+    one.write_text("".join(f"{p},red_square\n" for p in train.paths))
+    one_line_error(cli("probe", model, "--train", one, "--test", dataset / "test", *FAST), "at least two classes")
+    extra = tmp_path / "extra.csv"  # a test class the training set lacks
+    labels = ["purple", *train.labels[1:]]
+    extra.write_text("".join(f"{p},{y}\n" for p, y in zip(train.paths, labels, strict=True)))
+    one_line_error(cli("probe", model, "--train", dataset / "train", "--test", extra, *FAST), "'purple'", "lacks")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"path,label\n{train.paths[0]},red_square\n{train.paths[1]}\n")
+    one_line_error(cli("probe", model, "--train", bad, "--test", dataset / "test", *FAST), "line 3", "path,label")
+    missing = tmp_path / "nowhere"
+    one_line_error(cli("probe", model, "--train", missing, "--test", dataset / "test", *FAST), "no such file")
+
+
+def test_probes_refuse_a_single_class():
+    x, _ = blobs(20, 2, 4, 1.0, seed=0)
+    same = torch.zeros(20, dtype=torch.long)
+    with pytest.raises(vitzoo.ConfigError, match="at least two classes"):
+        vitzoo.knn_eval(x, same, x, same)
+    with pytest.raises(vitzoo.ConfigError, match="at least two classes"):
+        vitzoo.linear_probe(x, same, x, same, C=1.0)
+    with pytest.raises(vitzoo.ConfigError, match="at least two classes"):
+        vitzoo.fewshot_eval(None, (x, same), (x, same), shots=(1,))
+
+
+def test_the_cache_follows_a_local_models_weights_and_config(dataset, tmp_path):
+    """New weights (or preprocessing) behind the same local-dir: name are embedded again, not read from the cache."""
+    folder = tmp_path / "model"
+
+    def save(seed: int) -> None:
+        torch.manual_seed(seed)
+        model = vitzoo.create_model("vit_tiny_patch16_224", depth=1, img_size=32, num_classes=0)
+        vitzoo.save_pretrained(randomize_(model, seed=seed), folder)
+
+    save(0)
+    args = ["probe", f"local-dir:{folder}", "--train", dataset / "train", "--test", dataset / "test"]
+    args += ["--out", tmp_path / "out", *FAST[:-1]]  # not --quiet: the log says what was embedded
+
+    def embedded() -> int:
+        res = cli(*args)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.count(": embedding ") + res.stderr.count(": cached in ") == 2, res.stderr
+        return res.stderr.count(": embedding ")
+
+    assert embedded() == 2
+    assert embedded() == 0  # nothing changed: both splits from the cache
+    save(1)  # other weights, same name, same size
+    assert embedded() == 2
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("pretrained_cfg", "vitzoo_pretrained_cfg"):
+        config[key]["mean"] = [0.2, 0.3, 0.4]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert embedded() == 2
+    assert embedded() == 0

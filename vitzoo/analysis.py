@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, VitzooError
+from .errors import ConfigError, InputError, VitzooError
 from .extract import ImageList, expand_inputs, extract_features
+from .inputs import open_source
 from .model import Block, VisionTransformer, take_indices
+from .probe import index_classes, require_classes
 from .transforms import create_transform, load_image, to_rgb
 
 
@@ -162,7 +165,7 @@ def _sample_shots(labels: torch.Tensor, shots: int, seed: int) -> torch.Tensor:
     for c in sorted(set(labels.tolist())):
         idx = [i for i, y in enumerate(labels.tolist()) if y == c]
         if len(idx) < shots:
-            raise VitzooError(f"class {c} has {len(idx)} training images, fewer than {shots} shots")
+            raise VitzooError(f"class {c} has {len(idx)} training images, fewer than {shots} shots: ask for fewer")
         picked += rng.sample(idx, shots)
     return torch.tensor(sorted(picked))
 
@@ -190,16 +193,23 @@ def fewshot_linear(
 
 
 def image_folder(root: str | Path) -> tuple[list[str], torch.Tensor, list[str]]:
-    """An ImageFolder layout (one sub-folder per class) to (paths, labels, class names)."""
-    root = Path(root)
+    """An ImageFolder layout (one sub-folder per class) to (absolute paths, labels, class names).
+
+    The classes are the sorted sub-folder names, an empty one included (it has no images); a missing folder, one
+    without sub-folders, or sub-folders without images raise ``InputError``."""
+    root = Path(os.path.abspath(root))
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder; expected an ImageFolder (one sub-folder of images per class)")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
-        raise VitzooError(f"{root}: expected one sub-folder per class (ImageFolder layout)")
+        raise InputError(f"{root}: no class sub-folders; expected an ImageFolder (one sub-folder of images per class)")
     paths, labels = ImageList(), []  # expanded here, once: extract_features takes them as they are
     for c, name in enumerate(classes):
         found = expand_inputs(root / name)  # the images of the folder, recursively, sorted
         paths += found
         labels += [c] * len(found)
+    if not paths:
+        raise InputError(f"{root}: its class sub-folders ({', '.join(classes[:5])}, ...) hold no images")
     return paths, torch.tensor(labels), classes
 
 
@@ -218,19 +228,33 @@ def fewshot_eval(
 
     ``train`` / ``test``: ImageFolder-style folders, or ``(features, labels)`` pairs already computed. Features come
     from ``extract_features`` (frozen model, checkpoint transform, ``pool``: None is the model's own pooling);
-    ``shots`` images per class are drawn from ``train`` with ``seed``.
+    ``shots`` images per class are drawn from ``train`` with ``seed``. Two folders are matched by class name (a
+    test class the training folder lacks is an error); both are listed before any image is embedded.
     """
 
-    def features(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(split, (tuple, list)) and len(split) == 2 and torch.is_tensor(split[0]):
-            return split[0], torch.as_tensor(split[1])
-        paths, labels, _ = image_folder(split)
-        feats = extract_features(model, paths, pool=pool, **extract_kwargs)
-        assert isinstance(feats, torch.Tensor)  # no layers: one tensor
-        return feats, labels
+    def listed(split: Any) -> tuple[list[str], torch.Tensor, list[str]] | None:
+        is_features = isinstance(split, (tuple, list)) and len(split) == 2 and torch.is_tensor(split[0])
+        return None if is_features else image_folder(split)
 
-    train_x, train_y = features(train)
-    test_x, test_y = features(test)
+    def features(split: Any, listing: tuple[list[str], torch.Tensor, list[str]] | None) -> torch.Tensor:
+        if listing is None:
+            return cast(torch.Tensor, split[0])
+        feats = extract_features(model, listing[0], pool=pool, **extract_kwargs)
+        assert isinstance(feats, torch.Tensor)  # no layers: one tensor
+        return feats
+
+    train_list, test_list = listed(train), listed(test)  # both listed (and checked) before any image is embedded
+    if train_list is not None and test_list is not None:  # two folders: their classes matched by name
+        _, train_y, test_y = index_classes(
+            [train_list[2][i] for i in train_list[1].tolist()],
+            [test_list[2][i] for i in test_list[1].tolist()],
+            f"the training folder {train}",
+            f"the test folder {test}",
+        )
+    else:  # labels given with the features: a folder on the other side is indexed by its sorted class names
+        train_y = torch.as_tensor(train[1]) if train_list is None else train_list[1]
+        test_y = torch.as_tensor(test[1]) if test_list is None else test_list[1]
+    train_x, test_x = features(train, train_list), features(test, test_list)
     return fewshot_from_features(train_x, train_y, test_x, test_y, shots, l2_reg, seed)
 
 
@@ -244,7 +268,12 @@ def fewshot_from_features(
     seed: int = 0,
 ) -> dict[int, float]:
     """``fewshot_eval`` on features already computed: ``shots`` rows per class drawn with ``seed``, then
-    ``fewshot_linear``."""
+    ``fewshot_linear``. At least two training classes are needed, and every test label must be a training one."""
+    known = set(train_y.tolist())
+    require_classes(sorted(known))
+    unknown = sorted(set(test_y.tolist()) - known)
+    if unknown:
+        raise InputError(f"the test labels {unknown[:5]} are not among the training labels; leave those rows out")
     results = {}
     for k in shots:
         idx = _sample_shots(train_y, k, seed)
@@ -305,7 +334,9 @@ def patch_pca(
         [
             item
             if isinstance(item, torch.Tensor)
-            else transform(load_image(item) if isinstance(item, (str, Path)) else to_rgb(item))
+            else transform(
+                load_image(open_source(str(item)), name=str(item)) if isinstance(item, (str, Path)) else to_rgb(item)
+            )
             for item in items
         ]
     )

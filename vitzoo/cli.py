@@ -10,12 +10,14 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import analysis, plots, probe_run
@@ -25,9 +27,10 @@ from .errors import ConfigError, VitzooError
 from .export import DTYPES as EXPORT_DTYPES
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
-from .extract import expand_inputs, predict, resolve_device
+from .extract import expand_inputs, predict, require_inputs, resolve_device
 from .factory import create_model, describe
 from .finetune import RECIPES, FinetuneArgs, finetune
+from .inputs import open_source
 from .model import FEATURE_POOLS, VisionTransformer
 from .registry import ALIASES, PRETRAINED, family_of, list_models, list_pretrained
 from .source import default_checkpoint, resolve
@@ -336,19 +339,20 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     plots._plt()  # fail early, with the install hint, if matplotlib is missing
+    items = require_inputs(args.images)  # folders, lists and globs, as predict takes them
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = _load(args.name, args).eval()
     if args.pca:
-        return _analyze_pca(model, args, out)
+        return _analyze_pca(model, items, args, out)
     transform = create_transform(model)
     numbers: dict[str, Any] = {"model": args.name, "images": {}, "token_layout": ""}
     distances = []
     written = []
     if model.cls_token is None:
         print("vitzoo: no class token: attention rollout and class-token maps are skipped", file=sys.stderr)
-    for path in args.images:
-        img = load_image(path)
+    for path, stem in zip(items, _figure_stems(items), strict=True):
+        img = _open(path)
         x = transform(img).unsqueeze(0)
         with torch.inference_mode(), analysis.capture_attention(model) as rec:
             model.forward_features(x)
@@ -360,7 +364,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         numbers["images"][str(path)] = {"rollout": None}
         if model.cls_token is None:
             continue
-        stem = Path(path).stem
         mask = analysis.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
         view = img.resize((x.shape[-1], x.shape[-2]))
         written.append(plots.rollout_overlay(view, mask, out / f"rollout_{stem}.png"))
@@ -384,15 +387,34 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze_pca(model: VisionTransformer, args: argparse.Namespace, out: Path) -> int:
+def _figure_stems(items: Sequence[Any]) -> list[str]:
+    """A distinct file-name stem per image: its own, or with its folder's name (``cat/1.png``: ``cat_1``) where
+    two images share one, numbered where even that is shared."""
+    paths = [Path(str(item)) for item in items]
+    stems = Counter(p.stem for p in paths)
+    named = [f"{p.parent.name}_{p.stem}" if stems[p.stem] > 1 else p.stem for p in paths]
+    shared, seen = Counter(named), Counter[str]()
+    out = []
+    for name in named:
+        seen[name] += 1
+        out.append(f"{name}_{seen[name]}" if shared[name] > 1 else name)
+    return out
+
+
+def _open(item: Any) -> Image.Image:
+    """An image of the inputs as a PIL image (a tar shard's member is read in place)."""
+    return load_image(open_source(str(item)), name=str(item))
+
+
+def _analyze_pca(model: VisionTransformer, items: Sequence[Any], args: argparse.Namespace, out: Path) -> int:
     """``analyze --pca``: one PCA over the patches of every image, one figure per image, and the numbers."""
-    pca = analysis.patch_pca(model, args.images, layer=args.layer, threshold=args.threshold)
+    pca = analysis.patch_pca(model, items, layer=args.layer, threshold=args.threshold)
     height, width = pca.upsampled.shape[1:3]
     written = []
     numbers: dict[str, Any] = {"model": args.name, "explained_variance": pca.explained.tolist(), "images": {}}
-    for i, path in enumerate(args.images):
-        view = load_image(path).resize((width, height))
-        written.append(plots.pca_panels(view, pca.rgb[i], pca.upsampled[i], out / f"pca_{Path(path).stem}.png"))
+    for i, (path, stem) in enumerate(zip(items, _figure_stems(items), strict=True)):
+        view = _open(path).resize((width, height))
+        written.append(plots.pca_panels(view, pca.rgb[i], pca.upsampled[i], out / f"pca_{stem}.png"))
         numbers["images"][str(path)] = {
             "foreground_fraction": pca.foreground[i].float().mean().item(),
             "rgb": pca.rgb[i].tolist(),
@@ -641,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Needs matplotlib: pip install 'vitzoo[plot]'.",
     )
     p_an.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
-    p_an.add_argument("images", nargs="+", help="image files")
+    p_an.add_argument("images", nargs="+", help="image files, folders, .txt lists of paths or globs")
     p_an.add_argument("--out", required=True, help="folder for the PNGs and analysis.json")
     p_an.add_argument("--components", type=int, default=28, help="filter principal components to draw")
     p_an.add_argument(
@@ -731,14 +753,17 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune",
         help="fine-tune a checkpoint on an image folder (paper recipe or AdamW with layer decay; torchrun-ready)",
         description="Fine-tune on an ImageFolder (or a CSV of path,label) and write a save_pretrained folder with "
-        "the new class names, log.json and a checkpoint per epoch. Re-running the same command resumes. "
+        "the new class names, log.json and a checkpoint per epoch. Re-running the same command resumes; a command "
+        "that would change the result (model, weights, data, recipe, hyper-parameters, seed) is refused. "
         "Recipes: 'paper' (SGD momentum 0.9, no weight decay, cosine with warmup, grad clip 1, zero head) and "
         "'adamw' (layer-wise lr decay 0.65, weight decay 0.05). docs/finetune.md.",
     )
     p_ft.add_argument("model", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p_ft.add_argument("train", help="ImageFolder (one sub-folder per class) or CSV of path,label")
     p_ft.add_argument("--val", help="validation ImageFolder or CSV (the training classes)")
-    p_ft.add_argument("--out", required=True, help="output folder (save_pretrained layout)")
+    p_ft.add_argument(
+        "--out", required=True, help="output folder (save_pretrained layout): new, empty, or an earlier run's to resume"
+    )
     p_ft.add_argument("--recipe", choices=tuple(RECIPES), default="paper")
     p_ft.add_argument("--img-size", type=int, nargs="+", metavar="N", help="N or H W (default: the checkpoint's)")
     p_ft.add_argument("--epochs", type=int, default=10)

@@ -3,44 +3,50 @@
     vitzoo finetune vit_base_patch16_224.augreg_in21k data/train --val data/val --img-size 384 --out my-vit
 
 Data: an ImageFolder (one sub-folder of images per class) or a CSV of ``path,label`` rows (paths relative to the
-CSV). Out: a ``save_pretrained`` folder with the new class names (``create_model("local-dir:OUT",
-pretrained=True)``, timm's ``create_model("local-dir:OUT", pretrained=True)``), ``log.json`` (per epoch: loss,
-accuracy, validation accuracy, per-step losses) and ``checkpoint/`` (weights as safetensors; optimizer, scheduler,
-epoch and RNG state), written after every epoch. Running the same command again resumes from it exactly: the
-sampler's order and every augmentation are functions of (seed, epoch, image index), so an interrupted run and an
-uninterrupted one end with the same weights. Under ``torchrun`` the ranks split each batch (DDP) and compute the
-same steps as one process with the whole batch.
+CSV); the validation set is matched to the training classes by name. Out: a ``save_pretrained`` folder with the new
+class names (``create_model("local-dir:OUT", pretrained=True)``, timm's ``create_model("local-dir:OUT",
+pretrained=True)``), ``log.json`` (per epoch: loss, accuracy, validation accuracy, per-step losses) and
+``checkpoint/`` (weights, optimizer tensors and RNG state as safetensors; epoch, log, scheduler and the run's
+identity as JSON: nothing is ever unpickled), swapped in whole after every epoch. Running the same command again
+resumes from it exactly: the sampler's order and every augmentation are functions of (seed, epoch, image index), so
+an interrupted run and an uninterrupted one end with the same weights. A resume with another model, weights, data
+or hyper-parameter is refused, naming what differs. Under ``torchrun`` the ranks split each batch (DDP) and compute
+the same steps as one process with the whole batch.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import random
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .errors import ConfigError, InputError
+from .errors import CheckpointError, ConfigError, InputError
 from .extract import progress_bar
 from .factory import create_model, save_pretrained
+from .loading import weights_digest
 from .model import VisionTransformer
 from .pretrained_cfg import PretrainedCfg
-from .transforms import EvalTransform, TrainTransform, create_transform, load_image
+from .probe import index_classes
+from .probe_run import LabelledImages as LabelledPaths
+from .probe_run import labelled_images
+from .transforms import EvalTransform, TrainTransform, create_transform, load_image, resolve_data_config
 from .tuning import param_groups
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -68,34 +74,36 @@ RECIPES: dict[str, Recipe] = {
 
 
 # ------------------------------------------------------------------------------------------------------- data
-def read_labelled(source: str | Path, classes: Sequence[str] | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
-    """(image path, class index) pairs and the class names of an ImageFolder or a ``path,label`` CSV.
+def read_labelled(
+    train: str | Path, val: str | Path | None = None
+) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], list[str]]:
+    """(image path, class index) pairs of the training and validation sets, and the class names.
 
-    Classes are the sorted folder names (or CSV labels); pass the training ``classes`` to read a validation set.
+    Each set is an ImageFolder or a ``path,label`` CSV (``probe_run.labelled_images``: absolute paths). Classes are
+    the sorted training labels, at least two; the validation set is matched to them by name, and a class the
+    training set lacks is an error naming it. Listed images that do not exist are refused before any training.
     """
-    root = Path(source)
-    pairs: list[tuple[Path, str]] = []
-    if root.is_file() and root.suffix.lower() == ".csv":
-        with root.open(newline="") as f:
-            for row in csv.reader(f):
-                if len(row) < 2 or row[0].strip().lower() == "path":
-                    continue
-                pairs.append(((root.parent / row[0].strip()), row[1].strip()))
-    elif root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-            for path in sorted(folder.rglob("*")):
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    pairs.append((path, folder.name))
-    else:
-        raise InputError(f"{source} is neither a folder of class sub-folders nor a .csv of path,label rows")
-    if not pairs:
-        raise InputError(f"no images found in {source} (ImageFolder: one sub-folder of images per class)")
-    names = list(classes) if classes is not None else sorted({label for _, label in pairs})
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted({label for _, label in pairs if label not in index})
-    if unknown:
-        raise InputError(f"{source} has classes the training set does not: {unknown[:10]}")
-    return [(path, index[label]) for path, label in pairs], names
+    train_set = _existing(train)
+    val_set = _existing(val) if val is not None else None
+    classes, train_y, val_y = index_classes(
+        train_set.labels,
+        val_set.labels if val_set is not None else [],
+        f"the training set {train}",
+        f"the validation set {val}",
+    )
+
+    def pairs(paths: Sequence[str], labels: torch.Tensor) -> list[tuple[Path, int]]:
+        return [(Path(p), y) for p, y in zip(paths, labels.tolist(), strict=True)]
+
+    return pairs(train_set.paths, train_y), pairs(val_set.paths, val_y) if val_set is not None else [], classes
+
+
+def _existing(source: str | Path) -> LabelledPaths:
+    images = labelled_images(source)
+    missing = [p for p in images.paths if not os.path.isfile(p)]
+    if missing:
+        raise InputError(f"{source}: {len(missing)} listed image(s) do not exist, e.g. {missing[0]}; fix the list")
+    return images
 
 
 class LabelledImages(Dataset[tuple[torch.Tensor, int]]):
@@ -140,35 +148,181 @@ def make_optimizer(model: VisionTransformer, recipe: Recipe) -> torch.optim.Opti
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(folder: Path, model: nn.Module, state: dict[str, Any]) -> None:
-    """Weights (safetensors) and the training state (optimizer, scheduler, epoch, RNG, log) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(tensors, str(folder / "model.safetensors.tmp"))
-    torch.save(state, folder / "state.pt.tmp")
-    os.replace(folder / "model.safetensors.tmp", folder / "model.safetensors")  # both complete before either counts
-    os.replace(folder / "state.pt.tmp", folder / "state.pt")
+CHECKPOINT = "checkpoint"  # OUT/checkpoint: the last finished epoch
+FORMAT = "vitzoo-finetune-checkpoint"
+WEIGHTS_FILE, TENSORS_FILE, STATE_FILE = "model.safetensors", "state.safetensors", "state.json"
+OLD_STATE_FILE = "state.pt"  # what vitzoo wrote before: a pickle, which is never loaded
+OUTPUT_NAMES = ("model.safetensors", "config.json", "log.json", f"{CHECKPOINT}/")  # what fine-tuning writes in OUT
 
 
-def load_checkpoint(folder: Path, model: nn.Module) -> dict[str, Any] | None:
-    """Load the weights into ``model`` and return the training state; None when ``folder`` holds no checkpoint."""
-    if not (folder / "state.pt").is_file():
-        return None
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    state: dict[str, Any] = torch.load(folder / "state.pt", weights_only=False)
-    return state
+@dataclass
+class Checkpoint:
+    """A checkpoint as read from disk: ``state`` (the JSON: epoch, log, run, optimizer groups, scheduler, Python
+    RNG), ``tensors`` (optimizer state ``optimizer.<param>.<name>``, ``rng.torch``, ``rng.cuda.<i>``) and
+    ``weights``."""
+
+    folder: Path
+    state: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]
 
 
-def _rng_state() -> dict[str, Any]:
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    return {"torch": torch.get_rng_state(), "cuda": cuda, "python": random.getstate()}
+def _beside(folder: Path, suffix: str) -> Path:
+    return folder.with_name(folder.name + suffix)
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(state["python"])
+def _synced(path: Path) -> None:
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: Mapping[str, Any],
+) -> None:
+    """Write a checkpoint (safetensors and JSON, see ``Checkpoint``) to ``folder``.
+
+    The files are written, complete, into ``FOLDER.partial``, which then replaces ``folder`` (the old one is moved
+    to ``FOLDER.previous`` and deleted after): wherever the process stops, a complete checkpoint is left,
+    ``folder`` or, between the two renames, ``FOLDER.previous`` (which ``load_checkpoint`` reads).
+    """
+    partial, previous = _beside(folder, ".partial"), _beside(folder, ".previous")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"rng.cuda.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())}
+    scalars: dict[str, dict[str, Any]] = {}
+    for param, entries in opt["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{param}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(param), {})[name] = value
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    document = {
+        "format": FORMAT,
+        **state,
+        "optimizer": {"param_groups": opt["param_groups"], "state": scalars},
+        "scheduler": scheduler.state_dict(),
+        "python_rng": random.getstate(),
+    }
+    save_file(weights, str(partial / WEIGHTS_FILE))
+    save_file(tensors, str(partial / TENSORS_FILE))
+    (partial / STATE_FILE).write_text(json.dumps(document))
+    for name in (WEIGHTS_FILE, TENSORS_FILE, STATE_FILE):
+        _synced(partial / name)
+    if folder.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(folder, previous)
+    os.replace(partial, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path) -> Checkpoint | None:
+    """The checkpoint in ``folder`` (or the complete one a save cut short left in ``FOLDER.previous``); None when
+    there is none. Reads JSON and safetensors only: nothing is unpickled, whatever the files hold."""
+    if not folder.exists():
+        previous = _beside(folder, ".previous")
+        if not (previous / STATE_FILE).is_file():
+            return None
+        folder = previous
+    fix = f"delete {folder} to start over (its finished epochs are lost), or pass another --out"
+    if not (folder / STATE_FILE).is_file():
+        if (folder / OLD_STATE_FILE).is_file():
+            raise CheckpointError(
+                f"{folder} was written by an older vitzoo ({OLD_STATE_FILE}, a pickle, which is never loaded); {fix}"
+            )
+        raise CheckpointError(f"{folder} has no {STATE_FILE}: it is not a vitzoo checkpoint, or one cut short; {fix}")
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+        tensors = load_file(folder / TENSORS_FILE)
+        weights = load_file(folder / WEIGHTS_FILE)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise CheckpointError(
+            f"{folder} cannot be read, it is truncated or corrupt ({_first_line(err)}); {fix}"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("run"), dict):
+        raise CheckpointError(f"{folder / STATE_FILE} is not the state of a vitzoo fine-tune checkpoint; {fix}")
+    return Checkpoint(folder, state, tensors, weights)
+
+
+def restore(
+    checkpoint: Checkpoint,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load a checkpoint's weights, optimizer, scheduler and RNG states; returns (finished epochs, log)."""
+    state, tensors = checkpoint.state, checkpoint.tensors
+    try:
+        model.load_state_dict(checkpoint.weights)
+        opt_state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in state["optimizer"]["state"].items()}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, param, name = key.split(".", 2)
+                opt_state.setdefault(int(param), {})[name] = value
+        groups = [
+            {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+            for group in state["optimizer"]["param_groups"]
+        ]
+        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        cuda = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+        if cuda and len(cuda) == torch.cuda.device_count():  # the same GPUs; elsewhere their RNG is not used
+            torch.cuda.set_rng_state_all(cuda)
+        version, internal, gauss = state["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        epoch, log = int(state["epoch"]), list(state["log"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        raise CheckpointError(
+            f"{checkpoint.folder} does not fit this run ({_first_line(err)}); delete it to start over, or pass "
+            "another --out"
+        ) from err
+    return epoch, log
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+# ------------------------------------------------------------------------------------------------ the output
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that holds anything but a fine-tune output, before anything is written: fine-tuning
+    overwrites only what it wrote there. New, empty, or with a ``checkpoint/`` or a fine-tune ``log.json`` is fine."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder (a new or empty one, or an earlier run's --out)")
+    names = {p.name for p in out.iterdir()}
+    ours = {CHECKPOINT, f"{CHECKPOINT}.previous"}
+    if not names - {f"{CHECKPOINT}.partial"} or names & ours or _is_log(out / "log.json"):
+        return
+    raise ConfigError(
+        f"--out {out} is not empty and holds no vitzoo fine-tune output (no {CHECKPOINT}/ or log.json); fine-tuning "
+        f"writes {', '.join(OUTPUT_NAMES)} there: pass a new or empty folder"
+    )
+
+
+def _is_log(path: Path) -> bool:
+    """Whether ``path`` is a ``log.json`` written by ``finetune``: a list of epochs with their training loss."""
+    try:
+        log = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(log, list) and all(isinstance(e, dict) and {"epoch", "train_loss"} <= e.keys() for e in log)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = _beside(path, ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -257,11 +411,66 @@ def evaluate(
     return float(_sum(correct, world).item()) / len(data)
 
 
+# What a resume may change: how the numbers are computed, not which (docs/finetune.md, "Resuming").
+RESUME_MAY_CHANGE = ("out", "workers", "progress", "device", "grad_checkpointing")
+
+
+def run_identity(
+    args: FinetuneArgs,
+    recipe: Recipe,
+    model: VisionTransformer,
+    train: Sequence[tuple[Path, int]],
+    val: Sequence[tuple[Path, int]],
+) -> dict[str, Any]:
+    """What a run's result depends on, which a resume must share: the model (name, the digest of its starting
+    weights, its preprocessing), the data (digests of the training and validation listings: paths and labels),
+    the recipe with every hyper-parameter as used, and the seed. JSON values, as the checkpoint stores them."""
+    identity = {
+        "model": args.model,
+        "weights": weights_digest(model),
+        "preprocessing": resolve_data_config(model).to_dict(),
+        "pretrained": args.pretrained,
+        "train": _listing_digest(train),
+        "val": _listing_digest(val) if val else None,
+        "recipe": args.recipe,
+        **{k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("optimizer", "zero_head")},
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "bf16": args.bf16,
+        "seed": args.seed,
+        "img_size": list(model.config.img_size),
+    }
+    loaded: dict[str, Any] = json.loads(json.dumps(identity))
+    return loaded
+
+
+def _listing_digest(items: Sequence[tuple[Path, int]]) -> str:
+    return hashlib.sha256("".join(f"{path}\t{label}\n" for path, label in items).encode()).hexdigest()
+
+
+def check_same_run(folder: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """Refuse to resume the run in ``folder`` (identity ``saved``) with another one (``now``), naming what differs."""
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if not differ:
+        return
+
+    def change(key: str) -> str:
+        old, new = json.dumps(saved.get(key)), json.dumps(now.get(key))
+        return f"{key} ({old} before, {new} now)" if len(old) + len(new) < 60 else key
+
+    raise ConfigError(
+        f"{folder} is the checkpoint of another run (it differs in {', '.join(change(k) for k in differ)}); run the "
+        "same command as before to resume it, or pass another (or an empty) --out to start a new run"
+    )
+
+
 def finetune(args: FinetuneArgs) -> Path:
     """Fine-tune ``args.model`` on ``args.train``; returns the ``save_pretrained`` folder ``args.out``.
 
-    Resumes from ``OUT/checkpoint`` when it exists (same arguments). Under torchrun (WORLD_SIZE > 1) each rank
-    runs ``batch_size / world`` images per step and DDP averages the gradients.
+    Resumes from ``OUT/checkpoint`` when it exists, if the run is the same (``run_identity``; else ``ConfigError``
+    naming what differs). An ``out`` holding anything but a fine-tune output is refused before anything is written.
+    Under torchrun (WORLD_SIZE > 1) each rank runs ``batch_size / world`` images per step and DDP averages the
+    gradients.
     """
     recipe = _recipe(args)
     rank, world = _distributed()
@@ -270,10 +479,15 @@ def finetune(args: FinetuneArgs) -> Path:
     local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     device = torch.device(args.device or (local if torch.cuda.is_available() else "cpu"))
     out = Path(args.out)
-    train_items, classes = read_labelled(args.train)
-    val_items = read_labelled(args.val, classes)[0] if args.val else []
+    check_out(out)
+    train_items, val_items, classes = read_labelled(args.train, args.val)
     torch.manual_seed(args.seed)
-    model = build_model(args, len(classes), recipe).to(device)
+    model = build_model(args, len(classes), recipe)
+    identity = run_identity(args, recipe, model, train_items, val_items)  # the starting weights, before any step
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    if checkpoint is not None:
+        check_same_run(checkpoint.folder, checkpoint.state["run"], identity)
+    model = model.to(device)
     size = model.config.img_size
     train = LabelledImages(train_items, create_transform(model, train=True, img_size=size), args.seed)
     val = LabelledImages(val_items, create_transform(model, img_size=size))
@@ -289,12 +503,9 @@ def finetune(args: FinetuneArgs) -> Path:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, round(recipe.warmup * total)))
     log: list[dict[str, Any]] = []
     start = 0
-    state = load_checkpoint(out / "checkpoint", model)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start, log = state["epoch"], state["log"]
+    if checkpoint is not None:
+        start, log = restore(checkpoint, model, optimizer, scheduler)
+        del checkpoint  # its tensors are in the model and optimizer now
     net: nn.Module = DistributedDataParallel(model) if world > 1 else model
     params = [p for p in model.parameters() if p.requires_grad]
     for epoch in range(start, args.epochs):
@@ -337,16 +548,9 @@ def finetune(args: FinetuneArgs) -> Path:
                 f"epoch {epoch + 1}/{args.epochs}  loss {entry['train_loss']:.4f}  train acc {entry['train_acc']:.4f}"
             )
             print(line + (f"  val acc {entry['val_acc']:.4f}" if val_items else ""), flush=True)
-            state = {
-                "epoch": epoch + 1,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(),
-                "log": log,
-                "args": dataclasses.asdict(args),
-            }
-            save_checkpoint(out / "checkpoint", model, state)
-            (out / "log.json").write_text(json.dumps(log, indent=1) + "\n")
+            state = {"epoch": epoch + 1, "log": log, "run": identity, "args": dataclasses.asdict(args)}
+            save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, state)
+            _write_atomic(out / "log.json", json.dumps(log, indent=1) + "\n")
         if world > 1:
             dist.barrier()
     if rank == 0:

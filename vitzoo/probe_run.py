@@ -2,8 +2,9 @@
 
 Each (model, pool, split) is embedded once with the embed job (``embed_to_file``: every requested layer comes from
 the same forward) into a cache folder, under a name that fingerprints what the features depend on: the model name
-and its options, the pool, the layers, and the input list with each file's size and modification time. A later
-run with the same fingerprint reads the file and builds no model. The features of each layer then go through the
+and its options, the content of a local model's files (``model_files``), the pool, the layers, the vitzoo version,
+and the input list with each file's size and modification time. A later run with the same fingerprint reads the
+file and builds no model. The features of each layer then go through the
 weighted k-NN, the linear probe (vitzoo.probe) and the paper's few-shot regression (vitzoo.analysis).
 """
 
@@ -21,12 +22,15 @@ from typing import Any
 
 import torch
 
+from ._version import __version__
 from .analysis import fewshot_from_features, image_folder
 from .embed import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
 from .embeddings import INDEX
-from .errors import ConfigError, VitzooError
+from .errors import ConfigError, InputError, VitzooError
+from .loading import CONFIG_FILES, file_digest, weights_in
 from .model import VisionTransformer
-from .probe import KNN_K, knn_eval, linear_probe
+from .probe import KNN_K, index_classes, knn_eval, linear_probe
+from .source import PROCESSOR_FILE, resolve
 
 FEWSHOT_SHOTS = (1, 5, 10, 25)
 
@@ -42,7 +46,8 @@ class LabelledImages:
 
 def labelled_images(spec: str | Path) -> LabelledImages:
     """An ImageFolder (one sub-folder of images per class) or a CSV file of ``path,label`` rows (an optional
-    ``path,label`` header; relative paths are relative to the CSV's folder)."""
+    ``path,label`` header; relative paths are relative to the CSV's folder). Paths come out absolute, as the embed
+    job records them, so a relative ``spec`` works from any working directory."""
     spec = Path(spec)
     if spec.is_dir():
         paths, indices, classes = image_folder(spec)
@@ -50,28 +55,40 @@ def labelled_images(spec: str | Path) -> LabelledImages:
     if spec.suffix.lower() == ".csv" and spec.is_file():
         paths, labels = _read_csv(spec)
         return LabelledImages([_resolve(spec, p) for p in paths], labels)
-    raise VitzooError(f"{spec}: expected an ImageFolder directory (one sub-folder per class) or a .csv of path,label")
+    what = "no such file or folder" if not spec.exists() else "neither a folder nor a .csv file"
+    raise InputError(
+        f"{spec}: {what}; expected an ImageFolder (one sub-folder of images per class) or a .csv of path,label rows"
+    )
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[str]]:
-    with path.open(newline="") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    if rows and [c.strip().lower() for c in rows[0]] == ["path", "label"]:
-        rows = rows[1:]
-    bad = [i for i, row in enumerate(rows, 1) if len(row) != 2]
-    if bad or not rows:
-        raise VitzooError(f"{path}: expected rows of path,label (row {bad[0] if bad else 1} is not)")
-    return [p.strip() for p, _ in rows], [label.strip() for _, label in rows]
+    try:
+        with path.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{path}: cannot be read as a CSV of path,label rows ({err})") from err
+    header = 1 if rows and [c.strip().lower() for c in rows[0]] == ["path", "label"] else 0
+    for number, row in enumerate(rows[header:], header + 1):
+        if len(row) != 2 or not all(cell.strip() for cell in row):
+            raise InputError(
+                f"{path}: line {number} is not a path,label row ({','.join(row)[:80]!r}); fix or remove it"
+            )
+    if len(rows) == header:
+        raise InputError(f"{path}: no path,label rows")
+    return [p.strip() for p, _ in rows[header:]], [label.strip() for _, label in rows[header:]]
 
 
 def _resolve(csv_path: Path, p: str) -> str:
-    return p if Path(p).is_absolute() else str(csv_path.parent / p)
+    """A CSV's path as an absolute one: relative paths are relative to the CSV's folder."""
+    return os.path.abspath(csv_path.parent / p)
 
 
 def label_lookup(spec: str | Path) -> dict[str, str]:
     """A CSV of ``path,label`` rows as a path -> label mapping, for embeddings files: each path as written and
-    relative to the CSV's folder."""
+    relative to the CSV's folder (absolute, as the embed job records the paths it was given)."""
     spec = Path(spec)
+    if not spec.is_file():
+        raise InputError(f"{spec}: no such file; --labels takes a .csv of path,label rows")
     paths, labels = _read_csv(spec)
     return dict(zip(paths, labels, strict=True)) | {_resolve(spec, p): y for p, y in zip(paths, labels, strict=True)}
 
@@ -82,7 +99,10 @@ def labels_of(paths: Sequence[str], lookup: Mapping[str, str] | None = None) -> 
         return [Path(p).parent.name for p in paths]
     missing = [p for p in paths if p not in lookup]
     if missing:
-        raise VitzooError(f"{len(missing)} path(s) have no label in the label list, e.g. {missing[0]}")
+        raise InputError(
+            f"{len(missing)} embedded path(s) have no label in the label list, e.g. {missing[0]}; add a path,label "
+            "row for each (as the embeddings file records it, or relative to the CSV's folder)"
+        )
     return [lookup[p] for p in paths]
 
 
@@ -125,10 +145,7 @@ def evaluate(
     """k-NN top-1/top-5 for each k, the linear probe and its C, and few-shot accuracy for each number of shots."""
     if train_x.ndim != 2:
         raise ConfigError(f"the probes need one vector per image, got features of shape {tuple(train_x.shape)}")
-    names = sorted(set(train_y))
-    index = {name: i for i, name in enumerate(names)}
-    ytr = torch.tensor([index[y] for y in train_y])
-    yte = torch.tensor([index.get(y, -1) for y in test_y])
+    _, ytr, yte = index_classes(train_y, test_y)
     metrics: dict[str, float | None] = {}
     for k, acc in knn_eval(train_x, ytr, test_x, yte, settings.k, settings.temperature, device=settings.device).items():
         metrics[f"knn{k}_top1"], metrics[f"knn{k}_top5"] = acc["top1"], acc["top5"]
@@ -185,6 +202,22 @@ def _inputs_digest(paths: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def model_files(name: str, revision: str | None = None) -> dict[str, str] | None:
+    """The SHA-256 of each file a local model (``local-dir:``, a folder or a weights file) is built from: its
+    weights and, beside them, its config and preprocessor config. None for a Hub tag or repo, which the name and
+    revision identify, and for an architecture alone."""
+    location = resolve(name, revision=revision).location
+    if location is None or location.path is None:
+        return None
+    path = location.path
+    folder = path if path.is_dir() else path.parent
+    files = {"weights": file_digest(weights_in(path) if path.is_dir() else path)}
+    for config in (*CONFIG_FILES, PROCESSOR_FILE):
+        if (folder / config).is_file():
+            files[config] = file_digest(folder / config)
+    return files
+
+
 def cache_path(cache_dir: Path, split: str, paths: Sequence[str], fingerprint: Mapping[str, Any]) -> Path:
     """Where the embeddings of ``paths`` with ``fingerprint`` (model, options, pool, layers) live in ``cache_dir``."""
     key = json.dumps({**fingerprint, "inputs": _inputs_digest(paths)}, sort_keys=True)
@@ -231,6 +264,7 @@ def probe_models(
     rows: list[ProbeRow] = []
     for name in models:
         loaded: VisionTransformer | None = None
+        sources = model_files(name, options.revision)
         for pool in pools:
             fingerprint = {
                 "model": name,
@@ -239,6 +273,8 @@ def probe_models(
                 "revision": options.revision,
                 "dtype": options.dtype,
                 "decode": "fast",  # embed_to_file's default JPEG decode (cached embeddings name what made them)
+                "files": sources,  # a local model's weights and configs, by content
+                "vitzoo": __version__,  # the preprocessing and the model code
                 **options.model_options,
             }
             files: dict[str, LoadedEmbeddings] = {}
