@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 import vitzoo
 import vitzoo.cli
 from test_extract import one_thread, save_tiny_model  # noqa: F401 (autouse)
-from vitzoo.inputs import Manifest, iter_names, write_manifest
+from vitzoo.inputs import Manifest, format_failed, format_names, iter_names, parse_failed, parse_names, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +90,26 @@ def test_lists_and_tar_shards_equal_the_folder(saved_model, tmp_path):
     assert np.abs(api - np.asarray(ref["features"])).max() <= 1e-5
 
 
+ODD_NAMES = ["ünïcode name.png", "a\nb.jpg", "c\rd.jpg", "e\tf.jpg", "g\\nh.jpg", "i\u2028j\x85k\x0bl.png",
+             "m\\.png", os.fsdecode(b"n\xff\xfeo.png"), "p\\\n.png"]  # fmt: skip  # any name a file system holds
+
+
 def test_manifest_reads_names_by_position(tmp_path):
-    names = [f"dir/{i:05d}.jpg" for i in range(70_000)] + ["ünïcode name.png"]  # more than one offset chunk
+    names = [f"dir/{i:05d}.jpg" for i in range(70_000)] + ODD_NAMES  # more than one offset chunk
     count, digest = write_manifest(iter(names), tmp_path)
     manifest = Manifest(tmp_path)
-    assert count == len(manifest) == 70_001 and len(digest) == 64
+    assert count == len(manifest) == len(names) and len(digest) == 64
     assert manifest[0] == names[0] and manifest[-1] == names[-1] and manifest[65_535:65_538] == names[65_535:65_538]
-    with pytest.raises(vitzoo.ConfigError, match="line break"):
-        write_manifest(["a\nb.jpg"], tmp_path)
+    assert list(manifest[70_000:]) == [manifest[i] for i in range(70_000, len(names))] == ODD_NAMES  # exact strings
+    text = (tmp_path / "inputs.txt").read_bytes()
+    assert text.count(b"\n") == len(names) and b"a\\nb.jpg\n" in text and b"n\xff\xfeo.png\n" in text  # readable
+
+
+def test_names_files_round_trip_exactly():
+    assert parse_names(format_names(ODD_NAMES)) == ODD_NAMES and parse_names(format_names([])) == []
+    failed = [(name, f"cannot read\t{name}\nline 2") for name in ODD_NAMES]
+    assert parse_failed(format_failed(failed)) == failed
+    assert format_names(["a.jpg", "b c.png"]) == b"a.jpg\nb c.png\n"  # plain names are written as they are
 
 
 def test_manifest_reads_are_right_in_forked_workers(tmp_path):

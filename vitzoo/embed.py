@@ -37,6 +37,7 @@ from ._version import __version__
 from .claims import DEFAULT_LEASE_S, Claims
 from .embeddings import (
     INDEX,
+    atomic_write_bytes,
     atomic_write_text,
     open_embeddings,
     shard_array,
@@ -50,7 +51,7 @@ from .embeddings import (
 )
 from .errors import ConfigError, VitzooError
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
-from .inputs import Manifest, iter_names, write_manifest
+from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
 from .model import VisionTransformer, take_indices
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
@@ -407,11 +408,7 @@ def _finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: d
     index = write_index(out, num_shards, meta, fingerprint)
     failed_file = out / "failed.txt"
     if index["failed"]:
-        tmp = failed_file.with_name(f"failed.txt.tmp{os.getpid()}")
-        with open(tmp, "w") as f:
-            for k in range(num_shards):
-                f.writelines(f"{p}\t{err}\n" for p, err in shard_failed(out, k))
-        os.replace(tmp, failed_file)
+        atomic_write_bytes(failed_file, b"".join(format_failed(shard_failed(out, k)) for k in range(num_shards)))
     for name in ("inputs.txt", "inputs.offsets", "manifest.json"):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / "claims", ignore_errors=True)
@@ -428,7 +425,7 @@ def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta) -> EmbedSumm
     paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
     failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
     if out.suffix == ".npy":
-        atomic_write_text(out.with_name(out.name + ".paths.txt"), "".join(p + "\n" for p in paths))
+        atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
         tmp = out.with_name(f"{out.name}.tmp{os.getpid()}.npy")
         np.save(tmp, arrays.get("features", np.zeros(0, dtype=np.float32)))
         os.replace(tmp, out)
@@ -437,7 +434,7 @@ def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta) -> EmbedSumm
         _atomic_save(tensors, out, {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed)})})
     failed_file = out.with_name(out.name + ".failed.txt")
     if failed:
-        atomic_write_text(failed_file, "".join(f"{p}\t{err}\n" for p, err in failed))
+        atomic_write_bytes(failed_file, format_failed(failed))
     elif failed_file.exists():
         failed_file.unlink()
     shutil.rmtree(work)
@@ -471,7 +468,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
 
 
 def _digest(items: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()
+    return hashlib.sha256("\n".join(items).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _dist_info() -> tuple[int, int]:

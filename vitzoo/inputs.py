@@ -4,6 +4,10 @@ A name is a path, or ``SHARD.tar/MEMBER`` for an image inside a tar shard (read 
 ``iter_names`` expands inputs lazily; ``write_manifest`` streams them to a newline-delimited file with an offset
 table, and ``Manifest`` reads any name back by position without loading the others, so a listing of millions of
 files is made once and every process reads only its part.
+
+Names in vitzoo's text files (the listing, the shards' paths, the failed lists) are exact: one per line, UTF-8,
+with ``\\``, newline, carriage return and tab written as ``\\\\``, ``\\n``, ``\\r`` and ``\\t`` (``escape``), and the
+bytes of a name that is not UTF-8 kept as they are (Python's ``surrogateescape``). Only ``"\\n"`` ends a line.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import glob
 import hashlib
 import io
 import os
+import re
 import tarfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +32,60 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 TEXT_LISTS = (".txt", ".lst")
 PATH_COLUMN = "path"
 _GLOB_CHARS = ("*", "?", "[")
+ENCODING, ERRORS = "utf-8", "surrogateescape"  # every text file of names; a name that is not UTF-8 keeps its bytes
+
+
+# ----------------------------------------------------------------------------------------- names in text files
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_UNESCAPED = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def escape(text: str) -> str:
+    """``text`` on one line: backslash, newline, carriage return, tab written ``\\\\``, ``\\n``, ``\\r``, ``\\t``."""
+    if "\\" in text or "\n" in text or "\r" in text or "\t" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return text
+
+
+def unescape(line: str) -> str:
+    """The text ``escape`` wrote as ``line``."""
+    if "\\" not in line:
+        return line
+    return _UNESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), line)
+
+
+def format_names(names: Sequence[str]) -> bytes:
+    """``names`` one per line (each ``escape``d, a newline after each), as the bytes of a names file."""
+    text = "\n".join(names)
+    plain = "\\" not in text and "\r" not in text and "\t" not in text and text.count("\n") == len(names) - 1
+    if not plain:  # the fast path above covers every name without a special character
+        text = "\n".join(map(escape, names))
+    return (text + "\n" if names else "").encode(ENCODING, ERRORS)
+
+
+def parse_lines(data: bytes) -> list[str]:
+    """The lines of a names file as written (still escaped): split on ``"\\n"`` only."""
+    lines = data.decode(ENCODING, ERRORS).split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def parse_names(data: bytes) -> list[str]:
+    """The names ``format_names`` wrote as ``data``."""
+    lines = parse_lines(data)
+    return [unescape(line) for line in lines] if b"\\" in data else lines
+
+
+def format_failed(failed: Iterable[tuple[str, str]]) -> bytes:
+    """``path<TAB>error`` per line, both ``escape``d: the bytes of a failed list."""
+    return "".join(f"{escape(path)}\t{escape(err)}\n" for path, err in failed).encode(ENCODING, ERRORS)
+
+
+def parse_failed(data: bytes) -> list[tuple[str, str]]:
+    """The ``(path, error)`` pairs ``format_failed`` wrote as ``data``."""
+    pairs = (line.partition("\t") for line in parse_lines(data))
+    return [(unescape(path), unescape(err)) for path, _, err in pairs]
 
 
 # ---------------------------------------------------------------------------------------------------- listing
@@ -109,16 +168,17 @@ def tar_images(shard: str | Path) -> Iterator[str]:
 
 # --------------------------------------------------------------------------------------------------- manifest
 def write_manifest(names: Iterable[str], folder: Path) -> tuple[int, str]:
-    """Stream ``names`` to ``folder/inputs.txt`` (one per line) and ``folder/inputs.offsets`` (int64 byte offsets,
-    one more than the names), both atomically. Returns the count and the SHA-256 of the listing."""
+    """Stream ``names`` to ``folder/inputs.txt`` (one per line, ``escape``d) and ``folder/inputs.offsets`` (int64
+    byte offsets, one more than the names), both atomically. Returns the count and the SHA-256 of the listing."""
     text, offsets = folder / "inputs.txt", folder / "inputs.offsets"
     tmp_text, tmp_offsets = (p.with_name(f"{p.name}.tmp{os.getpid()}") for p in (text, offsets))
     digest, count, pos, chunk = hashlib.sha256(), 0, 0, [0]
     with open(tmp_text, "wb") as ft, open(tmp_offsets, "wb") as fo:
         for name in names:
-            if "\n" in name or "\r" in name:
-                raise ConfigError(f"an input path contains a line break, which a listing cannot hold: {name!r}")
-            line = name.encode() + b"\n"
+            try:
+                line = escape(name).encode(ENCODING, ERRORS) + b"\n"
+            except UnicodeEncodeError as err:  # a lone surrogate that no file system name decodes to
+                raise ConfigError(f"an input path is not a file name this system can hold: {name!r}") from err
             ft.write(line)
             digest.update(line)
             pos += len(line)
@@ -162,7 +222,7 @@ class Manifest(Sequence[str]):
     def _read(self, start: int, stop: int) -> str:
         offsets, fd = self._open()
         begin, end = int(offsets[start]), int(offsets[stop])
-        return os.pread(fd, end - begin, begin).decode()
+        return os.pread(fd, end - begin, begin).decode(ENCODING, ERRORS)
 
     def __len__(self) -> int:
         return len(self._open()[0]) - 1
@@ -177,11 +237,11 @@ class Manifest(Sequence[str]):
             start, stop, step = i.indices(n)
             if step != 1 or stop <= start:
                 return [self[j] for j in range(start, stop, step)]
-            return self._read(start, stop).split("\n")[:-1]
+            return [unescape(line) for line in self._read(start, stop).split("\n")[:-1]]
         if not -n <= i < n:
             raise IndexError(i)
         i %= n
-        return self._read(i, i + 1)[:-1]
+        return unescape(self._read(i, i + 1)[:-1])
 
 
 # ---------------------------------------------------------------------------------------------------- reading
