@@ -186,7 +186,7 @@ def embed_to_file(
         return summary if rank == 0 else None
     _check_fingerprint(work, _read_manifest(work), fingerprint)
     claims = Claims(work / "claims", lease_s, rank)
-    names = spec if isinstance(inputs, ImageList) else iter_names(spec)
+    names = spec if isinstance(inputs, ImageList) else iter_names(spec, check=True)
     items = _listing(work, names, fingerprint, claims)
     if items is None:
         if progress:
