@@ -52,7 +52,9 @@ from .embeddings import (
 from .errors import ConfigError, VitzooError
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
+from .loading import weights_digest
 from .model import VisionTransformer, take_indices
+from .transforms import resolve_data_config
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
 MAX_SAFETENSORS_ROWS = 1_000_000  # every path goes into the header, which safetensors caps at 100 MB
@@ -72,11 +74,12 @@ class EmbedMeta:
     model: str | None  # the name the model was created from (arch.tag, hf-hub:..., local-dir:...)
     tag: str | None  # the checkpoint's tag, None without one
     revision: str | None  # the Hub revision asked for, None for the default
-    img_size: list[int]  # [height, width] the images were resized to
+    img_size: list[int]  # [height, width] the images are resized to (the model's data config)
     pool: str
     layers: list[int]  # absolute block indices (sorted); [] for the final output
     dtype: str  # the model's dtype: float32, bfloat16 or float16
     decode: str = "exact"  # "exact" (every pixel decoded, as timm) or "fast" (large JPEGs in draft mode)
+    weights: str | None = None  # vitzoo.loading.weights_digest: the SHA-256 of the checkpoint file (or tensors)
     vitzoo_version: str = __version__
 
     @classmethod
@@ -97,11 +100,12 @@ class EmbedMeta:
             model=name or tag,
             tag=tag,
             revision=revision,
-            img_size=list(model.config.img_size),
+            img_size=list(resolve_data_config(model).input_size[1:]),
             pool=pool,
             layers=take_indices(len(model.blocks), list(layers)) if layers else [],
             dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
             decode="exact" if exact_decode else "fast",
+            weights=weights_digest(model),
         )
 
     def encode(self) -> dict[str, str]:

@@ -1,0 +1,85 @@
+"""The embed job when something is wrong: what it refuses, what it leaves behind, what the user reads.
+
+Nothing lost (vitzoo deletes only what it wrote), nothing run (a mistake is an error before any work), nothing
+silently wrong (paths are exact, shards of another command or other weights are never reused). Every failure is one
+``vitzoo: error:`` line and exit 2. Runs go through ``vitzoo.cli.main`` in this process; races between processes are
+played out here step by step (the second "process" runs inside a step of the first), never left to timing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+
+import pytest
+
+import vitzoo
+from conftest import cli, randomize_
+from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
+from vitzoo import embed
+from vitzoo.loading import weights_digest
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def loaded(saved_model):
+    return vitzoo.create_model(saved_model[1], pretrained=True)  # as the CLI loads it: from its checkpoint file
+
+
+def embed_cli(*args: object) -> subprocess.CompletedProcess:
+    return cli("embed", *args, "--workers", "0", "--quiet")
+
+
+def assert_error(res: subprocess.CompletedProcess, *needles: object) -> None:
+    """Exit 2 with one ``vitzoo: error:`` line that says each of ``needles``, and no traceback."""
+    assert res.returncode == 2 and res.stdout == "", res
+    assert res.stderr.startswith("vitzoo: error: ") and res.stderr.count("\n") == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    for needle in needles:
+        assert str(needle) in res.stderr, (needle, res.stderr)
+
+
+def interrupted_after_first_shard(monkeypatch: pytest.MonkeyPatch, *args: object) -> None:
+    """Run ``vitzoo embed ARGS`` and press Ctrl-C right after its first shard is written."""
+    write = embed._write_shard
+
+    def interrupted(folder, shard, *rest):
+        write(folder, shard, *rest)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(embed, "_write_shard", interrupted)
+        assert embed_cli(*args).returncode == 130
+
+
+# ------------------------------------------------------------------------- nothing silently wrong: mixed outputs
+
+
+def test_resuming_after_the_weights_changed_is_refused(tmp_path, monkeypatch):
+    model, name = save_tiny_model(tmp_path / "model")  # a copy of its own: this test rewrites its weights
+    folder = tmp_path / "imgs"
+    write_images(folder)
+    out = tmp_path / "e.safetensors"
+    args = [name, folder, "--out", out, "--shard-size", "2"]
+    interrupted_after_first_shard(monkeypatch, *args)
+    vitzoo.save_pretrained(randomize_(model, seed=4), tmp_path / "model" / "tiny")  # fine-tuned in place, say
+    assert_error(embed_cli(*args), "differs in weights")
+    assert embed_cli(*args[:-1], "3").returncode == 2  # (another command, too)
+    shutil.rmtree(f"{out}.parts")
+    assert embed_cli(*args).returncode == 0
+    meta = vitzoo.open_embeddings(out).meta
+    assert meta["weights"] == weights_digest(vitzoo.create_model(name, pretrained=True)) and len(meta["weights"]) == 64
+
+
+def test_img_size_is_the_size_images_are_resized_to(loaded, monkeypatch):
+    """``EmbedMeta.img_size`` comes from the data config (which may follow a checkpoint's processor rather than
+    ``config.img_size``)."""
+    real = embed.resolve_data_config
+    monkeypatch.setattr(embed, "resolve_data_config", lambda m: dataclasses.replace(real(m), input_size=(3, 160, 176)))
+    meta = embed.EmbedMeta.of(loaded, name="tiny", revision=None, pool="token", layers=None)
+    assert meta.img_size == [160, 176] and list(loaded.config.img_size) == [224, 224]
