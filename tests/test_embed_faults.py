@@ -9,8 +9,14 @@ played out here step by step (the second "process" runs inside a step of the fir
 from __future__ import annotations
 
 import dataclasses
+import gc
+import multiprocessing.process
+import os
 import shutil
+import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +35,13 @@ def saved_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(saved_model):
     return vitzoo.create_model(saved_model[1], pretrained=True)  # as the CLI loads it: from its checkpoint file
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("imgs")
+    write_images(folder, n_plain=1)  # 6 inputs, the 4th corrupt: 3 shards of 2
+    return folder
 
 
 def embed_cli(*args: object) -> subprocess.CompletedProcess:
@@ -83,3 +96,30 @@ def test_img_size_is_the_size_images_are_resized_to(loaded, monkeypatch):
     monkeypatch.setattr(embed, "resolve_data_config", lambda m: dataclasses.replace(real(m), input_size=(3, 160, 176)))
     meta = embed.EmbedMeta.of(loaded, name="tiny", revision=None, pool="token", layers=None)
     assert meta.img_size == [160, 176] and list(loaded.config.img_size) == [224, 224]
+
+
+# --------------------------------------------------------------------------- one line, never a traceback
+
+
+def test_ctrl_c_while_the_decoding_workers_start(saved_model, images, tmp_path, monkeypatch):
+    """Ctrl-C between the start of two decoding workers: exit 130 with one line, no claim held, and no traceback from
+    torch's half-started loader (its finaliser used to fail, printed as an ignored exception)."""
+    _, name = saved_model
+    start, started, unraisable = multiprocessing.process.BaseProcess.start, [], []
+
+    def start_then_ctrl_c(self):
+        started.append(self)
+        if len(started) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends
+        start(self)
+
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", start_then_ctrl_c)
+    out = tmp_path / "e.safetensors"
+    res = cli("embed", name, images, "--out", out, "--workers", "2", "--shard-size", "2", "--quiet")
+    gc.collect()
+    assert res.returncode == 130 and res.stderr.startswith("vitzoo: interrupted; ") and res.stderr.count("\n") == 1
+    assert len(started) >= 2 and unraisable == []
+    assert not list(Path(f"{out}.parts", "claims").glob("*.claim*"))
+    monkeypatch.undo()
+    assert embed_cli(name, images, "--out", out, "--shard-size", "2").returncode == 0  # and it resumes
