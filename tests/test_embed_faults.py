@@ -98,6 +98,26 @@ def test_img_size_is_the_size_images_are_resized_to(loaded, monkeypatch):
     assert meta.img_size == [160, 176] and list(loaded.config.img_size) == [224, 224]
 
 
+# ------------------------------------------------------------------------------------ nothing run: exit codes
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [("--batch-size", "0", "batch_size (--batch-size) must be a whole number >= 1, got 0"),
+     ("--shard-size", "0", "shard_size (--shard-size) must be a whole number >= 1"),
+     ("--lease", "0", "lease_s (--lease) must be a number of seconds > 0"),
+     ("--lease", "nan", "lease_s (--lease) must be a number of seconds > 0"),
+     ("--workers", "-1", "num_workers (--workers) must be a whole number >= 0")],
+)  # fmt: skip
+def test_arguments_are_checked_before_anything_is_written(saved_model, images, tmp_path, flag, value, needle):
+    """``--batch-size 0`` used to leave a manifest that made the corrected command refuse to run."""
+    _, name = saved_model
+    out = tmp_path / "emb"
+    assert_error(cli("embed", name, images, "--out", out, "--quiet", flag, value), needle)
+    assert not out.exists()
+    assert embed_cli(name, images, "--out", out).returncode == 0
+
+
 # --------------------------------------------------------------------------- one line, never a traceback
 
 

@@ -166,13 +166,12 @@ def embed_to_file(
     """
     out = Path(out)
     layout = output_layout(out)
+    _check_arguments(batch_size, shard_size, num_workers, lease_s)
     if layout == "npy" and layers:
         raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
     pool = resolve_pool(model, pool, layers)
     fn = feature_fn(model, pool, layers)
     spec = _input_spec(inputs)
-    if shard_size < 1:
-        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     prepare_model(model, dtype, device)
     meta = EmbedMeta.of(model, name=name, revision=revision, pool=pool, layers=layers, exact_decode=exact_decode)
     rank, world = _dist_info()
@@ -236,6 +235,18 @@ def embed_to_file(
     if layout == "dir":
         return _finish_dir(out, num_shards, meta_json, fingerprint)
     return _merge(work, num_shards, out, meta)
+
+
+def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
+    """Refuse settings that cannot run, before anything is written (a manifest would record them)."""
+    counts = [("batch_size (--batch-size)", batch_size, 1), ("shard_size (--shard-size)", shard_size, 1)]
+    if num_workers is not None:
+        counts.append(("num_workers (--workers)", num_workers, 0))
+    for what, value, least in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{what} must be a whole number >= {least}, got {value!r}")
+    if not isinstance(lease_s, (int, float)) or not lease_s > 0:
+        raise ConfigError(f"lease_s (--lease) must be a number of seconds > 0, got {lease_s!r}")
 
 
 def _input_spec(inputs: Any) -> list[str]:
