@@ -118,6 +118,9 @@ def test_embed_refusals(saved_model, tmp_path, capsys):
     parts.mkdir()
     other = {key: json.dumps("another command") for key in META_KEYS}
     (parts / "manifest.json").write_text(json.dumps(other))
+    assert run_embed(name, image, "--out", tmp_path / "e.safetensors") == 2  # not vitzoo's: neither used nor removed
+    assert "e.safetensors.parts exists and was not made by vitzoo embed" in capsys.readouterr().err
+    (parts / embed.MARK).write_text("{}")  # as vitzoo marks its work folders: now it is another command's work
     assert run_embed(name, image, "--out", tmp_path / "e.safetensors") == 2
     err = capsys.readouterr().err
     assert "holds shards of a different command" in err and "delete that folder" in err and "pool" in err

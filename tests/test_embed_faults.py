@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import gzip
+import io
 import multiprocessing.process
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import vitzoo
 from conftest import cli, randomize_
 from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo import embed
+from vitzoo.embed import Places, embed_to_file, output_layout
 from vitzoo.loading import weights_digest
+
+LAYOUTS = ["", ".safetensors", ".npy"]  # a dataset directory, the two single files
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +64,17 @@ def assert_error(res: subprocess.CompletedProcess, *needles: object) -> None:
         assert str(needle) in res.stderr, (needle, res.stderr)
 
 
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file and folder below ``folder``: its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+def assert_same_output(a: Path, b: Path) -> None:
+    ea, eb = vitzoo.open_embeddings(a), vitzoo.open_embeddings(b)
+    assert list(ea.paths) == list(eb.paths) and len(ea) > 0 and ea.failed == eb.failed
+    assert np.array_equal(np.asarray(ea["features"]), np.asarray(eb["features"]))
+
+
 def interrupted_after_first_shard(monkeypatch: pytest.MonkeyPatch, *args: object) -> None:
     """Run ``vitzoo embed ARGS`` and press Ctrl-C right after its first shard is written."""
     write = embed._write_shard
@@ -68,6 +86,62 @@ def interrupted_after_first_shard(monkeypatch: pytest.MonkeyPatch, *args: object
     with monkeypatch.context() as patch:
         patch.setattr(embed, "_write_shard", interrupted)
         assert embed_cli(*args).returncode == 130
+
+
+# ------------------------------------------------------------------------------- nothing lost: what is deleted
+def test_a_folder_of_the_users_files_is_refused_and_left_alone(saved_model, images, tmp_path):
+    _, name = saved_model
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "inputs.txt").write_text(f"{images / 'a_photo.jpg'}\n")  # the user's list, in the folder named as --out
+    (d / "empty.txt").write_text("")
+    (d / "notes").mkdir()
+    (d / "notes" / "todo.md").write_text("mine")
+    before = tree(d)
+    for inputs in (d / "inputs.txt", d / "empty.txt", f"{tmp_path}/nothing-*.png"):
+        assert_error(embed_cli(name, inputs, "--out", d), f"{d} is a folder of files that vitzoo embed did not write")
+    assert tree(d) == before
+
+
+def test_a_failed_run_removes_what_it_made_and_nothing_else(saved_model, tmp_path):
+    _, name = saved_model
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_error(embed_cli(name, empty, "--out", tmp_path / "new" / "sub" / "out"), f"{empty}: no images")
+    assert not (tmp_path / "new").exists()  # made by the run, so removed with it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert_error(embed_cli(name, empty, "--out", mine), f"{empty}: no images")
+    assert mine.is_dir() and not any(mine.iterdir())  # the user's (empty) folder stays
+    assert_error(embed_cli(name, empty, "--out", mine / "e.safetensors"), f"{empty}: no images")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mine"] and not any(mine.iterdir())
+
+
+def test_finishing_a_run_removes_its_work_folder_only(saved_model, images, tmp_path, monkeypatch):
+    """The user's own inputs.txt, manifest.json and claims/ in an output folder are not vitzoo's working files."""
+    _, name = saved_model
+    out = tmp_path / "emb"
+    args = [name, images, "--out", out, "--shard-size", "2"]
+    interrupted_after_first_shard(monkeypatch, *args)
+    assert (out / ".vitzoo-embed" / "manifest.json").is_file() and (out / "shard-000000.json").is_file()
+    (out / "inputs.txt").write_text("my list\n")
+    (out / "manifest.json").write_text('{"mine": true}')
+    (out / "claims").mkdir()
+    (out / "claims" / "a.claim").write_text("mine")
+    users = {k: v for k, v in tree(out).items() if not k.startswith(("shard-", ".vitzoo-embed"))}
+    assert embed_cli(*args).returncode == 0
+    after = tree(out)
+    assert {k: after[k] for k in users} == users
+    assert sorted(k for k in after if not k.startswith("shard-")) == sorted([*users, "index.json", "failed.txt"])
+
+
+def test_an_unwritable_out_is_one_line(saved_model, images, tmp_path):
+    _, name = saved_model
+    (tmp_path / "file").write_text("a file, not a folder")  # fails for root too (chmod would not)
+    for out in (tmp_path / "file" / "emb", tmp_path / "file" / "emb.safetensors", tmp_path / "file" / "a" / "e.npy"):
+        assert_error(embed_cli(name, images, "--out", out), "cannot create the folder", tmp_path / "file")
+    assert_error(embed_cli(name, images, "--out", tmp_path / "file"), "is a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 # ------------------------------------------------------------------------- nothing silently wrong: mixed outputs
@@ -99,6 +173,28 @@ def test_img_size_is_the_size_images_are_resized_to(loaded, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ nothing run: exit codes
+def test_inputs_that_are_missing_or_hold_no_image_are_errors(saved_model, images, tmp_path):
+    _, name = saved_model
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "only-notes").mkdir()
+    (tmp_path / "only-notes" / "readme.md").write_text("no images here")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with tarfile.open(tmp_path / "labels.tar", "w") as tar:
+        info = tarfile.TarInfo("0001.cls")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"3"))
+    cases = {
+        tmp_path / "nonexistent_dir": "no such file or folder",
+        tmp_path / "empty": "no images in this folder",
+        tmp_path / "only-notes": "no images in this folder",
+        tmp_path / "empty.txt": "this list names no image",
+        f"{tmp_path}/missing-*.jpg": "this pattern matches no file",
+        tmp_path / "labels.tar": "no image members in this tar shard",
+    }
+    for inputs, why in cases.items():
+        out = tmp_path / "out"
+        assert_error(embed_cli(name, images / "a_photo.jpg", inputs, "--out", out), f"{inputs}: {why}")
+        assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -119,6 +215,38 @@ def test_arguments_are_checked_before_anything_is_written(saved_model, images, t
 
 
 # --------------------------------------------------------------------------- one line, never a traceback
+def test_unreadable_list_files_and_shards_are_one_line(saved_model, tmp_path):
+    _, name = saved_model
+    rng = np.random.default_rng(0)
+    (tmp_path / "corrupt.tar").write_bytes(rng.bytes(5000))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("0001.jpg")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    (tmp_path / "zipped.tar").write_bytes(gzip.compress(buf.getvalue()))
+    (tmp_path / "truncated.tar").write_bytes(buf.getvalue()[:700])
+    (tmp_path / "list.csv").write_bytes(b"path\n" + b"x" * 200_000)  # over the csv module's field limit
+    cases = {
+        tmp_path / "corrupt.tar": "not a readable tar archive",
+        tmp_path / "zipped.tar": "a gzip-compressed tar; vitzoo reads the members of a .tar in place",
+        tmp_path / "truncated.tar": "not a readable tar archive",
+        tmp_path / "list.csv": "not a readable CSV list",
+    }
+    if _has_pyarrow():
+        (tmp_path / "list.parquet").write_bytes(rng.bytes(3000))
+        cases[tmp_path / "list.parquet"] = "not a readable parquet file"
+    for inputs, why in cases.items():
+        assert_error(embed_cli(name, inputs, "--out", tmp_path / "out"), f"{inputs}: {why}")
+        assert not (tmp_path / "out").exists()
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def test_ctrl_c_while_the_decoding_workers_start(saved_model, images, tmp_path, monkeypatch):
@@ -143,3 +271,75 @@ def test_ctrl_c_while_the_decoding_workers_start(saved_model, images, tmp_path, 
     assert not list(Path(f"{out}.parts", "claims").glob("*.claim*"))
     monkeypatch.undo()
     assert embed_cli(name, images, "--out", out, "--shard-size", "2").returncode == 0  # and it resumes
+
+
+# ------------------------------------------------------------------------------- races between two processes
+def run(model, images: Path, out: Path):
+    return embed_to_file(model, images, out, shard_size=2, batch_size=2, num_workers=0, progress=False)
+
+
+def age_claim(out: Path, name: str) -> None:
+    """Make a claim look unrenewed for decades (its owner on another machine died, as far as others can tell)."""
+    claim = Places(out, output_layout(out)).work / "claims" / f"{name}.claim"
+    os.utime(claim, (0, 0))
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if any(s in p.name for s in (".tmp", ".removed", ".parts", ".stale"))]
+
+
+@pytest.mark.parametrize("when", ["start", "middle", "end"])
+@pytest.mark.parametrize("suffix", LAYOUTS)
+def test_two_processes_finalising_at_once(loaded, images, tmp_path, monkeypatch, suffix, when):
+    """One process finalises; another takes its finalize claim over as stale and finalises too, completely, at the
+    start, the middle or the end of the first one's finalisation. The first returns quietly (it used to crash, or
+    leave .parts behind); the output is whole and the work folder gone."""
+    ref, out = tmp_path / "ref" / f"e{suffix}", tmp_path / "out" / f"e{suffix}"
+    ref.parent.mkdir()
+    out.parent.mkdir()
+    run(loaded, images, ref)
+    second: list = []
+
+    def other_process_finalises(step):
+        def wrapper(*args, **kwargs):
+            if not second:
+                second.append(None)
+                if when != "end" or suffix:
+                    age_claim(out, "finalize")
+                second[0] = run(loaded, images, out)
+            return step(*args, **kwargs)
+
+        return wrapper
+
+    step = {"start": "_finish_dir" if not suffix else "_merge", "end": "remove_work"}.get(when)
+    step = step or ("write_index" if not suffix else "shard_paths")  # the middle: after reading some shards
+    monkeypatch.setattr(embed, step, other_process_finalises(getattr(embed, step)))
+    first = run(loaded, images, out)
+    assert second and second[0] is not None and second[0].rows == 5  # the other one finalised
+    assert first is None or first == second[0]
+    assert_same_output(out, ref)
+    assert not Places(out, output_layout(out)).work.exists() and leftovers(out.parent) == []
+
+
+@pytest.mark.parametrize("suffix", LAYOUTS)
+def test_a_shard_taken_over_while_its_owner_still_works(loaded, images, tmp_path, monkeypatch, suffix):
+    """A process stalls on its shard long enough for the lease to run out; another takes the shard over and finishes
+    the whole output. When the first one gets to write, it stops quietly and re-creates nothing."""
+    ref, out = tmp_path / "ref" / f"e{suffix}", tmp_path / "out" / f"e{suffix}"
+    ref.parent.mkdir()
+    out.parent.mkdir()
+    run(loaded, images, ref)
+    write, second = embed._write_shard, []
+
+    def stalled_write(folder, shard, *rest):
+        if not second:
+            second.append(None)
+            age_claim(out, f"shard-{shard.k:06d}")
+            second[0] = run(loaded, images, out)
+        return write(folder, shard, *rest)
+
+    monkeypatch.setattr(embed, "_write_shard", stalled_write)
+    assert run(loaded, images, out) is None
+    assert second[0] is not None and second[0].rows == 5
+    assert_same_output(out, ref)
+    assert not Places(out, output_layout(out)).work.exists() and leftovers(out.parent) == []
