@@ -145,6 +145,34 @@ def test_an_unwritable_out_is_one_line(saved_model, images, tmp_path):
 
 
 # ------------------------------------------------------------------------- nothing silently wrong: mixed outputs
+def test_shards_of_another_command_are_refused(saved_model, images, tmp_path):
+    """With index.json lost, another model or another --shard-size used to take the shards as its own (rows went
+    missing, exit 0); the shards record their command."""
+    _, name = saved_model
+    out = tmp_path / "emb"
+    args = [name, images, "--out", out, "--shard-size", "2"]
+    assert embed_cli(*args).returncode == 0
+    shutil.copytree(out, tmp_path / "ref")
+    (out / "index.json").unlink()
+    other = tmp_path / "other-model"
+    shutil.copytree(name.removeprefix("local-dir:"), other)  # the same weights under another name
+    assert_error(embed_cli(f"local-dir:{other}", *args[1:]), "holds shards of a different command", "differs in model")
+    assert_error(embed_cli(*args[:-1], "3"), "differs in shard_size")
+    assert_error(embed_cli(*args, "--pool", "avg"), "differs in pool")
+    assert not (out / ".vitzoo-embed").exists()  # refused before anything was written
+    assert embed_cli(*args).returncode == 0  # the command that made them finishes the output again
+    assert_same_output(out, tmp_path / "ref")
+
+
+def test_shards_of_another_listing_are_refused(saved_model, tmp_path):
+    _, name = saved_model
+    folder = tmp_path / "imgs"
+    write_images(folder)
+    out = tmp_path / "emb"
+    assert embed_cli(name, folder, "--out", out, "--shard-size", "2").returncode == 0
+    (out / "index.json").unlink()
+    shutil.copy(folder / "a_photo.jpg", folder / "0_first.jpg")  # every row after it moves
+    assert_error(embed_cli(name, folder, "--out", out, "--shard-size", "2"), "made from another listing")
 
 
 def test_resuming_after_the_weights_changed_is_refused(tmp_path, monkeypatch):

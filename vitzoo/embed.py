@@ -10,12 +10,12 @@ removes the work folder it made (and ``OUT/`` if it made it and it is empty); fi
 The inputs are listed once, by whichever process claims the listing, into ``WORK/inputs.txt`` (``vitzoo.inputs``);
 every process reads its part from there. Work goes in shards of ``shard_size`` inputs: shard k holds inputs
 ``[k * shard_size, (k + 1) * shard_size)``. Processes claim shards through ``WORK/claims/`` (``vitzoo.claims``), so a
-fast one takes more and a dead one's shards are taken over, and write each one atomically (``vitzoo.embeddings``).
-Whichever process finishes the last shard
+fast one takes more and a dead one's shards are taken over, and write each one atomically (``vitzoo.embeddings``),
+stamped with the command that made it and the listing it was cut from. Whichever process finishes the last shard
 finalises: a dataset directory gets its ``index.json``, a single file is concatenated from the shards; finalising
 twice (two processes that both took over a stale claim) writes the same files, and a process that finds the work
 folder gone returns quietly. ``WORK/manifest.json`` fingerprints the command, so running it again resumes and
-another command is refused. No process ever waits for another's shards, so
+another command is refused (as is a shard of another command). No process ever waits for another's shards, so
 nothing can time out.
 
 Test hook: with ``VITZOO_EMBED_TEST_GATE=FILE`` set, a process waits before writing each shard until ``FILE``
@@ -211,18 +211,21 @@ def embed_to_file(
         summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
         return summary if rank == 0 else None
     _check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
+    listings = _check_shards(places.shards, fingerprint)
     made, created = places.make()
     claims = Claims(places.work / "claims", lease_s, rank)
     try:
         names = spec if isinstance(inputs, ImageList) else iter_names(spec, check=True)
         try:
-            items = _listing(places.work, names, fingerprint, claims)
+            listed = _listing(places.work, names, fingerprint, claims)
+            if listed is not None:
+                _check_listing(places.shards, listings, listed[1])
         except BaseException:
             if created and not (places.work / "manifest.json").exists():  # nothing of value: leave no trace
                 remove_work(places.work)
                 remove_dirs(made)
             raise
-        if items is None:
+        if listed is None:
             if not places.finished():
                 raise VitzooError(
                     f"{places.work} was removed before its inputs were listed: the process listing them failed or "
@@ -231,6 +234,8 @@ def embed_to_file(
             if progress:
                 sys.stderr.write(f"{prefix}the other processes finished {out} before this one started\n")
             return None
+        items, listing = listed
+        stamp = {"command": fingerprint, "listing": listing}
         return _run(
             model,
             items,
@@ -239,6 +244,7 @@ def embed_to_file(
             claims,
             meta,
             fingerprint,
+            stamp,
             prefix=prefix,
             shard_size=shard_size,
             batch_size=batch_size,
@@ -258,6 +264,7 @@ def _run(
     claims: Claims,
     meta: EmbedMeta,
     fingerprint: dict[str, str],
+    stamp: dict[str, Any],
     *,
     prefix: str,
     shard_size: int,
@@ -284,6 +291,7 @@ def _run(
         places.shards,
         claims,
         num_shards,
+        stamp,
         shard_size=shard_size,
         batch_size=batch_size,
         num_workers=num_workers,
@@ -356,9 +364,34 @@ def _check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: M
         )
 
 
-def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims) -> Manifest | None:
-    """The input listing of ``work``, written by whichever process claims it first; the others wait for it.
-    None when the work folder was removed meanwhile (the run was finished by other processes: a late
+def _check_shards(folder: Path, fingerprint: Mapping[str, str]) -> dict[int, Any]:
+    """Refuse ``folder`` if a shard in it was made by another command; returns the listing each shard was cut
+    from (its digest), by shard."""
+    listings: dict[int, Any] = {}
+    if not folder.is_dir():
+        return listings
+    for entry in os.scandir(folder):
+        match = _SHARD_INFO.fullmatch(entry.name)
+        if match is None:
+            continue
+        info = _read_json(Path(entry.path))
+        _check_fingerprint(folder, info.get("command") or {}, fingerprint)
+        listings[int(match.group(1))] = info.get("listing")
+    return listings
+
+
+def _check_listing(folder: Path, listings: Mapping[int, Any], listing: str) -> None:
+    """Refuse shards cut from another listing of the same inputs (files added or removed since they were made)."""
+    if any(digest != listing for digest in listings.values()):
+        raise VitzooError(
+            f"{folder} holds shards made from another listing of these inputs (files were added, removed or renamed "
+            "since); delete those shards, or choose another --out"
+        )
+
+
+def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims) -> tuple[Manifest, str] | None:
+    """The input listing of ``work`` and its digest, written by whichever process claims it first; the others wait
+    for it. None when the work folder was removed meanwhile (the run was finished by other processes: a late
     starter; or the process listing failed)."""
     manifest = work / "manifest.json"
     while not manifest.exists():
@@ -367,7 +400,8 @@ def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims
         if claims.take("listing"):
             try:
                 if not manifest.exists():
-                    write_manifest(names, work)
+                    count, digest = write_manifest(names, work)
+                    atomic_write_text(work / "listing.json", json.dumps({"names": count, "sha256": digest}))
                     atomic_write_text(manifest, json.dumps(fingerprint, indent=1))
             finally:
                 claims.release("listing")
@@ -375,11 +409,12 @@ def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims
             time.sleep(0.2)  # another process is listing (perhaps for hours): no timeout
     try:
         _check_fingerprint(work, _read_manifest(work), fingerprint)
+        listing = str(json.loads((work / "listing.json").read_text())["sha256"])
         items = Manifest(work)
         len(items)  # opens the listing: readable from now on, even once the finalising process removes it
     except FileNotFoundError:
         return None
-    return items
+    return items, listing
 
 
 class _ClaimedBatches:
@@ -418,6 +453,7 @@ def _embed_shards(
     folder: Path,
     claims: Claims,
     num_shards: int,
+    stamp: dict[str, Any],
     *,
     shard_size: int,
     batch_size: int,
@@ -427,7 +463,7 @@ def _embed_shards(
     exact_decode: bool,
 ) -> list[int]:
     """Embed the shards this process claims through one batch loop (one DataLoader), writing each shard (into
-    ``folder``) as soon as it is complete; returns them. A shard's batches are cut from the
+    ``folder``, stamped with ``stamp``) as soon as it is complete; returns them. A shard's batches are cut from the
     shard alone, so they, and the shard's numbers, do not depend on which process embeds it."""
     batches = _ClaimedBatches(folder, claims, len(items), num_shards, shard_size, batch_size)
     todo = [k for k in range(num_shards) if not shard_done(folder, k)]
@@ -457,7 +493,7 @@ def _embed_shards(
                     _wait_for_gate()
                     if not shard_done(folder, shard.k):  # else written by a process that took it over as stale
                         names = items[shard.k * shard_size : (shard.k + 1) * shard_size]
-                        _write_shard(folder, shard, names, shard_size)
+                        _write_shard(folder, shard, names, shard_size, stamp)
                     claims.release(shard_name(shard.k))
                     written.append(shard.k)
                     shard = None
@@ -488,14 +524,14 @@ class _Shard:
         return {key: torch.cat(values).numpy() for key, values in self.chunks.items()}
 
 
-def _write_shard(folder: Path, shard: _Shard, names: Sequence[str], shard_size: int) -> None:
+def _write_shard(folder: Path, shard: _Shard, names: Sequence[str], shard_size: int, stamp: dict[str, Any]) -> None:
     """Write a finished shard (``names``: the shard's inputs, readable or not) with its paths and failures;
     ``_Gone`` when ``folder`` was removed meanwhile (a single file's ``.parts``, finished by another process)."""
     base = shard.k * shard_size
     paths = [names[i - base] for i in shard.rows]
     failed = [(names[i - base], err) for i, err in shard.failed]
     try:
-        write_shard(folder, shard.k, shard.arrays(), paths, failed)
+        write_shard(folder, shard.k, shard.arrays(), paths, failed, stamp)
     except FileNotFoundError:
         if folder.exists():
             raise
