@@ -144,6 +144,23 @@ def test_an_unwritable_out_is_one_line(saved_model, images, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+# ------------------------------------------------------------------------------ nothing silently wrong: paths
+def test_a_non_utf8_list_names_its_files_by_their_bytes(saved_model, tmp_path):
+    """A list written by ``find`` holds names as bytes; they are read as such (and a list of garbage is an error)."""
+    _, name = saved_model
+    folder = tmp_path / "imgs"
+    write_images(folder)
+    latin = folder / os.fsdecode(b"caf\xe9.jpg")
+    shutil.copy(folder / "a_photo.jpg", latin)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(os.fsencode(f"{latin}\n{folder / 'c_gray.png'}\n"))
+    out = tmp_path / "e.safetensors"
+    assert embed_cli(name, listing, "--out", out).returncode == 0
+    assert vitzoo.open_embeddings(out).paths == [str(latin), str(folder / "c_gray.png")]
+    (tmp_path / "garbage.txt").write_bytes(np.random.default_rng(0).bytes(3000))
+    assert_error(embed_cli(name, tmp_path / "garbage.txt", "--out", tmp_path / "g.npy"), "could be read")
+
+
 # ------------------------------------------------------------------------- nothing silently wrong: mixed outputs
 def test_shards_of_another_command_are_refused(saved_model, images, tmp_path):
     """With index.json lost, another model or another --shard-size used to take the shards as its own (rows went
@@ -223,6 +240,26 @@ def test_inputs_that_are_missing_or_hold_no_image_are_errors(saved_model, images
         out = tmp_path / "out"
         assert_error(embed_cli(name, images / "a_photo.jpg", inputs, "--out", out), f"{inputs}: {why}")
         assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", ["", ".npy"])
+def test_a_run_where_nothing_is_readable_is_an_error(saved_model, images, tmp_path, suffix):
+    """Entries of a list that are missing or corrupt are skipped and listed, as before; when that is every one, the
+    run fails naming the list (which is kept: it says why), and so does running it again."""
+    _, name = saved_model
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'gone.jpg'}\n{images / 'd_corrupt.jpg'}\n")
+    out = tmp_path / f"e{suffix}"
+    failed = out / "failed.txt" if not suffix else tmp_path / f"e{suffix}.failed.txt"
+    for _ in range(2):
+        assert_error(embed_cli(name, listing, "--out", out), "none of the 2 inputs could be read", failed)
+    assert [path for path, _ in vitzoo.embeddings.read_failed(failed)] == [str(tmp_path / "gone.jpg"),
+                                                                            str(images / "d_corrupt.jpg")]  # fmt: skip
+    assert not Path(f"{out}.parts").exists() and (suffix == "" or not out.exists())
+    listing.write_text(f"{tmp_path / 'gone.jpg'}\n{images / 'a_photo.jpg'}\n")
+    out = tmp_path / "some.npy"
+    assert embed_cli(name, listing, "--out", out).returncode == 0  # one readable: skipped and listed, exit 0
+    assert len(vitzoo.open_embeddings(out)) == 1 and len(vitzoo.open_embeddings(out).failed) == 1
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ from .embeddings import (
     write_index,
     write_shard,
 )
-from .errors import ConfigError, VitzooError
+from .errors import ConfigError, ImageError, VitzooError
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
 from .loading import weights_digest
@@ -175,7 +175,7 @@ def embed_to_file(
     of vitzoo's outputs) or one ``.safetensors`` / ``.npy`` file (small runs). Resumable, and shared by any number of
     processes through claims in the output (see the module docstring); a claim not renewed for ``lease_s`` seconds
     is taken over. An input that does not exist or holds no image is refused (``ConfigError``); unreadable images
-    are skipped and listed.
+    are skipped and listed, and a run where none is readable raises ``ImageError`` naming that list.
     ``name``/``revision`` are recorded in the metadata (``name`` defaults to the checkpoint's tag). Returns the
     summary in the process that finalised the output, None in the others.
 
@@ -209,7 +209,7 @@ def embed_to_file(
         _check_fingerprint(out, index["command"], fingerprint)
         failed_file = out / "failed.txt"
         summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
-        return summary if rank == 0 else None
+        return _none_readable(summary) if rank == 0 else None
     _check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
     listings = _check_shards(places.shards, fingerprint)
     made, created = places.make()
@@ -319,7 +319,7 @@ def _run(
             raise
         return None  # another process finalised and removed the work folder meanwhile: the output is whole
     remove_work(places.work)
-    return summary
+    return _none_readable(summary)
 
 
 def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
@@ -332,6 +332,15 @@ def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, 
             raise ConfigError(f"{what} must be a whole number >= {least}, got {value!r}")
     if not isinstance(lease_s, (int, float)) or not lease_s > 0:
         raise ConfigError(f"lease_s (--lease) must be a number of seconds > 0, got {lease_s!r}")
+
+
+def _none_readable(summary: EmbedSummary) -> EmbedSummary:
+    """``summary``, or ``ImageError`` when no input could be read (the failed list says why, input by input)."""
+    if summary.failed and not summary.rows:
+        raise ImageError(
+            f"none of the {summary.failed} inputs could be read; {summary.failed_file} lists each with its error"
+        )
+    return summary
 
 
 def _input_spec(inputs: Any) -> list[str]:
@@ -555,20 +564,20 @@ def _finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: d
 
 
 def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta) -> EmbedSummary:
-    """Concatenate the shards in order into the single file ``out`` (with ``meta``) and list the failures. This
-    holds every row in memory: the single file is for small runs."""
+    """Concatenate the shards in order into the single file ``out`` (with ``meta``) and list the failures; without
+    readable rows, only the failures. This holds every row in memory: the single file is for small runs."""
     infos = [shard_info(work, k) for k in range(num_shards)]
     keys: dict[str, Any] = next((info["arrays"] for info in infos if info["rows"]), {})
     full = [k for k in range(num_shards) if infos[k]["rows"]]
     arrays = {key: np.concatenate([shard_array(work, k, key) for k in full]) for key in keys}
     paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
     failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
-    if out.suffix == ".npy":
+    if paths and out.suffix == ".npy":
         atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
         tmp = tmp_path(out, ".npy")
-        np.save(tmp, arrays.get("features", np.zeros(0, dtype=np.float32)))
+        np.save(tmp, arrays["features"])
         os.replace(tmp, out)
-    else:
+    elif paths:
         tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
         _atomic_save(tensors, out, {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed)})})
     failed_file = out.with_name(out.name + ".failed.txt")
