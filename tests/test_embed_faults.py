@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -408,3 +410,39 @@ def test_a_shard_taken_over_while_its_owner_still_works(loaded, images, tmp_path
     assert second[0] is not None and second[0].rows == 5
     assert_same_output(out, ref)
     assert not Places(out, output_layout(out)).work.exists() and leftovers(out.parent) == []
+
+
+def test_a_process_waiting_for_a_listing_that_failed_is_an_error(loaded, tmp_path, monkeypatch):
+    """A makes the work folder and lists the inputs; B (same command, a thread here) waits for the listing. A's
+    listing fails (no images): A removes the work folder it made, and B, finding it gone with no output, fails too
+    (rather than saying "the other processes finished" and exiting 0). Events order the steps, not timing."""
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "emb"
+    list_inputs = embed.write_manifest
+    b_waits, a_failed, errors = threading.Event(), threading.Event(), []
+
+    def b_runs():
+        try:
+            run(loaded, tmp_path / "empty", out)
+        except vitzoo.VitzooError as err:
+            errors.append(err)
+
+    b = threading.Thread(target=b_runs)
+
+    def a_lists(names, folder):
+        b.start()
+        assert b_waits.wait(timeout=300), "B never waited for the listing"
+        return list_inputs(names, folder)
+
+    def b_sleeps(_):  # B's wait for the listing, which A holds: it ends once A has failed
+        b_waits.set()
+        assert a_failed.wait(timeout=300), "A never failed"
+
+    monkeypatch.setattr(embed, "write_manifest", a_lists)
+    monkeypatch.setattr(time, "sleep", b_sleeps)
+    with pytest.raises(vitzoo.ConfigError, match="no images in this folder"):
+        run(loaded, tmp_path / "empty", out)
+    a_failed.set()
+    b.join(timeout=300)
+    assert not b.is_alive() and [type(e) for e in errors] == [vitzoo.VitzooError]
+    assert "was removed before its inputs were listed" in str(errors[0]) and not out.exists()
