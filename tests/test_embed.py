@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,9 @@ def test_embed_refusals(saved_model, tmp_path, capsys):
     parts.mkdir()
     other = {key: json.dumps("another command") for key in META_KEYS}
     (parts / "manifest.json").write_text(json.dumps(other))
+    assert run_embed(name, image, "--out", tmp_path / "e.safetensors") == 2  # not vitzoo's: neither used nor removed
+    assert "e.safetensors.parts exists and was not made by vitzoo embed" in capsys.readouterr().err
+    (parts / embed.MARK).write_text("{}")  # as vitzoo marks its work folders: now it is another command's work
     assert run_embed(name, image, "--out", tmp_path / "e.safetensors") == 2
     err = capsys.readouterr().err
     assert "holds shards of a different command" in err and "delete that folder" in err and "pool" in err
@@ -221,3 +225,29 @@ def test_embed_decodes_large_jpegs_fast_unless_exact_decode(saved_model, tmp_pat
     capsys.readouterr()
     assert run_embed(name, *paths, "--out", done, "--workers", "0", "--quiet") == 2
     assert "it differs in decode" in capsys.readouterr().err
+
+
+ODD_NAMES = ["b\u2028separator.png", "c\nnewline.png", "d\ttab.png", "e\\back\\slash.png", "f\rreturn.png",
+             "g\x85next-line.png", os.fsdecode(b"h\xff\xfe-latin1.png"), "i\\n-not-a-newline.png"]  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", ["", ".safetensors", ".npy"])
+def test_any_file_name_is_stored_and_read_back_exactly(saved_model, tmp_path, suffix):
+    """Names with line and paragraph separators, tabs, backslashes and bytes that are not UTF-8: each row's path
+    is the file it was computed from (paths used to be split at U+2028 too, giving more paths than rows; names with
+    a line break were refused)."""
+    model, name = saved_model
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i, odd in enumerate(ODD_NAMES):
+        Image.fromarray(rng.integers(0, 256, (32 + 8 * i, 40, 3), dtype=np.uint8)).save(folder / odd, format="PNG")
+    (folder / "z\nbroken\u2028.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / f"emb{suffix}"
+    assert run_embed(name, folder, "--out", out, "--shard-size", "3", "--workers", "0", "--quiet") == 0
+    E = vitzoo.open_embeddings(out)
+    readable = [str(p) for p in sorted(folder.iterdir()) if not p.name.startswith("z")]
+    assert list(E.paths) == readable and len(E) == len(readable) == len(ODD_NAMES)
+    assert [path for path, _ in E.failed] == [str(folder / "z\nbroken\u2028.jpg")]
+    api = vitzoo.extract_features(model, readable, num_workers=0, progress=False).numpy()
+    assert np.abs(np.asarray(E["features"]) - api).max() <= 1e-4  # row i is the image at E.paths[i]

@@ -89,12 +89,78 @@ def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
     assert other.take("shard-000002")
 
 
+@pytest.mark.parametrize("content", [b"", b'{"host": "node-1", "pi', b"[1, 2]", b"\xff\xfe\x00"])
+def test_a_claim_that_cannot_be_parsed_is_stale_at_once(tmp_path, content):
+    """Claims are written whole (linked into place), so an empty or half-written one has no live owner: it used to
+    make every other process wait the whole lease (or, while it looked like being written, forever)."""
+    claims = Claims(tmp_path, lease_s=600)
+    claims.path("listing").write_bytes(content)
+    assert claims.stale("listing") and claims.take("listing")
+    assert claims.holder("listing")["id"] == claims.owner["id"]
+
+
+def test_a_claim_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """What another process can see of a claim being made: nothing, then the owner's JSON (never an empty file)."""
+    claims, seen = Claims(tmp_path), []
+    link = os.link
+
+    def watched_link(src, dst):
+        seen.append(claims.path("shard-000000").exists())
+        link(src, dst)
+        seen.append(json.loads(claims.path("shard-000000").read_text())["id"])
+
+    monkeypatch.setattr(os, "link", watched_link)
+    assert claims.take("shard-000000")
+    assert seen == [False, claims.owner["id"]] and sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.claim"]
+
+
+def test_of_two_processes_taking_over_one_stale_claim_one_wins(tmp_path, monkeypatch):
+    """B judges a claim stale; before B moves it aside, A takes it over and makes a fresh one. B must not take A's
+    fresh claim (it moves it, sees it is not the claim it judged, and puts it back)."""
+    a, b = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    dead = Claims(tmp_path, lease_s=60)
+    dead.owner = {**dead.owner, "host": "another-node"}
+    assert dead.take("shard-000003")
+    os.utime(dead.path("shard-000003"), (0, 0))  # not renewed for decades
+    judge = Claims._judge
+
+    def judge_then_a_takes_over(self, name):
+        judged = judge(self, name)
+        if self is b:
+            assert a.take(name)  # A, a moment faster
+        return judged
+
+    monkeypatch.setattr(Claims, "_judge", judge_then_a_takes_over)
+    assert not b.take("shard-000003")
+    assert a.holder("shard-000003")["id"] == a.owner["id"] and "shard-000003" not in b.held
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000003.claim"]
+
+
+def test_releasing_leaves_a_claim_taken_over_alone(tmp_path):
+    slow, other = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    assert slow.take("shard-000000")
+    os.utime(slow.path("shard-000000"), (0, 0))  # the slow one missed its renewals
+    assert other.take("shard-000000")
+    slow.release_all()  # the slow one finishes (or is interrupted) and hands back what it held
+    assert other.holder("shard-000000")["id"] == other.owner["id"] and slow.held == set()
+    other.release("shard-000000")
+    assert not other.path("shard-000000").exists()
+
+
+def test_claims_never_create_their_folder(tmp_path):
+    """The work folder is made once, with its mark, by the embed job; a folder another process removed (the run is
+    finished) stays removed (claims used to re-create it with mkdir(parents=True))."""
+    claims = Claims(tmp_path / "out.parts" / "claims")
+    assert not claims.take("finalize") and not claims.take("shard-000000") and claims.held == set()
+    assert not (tmp_path / "out.parts").exists()
+
+
 def test_a_late_process_leaves_a_finished_run_alone(tmp_path):
     """A process that starts listing after the others finished and removed the work files returns at once
     (it used to wait forever for a listing that no one would write)."""
-    claims = Claims(tmp_path / "out" / "claims")
-    claims.folder.rmdir()  # finalised meanwhile: the claims folder is gone
+    claims = Claims(tmp_path / "out" / "claims")  # finalised meanwhile: the claims folder is gone
     assert embed._listing(tmp_path / "out", iter(["a.jpg"]), {}, claims) is None
+    assert not (tmp_path / "out").exists()  # and nothing re-created it
 
 
 @pytest.mark.parametrize("layout", ["dir", pytest.param("safetensors", marks=pytest.mark.slow)])
@@ -109,7 +175,7 @@ def test_slow_rank_and_killed_rank(saved_model, images, tmp_path, layout):
     assert vitzoo.cli.main(["embed", *embed_args(name, images, ref), "--quiet"]) == 0
     gate = tmp_path / "gate"
     slow = start(embed_args(name, images, out), **{GATE_ENV: str(gate)})
-    work = out if layout == "dir" else Path(f"{out}.parts")
+    work = out / ".vitzoo-embed" if layout == "dir" else Path(f"{out}.parts")
     wait_for(work / "claims" / "shard-000000.claim", slow)
     fast = cli("embed", *embed_args(name, images, out))  # one intra-op thread here too (one_thread)
     assert fast.returncode == 0, fast.stderr[-2000:]

@@ -5,8 +5,14 @@ The embed job's own outputs are read in test_embed.py; here the shard format is 
 
 from __future__ import annotations
 
+import json
+import pickle
+import struct
+
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 
 import vitzoo
 from vitzoo.embeddings import ConcatArray, write_index, write_shard
@@ -61,3 +67,94 @@ def test_not_an_output(tmp_path):
         vitzoo.open_embeddings(tmp_path)
     with pytest.raises(vitzoo.FormatError, match="no such"):
         vitzoo.open_embeddings(tmp_path / "missing.safetensors")
+
+
+def write_dir(folder, rows):
+    """A one-shard dataset directory of ``rows`` rows, as the embed job writes it."""
+    folder.mkdir()
+    write_shard(folder, 0, {"features": np.ones((rows, 3), np.float32)}, [f"img/{i}.jpg" for i in range(rows)], [])
+    write_index(folder, 1, {"model": "synthetic"}, {"inputs": "digest"})
+
+
+def test_rows_are_checked_against_paths(tmp_path):
+    """Paths and rows are two files (or a header and data): one path too many or too few is refused, never read as
+    another image's row."""
+    st = tmp_path / "e.safetensors"
+    save_file({"features": torch.zeros(8, 3)}, str(st), metadata={"paths": json.dumps([f"{i}.jpg" for i in range(13)])})
+    with pytest.raises(vitzoo.FormatError, match="13 paths for 8 rows"):
+        vitzoo.open_embeddings(st)
+    npy = tmp_path / "e.npy"
+    np.save(npy, np.zeros((4, 3), np.float32))
+    (tmp_path / "e.npy.paths.txt").write_text("a.jpg\nb.jpg\nc.jpg\n")
+    with pytest.raises(vitzoo.FormatError, match="3 paths for 4 rows"):
+        vitzoo.open_embeddings(npy)
+    folder = tmp_path / "dir"
+    write_dir(folder, rows=4)
+    (folder / "shard-000000.paths.txt").write_text("a.jpg\nb.jpg\nc.jpg\nd.jpg\ne.jpg\n")
+    E = vitzoo.open_embeddings(folder)  # the index alone is read on open; a shard when it is first used
+    with pytest.raises(vitzoo.FormatError, match="5 paths for 4 rows"):
+        E.paths[0]
+    with pytest.raises(vitzoo.FormatError, match="5 paths for 4 rows"):
+        next(iter(E))
+    np.save(folder / "shard-000000.features.npy", np.ones((3, 3), np.float32))
+    with pytest.raises(vitzoo.FormatError, match="3 rows of an array for 4 rows"):
+        vitzoo.open_embeddings(folder)["features"][0]
+
+
+def other_programs_files(folder):
+    """Files named like embed outputs that vitzoo did not write (or that were damaged), by what they are."""
+    rng = np.random.default_rng(0)
+    files = {}
+
+    def put(name, data):
+        files[name] = folder / name
+        files[name].parent.mkdir(parents=True, exist_ok=True)
+        files[name].write_bytes(data)
+
+    put("random.safetensors", rng.bytes(4096))
+    put("short.safetensors", b"\x01\x02\x03")
+    put("huge-header.safetensors", struct.pack("<Q", 2**62) + b"{}")
+    put("header-not-json.safetensors", struct.pack("<Q", 4) + b"\xff\xfe{[")
+    put("header-a-list.safetensors", struct.pack("<Q", 2) + b"[]")
+    bogus = json.dumps({"__metadata__": {"paths": "[]"}, "features": {"dtype": "F32", "shape": [2, 3]}}).encode()
+    put("bogus-tensor.safetensors", struct.pack("<Q", len(bogus)) + bogus)
+    past = json.dumps({"__metadata__": {"paths": '["a", "b"]'},
+                       "features": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}).encode()  # fmt: skip
+    put("past-the-end.safetensors", struct.pack("<Q", len(past)) + past + bytes(8))
+    save_file({"weight": torch.zeros(2, 2)}, str(folder / "a-checkpoint.safetensors"), metadata={"format": "pt"})
+    files["a-checkpoint.safetensors"] = folder / "a-checkpoint.safetensors"
+    save_file({"x": torch.zeros(2)}, str(folder / "plain-metadata.safetensors"), metadata={"paths": "a.jpg"})
+    files["plain-metadata.safetensors"] = folder / "plain-metadata.safetensors"
+    np.save(folder / "full.npy", np.zeros((10, 4), np.float32))
+    put("truncated.npy", (folder / "full.npy").read_bytes()[:100])
+    put("random.npy", rng.bytes(100))
+    put("empty.npy", b"")
+    put("no-paths-file.npy", (folder / "full.npy").read_bytes())
+    put("pickled.npy", pickle.dumps({"a": 1}))
+    ours = {"format": "vitzoo.embeddings", "version": 1}
+    bad_shards = {**ours, "rows": 1, "shards": [{"rows": "x"}], "arrays": {}, "meta": {}, "command": {}}
+    for name, text in {
+        "index-list": "[1, 2]",
+        "index-not-json": "{not json",
+        "index-other-format": '{"format": "something-else", "shards": []}',
+        "index-no-shards": json.dumps({**ours, "rows": 0}),
+        "index-bad-shards": json.dumps(bad_shards),
+        "index-newer": json.dumps({**ours, "version": 99}),
+    }.items():
+        put(f"{name}/index.json", text.encode())
+    put("index-latin1/index.json", b'{"format": "\xe9"}')
+    for name in list(files):  # a directory's entry is the directory
+        if name.endswith("/index.json"):
+            files[name.removesuffix("/index.json")] = files.pop(name).parent
+    return files
+
+
+def test_files_of_other_programs_raise_format_error(tmp_path):
+    """Never struct.error, MemoryError, JSONDecodeError, KeyError, UnicodeDecodeError, ...: a FormatError (a
+    VitzooError, so the CLI prints one line), raised on open."""
+    files = other_programs_files(tmp_path)
+    assert len(files) == 21
+    for name, path in files.items():
+        with pytest.raises(vitzoo.FormatError) as raised:
+            vitzoo.open_embeddings(path)
+        assert str(path) in str(raised.value), name

@@ -4,7 +4,11 @@ same order, as the same images in a folder; the manifest reads names back by pos
 from __future__ import annotations
 
 import csv
+import gzip
+import importlib.util
 import io
+import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -15,7 +19,16 @@ import torch
 import vitzoo
 import vitzoo.cli
 from test_extract import one_thread, save_tiny_model  # noqa: F401 (autouse)
-from vitzoo.inputs import Manifest, iter_names, write_manifest
+from vitzoo.inputs import (
+    Manifest,
+    format_failed,
+    format_names,
+    iter_names,
+    open_source,
+    parse_failed,
+    parse_names,
+    write_manifest,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +102,26 @@ def test_lists_and_tar_shards_equal_the_folder(saved_model, tmp_path):
     assert np.abs(api - np.asarray(ref["features"])).max() <= 1e-5
 
 
+ODD_NAMES = ["ünïcode name.png", "a\nb.jpg", "c\rd.jpg", "e\tf.jpg", "g\\nh.jpg", "i\u2028j\x85k\x0bl.png",
+             "m\\.png", os.fsdecode(b"n\xff\xfeo.png"), "p\\\n.png"]  # fmt: skip  # any name a file system holds
+
+
 def test_manifest_reads_names_by_position(tmp_path):
-    names = [f"dir/{i:05d}.jpg" for i in range(70_000)] + ["ünïcode name.png"]  # more than one offset chunk
+    names = [f"dir/{i:05d}.jpg" for i in range(70_000)] + ODD_NAMES  # more than one offset chunk
     count, digest = write_manifest(iter(names), tmp_path)
     manifest = Manifest(tmp_path)
-    assert count == len(manifest) == 70_001 and len(digest) == 64
+    assert count == len(manifest) == len(names) and len(digest) == 64
     assert manifest[0] == names[0] and manifest[-1] == names[-1] and manifest[65_535:65_538] == names[65_535:65_538]
-    with pytest.raises(vitzoo.ConfigError, match="line break"):
-        write_manifest(["a\nb.jpg"], tmp_path)
+    assert list(manifest[70_000:]) == [manifest[i] for i in range(70_000, len(names))] == ODD_NAMES  # exact strings
+    text = (tmp_path / "inputs.txt").read_bytes()
+    assert text.count(b"\n") == len(names) and b"a\\nb.jpg\n" in text and b"n\xff\xfeo.png\n" in text  # readable
+
+
+def test_names_files_round_trip_exactly():
+    assert parse_names(format_names(ODD_NAMES)) == ODD_NAMES and parse_names(format_names([])) == []
+    failed = [(name, f"cannot read\t{name}\nline 2") for name in ODD_NAMES]
+    assert parse_failed(format_failed(failed)) == failed
+    assert format_names(["a.jpg", "b c.png"]) == b"a.jpg\nb c.png\n"  # plain names are written as they are
 
 
 def test_manifest_reads_are_right_in_forked_workers(tmp_path):
@@ -116,3 +141,69 @@ def test_csv_without_a_path_column_is_refused(tmp_path):
     (tmp_path / "list.csv").write_text("file,label\na.jpg,1\n")
     with pytest.raises(vitzoo.ConfigError, match="'path' column"):
         list(iter_names(tmp_path / "list.csv"))
+
+
+def test_checked_inputs_exist_and_hold_images(tmp_path):
+    """The embed job's inputs (``check=True``): a typo or an empty input is an error naming it, not "0 images"."""
+    (tmp_path / "a.jpg").write_bytes(b"any bytes: decoding comes later")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'a.jpg'}\n{tmp_path / 'missing.jpg'}\n")
+    with tarfile.open(tmp_path / "labels.tar", "w") as tar:
+        info = tarfile.TarInfo("0001.cls")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"3"))
+    first = str(tmp_path / "a.jpg")
+    assert list(iter_names([first, "missing.jpg"])) == [first, "missing.jpg"]  # unchecked (extract_features): as given
+    assert list(iter_names([tmp_path / "list.txt"], check=True)) == [first, str(tmp_path / "missing.jpg")]  # entries
+    for bad, why in {
+        tmp_path / "missing.jpg": "no such file or folder",
+        tmp_path / "empty": "no images in this folder",
+        tmp_path / "empty.txt": "this list names no image",
+        tmp_path / "labels.tar": "no image members in this tar shard",
+        f"{tmp_path}/*.png": "this pattern matches no file",
+    }.items():
+        with pytest.raises(vitzoo.ConfigError, match=f"^{re.escape(f'{bad}: {why}')}"):
+            list(iter_names([first, bad], check=True))
+
+
+def test_unreadable_lists_and_shards_are_format_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "random.tar").write_bytes(rng.bytes(5000))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("0001.jpg")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    (tmp_path / "zipped.tar").write_bytes(gzip.compress(buf.getvalue()))
+    (tmp_path / "truncated.tar").write_bytes(buf.getvalue()[:700])
+    (tmp_path / "big.csv").write_bytes(b"path\n" + b"x" * 200_000)  # over the csv module's field limit
+    cases = {
+        "random.tar": "not a readable tar archive",
+        "zipped.tar": "a gzip-compressed tar",
+        "truncated.tar": "not a readable tar archive",
+        "big.csv": "not a readable CSV list",
+    }
+    if importlib.util.find_spec("pyarrow"):
+        (tmp_path / "garbage.parquet").write_bytes(rng.bytes(3000))
+        cases["garbage.parquet"] = "not a readable parquet file"
+    for name, why in cases.items():
+        with pytest.raises(vitzoo.FormatError, match=f"^{re.escape(f'{tmp_path / name}: {why}')}"):
+            list(iter_names(tmp_path / name))
+    (tmp_path / "0001.jpg").write_bytes(b"abc")
+    (tmp_path / "ok.tar").write_bytes(buf.getvalue())
+    names = list(iter_names(tmp_path / "ok.tar"))
+    (tmp_path / "ok.tar").write_bytes(rng.bytes(2000))  # changed after it was listed: that image is unreadable
+    with pytest.raises(vitzoo.ImageError, match="not a readable tar archive"):
+        open_source(names[0])
+
+
+def test_a_list_keeps_the_bytes_of_names_that_are_not_utf8(tmp_path):
+    """A list written by ``find`` holds file names as bytes: read back, they name the same files."""
+    name = tmp_path / os.fsdecode(b"caf\xe9 \xff.jpg")
+    name.write_bytes(b"x")
+    (tmp_path / "list.txt").write_bytes(os.fsencode(f"{name}\n"))
+    (tmp_path / "list.csv").write_bytes(b"path\n" + os.fsencode(str(name)) + b"\n")
+    for listing in ("list.txt", "list.csv"):
+        [got] = iter_names(tmp_path / listing, check=True)
+        assert got == str(name) and os.path.exists(got)

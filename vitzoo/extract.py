@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Generator, Iterable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,7 +190,7 @@ def run_batches(
     if total is None and isinstance(batches, Sequence):
         total = sum(len(b) for b in batches)
     with progress_bar(total, progress, desc) as bar:
-        for batch in loader:
+        for batch in start_loader(loader):
             if batch.failed and on_error == "raise":
                 raise ImageError("; ".join(err for _, err in batch.failed))
             out = None
@@ -197,6 +199,27 @@ def run_batches(
                     out = fn(batch.x.to(device=param.device, dtype=param.dtype))
             bar.update(len(batch.positions))
             yield batch, out
+
+
+def start_loader(loader: torch.utils.data.DataLoader[Any]) -> Iterator[Any]:
+    """``iter(loader)``, with Ctrl-C held back until its decoding workers are all started and raised right after.
+
+    A KeyboardInterrupt in the middle of torch's worker start-up leaves a half-built iterator whose finaliser fails
+    (a traceback printed after vitzoo's one-line message); held back, the interrupt stops a whole loader, which
+    shuts its workers down. Only the main thread receives signals, so elsewhere this is ``iter(loader)``.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if not loader.num_workers or previous is None or threading.current_thread() is not threading.main_thread():
+        return iter(loader)  # (None: a handler installed outside Python, which could not be put back)
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _: held.append(signum))
+    try:
+        batches = iter(loader)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:  # to the handler there was before (Python's raises KeyboardInterrupt; the whole loader shuts down)
+        signal.raise_signal(signal.SIGINT)
+    return batches
 
 
 # ------------------------------------------------------------------------------------------------- features

@@ -4,6 +4,10 @@ A name is a path, or ``SHARD.tar/MEMBER`` for an image inside a tar shard (read 
 ``iter_names`` expands inputs lazily; ``write_manifest`` streams them to a newline-delimited file with an offset
 table, and ``Manifest`` reads any name back by position without loading the others, so a listing of millions of
 files is made once and every process reads only its part.
+
+Names in vitzoo's text files (the listing, the shards' paths, the failed lists) are exact: one per line, UTF-8,
+with ``\\``, newline, carriage return and tab written as ``\\\\``, ``\\n``, ``\\r`` and ``\\t`` (``escape``), and the
+bytes of a name that is not UTF-8 kept as they are (Python's ``surrogateescape``). Only ``"\\n"`` ends a line.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import glob
 import hashlib
 import io
 import os
+import re
 import tarfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,25 +26,111 @@ from typing import Any, overload
 
 import numpy as np
 
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, FormatError, ImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 TEXT_LISTS = (".txt", ".lst")
 PATH_COLUMN = "path"
 _GLOB_CHARS = ("*", "?", "[")
+ENCODING, ERRORS = "utf-8", "surrogateescape"  # every text file of names; a name that is not UTF-8 keeps its bytes
+
+
+# ----------------------------------------------------------------------------------------- names in text files
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_UNESCAPED = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def escape(text: str) -> str:
+    """``text`` on one line: backslash, newline, carriage return, tab written ``\\\\``, ``\\n``, ``\\r``, ``\\t``."""
+    if "\\" in text or "\n" in text or "\r" in text or "\t" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return text
+
+
+def unescape(line: str) -> str:
+    """The text ``escape`` wrote as ``line``."""
+    if "\\" not in line:
+        return line
+    return _UNESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), line)
+
+
+def format_names(names: Sequence[str]) -> bytes:
+    """``names`` one per line (each ``escape``d, a newline after each), as the bytes of a names file."""
+    text = "\n".join(names)
+    plain = "\\" not in text and "\r" not in text and "\t" not in text and text.count("\n") == len(names) - 1
+    if not plain:  # the fast path above covers every name without a special character
+        text = "\n".join(map(escape, names))
+    return (text + "\n" if names else "").encode(ENCODING, ERRORS)
+
+
+def parse_lines(data: bytes) -> list[str]:
+    """The lines of a names file as written (still escaped): split on ``"\\n"`` only."""
+    lines = data.decode(ENCODING, ERRORS).split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def parse_names(data: bytes) -> list[str]:
+    """The names ``format_names`` wrote as ``data``."""
+    lines = parse_lines(data)
+    return [unescape(line) for line in lines] if b"\\" in data else lines
+
+
+def format_failed(failed: Iterable[tuple[str, str]]) -> bytes:
+    """``path<TAB>error`` per line, both ``escape``d: the bytes of a failed list."""
+    return "".join(f"{escape(path)}\t{escape(err)}\n" for path, err in failed).encode(ENCODING, ERRORS)
+
+
+def parse_failed(data: bytes) -> list[tuple[str, str]]:
+    """The ``(path, error)`` pairs ``format_failed`` wrote as ``data``."""
+    pairs = (line.partition("\t") for line in parse_lines(data))
+    return [(unescape(path), unescape(err)) for path, _, err in pairs]
 
 
 # ---------------------------------------------------------------------------------------------------- listing
-def iter_names(inputs: str | Path | Iterable[str | Path]) -> Iterator[str]:
+def iter_names(inputs: str | Path | Iterable[str | Path], *, check: bool = False) -> Iterator[str]:
     """The image names of ``inputs``, in order, expanded lazily.
 
     Each input is a folder (every image below it, in ``sorted(rglob)`` order, walked one directory at a time), a
-    list file (``.txt``/``.lst``: one path per line; ``.csv``/``.parquet``: the ``path`` column), a WebDataset
-    ``.tar`` shard (one image per key, as ``SHARD.tar/MEMBER``), a glob pattern (``'shards/*.tar'``, each match
-    expanded as above) or an image path, kept as given.
+    list file (``.txt``/``.lst``: one path per line, UTF-8 or the bytes of the names; ``.csv``/``.parquet``: the
+    ``path`` column), a WebDataset ``.tar`` shard (one image per key, as ``SHARD.tar/MEMBER``), a glob pattern
+    (``'shards/*.tar'``, each match expanded as above) or an image path, kept as given.
+
+    ``check`` (the embed job): an input that does not exist (and is neither a glob nor ``SHARD.tar/MEMBER``), or
+    that yields no image (an empty folder, a glob matching nothing, an empty list), raises ``ConfigError`` naming
+    it. The names inside a list are not checked: an unreadable one is skipped and listed when it is decoded.
     """
     for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
-        yield from _expand(str(item))
+        if not check:
+            yield from _expand(str(item))
+            continue
+        _check_exists(str(item))
+        count = 0
+        for name in _expand(str(item)):
+            count += 1
+            yield name
+        if not count:
+            raise ConfigError(f"{item}: {_nothing_in(str(item))}; pass images, folders, lists or .tar shards of them")
+
+
+def _check_exists(item: str) -> None:
+    if os.path.exists(item) or any(c in item for c in _GLOB_CHARS) or tar_member(item) is not None:
+        return
+    raise ConfigError(f"{item}: no such file or folder; check the path (an input is an image, a folder, a list file, "
+                      "a .tar shard or a glob)")  # fmt: skip
+
+
+def _nothing_in(item: str) -> str:
+    """Why ``item`` (which exists, or is a glob) gave no image name."""
+    path = Path(item)
+    if path.is_dir():
+        return f"no images in this folder (files ending in {', '.join(sorted(IMAGE_SUFFIXES))}, at any depth)"
+    if path.suffix.lower() == ".tar" and path.is_file():
+        return "no image members in this tar shard"
+    if path.exists():
+        return "this list names no image"
+    return "this pattern matches no file"
 
 
 def _expand(item: str) -> Iterator[str]:
@@ -48,7 +139,7 @@ def _expand(item: str) -> Iterator[str]:
     if path.is_dir():
         yield from _walk(path)
     elif suffix in TEXT_LISTS:
-        with open(path) as f:
+        with open(path, encoding=ENCODING, errors=ERRORS) as f:  # names that are not UTF-8 keep their bytes
             yield from (line.strip() for line in f if line.strip())
     elif suffix == ".csv":
         yield from _csv_paths(path)
@@ -73,11 +164,16 @@ def _walk(folder: Path) -> Iterator[str]:
 
 
 def _csv_paths(path: Path) -> Iterator[str]:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding=ENCODING, errors=ERRORS) as f:
         reader = csv.DictReader(f)
-        if PATH_COLUMN not in (reader.fieldnames or []):
-            raise ConfigError(f"{path}: a CSV list needs a '{PATH_COLUMN}' column; its columns are {reader.fieldnames}")
-        yield from (row[PATH_COLUMN] for row in reader if row[PATH_COLUMN])
+        try:
+            if PATH_COLUMN not in (reader.fieldnames or []):
+                raise ConfigError(
+                    f"{path}: a CSV list needs a '{PATH_COLUMN}' column; its columns are {reader.fieldnames}"
+                )
+            yield from (row[PATH_COLUMN] for row in reader if row[PATH_COLUMN])
+        except csv.Error as err:
+            raise FormatError(f"{path}: not a readable CSV list (line {reader.line_num}: {err})") from err
 
 
 def _parquet_paths(path: Path) -> Iterator[str]:
@@ -85,40 +181,69 @@ def _parquet_paths(path: Path) -> Iterator[str]:
         import pyarrow.parquet as pq  # type: ignore[import-untyped]  # an optional extra: vitzoo[parquet]
     except ImportError as err:
         raise ConfigError(f"{path}: reading parquet lists needs pyarrow: pip install 'vitzoo[parquet]'") from err
-    table = pq.ParquetFile(path)
-    if PATH_COLUMN not in table.schema_arrow.names:
-        raise ConfigError(f"{path}: a parquet list needs a '{PATH_COLUMN}' column; it has {table.schema_arrow.names}")
-    for batch in table.iter_batches(columns=[PATH_COLUMN], batch_size=65536):
-        yield from (p for p in batch.column(0).to_pylist() if p)
+    try:  # pyarrow's errors are ValueError (ArrowInvalid) and OSError (ArrowIOError)
+        table = pq.ParquetFile(path)
+        columns = table.schema_arrow.names
+    except (ValueError, OSError) as err:
+        raise FormatError(f"{path}: not a readable parquet file ({err})") from err
+    if PATH_COLUMN not in columns:
+        raise ConfigError(f"{path}: a parquet list needs a '{PATH_COLUMN}' column; it has {columns}")
+    try:
+        batches = table.iter_batches(columns=[PATH_COLUMN], batch_size=65536)
+        for batch in batches:
+            for p in batch.column(0).to_pylist():
+                if p and not isinstance(p, str):
+                    raise FormatError(f"{path}: its '{PATH_COLUMN}' column holds {type(p).__name__} values, not paths")
+                if p:
+                    yield p
+    except (ValueError, OSError) as err:
+        if isinstance(err, FormatError):
+            raise
+        raise FormatError(f"{path}: not a readable parquet file ({err})") from err
 
 
 def tar_images(shard: str | Path) -> Iterator[str]:
     """``SHARD.tar/MEMBER`` for the first image member of each WebDataset key (``dir/key.ext``: the name up to
     the first dot of its last part), read sequentially in stream mode."""
     seen: str | None = None
-    with tarfile.open(shard, "r|") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            head, _, base = member.name.rpartition("/")
-            key = f"{head}/{base.split('.', 1)[0]}"
-            if key != seen and Path(base).suffix.lower() in IMAGE_SUFFIXES:
-                seen = key
-                yield f"{shard}/{member.name}"
+    try:
+        with tarfile.open(shard, "r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                head, _, base = member.name.rpartition("/")
+                key = f"{head}/{base.split('.', 1)[0]}"
+                if key != seen and Path(base).suffix.lower() in IMAGE_SUFFIXES:
+                    seen = key
+                    yield f"{shard}/{member.name}"
+    except (tarfile.TarError, EOFError) as err:
+        raise FormatError(_not_a_tar(shard, err)) from err
+
+
+def _not_a_tar(shard: str | Path, err: Exception) -> str:
+    with open(shard, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return (
+            f"{shard}: a gzip-compressed tar; vitzoo reads the members of a .tar in place, which needs it "
+            "uncompressed: decompress it first (gzip -dc FILE > plain.tar)"
+        )
+    return f"{shard}: not a readable tar archive ({err}); check the file, or leave it out of the inputs"
 
 
 # --------------------------------------------------------------------------------------------------- manifest
 def write_manifest(names: Iterable[str], folder: Path) -> tuple[int, str]:
-    """Stream ``names`` to ``folder/inputs.txt`` (one per line) and ``folder/inputs.offsets`` (int64 byte offsets,
-    one more than the names), both atomically. Returns the count and the SHA-256 of the listing."""
+    """Stream ``names`` to ``folder/inputs.txt`` (one per line, ``escape``d) and ``folder/inputs.offsets`` (int64
+    byte offsets, one more than the names), both atomically. Returns the count and the SHA-256 of the listing."""
     text, offsets = folder / "inputs.txt", folder / "inputs.offsets"
     tmp_text, tmp_offsets = (p.with_name(f"{p.name}.tmp{os.getpid()}") for p in (text, offsets))
     digest, count, pos, chunk = hashlib.sha256(), 0, 0, [0]
     with open(tmp_text, "wb") as ft, open(tmp_offsets, "wb") as fo:
         for name in names:
-            if "\n" in name or "\r" in name:
-                raise ConfigError(f"an input path contains a line break, which a listing cannot hold: {name!r}")
-            line = name.encode() + b"\n"
+            try:
+                line = escape(name).encode(ENCODING, ERRORS) + b"\n"
+            except UnicodeEncodeError as err:  # a lone surrogate that no file system name decodes to
+                raise ConfigError(f"an input path is not a file name this system can hold: {name!r}") from err
             ft.write(line)
             digest.update(line)
             pos += len(line)
@@ -162,7 +287,7 @@ class Manifest(Sequence[str]):
     def _read(self, start: int, stop: int) -> str:
         offsets, fd = self._open()
         begin, end = int(offsets[start]), int(offsets[stop])
-        return os.pread(fd, end - begin, begin).decode()
+        return os.pread(fd, end - begin, begin).decode(ENCODING, ERRORS)
 
     def __len__(self) -> int:
         return len(self._open()[0]) - 1
@@ -177,11 +302,11 @@ class Manifest(Sequence[str]):
             start, stop, step = i.indices(n)
             if step != 1 or stop <= start:
                 return [self[j] for j in range(start, stop, step)]
-            return self._read(start, stop).split("\n")[:-1]
+            return [unescape(line) for line in self._read(start, stop).split("\n")[:-1]]
         if not -n <= i < n:
             raise IndexError(i)
         i %= n
-        return self._read(i, i + 1)[:-1]
+        return unescape(self._read(i, i + 1)[:-1])
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -206,8 +331,11 @@ class _TarIndex:
     def read(self, shard: str, member: str) -> bytes:
         """The member's bytes, by a positional read (safe in forked workers that share the descriptor)."""
         if shard not in self.open:
-            with tarfile.open(shard, "r:") as tar:
-                index = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            try:
+                with tarfile.open(shard, "r:") as tar:
+                    index = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            except (tarfile.TarError, EOFError) as err:  # changed since it was listed
+                raise ImageError(f"{shard}/{member}: {_not_a_tar(shard, err)}") from err
             self.open[shard] = (os.open(shard, os.O_RDONLY), index)
             if len(self.open) > self.keep:
                 os.close(self.open.popitem(last=False)[1][0])
