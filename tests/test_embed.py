@@ -76,7 +76,7 @@ def test_embed_matches_direct_forward_and_reports_bad_files(saved_model, tmp_pat
     assert "4 images embedded" in captured.err and "1 unreadable" in captured.err
     feats, raw = read(out)
     meta = {key: json.loads(value) for key, value in raw.items()}  # every value is JSON
-    assert set(meta) == META_KEYS | {"paths", "num_failed"}
+    assert set(meta) == META_KEYS | {"paths", "num_failed", "command"}  # command: the run's fingerprint (E.command)
     assert [Path(p).name for p in meta["paths"]] == ["a_photo.jpg", "b_alpha.png", "c_gray.png", "e_rotated.jpg"]
     assert meta["model"] == name and meta["tag"] == TAG and meta["revision"] is None and meta["num_failed"] == 1
     assert meta["pool"] == "token" and meta["layers"] == [] and meta["img_size"] == [224, 224]

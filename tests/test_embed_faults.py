@@ -105,6 +105,26 @@ def test_a_folder_of_the_users_files_is_refused_and_left_alone(saved_model, imag
     assert tree(d) == before
 
 
+@pytest.mark.parametrize("suffix", [".safetensors", ".npy"])
+def test_a_single_file_is_overwritten_only_by_its_own_command(saved_model, images, tmp_path, suffix):
+    """A file of the user's is refused and left as it was; a finished output of the same command is left as it is
+    (nothing to do, nothing embedded); another command's output is refused, naming what differs."""
+    _, name = saved_model
+    out = tmp_path / f"emb{suffix}"
+    out.write_bytes(b"the user's own file")
+    assert_error(embed_cli(name, images, "--out", out), f"{out} exists and is not an output of vitzoo embed")
+    assert out.read_bytes() == b"the user's own file"
+    out.unlink()
+    assert embed_cli(name, images, "--out", out).returncode == 0
+    written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    stamp = out.stat().st_mtime_ns
+    again = embed_cli(name, images, "--out", out)
+    assert again.returncode == 0 and "5 images embedded" in again.stderr and out.stat().st_mtime_ns == stamp
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written
+    assert_error(embed_cli(name, images, "--out", out, "--pool", "avg"), "a different command", "differs in pool")
+    assert vitzoo.open_embeddings(out).meta["model"] == name and vitzoo.open_embeddings(out).meta["pool"] == "token"
+
+
 def test_a_failed_run_removes_what_it_made_and_nothing_else(saved_model, tmp_path):
     _, name = saved_model
     empty = tmp_path / "empty"

@@ -264,8 +264,8 @@ def test_probe_command_prints_every_model_layer_and_pool_and_reuses_its_cache(
 
 
 def test_npy_embeddings_and_a_label_list(dataset, two_models, tmp_path):
-    """`vitzoo embed` outputs as .npy (paths in .paths.txt, no metadata) and .safetensors give the same rows; a
-    label list replaces the folder names."""
+    """`vitzoo embed` outputs as .npy (paths in .paths.txt, metadata in .json) and .safetensors give the same rows;
+    a label list replaces the folder names."""
     model = two_models[0]
     files = {}
     for suffix in (".npy", ".safetensors"):
@@ -276,9 +276,13 @@ def test_npy_embeddings_and_a_label_list(dataset, two_models, tmp_path):
     settings = probe_run.ProbeSettings(k=(5,), C=1.0, shots=(1,))
     npy = probe_run.probe_files([(files["train", ".npy"], files["test", ".npy"])], settings=settings)
     st = probe_run.probe_files([(files["train", ".safetensors"], files["test", ".safetensors"])], settings=settings)
-    assert [(r.model, r.layer, r.pool) for r in npy] == [("train", "final", "-")]  # no metadata: the file's stem
+    assert [(r.model, r.layer, r.pool) for r in npy] == [(model, "final", "token")]
     assert [(r.model, r.layer, r.pool) for r in st] == [(model, "final", "token")]
     assert npy[0].metrics == st[0].metrics and npy[0].metrics["knn5_top1"] == 1.0
+    for split in ("train", "test"):  # a .npy without its metadata (an older vitzoo): named by the file's stem
+        (tmp_path / f"{split}.npy.json").unlink()
+    bare = probe_run.probe_files([(files["train", ".npy"], files["test", ".npy"])], settings=settings)
+    assert [(r.model, r.layer, r.pool) for r in bare] == [("train", "final", "-")] and bare[0].metrics == npy[0].metrics
     listing = tmp_path / "labels.csv"  # other names for the same classes: the same scores
     paths = (tmp_path / "train.npy.paths.txt").read_text().split() + (
         tmp_path / "test.npy.paths.txt"

@@ -63,7 +63,7 @@ from .embeddings import (
     write_index,
     write_shard,
 )
-from .errors import ConfigError, ImageError, VitzooError
+from .errors import ConfigError, FormatError, ImageError, VitzooError
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
 from .loading import weights_digest
@@ -210,6 +210,9 @@ def embed_to_file(
         failed_file = out / "failed.txt"
         summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
         return _none_readable(summary) if rank == 0 else None
+    if layout != "dir" and out.exists() and not (places.work / MARK).is_file():  # a file, and no run under way
+        summary = _finished_file(out, fingerprint)
+        return _none_readable(summary) if rank == 0 else None
     _check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
     listings = _check_shards(places.shards, fingerprint)
     made, created = places.make()
@@ -313,13 +316,32 @@ def _run(
         if layout == "dir":
             summary = _finish_dir(out, num_shards, dataclasses.asdict(meta), fingerprint)
         else:
-            summary = _merge(places.work, num_shards, out, meta)
+            summary = _merge(places.work, num_shards, out, meta, fingerprint)
     except FileNotFoundError:
         if places.work.exists():
             raise
         return None  # another process finalised and removed the work folder meanwhile: the output is whole
     remove_work(places.work)
     return _none_readable(summary)
+
+
+def _finished_file(out: Path, fingerprint: Mapping[str, str]) -> EmbedSummary:
+    """The summary of the single-file output ``out`` when the same command wrote it (nothing to do); refused when
+    another command or another program wrote it (vitzoo overwrites only its own output of the same command)."""
+    try:
+        opened = open_embeddings(out)
+    except FormatError as err:
+        raise ConfigError(f"{out} exists and is not an output of vitzoo embed ({err}): choose another --out") from err
+    command = opened.command
+    if command is None:
+        raise ConfigError(
+            f"{out} was written by vitzoo embed without a record of its command (an older version, or a .npy without "
+            f"its {out.name}.json): delete it to embed again, or choose another --out"
+        )
+    _check_fingerprint(out, command, fingerprint)
+    failed = len(opened.failed)
+    failed_file = out.with_name(out.name + ".failed.txt")
+    return EmbedSummary(len(opened), failed, failed_file if failed else None)
 
 
 def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
@@ -366,10 +388,11 @@ def _check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: M
     """Refuse ``work`` if it holds the work of another command (different model, pool, inputs, ...)."""
     if old is not None and dict(old) != dict(fingerprint):
         changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
+        what = "the output" if work.is_file() else "shards"
+        fix = "delete it" if work.is_file() else "delete that folder, or run the original command to finish it"
         raise VitzooError(
-            f"{work} holds shards of a different command (it differs in {', '.join(changed)}); "
-            "delete that folder, or run the original command to finish it, or choose another "
-            "--out"
+            f"{work} holds {what} of a different command (it differs in {', '.join(changed)}); {fix}, or choose "
+            "another --out"
         )
 
 
@@ -563,23 +586,28 @@ def _finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: d
     return EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
 
 
-def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta) -> EmbedSummary:
-    """Concatenate the shards in order into the single file ``out`` (with ``meta``) and list the failures; without
-    readable rows, only the failures. This holds every row in memory: the single file is for small runs."""
+def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint: dict[str, str]) -> EmbedSummary:
+    """Concatenate the shards in order into the single file ``out`` (with ``meta`` and the command's
+    ``fingerprint``: ``X.npy.json`` beside a ``.npy``) and list the failures; without readable rows, only the
+    failures. This holds every row in memory: the single file is for small runs."""
     infos = [shard_info(work, k) for k in range(num_shards)]
     keys: dict[str, Any] = next((info["arrays"] for info in infos if info["rows"]), {})
     full = [k for k in range(num_shards) if infos[k]["rows"]]
     arrays = {key: np.concatenate([shard_array(work, k, key) for k in full]) for key in keys}
     paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
     failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
+    command = {"command": fingerprint}
     if paths and out.suffix == ".npy":
         atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
+        sidecar = {"format": FORMAT, **dataclasses.asdict(meta), "num_failed": len(failed), **command}
+        atomic_write_text(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1))
         tmp = tmp_path(out, ".npy")
         np.save(tmp, arrays["features"])
         os.replace(tmp, out)
     elif paths:
         tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
-        _atomic_save(tensors, out, {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed)})})
+        metadata = {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed), **command})}
+        _atomic_save(tensors, out, metadata)
     failed_file = out.with_name(out.name + ".failed.txt")
     if failed:
         atomic_write_bytes(failed_file, format_failed(failed))

@@ -307,7 +307,8 @@ class EmbeddingShard:
 class Embeddings:
     """An embed output opened by ``open_embeddings``: ``E[key]`` is an ``(N, ...)`` array read on demand,
     ``E.paths`` the path of each row, ``E.failed`` the unreadable inputs ``(path, error)``, ``E.meta`` the model's
-    facts (``EmbedMeta`` fields), ``len(E)`` the rows, and ``for shard in E`` walks it shard by shard."""
+    facts (``EmbedMeta`` fields), ``E.command`` the fingerprint of the command that wrote it (None for an output
+    of an older version), ``len(E)`` the rows, and ``for shard in E`` walks it shard by shard."""
 
     def __init__(
         self,
@@ -317,7 +318,10 @@ class Embeddings:
         meta: dict[str, Any],
         shards: Any,
     ) -> None:
-        self._arrays, self.paths, self._failed_fn, self.meta, self._shards = arrays, paths, failed_fn, meta, shards
+        self._arrays, self.paths, self._failed_fn, self._shards = arrays, paths, failed_fn, shards
+        self.meta = dict(meta)
+        command = self.meta.pop("command", None)
+        self.command: dict[str, Any] | None = command if isinstance(command, dict) else None
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -411,7 +415,8 @@ def _open_dir(folder: Path) -> Embeddings:
                 empty = {key: np.empty((0, *a.shape[1:]), a.dtype) for key, a in arrays.items()}
                 yield EmbeddingShard(checked_paths(folder, k, n), empty)
 
-    return Embeddings(arrays, ShardedPaths(folder, rows), failed, index["meta"], shards)
+    meta = {**index["meta"], "command": index["command"]}
+    return Embeddings(arrays, ShardedPaths(folder, rows), failed, meta, shards)
 
 
 def _open_npy(path: Path) -> Embeddings:
@@ -427,9 +432,24 @@ def _open_npy(path: Path) -> Embeddings:
         arrays,
         paths,
         lambda: read_failed(path.with_name(path.name + ".failed.txt")),
-        {},
+        _npy_meta(path),
         lambda: iter([EmbeddingShard(paths, arrays)]),
     )
+
+
+def _npy_meta(path: Path) -> dict[str, Any]:
+    """The metadata vitzoo embed writes beside a ``.npy`` (``X.npy.json``: ``EmbedMeta``'s fields and the command);
+    empty when there is none (a ``.npy`` from an older version, or made by hand with its paths file)."""
+    sidecar = path.with_name(path.name + ".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_bytes())
+    except ValueError as err:
+        raise FormatError(f"{sidecar}: not JSON ({err}): not vitzoo's metadata of {path.name}") from err
+    if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT:
+        raise FormatError(f"{sidecar}: not vitzoo's metadata of {path.name}")
+    return meta
 
 
 def _open_safetensors(path: Path) -> Embeddings:
