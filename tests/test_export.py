@@ -90,6 +90,7 @@ def test_other_interpolations_export(interpolation, tmp_path):
             assert maxdiff(torch.from_numpy(onnx_run(path, x)), model(x)) <= 1e-3
 
 
+@pytest.mark.slow  # a dynamic-size export takes seconds; test_onnx_at_a_fixed_size_equals_pytorch stays fast
 @torch.no_grad()
 def test_a_dynamic_size_graph_refuses_sides_that_are_not_patch_multiples(tmp_path):
     """PyTorch raises InputError for a 100x37 input; the patch convolution alone would floor the grid and silently
