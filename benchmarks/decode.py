@@ -36,8 +36,8 @@ from embed import run_pure, run_vitzoo
 from PIL import Image
 
 import vitzoo
-from vitzoo.processors import processor_facts
-from vitzoo.transforms import DataConfig, EvalTransform, load_image, resolve_data_config
+from vitzoo.features.transforms import DataConfig, EvalTransform, load_image, resolve_data_config
+from vitzoo.weights.configs.processors import processor_facts
 
 SPEED_TAG = "vit_base_patch16_224.augreg2_in21k_ft_in1k"
 # one checkpoint per family (its preprocessing, its architecture); two transformers processors (tensor resizes)

@@ -1,7 +1,7 @@
-"""Regenerate vitzoo/pretrained_tags.py from timm's pretrained configs (dev tool; needs timm installed).
+"""Regenerate vitzoo/weights/tags.py from timm's pretrained configs (dev tool; needs timm installed).
 
-    python scripts/gen_pretrained.py > /tmp/tags.py && mv /tmp/tags.py vitzoo/pretrained_tags.py
-    ruff format vitzoo/pretrained_tags.py
+    python scripts/gen_pretrained.py > /tmp/tags.py && mv /tmp/tags.py vitzoo/weights/tags.py
+    ruff format vitzoo/weights/tags.py
 
 (write to a temporary file first: the script imports vitzoo, which imports the table).
 
@@ -150,7 +150,7 @@ classes, Apache-2.0, and the description of the tag's training recipe (``RECIPES
 
 from __future__ import annotations
 
-from .pretrained_cfg import PretrainedCfg
+from ..models.pretrained_cfg import PretrainedCfg
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # mean, std
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))  # OpenAI CLIP's mean, std

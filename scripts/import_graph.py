@@ -2,8 +2,12 @@
 
     python scripts/import_graph.py          # prints the markdown block of docs/architecture.md
 
-Layers, lowest first; a module may import only from its own layer or lower ones, and never inside a function
-(a function-level import can hide a cycle). tests/test_layers.py checks both and that the docs block is current.
+The units of the layer rule are the subpackages (``models``, ``weights``, ``features``, ...) and the modules at the
+top of the package (``errors``, ``factory``, ...). Layers, lowest first; a unit may import only from its own layer or
+lower ones, and never inside a function (a function-level import can hide a cycle), with one exception: the
+commands of ``cli`` import the library inside ``run``, so that ``vitzoo --help`` starts without importing torch.
+Within the package, modules import each other without a cycle. tests/test_layers.py checks all of it and that the
+docs block is current.
 """
 
 from __future__ import annotations
@@ -14,58 +18,51 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "vitzoo"
 
 LAYERS: dict[str, tuple[str, ...]] = {
-    "model": (
-        "_version",
-        "errors",
-        "config",
-        "pos_embed",
-        "hybrid",
-        "model",
-        "pretrained_cfg",
-        "pretrained_tags",
-        "registry",
-    ),
-    "weights": ("formats", "hub", "loading", "processors", "transformers_config", "repo_config", "source"),
-    "api": ("factory", "tuning"),
-    "data / extract / analysis": (
-        "transforms",
-        "inputs",
-        "extract",
-        "claims",
-        "embeddings",
-        "embed",
-        "embedder",
-        "analysis",
-        "plots",
-        "probe",
-        "probe_run",
-        "export",
-        "finetune",
-    ),
+    "model": ("_version", "errors", "atomic", "models"),
+    "weights": ("weights",),
+    "api": ("factory", "catalog", "export"),
+    "data": ("features",),
+    "eval / train": ("eval", "train"),
     "cli": ("cli", "__main__"),
     "package root": ("__init__",),
 }
-RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
+RANK = {unit: rank for rank, units in enumerate(LAYERS.values()) for unit in units}
+LAZY_UNITS = ("cli",)  # may import lower layers inside functions (run), so that --help needs no torch
 
 
 def module_name(path: Path) -> str:
-    """``vitzoo/formats/jax.py`` -> ``formats`` (a subpackage is one module); ``vitzoo/model.py`` -> ``model``."""
-    rel = path.relative_to(PACKAGE)
-    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+    """``vitzoo/weights/formats/jax.py`` -> ``weights.formats.jax``; a package's ``__init__.py`` -> the package."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
 
 
-def _target(node: ast.ImportFrom, path: Path) -> str | None:
-    """The vitzoo module an ``from . import x`` / ``from .x import y`` names, or None for third-party imports."""
+def unit_of(module: str) -> str:
+    """The unit of the layer rule a module belongs to: its subpackage, or itself at the top."""
+    return module.split(".")[0]
+
+
+def _resolve(node: ast.ImportFrom, path: Path) -> list[str]:
+    """The vitzoo modules an ``import from`` names (``from . import x`` names module x), [] for third-party ones."""
     if node.level == 0:
-        if not (node.module or "").startswith("vitzoo"):
-            return None
-        parts = (node.module or "").split(".")[1:]
-        return parts[0] if parts else (node.names[0].name if len(node.names) == 1 else "__init__")
-    base = path.parent.relative_to(PACKAGE).parts[: len(path.parent.relative_to(PACKAGE).parts) - (node.level - 1)]
-    parts = list(base) + (node.module.split(".") if node.module else [])
-    if parts:
-        return parts[0]
-    return node.names[0].name  # "from . import loading"
+        module = node.module or ""
+        if module != "vitzoo" and not module.startswith("vitzoo."):
+            return []
+        base = module.split(".")[1:]
+    else:
+        here = list(path.relative_to(PACKAGE).parent.parts)
+        base = here[: len(here) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+    if node.module is None or (node.level == 0 and node.module == "vitzoo"):  # from . import a, b
+        out = []
+        for alias in node.names:
+            candidate = [*base, alias.name]
+            is_module = (
+                PACKAGE.joinpath(*candidate).with_suffix(".py").is_file() or PACKAGE.joinpath(*candidate).is_dir()
+            )
+            out.append(".".join(candidate if is_module else base) or "__init__")
+        return out
+    return [".".join(base) or "__init__"]
 
 
 def imports(path: Path) -> list[tuple[str, int, bool]]:
@@ -77,40 +74,45 @@ def imports(path: Path) -> list[tuple[str, int, bool]]:
         for child in ast.iter_child_nodes(node):
             nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.ImportFrom):
-                names = [a.name for a in child.names] if child.module is None and child.level else [None]
-                for name in names:
-                    target = name if name is not None else _target(child, path)
-                    if target is not None:
-                        found.append((target, child.lineno, in_function))
+                found.extend((target, child.lineno, in_function) for target in _resolve(child, path))
             elif isinstance(child, ast.Import):
                 for alias in child.names:
                     if alias.name.startswith("vitzoo."):
-                        found.append((alias.name.split(".")[1], child.lineno, in_function))
+                        found.append((alias.name.removeprefix("vitzoo."), child.lineno, in_function))
             visit(child, nested)
 
     visit(tree, False)
     return found
 
 
-def graph() -> dict[str, set[str]]:
-    """Module -> the vitzoo modules it imports (subpackages collapsed, self-imports left out)."""
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the vitzoo modules it imports at module level (self-imports left out)."""
     out: dict[str, set[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = module_name(path)
-        out.setdefault(name, set()).update(t for t, _, _ in imports(path) if t != name)
+        out.setdefault(name, set()).update(t for t, _, lazy in imports(path) if t != name and not lazy)
+    return out
+
+
+def unit_graph() -> dict[str, set[str]]:
+    """Unit (subpackage or top module) -> the units it imports, lazily or not."""
+    out: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        unit = unit_of(module_name(path))
+        out.setdefault(unit, set()).update(unit_of(t) for t, _, _ in imports(path) if unit_of(t) != unit)
     return out
 
 
 def markdown() -> str:
-    """The generated block of docs/architecture.md: each layer's modules and what each imports."""
-    g = graph()
+    """The generated block of docs/architecture.md: each layer's units and the units each imports."""
+    g = unit_graph()
     lines = ["<!-- generated by scripts/import_graph.py; tests/test_layers.py keeps it current -->", ""]
-    lines += ["| layer | module | imports from vitzoo |", "|---|---|---|"]
-    for layer, modules in LAYERS.items():
-        for module in modules:
-            if module in g:
-                deps = ", ".join(f"`{d}`" for d in sorted(g[module], key=lambda d: (RANK.get(d, 99), d))) or "-"
-                lines.append(f"| {layer} | `{module}` | {deps} |")
+    lines += ["| layer | package or module | imports from vitzoo |", "|---|---|---|"]
+    for layer, units in LAYERS.items():
+        for unit in units:
+            if unit in g:
+                deps = ", ".join(f"`{d}`" for d in sorted(g[unit], key=lambda d: (RANK.get(d, 99), d))) or "-"
+                lines.append(f"| {layer} | `{unit}` | {deps} |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 import vitzoo
 from conftest import cli, randomize_
-from vitzoo import analysis
+from vitzoo.eval import analysis
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):
 def test_missing_matplotlib_gives_the_install_hint(monkeypatch):
     import sys
 
-    from vitzoo import plots
+    from vitzoo.eval import plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
     with pytest.raises(vitzoo.VitzooError, match=r"pip install 'vitzoo\[plot\]'"):

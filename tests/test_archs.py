@@ -9,7 +9,7 @@ import timm
 import torch
 
 import vitzoo
-from vitzoo.registry import ARCHS, family_of
+from vitzoo.models.archs import ARCHS, family_of
 
 _ACT = {"GELU": "gelu", "GELUTanh": "gelu_tanh", "QuickGELU": "quick_gelu", "SiLU": "silu"}
 

@@ -23,9 +23,9 @@ import vitzoo
 import vitzoo.cli
 from conftest import cli, free_port
 from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
-from vitzoo import embed
-from vitzoo.claims import Claims
-from vitzoo.embed import GATE_ENV
+from vitzoo.features import embed_job as embed
+from vitzoo.features.claims import Claims
+from vitzoo.features.embed_job import GATE_ENV
 
 HERE = str(Path(vitzoo.__file__).parents[1])  # the processes import this vitzoo, not another installed copy
 ENV = {

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 import vitzoo
-from vitzoo.embeddings import ConcatArray, write_index, write_shard
+from vitzoo.features.store import ConcatArray, write_index, write_shard
 
 
 def test_three_million_paths_write_and_reopen(tmp_path):
@@ -131,7 +131,7 @@ def other_programs_files(folder):
     put("empty.npy", b"")
     put("no-paths-file.npy", (folder / "full.npy").read_bytes())
     put("pickled.npy", pickle.dumps({"a": 1}))
-    ours = {"format": "vitzoo.embeddings", "version": 1}
+    ours = {"format": "vitzoo.features.store", "version": 1}
     bad_shards = {**ours, "rows": 1, "shards": [{"rows": "x"}], "arrays": {}, "meta": {}, "command": {}}
     for name, text in {
         "index-list": "[1, 2]",

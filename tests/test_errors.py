@@ -131,7 +131,7 @@ def _hub_unreachable(tmp_path, monkeypatch):
 
 
 def _unreadable_image(tmp_path, monkeypatch):
-    from vitzoo.transforms import load_image
+    from vitzoo.features.transforms import load_image
 
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     load_image(tmp_path / "broken.jpg")

@@ -18,10 +18,10 @@ from PIL import Image
 import vitzoo
 import vitzoo.cli
 from conftest import randomize_
-from vitzoo.config import POOLS
-from vitzoo.extract import expand_inputs
-from vitzoo.model import FEATURE_POOLS, pool_tokens
-from vitzoo.transforms import create_transform, load_image
+from vitzoo.features.extract import expand_inputs
+from vitzoo.features.transforms import create_transform, load_image
+from vitzoo.models.config import POOLS
+from vitzoo.models.vit import FEATURE_POOLS, pool_tokens
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured

@@ -17,7 +17,7 @@ import torch
 
 import vitzoo
 from conftest import TOL, batch, maxdiff, timm_repo
-from vitzoo.registry import PRETRAINED
+from vitzoo.weights.pretrained import PRETRAINED
 
 DEPTH = 2
 TAGS = [

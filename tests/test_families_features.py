@@ -24,8 +24,8 @@ from safetensors import safe_open
 
 import vitzoo
 from conftest import TOL, batch, cli, maxdiff, randomize_, timm_model, timm_repo
-from vitzoo import analysis
-from vitzoo.registry import ARCHS
+from vitzoo.eval import analysis
+from vitzoo.models.archs import ARCHS
 
 DEPTH = 2
 # arch: tokens before the patches (class + distillation + registers), what extract_features must never average
@@ -241,7 +241,7 @@ def test_embed_command_for_extra_and_missing_prefix_tokens(arch, tmp_path):
     name = f"local-dir:{vitzoo.save_pretrained(model, tmp_path / 'model')}"
     paths = write_jpegs(tmp_path / "imgs")
     for pool, layers in ((None, []), ("avg", ["0", "-1"]), (None, ["-1"])):
-        out = tmp_path / f"{pool}.safetensors"
+        out = tmp_path / f"{pool}-{'_'.join(layers)}.safetensors"  # one file per command
         args = ["embed", name, *paths, "--out", out, "--workers", "0", "--quiet"]
         args += ([] if pool is None else ["--pool", pool]) + (["--layers", *layers] if layers else [])
         assert cli(*args).returncode == 0

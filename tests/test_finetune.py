@@ -17,9 +17,9 @@ import torch.multiprocessing as mp
 from PIL import Image, ImageDraw
 
 import vitzoo
-import vitzoo.finetune as ft
+import vitzoo.train.finetune as ft
 from conftest import batch, cli, free_port, maxdiff, one_line_error, randomize_
-from vitzoo.finetune import FinetuneArgs, finetune
+from vitzoo.train.finetune import FinetuneArgs, finetune
 
 CLASSES = {"red_circle": (220, 40, 40), "green_square": (40, 200, 60), "blue_triangle": (50, 70, 230)}
 

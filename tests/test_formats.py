@@ -16,7 +16,7 @@ from timm.models.vision_transformer import _load_weights
 
 import vitzoo
 from conftest import TOL, batch, maxdiff, randomize_, timm_model
-from vitzoo.formats import FormatError, detect_format
+from vitzoo.weights.formats import FormatError, detect_format
 
 
 @pytest.mark.parametrize("representation_size", [None, 32])

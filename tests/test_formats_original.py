@@ -32,8 +32,8 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 import vitzoo
 from conftest import TOL, batch, folder_files, maxdiff, randomize_, timm_model
 from vitzoo.errors import CheckpointError, ConfigError
-from vitzoo.formats import FormatError, detect_format, from_open_clip
-from vitzoo.repo_config import parse
+from vitzoo.weights.configs.repo import parse
+from vitzoo.weights.formats import FormatError, detect_format, from_open_clip
 
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4}  # timm and vitzoo keyword names alike
 
@@ -216,7 +216,7 @@ def test_open_clip_timm_trunk(tmp_path, monkeypatch, case):
     assert maxdiff(model(batch(32)), ref.encode_image(batch(32))) <= TOL
     # the config alone: the registered arch (full size: the trunk was made tiny above), the pool, the projection
     vit, facts = parse(json.loads((folder / "open_clip_config.json").read_text()), "trunk", set())
-    assert vit == vitzoo.registry.ARCHS[arch].replace(img_size=32, global_pool=pool, num_classes=classes)
+    assert vit == vitzoo.models.archs.ARCHS[arch].replace(img_size=32, global_pool=pool, num_classes=classes)
     assert facts.input_size == (3, 32, 32)
 
 
@@ -382,7 +382,7 @@ def test_dinov3_nonzero_biases_into_a_model_without_them_fail_loudly(tmp_path):
 def test_dinov3_7b_local_cls_norm_is_dropped_and_unknown_keys_are_named():
     src = timm_model("vit_small_patch16_dinov3", **TINY, img_size=48, num_classes=0)
     upstream = dinov3_original(src, "zero")
-    converted = vitzoo.formats.convert({**upstream, "local_cls_norm.weight": torch.ones(64)})
+    converted = vitzoo.weights.formats.convert({**upstream, "local_cls_norm.weight": torch.ones(64)})
     assert converted.format == "dinov3" and "local_cls_norm.weight" in converted.dropped
     with pytest.raises(FormatError, match=r"projectors\.head"):
-        vitzoo.formats.convert({**upstream, "projectors.head.weight": torch.ones(1)})
+        vitzoo.weights.formats.convert({**upstream, "projectors.head.weight": torch.ones(1)})

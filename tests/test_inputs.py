@@ -1,5 +1,5 @@
-"""Inputs that scale (``vitzoo.inputs``): list files and WebDataset ``.tar`` shards give the same features, in the
-same order, as the same images in a folder; the manifest reads names back by position."""
+"""Inputs that scale (``vitzoo.features.inputs``): list files and WebDataset ``.tar`` shards give the same features, in
+the same order, as the same images in a folder; the manifest reads names back by position."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 import vitzoo
 import vitzoo.cli
 from test_extract import one_thread, save_tiny_model  # noqa: F401 (autouse)
-from vitzoo.inputs import (
+from vitzoo.features.inputs import (
     Manifest,
     format_failed,
     format_names,
@@ -44,7 +44,7 @@ def make_images(folder: Path) -> list[Path]:
     for i, path in enumerate(paths):
         path.parent.mkdir(parents=True, exist_ok=True)
         arr = rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8)
-        vitzoo.transforms.Image.fromarray(arr).save(path)
+        vitzoo.features.transforms.Image.fromarray(arr).save(path)
     return paths
 
 

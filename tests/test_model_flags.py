@@ -11,8 +11,8 @@ import torch
 
 import vitzoo
 from conftest import TOL, batch, maxdiff, randomize_
-from vitzoo.config import ViTConfig
-from vitzoo.model import VisionTransformer
+from vitzoo.models.config import ViTConfig
+from vitzoo.models.vit import VisionTransformer
 
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_dim": 256, "num_classes": 10, "dynamic_img_size": True}
 DINOV3 = {"rope": True, "reg_tokens": 4, "init_values": 1e-5, "layer_norm_eps": 1e-5, "qkv_bias": False}

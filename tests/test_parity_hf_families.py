@@ -39,7 +39,7 @@ from transformers import (
 
 import vitzoo
 from conftest import TOL, folder_files, maxdiff, randomize_
-from vitzoo import repo_config
+from vitzoo.weights.configs import repo as repo_config
 
 TOWER = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 TEXT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=64)

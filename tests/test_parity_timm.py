@@ -15,7 +15,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 
 import vitzoo
 from conftest import TOL, batch, maxdiff, safetensors_round_trip, timm_model
-from vitzoo.registry import family_of
+from vitzoo.models.archs import family_of
 
 # Every variant at every size runs the same code; the widths, depths and head counts of the published sizes are
 # checked on the meta device (test_param_counts_equal_timm; B/16's in test_cli's info tests too). Ti runs at all

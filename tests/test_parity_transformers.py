@@ -1,7 +1,7 @@
 """Same weights in, same numbers out: vitzoo against Hugging Face transformers' ViTModel.
 
 The checkpoint is what ``save_pretrained`` writes (the key names of the google/vit-* Hub repos), read back from
-safetensors and converted with ``vitzoo.formats.from_transformers``. transformers' configs carry
+safetensors and converted with ``vitzoo.weights.formats.from_transformers``. transformers' configs carry
 ``layer_norm_eps=1e-12``; vitzoo takes it as an override. At other sizes transformers' ``interpolate_pos_encoding``
 resizes bicubically without antialiasing, so vitzoo runs with ``pos_embed_antialias=False`` there.
 """
@@ -14,7 +14,7 @@ import transformers
 
 import vitzoo
 from conftest import TOL, maxdiff, randomize_
-from vitzoo.formats import from_transformers
+from vitzoo.weights.formats import from_transformers
 
 TINY = dict(hidden_size=192, num_hidden_layers=3, num_attention_heads=3, intermediate_size=768)  # ViT-Ti widths
 SMALL = dict(hidden_size=384, num_hidden_layers=2, num_attention_heads=6, intermediate_size=1536)  # ViT-S widths

@@ -12,7 +12,7 @@ from PIL import Image
 
 import vitzoo
 from conftest import batch, cli, randomize_
-from vitzoo import analysis
+from vitzoo.eval import analysis
 
 FAMILIES = [  # (arch, input size): a 4x4 patch grid each
     ("vit_tiny_patch16_224", 64),  # class token

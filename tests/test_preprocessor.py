@@ -29,7 +29,7 @@ from transformers import AutoImageProcessor
 
 import vitzoo
 from conftest import TOL, cli, folder_files, maxdiff, randomize_
-from vitzoo.processors import processor_facts
+from vitzoo.weights.configs.processors import processor_facts
 
 PIXEL_TOL = 1 / 255
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

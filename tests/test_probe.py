@@ -19,7 +19,8 @@ from sklearn.linear_model import LogisticRegression
 import vitzoo
 import vitzoo.cli
 from conftest import cli, one_line_error, randomize_
-from vitzoo import probe, probe_run
+from vitzoo.eval import probe_job as probe_run
+from vitzoo.eval import probes as probe
 
 
 def blobs(n: int, classes: int, dim: int, spread: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,7 +235,7 @@ def test_probe_command_prints_every_model_layer_and_pool_and_reuses_its_cache(
     def no_forward(*a, **k):
         raise AssertionError("a forward ran on the second run")
 
-    monkeypatch.setattr(vitzoo.model.VisionTransformer, "_embed", no_forward)
+    monkeypatch.setattr(vitzoo.models.vit.VisionTransformer, "_embed", no_forward)
     monkeypatch.setattr(vitzoo.cli, "create_model", no_forward)
     second = cli(*args)
     assert second.returncode == 0, second.stderr

@@ -14,7 +14,7 @@ from PIL import Image
 
 import vitzoo
 from conftest import maxdiff, save_safetensors
-from vitzoo.transforms import DataConfig, ImageError, create_transform, load_image, resolve_data_config
+from vitzoo.features.transforms import DataConfig, ImageError, create_transform, load_image, resolve_data_config
 
 SIZES = [(500, 375), (375, 500), (100, 60), (640, 640), (223, 301)]  # (w, h)
 MODES = ["RGB", "L", "LA", "P", "RGBA", "CMYK"]
@@ -164,8 +164,8 @@ def test_image_loading_exif_sixteen_bit_and_bomb_guard(tmp_path):
 def test_train_transform_is_random_but_seeded():
     cfg = resolve_data_config("vit_base_patch16_224.augreg2_in21k_ft_in1k")
     img = _image(500, 375, "RGB")
-    a = vitzoo.transforms.TrainTransform(cfg, seed=0)
-    b = vitzoo.transforms.TrainTransform(cfg, seed=0)
+    a = vitzoo.features.transforms.TrainTransform(cfg, seed=0)
+    b = vitzoo.features.transforms.TrainTransform(cfg, seed=0)
     first = a(img)
     assert first.shape == (3, 224, 224) and torch.equal(first, b(img))
     assert not torch.equal(a(img), first)

@@ -12,7 +12,7 @@ import torch
 from timm.optim import param_groups_layer_decay
 
 import vitzoo
-from vitzoo.tuning import freeze, unfreeze
+from vitzoo.train.param_groups import freeze, unfreeze
 
 ARCHS = [
     "vit_base_patch16_224",

@@ -1,10 +1,6 @@
 """vitzoo: the Vision Transformer family of Dosovitskiy et al. (ICLR 2021) for PyTorch."""
 
 from ._version import __version__
-from .analysis import capture_attention, fewshot_eval
-from .config import ViTConfig
-from .embedder import BatchEmbedder
-from .embeddings import Embeddings, open_embeddings
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -15,17 +11,22 @@ from .errors import (
     UnknownModelError,
     VitzooError,
 )
+from .eval.analysis import capture_attention, fewshot_eval
+from .eval.probes import knn_eval, linear_probe
 from .export import export_onnx, export_program
-from .extract import extract_features, predict
 from .factory import create_model, load_pretrained, save_pretrained
-from .model import VisionTransformer
-from .pos_embed import resample_patch_embed, resample_pos_embed
-from .pretrained_cfg import LoadReport, PretrainedCfg
-from .probe import knn_eval, linear_probe
-from .registry import list_models, list_pretrained
-from .source import get_pretrained_cfg
-from .transforms import DataConfig, create_transform, resolve_data_config
-from .tuning import freeze, param_groups, unfreeze
+from .features.extract import extract_features, predict
+from .features.ray import BatchEmbedder
+from .features.store import Embeddings, open_embeddings
+from .features.transforms import DataConfig, create_transform, resolve_data_config
+from .models.archs import list_models
+from .models.config import ViTConfig
+from .models.pos_embed import resample_patch_embed, resample_pos_embed
+from .models.pretrained_cfg import LoadReport, PretrainedCfg
+from .models.vit import VisionTransformer
+from .train.param_groups import freeze, param_groups, unfreeze
+from .weights.pretrained import list_pretrained
+from .weights.source import get_pretrained_cfg
 
 __all__ = [
     "BatchEmbedder",

@@ -20,21 +20,23 @@ import torch.distributed as dist
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import analysis, plots, probe_run
 from ._version import __version__
-from .embed import embed_to_file
 from .errors import ConfigError, VitzooError
+from .eval import analysis, plots
+from .eval import probe_job as probe_run
 from .export import DTYPES as EXPORT_DTYPES
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
-from .extract import expand_inputs, predict, require_inputs, resolve_device
 from .factory import create_model, describe
-from .finetune import RECIPES, FinetuneArgs, finetune
-from .inputs import open_source
-from .model import FEATURE_POOLS, VisionTransformer
-from .registry import ALIASES, PRETRAINED, family_of, list_models, list_pretrained
-from .source import default_checkpoint, resolve
-from .transforms import create_transform, load_image, resolve_data_config
+from .features.embed_job import embed_to_file
+from .features.extract import expand_inputs, predict, require_inputs, resolve_device
+from .features.inputs import open_source
+from .features.transforms import create_transform, load_image, resolve_data_config
+from .models.archs import ALIASES, family_of, list_models
+from .models.vit import FEATURE_POOLS, VisionTransformer
+from .train.finetune import RECIPES, FinetuneArgs, finetune
+from .weights.pretrained import PRETRAINED, list_pretrained
+from .weights.source import default_checkpoint, resolve
 
 _COLUMNS = (
     "name",

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch.export import Dim, ExportedProgram
 
-from .config import to_pair
 from .errors import ConfigError
-from .model import VisionTransformer
+from .models.config import to_pair
+from .models.vit import VisionTransformer
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 FORMATS = ("onnx", "pt2")

@@ -12,16 +12,16 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from . import repo_config
 from ._version import __version__
-from .config import to_pair
 from .errors import ConfigError
-from .formats import convert
-from .loading import load_into
-from .model import VisionTransformer
-from .pretrained_cfg import LoadReport
-from .registry import family_of
-from .source import Source, arch_defaults, arch_name, resolve, with_weights
+from .models.archs import family_of
+from .models.config import to_pair
+from .models.pretrained_cfg import LoadReport
+from .models.vit import VisionTransformer
+from .weights.configs import repo as repo_config
+from .weights.formats import convert
+from .weights.loading import load_into
+from .weights.source import Source, arch_defaults, arch_name, resolve, with_weights
 
 
 def create_model(

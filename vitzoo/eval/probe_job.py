@@ -1,0 +1,361 @@
+"""The job behind ``vitzoo probe``: labelled images in, one row of metrics per (model, layer, pool) out.
+
+Each (model, pool, split) is embedded once with the embed job (``embed_to_file``: every requested layer comes from
+the same forward) into a cache folder, under a name that fingerprints what the features depend on: the model name
+and its options, the content of a local model's files (``model_files``), the pool, the layers, the vitzoo version,
+and the input list with each file's size and modification time. A later run with the same fingerprint reads the
+file and builds no model. The features of each layer then go through the
+weighted k-NN, the linear probe (vitzoo.probe) and the paper's few-shot regression (vitzoo.analysis).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..errors import ConfigError, InputError, VitzooError
+from ..features.embed_job import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
+from ..features.store import INDEX
+from ..models.vit import VisionTransformer
+from ..weights.loading import CONFIG_FILES, file_digest, weights_in
+from ..weights.source import PROCESSOR_FILE, resolve
+from .analysis import fewshot_from_features, image_folder
+from .probes import KNN_K, index_classes, knn_eval, linear_probe
+
+FEWSHOT_SHOTS = (1, 5, 10, 25)
+
+
+# ------------------------------------------------------------------------------------------------- inputs
+@dataclass
+class LabelledImages:
+    """Image paths and the class name of each."""
+
+    paths: list[str]
+    labels: list[str]
+
+
+def labelled_images(spec: str | Path) -> LabelledImages:
+    """An ImageFolder (one sub-folder of images per class) or a CSV file of ``path,label`` rows (an optional
+    ``path,label`` header; relative paths are relative to the CSV's folder). Paths come out absolute, as the embed
+    job records them, so a relative ``spec`` works from any working directory."""
+    spec = Path(spec)
+    if spec.is_dir():
+        paths, indices, classes = image_folder(spec)
+        return LabelledImages(list(paths), [classes[int(i)] for i in indices])
+    if spec.suffix.lower() == ".csv" and spec.is_file():
+        paths, labels = _read_csv(spec)
+        return LabelledImages([_resolve(spec, p) for p in paths], labels)
+    what = "no such file or folder" if not spec.exists() else "neither a folder nor a .csv file"
+    raise InputError(
+        f"{spec}: {what}; expected an ImageFolder (one sub-folder of images per class) or a .csv of path,label rows"
+    )
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[str]]:
+    try:
+        with path.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{path}: cannot be read as a CSV of path,label rows ({err})") from err
+    header = 1 if rows and [c.strip().lower() for c in rows[0]] == ["path", "label"] else 0
+    for number, row in enumerate(rows[header:], header + 1):
+        if len(row) != 2 or not all(cell.strip() for cell in row):
+            raise InputError(
+                f"{path}: line {number} is not a path,label row ({','.join(row)[:80]!r}); fix or remove it"
+            )
+    if len(rows) == header:
+        raise InputError(f"{path}: no path,label rows")
+    return [p.strip() for p, _ in rows[header:]], [label.strip() for _, label in rows[header:]]
+
+
+def _resolve(csv_path: Path, p: str) -> str:
+    """A CSV's path as an absolute one: relative paths are relative to the CSV's folder."""
+    return os.path.abspath(csv_path.parent / p)
+
+
+def label_lookup(spec: str | Path) -> dict[str, str]:
+    """A CSV of ``path,label`` rows as a path -> label mapping, for embeddings files: each path as written and
+    relative to the CSV's folder (absolute, as the embed job records the paths it was given)."""
+    spec = Path(spec)
+    if not spec.is_file():
+        raise InputError(f"{spec}: no such file; --labels takes a .csv of path,label rows")
+    paths, labels = _read_csv(spec)
+    return dict(zip(paths, labels, strict=True)) | {_resolve(spec, p): y for p, y in zip(paths, labels, strict=True)}
+
+
+def labels_of(paths: Sequence[str], lookup: Mapping[str, str] | None = None) -> list[str]:
+    """The class of each path: from ``lookup`` when given, else the name of its parent folder (ImageFolder)."""
+    if lookup is None:
+        return [Path(p).parent.name for p in paths]
+    missing = [p for p in paths if p not in lookup]
+    if missing:
+        raise InputError(
+            f"{len(missing)} embedded path(s) have no label in the label list, e.g. {missing[0]}; add a path,label "
+            "row for each (as the embeddings file records it, or relative to the CSV's folder)"
+        )
+    return [lookup[p] for p in paths]
+
+
+def is_embeddings_file(spec: str | Path) -> bool:
+    """Whether ``spec`` names an output of ``vitzoo embed``: a file by its suffix, or a dataset directory."""
+    return Path(spec).suffix in OUTPUT_SUFFIXES or (Path(spec) / INDEX).is_file()
+
+
+# ------------------------------------------------------------------------------------------------- results
+@dataclass
+class ProbeSettings:
+    """The protocols' knobs: k-NN ``k`` and ``temperature``; linear probe ``C`` (None: the validation sweep);
+    few-shot ``shots`` and ``l2_reg``; ``seed`` for the validation split and the shots; ``device`` for the fits."""
+
+    k: tuple[int, ...] = KNN_K
+    temperature: float = 0.07
+    C: float | None = None
+    shots: tuple[int, ...] = FEWSHOT_SHOTS
+    l2_reg: float = 1.0
+    seed: int = 0
+    device: str | None = None
+
+
+@dataclass
+class ProbeRow:
+    """The metrics of one (model, layer, pool): accuracies in [0, 1], None where a protocol could not run (more
+    shots than the smallest class holds)."""
+
+    model: str
+    layer: str  # "final", or the block index
+    pool: str
+    train: int  # rows
+    test: int
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def evaluate(
+    train_x: torch.Tensor, train_y: Sequence[str], test_x: torch.Tensor, test_y: Sequence[str], settings: ProbeSettings
+) -> dict[str, float | None]:
+    """k-NN top-1/top-5 for each k, the linear probe and its C, and few-shot accuracy for each number of shots."""
+    if train_x.ndim != 2:
+        raise ConfigError(f"the probes need one vector per image, got features of shape {tuple(train_x.shape)}")
+    _, ytr, yte = index_classes(train_y, test_y)
+    metrics: dict[str, float | None] = {}
+    for k, acc in knn_eval(train_x, ytr, test_x, yte, settings.k, settings.temperature, device=settings.device).items():
+        metrics[f"knn{k}_top1"], metrics[f"knn{k}_top5"] = acc["top1"], acc["top5"]
+    linear = linear_probe(train_x, ytr, test_x, yte, C=settings.C, seed=settings.seed, device=settings.device)
+    metrics["linear_top1"], metrics["linear_C"] = linear.accuracy, linear.C
+    smallest = int(torch.bincount(ytr).min())
+    possible = [s for s in settings.shots if s <= smallest]
+    fewshot = fewshot_from_features(train_x, ytr, test_x, yte, possible, settings.l2_reg, settings.seed)
+    for s in settings.shots:
+        metrics[f"{s}shot"] = fewshot.get(s)
+    return metrics
+
+
+def _layer_name(key: str) -> str:
+    return "final" if key == "features" else key.removeprefix("layer_")
+
+
+def _layer_keys(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    return sorted(tensors, key=lambda k: (k != "features", int(k.removeprefix("layer_")) if k != "features" else 0))
+
+
+def probe_pair(
+    model: str,
+    train: LoadedEmbeddings,
+    test: LoadedEmbeddings,
+    train_labels: Sequence[str],
+    test_labels: Sequence[str],
+    settings: ProbeSettings,
+    log: Callable[[str], None],
+) -> list[ProbeRow]:
+    """One row per layer of a train/test pair of embeddings files (the same model and pool)."""
+    pool = str(train.meta.get("pool", "-"))
+    rows = []
+    for key in _layer_keys(train.tensors):
+        if key not in test.tensors:
+            raise VitzooError(f"the test embeddings have no {key!r} (they hold {', '.join(sorted(test.tensors))})")
+        row = ProbeRow(model, _layer_name(key), pool, len(train_labels), len(test_labels))
+        log(f"{model} | layer {row.layer} | pool {pool}: k-NN, linear probe, few-shot")
+        row.metrics = evaluate(train.tensors[key], train_labels, test.tensors[key], test_labels, settings)
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------- cache
+def _inputs_digest(paths: Sequence[str]) -> str:
+    """SHA-256 of the input list with each file's size and modification time (a changed file changes the key)."""
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\tmissing\n".encode())
+    return h.hexdigest()
+
+
+def model_files(name: str, revision: str | None = None) -> dict[str, str] | None:
+    """The SHA-256 of each file a local model (``local-dir:``, a folder or a weights file) is built from: its
+    weights and, beside them, its config and preprocessor config. None for a Hub tag or repo, which the name and
+    revision identify, and for an architecture alone."""
+    location = resolve(name, revision=revision).location
+    if location is None or location.path is None:
+        return None
+    path = location.path
+    folder = path if path.is_dir() else path.parent
+    files = {"weights": file_digest(weights_in(path) if path.is_dir() else path)}
+    for config in (*CONFIG_FILES, PROCESSOR_FILE):
+        if (folder / config).is_file():
+            files[config] = file_digest(folder / config)
+    return files
+
+
+def cache_path(cache_dir: Path, split: str, paths: Sequence[str], fingerprint: Mapping[str, Any]) -> Path:
+    """Where the embeddings of ``paths`` with ``fingerprint`` (model, options, pool, layers) live in ``cache_dir``."""
+    key = json.dumps({**fingerprint, "inputs": _inputs_digest(paths)}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(fingerprint["model"]))[-60:]
+    return cache_dir / f"{slug}-{fingerprint['pool'] or 'default'}-{split}-{digest}.safetensors"
+
+
+@dataclass
+class EmbedOptions:
+    """How ``vitzoo probe`` embeds: passed to the embed job, and (with ``model_options``, what the loader does with
+    a name beyond it: input size, random weights) part of the cache key."""
+
+    layers: list[int] | None = None
+    revision: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    batch_size: int = 64
+    num_workers: int | None = None
+    progress: bool = True
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+
+def probe_models(
+    models: Sequence[str],
+    train: LabelledImages,
+    test: LabelledImages,
+    *,
+    load: Callable[[str], VisionTransformer],
+    cache_dir: str | Path,
+    pools: Sequence[str | None] = (None,),
+    options: EmbedOptions | None = None,
+    settings: ProbeSettings | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[ProbeRow]:
+    """Embed ``train``/``test`` with each model and pool (cached), then probe every layer: one row each.
+
+    ``load`` builds a model from its name; it is called only when some embeddings of that model are not cached.
+    """
+    options = options or EmbedOptions()
+    settings = settings or ProbeSettings()
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    rows: list[ProbeRow] = []
+    for name in models:
+        loaded: VisionTransformer | None = None
+        sources = model_files(name, options.revision)
+        for pool in pools:
+            fingerprint = {
+                "model": name,
+                "pool": pool,
+                "layers": options.layers,
+                "revision": options.revision,
+                "dtype": options.dtype,
+                "decode": "fast",  # embed_to_file's default JPEG decode (cached embeddings name what made them)
+                "files": sources,  # a local model's weights and configs, by content
+                "vitzoo": __version__,  # the preprocessing and the model code
+                **options.model_options,
+            }
+            files: dict[str, LoadedEmbeddings] = {}
+            for split, images in (("train", train), ("test", test)):
+                path = cache_path(cache, split, images.paths, fingerprint)
+                if path.is_file():
+                    log(f"{name} | pool {pool or 'default'} | {split}: cached in {path}")
+                else:
+                    log(f"{name} | pool {pool or 'default'} | {split}: embedding {len(images.paths)} images")
+                    loaded = loaded or load(name)
+                    embed_to_file(
+                        loaded,
+                        images.paths,
+                        path,
+                        name=name,
+                        revision=options.revision,
+                        pool=pool,
+                        layers=options.layers,
+                        batch_size=options.batch_size,
+                        num_workers=options.num_workers,
+                        dtype=options.dtype,
+                        device=options.device,
+                        progress=options.progress,
+                    )
+                files[split] = read_embeddings(path)
+            rows += probe_pair(
+                name,
+                files["train"],
+                files["test"],
+                labels_of(files["train"].paths, dict(zip(train.paths, train.labels, strict=True))),
+                labels_of(files["test"].paths, dict(zip(test.paths, test.labels, strict=True))),
+                settings,
+                log,
+            )  # labels of the rows in the files: an unreadable image is in neither
+    return rows
+
+
+def probe_files(
+    pairs: Sequence[tuple[str | Path, str | Path]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    settings: ProbeSettings | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[ProbeRow]:
+    """Probe existing ``vitzoo embed`` outputs, one (train file, test file) pair per model: one row per layer.
+
+    Labels are the parent folder of each recorded path (ImageFolder), or ``labels`` (path -> class) when given.
+    """
+    settings = settings or ProbeSettings()
+    rows: list[ProbeRow] = []
+    for train_path, test_path in pairs:
+        train, test = read_embeddings(train_path), read_embeddings(test_path)
+        differ = [k for k in ("model", "pool", "layers", "img_size") if train.meta.get(k) != test.meta.get(k)]
+        if differ:
+            raise ConfigError(f"{train_path} and {test_path} were embedded differently: {', '.join(differ)} differ")
+        model = str(train.meta.get("model") or Path(train_path).stem)
+        rows += probe_pair(
+            model, train, test, labels_of(train.paths, labels), labels_of(test.paths, labels), settings, log
+        )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------- output
+def metric_names(settings: ProbeSettings) -> list[str]:
+    """The metric keys of a row, in table order."""
+    names = [f"knn{k}_top1" for k in settings.k] + [f"knn{k}_top5" for k in settings.k]
+    return [*names, "linear_top1", "linear_C", *(f"{s}shot" for s in settings.shots)]
+
+
+def write_results(rows: Sequence[ProbeRow], out_dir: str | Path, settings: ProbeSettings) -> tuple[Path, Path]:
+    """``results.json`` (the settings and one object per row) and ``results.csv`` (one line per row and metric:
+    model, layer, pool, metric, value) in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = out / "results.json", out / "results.csv"
+    json_path.write_text(json.dumps({"settings": asdict(settings), "rows": [asdict(r) for r in rows]}, indent=1))
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "layer", "pool", "metric", "value"])
+        for r in rows:
+            for name in metric_names(settings):
+                value = r.metrics.get(name)
+                writer.writerow([r.model, r.layer, r.pool, name, "" if value is None else repr(value)])
+    return json_path, csv_path

@@ -1,0 +1,790 @@
+"""The embed job behind ``vitzoo embed`` (and ``torchrun -m vitzoo embed``): image paths to embeddings on disk.
+
+Where things go (``Places``): a dataset directory ``OUT/`` holds the shards, ``index.json`` and ``failed.txt``, and
+vitzoo's working files in ``OUT/.vitzoo-embed/``; a single file (``.safetensors``/``.npy``, for small runs) has its
+shards and working files in ``OUT.parts/`` next to it. A work folder is made whole (marked ``vitzoo-embed.json``) by
+one rename; one without the mark is never used nor removed, and a non-empty ``OUT/`` that is not a vitzoo output is
+refused before anything is written. vitzoo deletes only what it wrote: a run that fails before its inputs are listed
+removes the work folder it made (and ``OUT/`` if it made it and it is empty); finishing removes the work folder.
+
+The inputs are listed once, by whichever process claims the listing, into ``WORK/inputs.txt`` (``vitzoo.inputs``);
+every process reads its part from there. Work goes in shards of ``shard_size`` inputs: shard k holds inputs
+``[k * shard_size, (k + 1) * shard_size)``. Processes claim shards through ``WORK/claims/`` (``vitzoo.claims``), so a
+fast one takes more and a dead one's shards are taken over, and write each one atomically (``vitzoo.embeddings``),
+stamped with the command that made it and the listing it was cut from. Whichever process finishes the last shard
+finalises: a dataset directory gets its ``index.json``, a single file is concatenated from the shards; finalising
+twice (two processes that both took over a stale claim) writes the same files, and a process that finds the work
+folder gone returns quietly. ``WORK/manifest.json`` fingerprints the command, so running it again resumes and
+another command is refused (as is a shard of another command). No process ever waits for another's shards, so
+nothing can time out.
+
+Test hook: with ``VITZOO_EMBED_TEST_GATE=FILE`` set, a process waits before writing each shard until ``FILE``
+exists (the tests' stand-in for an arbitrarily slow rank).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+
+from .._version import __version__
+from ..errors import ConfigError, FormatError, ImageError, VitzooError
+from ..models.vit import VisionTransformer, take_indices
+from ..weights.loading import weights_digest
+from .claims import DEFAULT_LEASE_S, Claims
+from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
+from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
+from .store import (
+    FORMAT,
+    INDEX,
+    atomic_write_bytes,
+    atomic_write_text,
+    open_embeddings,
+    read_index,
+    shard_array,
+    shard_done,
+    shard_failed,
+    shard_info,
+    shard_name,
+    shard_paths,
+    tmp_path,
+    write_index,
+    write_shard,
+)
+from .transforms import resolve_data_config
+
+OUTPUT_SUFFIXES = (".safetensors", ".npy")
+MAX_SAFETENSORS_ROWS = 1_000_000  # every path goes into the header, which safetensors caps at 100 MB
+GATE_ENV = "VITZOO_EMBED_TEST_GATE"
+WORK_DIR = ".vitzoo-embed"  # the work folder inside a dataset directory
+MARK = "vitzoo-embed.json"  # in every work folder: vitzoo made it
+_MARK_TEXT = json.dumps({"format": "vitzoo.embed-work", "version": 1})
+_SHARD_INFO = re.compile(r"shard-(\d{6,})\.json")
+
+
+# ------------------------------------------------------------------------------------------------ metadata
+def encode(values: Mapping[str, Any]) -> dict[str, str]:
+    """Every value as JSON text (safetensors metadata is str -> str); ``json.loads`` reads each one back."""
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+@dataclass(frozen=True)
+class EmbedMeta:
+    """What an embeddings file was computed with. Encoded once (``encode``) for both the manifest and the output."""
+
+    model: str | None  # the name the model was created from (arch.tag, hf-hub:..., local-dir:...)
+    tag: str | None  # the checkpoint's tag, None without one
+    revision: str | None  # the Hub revision asked for, None for the default
+    img_size: list[int]  # [height, width] the images are resized to (the model's data config)
+    pool: str
+    layers: list[int]  # absolute block indices (sorted); [] for the final output
+    dtype: str  # the model's dtype: float32, bfloat16 or float16
+    decode: str = "exact"  # "exact" (every pixel decoded, as timm) or "fast" (large JPEGs in draft mode)
+    weights: str | None = None  # vitzoo.loading.weights_digest: the SHA-256 of the checkpoint file (or tensors)
+    vitzoo_version: str = __version__
+
+    @classmethod
+    def of(
+        cls,
+        model: VisionTransformer,
+        *,
+        name: str | None,
+        revision: str | None,
+        pool: str,
+        layers: Sequence[int] | None,
+        exact_decode: bool = True,
+    ) -> EmbedMeta:
+        """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts)."""
+        facts = getattr(model, "pretrained_cfg", None)
+        tag = facts.name if facts is not None else None
+        return cls(
+            model=name or tag,
+            tag=tag,
+            revision=revision,
+            img_size=list(resolve_data_config(model).input_size[1:]),
+            pool=pool,
+            layers=take_indices(len(model.blocks), list(layers)) if layers else [],
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            decode="exact" if exact_decode else "fast",
+            weights=weights_digest(model),
+        )
+
+    def encode(self) -> dict[str, str]:
+        return encode(dataclasses.asdict(self))
+
+
+@dataclass
+class EmbedSummary:
+    """What the finalising process wrote: the embedded rows and the unreadable inputs (listed in ``failed_file``)."""
+
+    rows: int
+    failed: int
+    failed_file: Path | None
+
+
+# ------------------------------------------------------------------------------------------------- the job
+def output_layout(out: Path) -> str:
+    """``"safetensors"`` or ``"npy"`` for a single file, ``"dir"`` for a dataset directory (no suffix)."""
+    if out.suffix in OUTPUT_SUFFIXES:
+        return out.suffix[1:]
+    if not out.suffix or out.is_dir():
+        return "dir"
+    raise ConfigError(
+        f"the output must end in .safetensors or .npy, or name a directory (no suffix) for large runs; got {out.name}"
+    )
+
+
+def embed_to_file(
+    model: VisionTransformer,
+    inputs: Any,
+    out: str | Path,
+    *,
+    name: str | None = None,
+    revision: str | None = None,
+    pool: str | None = None,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 64,
+    shard_size: int = 1024,
+    num_workers: int | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: Any = None,
+    progress: bool = True,
+    lease_s: float = DEFAULT_LEASE_S,
+    exact_decode: bool = False,
+) -> EmbedSummary | None:
+    """Embed images (paths, folders, list files, ``.tar`` shards, globs: ``vitzoo.inputs.iter_names``) into ``out``.
+
+    ``out`` is a dataset directory (no suffix: shards + ``index.json``, for any size; a new or empty folder, or one
+    of vitzoo's outputs) or one ``.safetensors`` / ``.npy`` file (small runs). Resumable, and shared by any number of
+    processes through claims in the output (see the module docstring); a claim not renewed for ``lease_s`` seconds
+    is taken over. An input that does not exist or holds no image is refused (``ConfigError``); unreadable images
+    are skipped and listed, and a run where none is readable raises ``ImageError`` naming that list.
+    ``name``/``revision`` are recorded in the metadata (``name`` defaults to the checkpoint's tag). Returns the
+    summary in the process that finalised the output, None in the others.
+
+    JPEGs much larger than the model input are decoded at a reduced scale (libjpeg's DCT-domain draft mode, at
+    least twice the resize target) before the checkpoint's exact resize: about 4x faster to decode a camera photo,
+    features within a cosine similarity of 0.999 of the exact path (docs/performance.md). ``exact_decode=True``
+    decodes every pixel, as timm and ``extract_features`` do. The choice is recorded in the metadata (``decode``).
+    """
+    out = Path(out)
+    layout = output_layout(out)
+    _check_arguments(batch_size, shard_size, num_workers, lease_s)
+    if layout == "npy" and layers:
+        raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
+    pool = resolve_pool(model, pool, layers)
+    fn = feature_fn(model, pool, layers)
+    spec = _input_spec(inputs)
+    if not spec:
+        raise ConfigError("no inputs: pass image files, folders with images, list files or .tar shards")
+    prepare_model(model, dtype, device)
+    meta = EmbedMeta.of(model, name=name, revision=revision, pool=pool, layers=layers, exact_decode=exact_decode)
+    rank, world = _dist_info()
+    prefix = f"[rank {rank}] " if world > 1 else ""
+    places = Places(out, layout)
+    fingerprint = {
+        **meta.encode(),
+        **encode({"batch_size": batch_size, "shard_size": shard_size, "inputs": _digest(spec)}),
+    }
+    places.refuse_foreign()  # nothing is written before these checks
+    if layout == "dir" and (out / INDEX).exists():  # finished before: nothing to do
+        index = read_index(out)
+        _check_fingerprint(out, index["command"], fingerprint)
+        failed_file = out / "failed.txt"
+        summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
+        return _none_readable(summary) if rank == 0 else None
+    if layout != "dir" and out.exists() and not (places.work / MARK).is_file():  # a file, and no run under way
+        summary = _finished_file(out, fingerprint)
+        return _none_readable(summary) if rank == 0 else None
+    _check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
+    listings = _check_shards(places.shards, fingerprint)
+    made, created = places.make()
+    claims = Claims(places.work / "claims", lease_s, rank)
+    try:
+        names = spec if isinstance(inputs, ImageList) else iter_names(spec, check=True)
+        try:
+            listed = _listing(places.work, names, fingerprint, claims)
+            if listed is not None:
+                _check_listing(places.shards, listings, listed[1])
+        except BaseException:
+            if created and not (places.work / "manifest.json").exists():  # nothing of value: leave no trace
+                remove_work(places.work)
+                remove_dirs(made)
+            raise
+        if listed is None:
+            if not places.finished():
+                raise VitzooError(
+                    f"{places.work} was removed before its inputs were listed: the process listing them failed or "
+                    "was interrupted (see its error); run the command again"
+                )
+            if progress:
+                sys.stderr.write(f"{prefix}the other processes finished {out} before this one started\n")
+            return None
+        items, listing = listed
+        stamp = {"command": fingerprint, "listing": listing}
+        return _run(
+            model,
+            items,
+            fn,
+            places,
+            claims,
+            meta,
+            fingerprint,
+            stamp,
+            prefix=prefix,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            exact_decode=exact_decode,
+        )
+    finally:
+        claims.release_all()  # interrupted or failed: hand back what this process holds
+
+
+def _run(
+    model: VisionTransformer,
+    items: Manifest,
+    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    places: Places,
+    claims: Claims,
+    meta: EmbedMeta,
+    fingerprint: dict[str, str],
+    stamp: dict[str, Any],
+    *,
+    prefix: str,
+    shard_size: int,
+    batch_size: int,
+    num_workers: int | None,
+    progress: bool,
+    exact_decode: bool,
+) -> EmbedSummary | None:
+    """Embed the shards this process claims, then finalise if every shard is done."""
+    out, layout = places.out, places.layout
+    if layout == "safetensors" and len(items) > MAX_SAFETENSORS_ROWS:
+        raise ConfigError(
+            f"{len(items):,} inputs are too many paths for one .safetensors header; write a dataset directory "
+            "(an --out without suffix) instead"
+        )
+    num_shards = -(-len(items) // shard_size)
+    done = sum(shard_done(places.shards, k) for k in range(num_shards))
+    if progress and done:
+        sys.stderr.write(f"{prefix}resuming: {done} of {num_shards} shards already done\n")
+    written = _embed_shards(
+        model,
+        items,
+        fn,
+        places.shards,
+        claims,
+        num_shards,
+        stamp,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        desc=prefix.strip() or None,
+        exact_decode=exact_decode,
+    )
+    if progress:
+        sys.stderr.write(f"{prefix}embedded {len(written)} of {num_shards} shards\n")
+    if not claims.folder.exists():  # finalised by another process meanwhile
+        return None
+    if not all(shard_done(places.shards, k) for k in range(num_shards)):
+        if progress:  # the others' shards are still being embedded (or their owner died: a re-run finishes them)
+            sys.stderr.write(f"{prefix}other processes hold the remaining shards; the last to finish writes {out}\n")
+        return None
+    if not claims.take("finalize"):
+        return None
+    try:
+        if layout == "dir":
+            summary = _finish_dir(out, num_shards, dataclasses.asdict(meta), fingerprint)
+        else:
+            summary = _merge(places.work, num_shards, out, meta, fingerprint)
+    except FileNotFoundError:
+        if places.work.exists():
+            raise
+        return None  # another process finalised and removed the work folder meanwhile: the output is whole
+    remove_work(places.work)
+    return _none_readable(summary)
+
+
+def _finished_file(out: Path, fingerprint: Mapping[str, str]) -> EmbedSummary:
+    """The summary of the single-file output ``out`` when the same command wrote it (nothing to do); refused when
+    another command or another program wrote it (vitzoo overwrites only its own output of the same command)."""
+    try:
+        opened = open_embeddings(out)
+    except FormatError as err:
+        raise ConfigError(f"{out} exists and is not an output of vitzoo embed ({err}): choose another --out") from err
+    command = opened.command
+    if command is None:
+        raise ConfigError(
+            f"{out} was written by vitzoo embed without a record of its command (an older version, or a .npy without "
+            f"its {out.name}.json): delete it to embed again, or choose another --out"
+        )
+    _check_fingerprint(out, command, fingerprint)
+    failed = len(opened.failed)
+    failed_file = out.with_name(out.name + ".failed.txt")
+    return EmbedSummary(len(opened), failed, failed_file if failed else None)
+
+
+def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
+    """Refuse settings that cannot run, before anything is written (a manifest would record them)."""
+    counts = [("batch_size (--batch-size)", batch_size, 1), ("shard_size (--shard-size)", shard_size, 1)]
+    if num_workers is not None:
+        counts.append(("num_workers (--workers)", num_workers, 0))
+    for what, value, least in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{what} must be a whole number >= {least}, got {value!r}")
+    if not isinstance(lease_s, (int, float)) or not lease_s > 0:
+        raise ConfigError(f"lease_s (--lease) must be a number of seconds > 0, got {lease_s!r}")
+
+
+def _none_readable(summary: EmbedSummary) -> EmbedSummary:
+    """``summary``, or ``ImageError`` when no input could be read (the failed list says why, input by input)."""
+    if summary.failed and not summary.rows:
+        raise ImageError(
+            f"none of the {summary.failed} inputs could be read; {summary.failed_file} lists each with its error"
+        )
+    return summary
+
+
+def _input_spec(inputs: Any) -> list[str]:
+    """The inputs as given (absolute where they exist), which the fingerprint records; paths only."""
+    single = isinstance(inputs, (str, Path))
+    items = [inputs] if single else list(inputs)
+    if not all(isinstance(item, (str, Path)) for item in items):
+        raise ConfigError(
+            "the embed job records image paths: pass files, folders, list files or .tar shards, not images or "
+            "tensors (use extract_features for those)"
+        )
+    if isinstance(inputs, ImageList):
+        return [str(item) for item in items]
+    return [os.path.abspath(item) if os.path.exists(item) else str(item) for item in items]
+
+
+def _read_manifest(work: Path) -> dict[str, str] | None:
+    manifest = work / "manifest.json"
+    return json.loads(manifest.read_text()) if manifest.exists() else None
+
+
+def _check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: Mapping[str, str]) -> None:
+    """Refuse ``work`` if it holds the work of another command (different model, pool, inputs, ...)."""
+    if old is not None and dict(old) != dict(fingerprint):
+        changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
+        what = "the output" if work.is_file() else "shards"
+        fix = "delete it" if work.is_file() else "delete that folder, or run the original command to finish it"
+        raise VitzooError(
+            f"{work} holds {what} of a different command (it differs in {', '.join(changed)}); {fix}, or choose "
+            "another --out"
+        )
+
+
+def _check_shards(folder: Path, fingerprint: Mapping[str, str]) -> dict[int, Any]:
+    """Refuse ``folder`` if a shard in it was made by another command; returns the listing each shard was cut
+    from (its digest), by shard."""
+    listings: dict[int, Any] = {}
+    if not folder.is_dir():
+        return listings
+    for entry in os.scandir(folder):
+        match = _SHARD_INFO.fullmatch(entry.name)
+        if match is None:
+            continue
+        info = _read_json(Path(entry.path))
+        _check_fingerprint(folder, info.get("command") or {}, fingerprint)
+        listings[int(match.group(1))] = info.get("listing")
+    return listings
+
+
+def _check_listing(folder: Path, listings: Mapping[int, Any], listing: str) -> None:
+    """Refuse shards cut from another listing of the same inputs (files added or removed since they were made)."""
+    if any(digest != listing for digest in listings.values()):
+        raise VitzooError(
+            f"{folder} holds shards made from another listing of these inputs (files were added, removed or renamed "
+            "since); delete those shards, or choose another --out"
+        )
+
+
+def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims) -> tuple[Manifest, str] | None:
+    """The input listing of ``work`` and its digest, written by whichever process claims it first; the others wait
+    for it. None when the work folder was removed meanwhile (the run was finished by other processes: a late
+    starter; or the process listing failed)."""
+    manifest = work / "manifest.json"
+    while not manifest.exists():
+        if not claims.folder.exists():
+            return None
+        if claims.take("listing"):
+            try:
+                if not manifest.exists():
+                    count, digest = write_manifest(names, work)
+                    atomic_write_text(work / "listing.json", json.dumps({"names": count, "sha256": digest}))
+                    atomic_write_text(manifest, json.dumps(fingerprint, indent=1))
+            finally:
+                claims.release("listing")
+        else:
+            time.sleep(0.2)  # another process is listing (perhaps for hours): no timeout
+    try:
+        _check_fingerprint(work, _read_manifest(work), fingerprint)
+        listing = str(json.loads((work / "listing.json").read_text())["sha256"])
+        items = Manifest(work)
+        len(items)  # opens the listing: readable from now on, even once the finalising process removes it
+    except FileNotFoundError:
+        return None
+    return items, listing
+
+
+class _ClaimedBatches:
+    """The batches of the shards this process claims, each shard claimed when the loader first asks for its
+    batches (so a process holds only what it is about to embed, plus the loader's prefetch)."""
+
+    def __init__(self, folder: Path, claims: Claims, n: int, num_shards: int, shard_size: int, batch_size: int):
+        self.folder, self.claims, self.n, self.num_shards = folder, claims, n, num_shards
+        self.shard_size, self.batch_size = shard_size, batch_size
+        self.claimed: list[int] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        took = True
+        while took:  # a second pass takes over shards whose owner died meanwhile
+            took = False
+            for k in range(self.num_shards):
+                if k in self.claimed or shard_done(self.folder, k) or not self.claims.take(shard_name(k)):
+                    continue
+                if shard_done(self.folder, k):  # finished between the check and the claim
+                    self.claims.release(shard_name(k))
+                    continue
+                took = True
+                self.claimed.append(k)
+                span = range(k * self.shard_size, min((k + 1) * self.shard_size, self.n))
+                yield from batched(span, self.batch_size)  # never across a shard boundary
+
+
+class _Gone(Exception):
+    """The work folder was removed while this process embedded: another one finished the output."""
+
+
+def _embed_shards(
+    model: VisionTransformer,
+    items: Manifest,
+    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    folder: Path,
+    claims: Claims,
+    num_shards: int,
+    stamp: dict[str, Any],
+    *,
+    shard_size: int,
+    batch_size: int,
+    num_workers: int | None,
+    progress: bool,
+    desc: str | None,
+    exact_decode: bool,
+) -> list[int]:
+    """Embed the shards this process claims through one batch loop (one DataLoader), writing each shard (into
+    ``folder``, stamped with ``stamp``) as soon as it is complete; returns them. A shard's batches are cut from the
+    shard alone, so they, and the shard's numbers, do not depend on which process embeds it."""
+    batches = _ClaimedBatches(folder, claims, len(items), num_shards, shard_size, batch_size)
+    todo = [k for k in range(num_shards) if not shard_done(folder, k)]
+    total = sum(min(shard_size, len(items) - k * shard_size) for k in todo)  # at most: others take some
+    loop = run_batches(
+        model,
+        items,
+        fn,
+        batches,
+        num_workers=num_workers,
+        on_error="skip",
+        progress=progress,
+        desc=desc,
+        total=total,
+        exact_decode=exact_decode,
+    )
+    written: list[int] = []
+    shard: _Shard | None = None
+    try:
+        with closing(loop):  # an interruption between batches stops the decoding workers at once
+            for batch, feats in loop:
+                shard = shard or _Shard(batch.positions[0] // shard_size)
+                shard.add(batch.rows, batch.failed, feats)
+                for k in set(batches.claimed) - set(written):
+                    claims.renew(shard_name(k))
+                if len(shard.rows) + len(shard.failed) == min(shard_size, len(items) - shard.k * shard_size):
+                    _wait_for_gate()
+                    if not shard_done(folder, shard.k):  # else written by a process that took it over as stale
+                        names = items[shard.k * shard_size : (shard.k + 1) * shard_size]
+                        _write_shard(folder, shard, names, shard_size, stamp)
+                    claims.release(shard_name(shard.k))
+                    written.append(shard.k)
+                    shard = None
+    except _Gone:
+        pass  # the output was finished by another process: nothing left to do here
+    finally:  # interrupted: hand back the claimed shards that are not written
+        for k in set(batches.claimed) - set(written):
+            claims.release(shard_name(k))
+    return written
+
+
+@dataclass
+class _Shard:
+    """The outputs of one shard, gathered batch by batch until the shard is complete."""
+
+    k: int
+    rows: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    chunks: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+    def add(self, rows: list[int], failed: list[tuple[int, str]], feats: dict[str, torch.Tensor] | None) -> None:
+        self.rows += rows
+        self.failed += failed
+        for key, value in (feats or {}).items():
+            self.chunks.setdefault(key, []).append(value)
+
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        return {key: torch.cat(values).numpy() for key, values in self.chunks.items()}
+
+
+def _write_shard(folder: Path, shard: _Shard, names: Sequence[str], shard_size: int, stamp: dict[str, Any]) -> None:
+    """Write a finished shard (``names``: the shard's inputs, readable or not) with its paths and failures;
+    ``_Gone`` when ``folder`` was removed meanwhile (a single file's ``.parts``, finished by another process)."""
+    base = shard.k * shard_size
+    paths = [names[i - base] for i in shard.rows]
+    failed = [(names[i - base], err) for i, err in shard.failed]
+    try:
+        write_shard(folder, shard.k, shard.arrays(), paths, failed, stamp)
+    except FileNotFoundError:
+        if folder.exists():
+            raise
+        raise _Gone from None
+
+
+def _wait_for_gate() -> None:
+    gate = os.environ.get(GATE_ENV)
+    while gate and not os.path.exists(gate):
+        time.sleep(0.05)
+
+
+def _finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: dict[str, str]) -> EmbedSummary:
+    """Write the index and the list of failures of a finished dataset directory (the same files however often it
+    runs)."""
+    index = write_index(out, num_shards, meta, fingerprint)
+    failed_file = out / "failed.txt"
+    if index["failed"]:
+        atomic_write_bytes(failed_file, b"".join(format_failed(shard_failed(out, k)) for k in range(num_shards)))
+    return EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
+
+
+def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint: dict[str, str]) -> EmbedSummary:
+    """Concatenate the shards in order into the single file ``out`` (with ``meta`` and the command's
+    ``fingerprint``: ``X.npy.json`` beside a ``.npy``) and list the failures; without readable rows, only the
+    failures. This holds every row in memory: the single file is for small runs."""
+    infos = [shard_info(work, k) for k in range(num_shards)]
+    keys: dict[str, Any] = next((info["arrays"] for info in infos if info["rows"]), {})
+    full = [k for k in range(num_shards) if infos[k]["rows"]]
+    arrays = {key: np.concatenate([shard_array(work, k, key) for k in full]) for key in keys}
+    paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
+    failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
+    command = {"command": fingerprint}
+    if paths and out.suffix == ".npy":
+        atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
+        sidecar = {"format": FORMAT, **dataclasses.asdict(meta), "num_failed": len(failed), **command}
+        atomic_write_text(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1))
+        tmp = tmp_path(out, ".npy")
+        np.save(tmp, arrays["features"])
+        os.replace(tmp, out)
+    elif paths:
+        tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
+        metadata = {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed), **command})}
+        _atomic_save(tensors, out, metadata)
+    failed_file = out.with_name(out.name + ".failed.txt")
+    if failed:
+        atomic_write_bytes(failed_file, format_failed(failed))
+    elif failed_file.exists():
+        failed_file.unlink()
+    return EmbedSummary(rows=len(paths), failed=len(failed), failed_file=failed_file if failed else None)
+
+
+# -------------------------------------------------------------------------------------------- the folders
+@dataclass(frozen=True)
+class Places:
+    """Where an embed run writes: ``out``, its work folder (vitzoo's own) and the folder of its shards."""
+
+    out: Path
+    layout: str
+
+    @property
+    def work(self) -> Path:
+        """``OUT/.vitzoo-embed/`` for a dataset directory, ``OUT.parts/`` next to a single file."""
+        return self.out / WORK_DIR if self.layout == "dir" else self.out.with_name(self.out.name + ".parts")
+
+    @property
+    def shards(self) -> Path:
+        return self.out if self.layout == "dir" else self.work
+
+    def refuse_foreign(self) -> None:
+        """Refuse, before anything is written, an output whose folders are not vitzoo's to write in."""
+        out, work = self.out, self.work
+        if self.layout == "dir":
+            if out.exists() and not out.is_dir():
+                raise ConfigError(f"--out {out} is a file; a dataset directory is a folder: choose another --out")
+            if out.is_dir() and any(out.iterdir()) and not is_output_dir(out):
+                raise ConfigError(
+                    f"{out} is a folder of files that vitzoo embed did not write; it writes a dataset directory only "
+                    "into a new or empty folder or one of its own outputs: choose another --out"
+                )
+        elif out.is_dir():
+            raise ConfigError(f"{out} is a folder; a .{self.layout} output names a file: choose another --out")
+        if (work.exists() or work.is_symlink()) and not (work / MARK).is_file():
+            raise ConfigError(
+                f"{work} exists and was not made by vitzoo embed, which keeps its working files there: move it "
+                "away or choose another --out"
+            )
+
+    def make(self) -> tuple[list[Path], bool]:
+        """Create the folders of the run: those this process created, and whether it created the work folder."""
+        folder = self.out if self.layout == "dir" else self.out.parent
+        try:
+            made = make_dirs(folder)
+        except OSError as err:
+            raise ConfigError(f"cannot create the folder {err.filename or folder} ({err.strerror}): choose an --out "
+                              "in a folder you can write") from err  # fmt: skip
+        try:
+            return made, make_work(self.work)
+        except OSError as err:
+            remove_dirs(made)
+            raise ConfigError(f"cannot write into {folder} ({err.strerror}): choose an --out in a folder you can "
+                              "write") from err  # fmt: skip
+
+    def finished(self) -> bool:
+        return (self.out / INDEX).exists() if self.layout == "dir" else self.out.is_file()
+
+
+def is_output_dir(folder: Path) -> bool:
+    """Whether ``folder`` holds a vitzoo embed output (finished or not): its index, work folder or shards."""
+    if (folder / WORK_DIR / MARK).is_file() or _read_json(folder / INDEX).get("format") == FORMAT:
+        return True
+    info = next((e.path for e in os.scandir(folder) if _SHARD_INFO.fullmatch(e.name)), None)
+    return info is not None and {"rows", "failed", "arrays"} <= _read_json(Path(info)).keys()
+
+
+def make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those this process created, outermost first."""
+    missing = []
+    at = folder
+    while not at.exists() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    made: list[Path] = []
+    try:
+        for path in reversed(missing):
+            try:
+                os.mkdir(path)
+            except FileExistsError:  # another process made it meanwhile
+                continue
+            made.append(path)
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(folder))
+    except OSError:
+        remove_dirs(made)
+        raise
+    return made
+
+
+def remove_dirs(made: Sequence[Path]) -> None:
+    """Remove the folders ``make_dirs`` made, innermost first, while they are empty."""
+    for path in reversed(made):
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+
+
+def make_work(work: Path) -> bool:
+    """Create the work folder with its mark and ``claims/`` in one rename; False when it exists already (made by
+    another process or an earlier run)."""
+    if (work / MARK).is_file():
+        return False
+    tmp = tmp_path(work)
+    os.mkdir(tmp)
+    try:
+        (tmp / "claims").mkdir()
+        (tmp / MARK).write_text(_MARK_TEXT)
+        os.rename(tmp, work)
+    except OSError:
+        if (work / MARK).is_file():  # made meanwhile by another process
+            return False
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename
+    return True
+
+
+def remove_work(work: Path) -> None:
+    """Remove a work folder: renamed away first (so no process can write into it halfway), then deleted; nothing
+    happens when another process removed it already."""
+    trash = work.with_name(f"{work.name}.removed{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        os.rename(work, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; empty when there is none or it is not one."""
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+@dataclass
+class LoadedEmbeddings:
+    """An embed output read into memory (for ``vitzoo probe``): its arrays (``features`` or ``layer_<i>``), the input
+    path of each row, and the metadata (``EmbedMeta``'s keys decoded; empty for a ``.npy`` file, which has none)."""
+
+    tensors: dict[str, torch.Tensor]
+    paths: list[str]
+    meta: dict[str, Any]
+
+
+def read_embeddings(path: str | Path) -> LoadedEmbeddings:
+    """Read everything ``embed_to_file`` / ``vitzoo embed`` wrote (any layout ``open_embeddings`` opens) into
+    memory."""
+    opened = open_embeddings(path)
+    tensors = {key: torch.from_numpy(np.ascontiguousarray(opened[key][:])) for key in opened.keys()}  # noqa: SIM118
+    return LoadedEmbeddings(tensors, list(opened.paths), dict(opened.meta))
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    tmp = tmp_path(path)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _digest(items: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(items).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

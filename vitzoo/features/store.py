@@ -1,0 +1,518 @@
+"""Embeddings on disk: the shard files the embed job writes, the dataset directory's index, and one reader for it
+and for the single-file outputs (``.safetensors``, ``.npy``).
+
+A dataset directory holds, per shard ``k`` (``shard-00000k``): one ``.npy`` per array (``features`` or
+``layer_<i>``, rows in input order), ``.paths.txt`` (the path of each row, one per line), ``.failed.txt`` (the
+unreadable inputs, ``path<TAB>error``, only when there are some) and ``.json`` (row and failure counts, and what the
+embed job stamps on it: the command that made it), written last so that its presence means the shard is whole.
+``index.json`` lists the shards with their counts, the arrays' shapes and dtype, and the model's facts
+(``EmbedMeta``); it is written once every shard is done. Nothing in it grows with the number of rows but the list of
+shards. Paths files are exact (``vitzoo.inputs.format_names``: one per line, escaped).
+
+The reader refuses what it cannot trust with ``FormatError``: a file that is not an embed output, and an output whose
+paths do not match its rows (checked when a layout is opened; a dataset directory's shards when each is first read).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import secrets
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from ..errors import FormatError
+from .inputs import ENCODING, ERRORS, format_failed, format_names, parse_failed, parse_names
+
+INDEX = "index.json"
+FORMAT = "vitzoo.embeddings"
+VERSION = 1
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+
+
+# ------------------------------------------------------------------------------------------------ the shards
+def shard_name(k: int) -> str:
+    return f"shard-{k:06d}"
+
+
+def write_shard(
+    folder: Path,
+    k: int,
+    arrays: dict[str, np.ndarray[Any, Any]],
+    paths: Sequence[str],
+    failed: Sequence[tuple[str, str]],
+    stamp: Mapping[str, Any] | None = None,
+) -> None:
+    """Write shard ``k`` of ``folder``: every file atomically, the ``.json`` marker (with ``stamp``'s keys) last."""
+    base = folder / shard_name(k)
+    for key, value in arrays.items():
+        tmp = tmp_path(folder / f"{base.name}.{key}.npy", ".npy")
+        np.save(tmp, np.ascontiguousarray(value))
+        os.replace(tmp, folder / f"{base.name}.{key}.npy")
+    atomic_write_bytes(folder / f"{base.name}.paths.txt", format_names(paths))
+    if failed:
+        atomic_write_bytes(folder / f"{base.name}.failed.txt", format_failed(failed))
+    info = {"rows": len(paths), "failed": len(failed), "arrays": {k: _spec(v) for k, v in arrays.items()}}
+    atomic_write_text(folder / f"{base.name}.json", json.dumps({**info, **(stamp or {})}))
+
+
+def shard_done(folder: Path, k: int) -> bool:
+    return (folder / f"{shard_name(k)}.json").exists()
+
+
+def shard_info(folder: Path, k: int) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads((folder / f"{shard_name(k)}.json").read_text())
+    return info
+
+
+def shard_paths(folder: Path, k: int) -> list[str]:
+    return parse_names((folder / f"{shard_name(k)}.paths.txt").read_bytes())
+
+
+def shard_failed(folder: Path, k: int) -> list[tuple[str, str]]:
+    return read_failed(folder / f"{shard_name(k)}.failed.txt")
+
+
+def read_failed(path: Path) -> list[tuple[str, str]]:
+    """The ``(path, error)`` pairs of a failed list; none when there is no such file."""
+    if not path.exists():
+        return []
+    return parse_failed(path.read_bytes())
+
+
+def shard_array(folder: Path, k: int, key: str) -> np.ndarray[Any, Any]:
+    """Shard ``k``'s ``key`` rows, memory-mapped."""
+    return load_npy(folder / f"{shard_name(k)}.{key}.npy")
+
+
+def load_npy(path: Path) -> np.ndarray[Any, Any]:
+    """A ``.npy`` file memory-mapped; ``FormatError`` when it is not one (truncated, pickled, another format)."""
+    try:
+        array: np.ndarray[Any, Any] = np.load(path, mmap_mode="r")
+    except (ValueError, EOFError, pickle.UnpicklingError) as err:
+        raise FormatError(f"{path}: not a readable .npy array ({err})") from err
+    if not isinstance(array, np.ndarray) or array.ndim < 1:
+        raise FormatError(f"{path}: not an array of rows")
+    return array
+
+
+def _spec(value: np.ndarray[Any, Any]) -> dict[str, Any]:
+    return {"shape": list(value.shape[1:]), "dtype": str(value.dtype)}
+
+
+def write_index(folder: Path, num_shards: int, meta: dict[str, Any], command: dict[str, Any]) -> dict[str, Any]:
+    """Gather the shards' counts into ``folder/index.json`` (atomically); returns the index."""
+    shards: list[dict[str, Any]] = []
+    arrays: dict[str, Any] = {}
+    for k in range(num_shards):
+        info = shard_info(folder, k)
+        shards.append({"name": shard_name(k), "rows": info["rows"], "failed": info["failed"]})
+        if info["rows"] and not arrays:
+            arrays = info["arrays"]
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "rows": sum(s["rows"] for s in shards),
+        "failed": sum(s["failed"] for s in shards),
+        "arrays": arrays,
+        "shards": shards,
+        "meta": meta,
+        "command": command,
+    }
+    atomic_write_text(folder / INDEX, json.dumps(index, indent=1))
+    return index
+
+
+def tmp_path(path: Path, suffix: str = "") -> Path:
+    """A name next to ``path`` that no other writer uses (process id and a random part), for an atomic write."""
+    return path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = tmp_path(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode(ENCODING, ERRORS))
+
+
+# ---------------------------------------------------------------------------------------------- the reader
+class ConcatArray:
+    """Arrays of the same trailing shape seen as one ``(N, ...)`` array; indexing reads only the rows it needs.
+
+    ``a[i]``, ``a[start:stop:step]``, ``a[index_array]`` and ``a[rows, ...]`` return numpy arrays;
+    ``np.asarray(a)`` reads everything.
+    """
+
+    def __init__(self, parts: Sequence[Any], tail: Sequence[int], dtype: Any) -> None:
+        self.parts = list(parts)  # arrays, or callables opening them (so that 10k shards are not all opened at once)
+        self.lengths = np.asarray([len(p) if not callable(p) else p.rows for p in self.parts], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.shape = (int(self.starts[-1]), *tail)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def part(self, j: int) -> np.ndarray[Any, Any]:
+        if callable(self.parts[j]):
+            self.parts[j] = self.parts[j]()
+        array: np.ndarray[Any, Any] = self.parts[j]
+        return array
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, idx: Any) -> np.ndarray[Any, Any]:
+        rest: tuple[Any, ...] = ()
+        if isinstance(idx, tuple):
+            idx, rest = idx[0], idx[1:]
+        if isinstance(idx, (int, np.integer)):
+            n = len(self)
+            if not -n <= idx < n:
+                raise IndexError(f"index {idx} is out of bounds for {n} rows")
+            i = int(idx) % n
+            j = int(np.searchsorted(self.starts, i, side="right")) - 1
+            where = (i - int(self.starts[j]), *rest)
+            return self.part(j)[where]
+        if isinstance(idx, slice):
+            start, stop, step = idx.indices(len(self))
+            if step == 1:
+                every = (slice(None), *rest)
+                return self._range(start, max(start, stop))[every]
+            idx = np.arange(start, stop, step)
+        rows = np.asarray(idx)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        rows = np.where(rows < 0, rows + len(self), rows).astype(np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row indices out of bounds for {len(self)} rows")
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        for j in np.unique(which):
+            sel = which == j
+            out[sel] = self.part(int(j))[rows[sel] - self.starts[j]]
+        every = (slice(None), *rest)
+        return out[every]
+
+    def _range(self, start: int, stop: int) -> np.ndarray[Any, Any]:
+        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        chunks = []
+        j = max(first, 0)
+        while j < len(self.parts) and self.starts[j] < stop:
+            lo, hi = max(start, int(self.starts[j])), min(stop, int(self.starts[j + 1]))
+            if hi > lo:
+                chunks.append(self.part(j)[lo - int(self.starts[j]) : hi - int(self.starts[j])])
+            j += 1
+        if not chunks:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        return np.concatenate(chunks) if len(chunks) > 1 else np.asarray(chunks[0])
+
+
+def _mismatch(where: Path, what: str, count: int, rows: int) -> FormatError:
+    return FormatError(
+        f"{where}: {count} {what} for {rows} rows; the output is damaged or was changed: embed again into a new --out"
+    )
+
+
+def checked_paths(folder: Path, k: int, rows: int) -> list[str]:
+    """Shard ``k``'s paths, refused unless there is one per row."""
+    paths = shard_paths(folder, k)
+    if len(paths) != rows:
+        raise _mismatch(folder / f"{shard_name(k)}.paths.txt", "paths", len(paths), rows)
+    return paths
+
+
+def checked_array(folder: Path, k: int, key: str, rows: int) -> np.ndarray[Any, Any]:
+    """Shard ``k``'s ``key`` array, refused unless it has ``rows`` rows."""
+    array = shard_array(folder, k, key)
+    if len(array) != rows:
+        raise _mismatch(folder / f"{shard_name(k)}.{key}.npy", "rows of an array", len(array), rows)
+    return array
+
+
+class _Lazy:
+    """Opens shard ``k``'s array on first use; ``rows`` is known from the index."""
+
+    def __init__(self, folder: Path, k: int, key: str, rows: int) -> None:
+        self.folder, self.k, self.key, self.rows = folder, k, key, rows
+
+    def __call__(self) -> np.ndarray[Any, Any]:
+        return checked_array(self.folder, self.k, self.key, self.rows)
+
+
+class ShardedPaths(Sequence[str]):
+    """The row paths of a dataset directory, read one shard file at a time (the last one read is kept)."""
+
+    def __init__(self, folder: Path, rows: Sequence[int]) -> None:
+        self.folder, self.rows = folder, list(rows)
+        self.starts = np.concatenate([[0], np.cumsum(np.asarray(rows, dtype=np.int64))])
+        self._cache: tuple[int, list[str]] = (-1, [])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def shard(self, k: int) -> list[str]:
+        if self._cache[0] != k:
+            self._cache = (k, checked_paths(self.folder, k, self.rows[k]))
+        return self._cache[1]
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return self.shard(k)[i - int(self.starts[k])]
+
+    def __iter__(self) -> Iterator[str]:
+        for k in range(len(self.starts) - 1):
+            yield from checked_paths(self.folder, k, self.rows[k])
+
+
+@dataclass
+class EmbeddingShard:
+    """One shard of an output: its paths and, per key, its rows (memory-mapped)."""
+
+    paths: list[str]
+    arrays: dict[str, np.ndarray[Any, Any]]
+
+    def __getitem__(self, key: str) -> np.ndarray[Any, Any]:
+        return self.arrays[key]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+class Embeddings:
+    """An embed output opened by ``open_embeddings``: ``E[key]`` is an ``(N, ...)`` array read on demand,
+    ``E.paths`` the path of each row, ``E.failed`` the unreadable inputs ``(path, error)``, ``E.meta`` the model's
+    facts (``EmbedMeta`` fields), ``E.command`` the fingerprint of the command that wrote it (None for an output
+    of an older version), ``len(E)`` the rows, and ``for shard in E`` walks it shard by shard."""
+
+    def __init__(
+        self,
+        arrays: dict[str, Any],
+        paths: Sequence[str],
+        failed_fn: Any,
+        meta: dict[str, Any],
+        shards: Any,
+    ) -> None:
+        self._arrays, self.paths, self._failed_fn, self._shards = arrays, paths, failed_fn, shards
+        self.meta = dict(meta)
+        command = self.meta.pop("command", None)
+        self.command: dict[str, Any] | None = command if isinstance(command, dict) else None
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """The unreadable inputs as ``(path, error)``, in input order (read from the output on each access)."""
+        failed: list[tuple[str, str]] = self._failed_fn()
+        return failed
+
+    def keys(self) -> list[str]:
+        """The arrays: ``["features"]``, or ``["layer_<i>", ...]`` for an embed run with ``--layers``."""
+        return list(self._arrays)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._arrays:
+            raise KeyError(f"{key!r}: this output holds {', '.join(self._arrays) or 'no arrays'}")
+        return self._arrays[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._arrays
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[EmbeddingShard]:
+        yield from self._shards()
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._arrays.items())
+        return f"Embeddings({len(self)} rows; {shapes}; model={self.meta.get('model')!r})"
+
+
+def open_embeddings(path: str | Path) -> Embeddings:
+    """Open what ``vitzoo embed`` wrote: a dataset directory, a ``.safetensors`` or a ``.npy`` file.
+
+    Nothing is read up front but the index (directory) or the header and paths (file): arrays are memory-mapped and
+    slicing ``E["features"][a:b]`` reads those rows only. Anything else, or an output whose paths do not match its
+    rows, raises ``FormatError``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _open_dir(path)
+    if not path.exists():
+        raise FormatError(f"{path}: no such embeddings output")
+    if path.suffix == ".npy":
+        return _open_npy(path)
+    if path.suffix == ".safetensors":
+        return _open_safetensors(path)
+    raise FormatError(f"{path}: not an embed output (a dataset directory, .safetensors or .npy)")
+
+
+def read_index(folder: Path) -> dict[str, Any]:
+    """``folder/index.json``, refused (``FormatError``) unless it is an index this version of vitzoo reads."""
+    try:
+        index = json.loads((folder / INDEX).read_bytes())
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise FormatError(f"{folder}: {INDEX} is not JSON ({err}): not an embed output") from err
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise FormatError(f"{folder}: {INDEX} is not a {FORMAT} index: not an embed output (another program's file?)")
+    if index.get("version") != VERSION:
+        raise FormatError(f"{folder}: {INDEX} has version {index.get('version')!r}; this vitzoo reads {VERSION}")
+    try:
+        shards = [(str(s["name"]), int(s["rows"]), int(s["failed"])) for s in index["shards"]]
+        specs = {str(key): (list(spec["shape"]), np.dtype(spec["dtype"])) for key, spec in index["arrays"].items()}
+        ok = all(name == shard_name(k) for k, (name, _, _) in enumerate(shards)) and isinstance(index["meta"], dict)
+        ok = ok and int(index["rows"]) == sum(rows for _, rows, _ in shards) and isinstance(index["command"], dict)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise FormatError(f"{folder}: {INDEX} is damaged ({type(err).__name__}: {err}); embed again") from err
+    if not ok or not all(isinstance(shape, list) for shape, _ in specs.values()):
+        raise FormatError(f"{folder}: {INDEX} is damaged (its shards, rows or arrays do not add up); embed again")
+    return index
+
+
+def _open_dir(folder: Path) -> Embeddings:
+    if not (folder / INDEX).exists():
+        raise FormatError(f"{folder}: no {INDEX}: not an embed output, or its run is not finished (re-run it)")
+    index = read_index(folder)
+    rows = [int(s["rows"]) for s in index["shards"]]
+    arrays = {
+        key: ConcatArray([_Lazy(folder, k, key, n) for k, n in enumerate(rows)], spec["shape"], spec["dtype"])
+        for key, spec in index["arrays"].items()
+    }
+
+    def failed() -> list[tuple[str, str]]:
+        return read_failed(folder / "failed.txt")
+
+    def shards() -> Iterator[EmbeddingShard]:
+        for k, n in enumerate(rows):
+            if n:
+                keys = {key: checked_array(folder, k, key, n) for key in arrays}
+                yield EmbeddingShard(checked_paths(folder, k, n), keys)
+            else:
+                empty = {key: np.empty((0, *a.shape[1:]), a.dtype) for key, a in arrays.items()}
+                yield EmbeddingShard(checked_paths(folder, k, n), empty)
+
+    meta = {**index["meta"], "command": index["command"]}
+    return Embeddings(arrays, ShardedPaths(folder, rows), failed, meta, shards)
+
+
+def _open_npy(path: Path) -> Embeddings:
+    features = load_npy(path)
+    listing = path.with_name(path.name + ".paths.txt")
+    if not listing.is_file():
+        raise FormatError(f"{path}: its row paths ({listing.name}, written next to it by vitzoo embed) are missing")
+    paths = parse_names(listing.read_bytes())
+    if len(paths) != len(features):
+        raise _mismatch(listing, "paths", len(paths), len(features))
+    arrays = {"features": features}
+    return Embeddings(
+        arrays,
+        paths,
+        lambda: read_failed(path.with_name(path.name + ".failed.txt")),
+        _npy_meta(path),
+        lambda: iter([EmbeddingShard(paths, arrays)]),
+    )
+
+
+def _npy_meta(path: Path) -> dict[str, Any]:
+    """The metadata vitzoo embed writes beside a ``.npy`` (``X.npy.json``: ``EmbedMeta``'s fields and the command);
+    empty when there is none (a ``.npy`` from an older version, or made by hand with its paths file)."""
+    sidecar = path.with_name(path.name + ".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_bytes())
+    except ValueError as err:
+        raise FormatError(f"{sidecar}: not JSON ({err}): not vitzoo's metadata of {path.name}") from err
+    if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT:
+        raise FormatError(f"{sidecar}: not vitzoo's metadata of {path.name}")
+    return meta
+
+
+def _open_safetensors(path: Path) -> Embeddings:
+    """The header parsed here, each tensor memory-mapped at its offset (safetensors is a JSON header + raw data)."""
+    size, header = _safetensors_header(path)
+    raw_meta = header.pop("__metadata__", None) or {}
+    if not isinstance(raw_meta, dict) or "paths" not in raw_meta:
+        raise FormatError(f"{path}: a safetensors file without vitzoo's row paths in its header: not an embed output")
+    try:
+        meta = {key: json.loads(value) for key, value in raw_meta.items()}
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"{path}: its metadata is not vitzoo's (every value JSON): not an embed output") from err
+    paths = meta.pop("paths")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise FormatError(f"{path}: its 'paths' metadata is not a list of paths: not an embed output")
+    data_size = path.stat().st_size - 8 - size
+    arrays = {}
+    for key, spec in header.items():
+        dtype, shape, (start, stop) = _tensor_spec(path, key, spec, data_size)
+        if stop == start:
+            arrays[key] = np.empty(shape, dtype=dtype)
+        else:
+            arrays[key] = np.memmap(path, dtype, "r", offset=8 + size + start, shape=shape)
+        if not shape or shape[0] != len(paths):
+            raise _mismatch(path, "paths", len(paths), shape[0] if shape else 0)
+    return Embeddings(
+        arrays,
+        paths,
+        lambda: read_failed(path.with_name(path.name + ".failed.txt")),
+        meta,
+        lambda: iter([EmbeddingShard(paths, arrays)]),
+    )
+
+
+def _safetensors_header(path: Path) -> tuple[int, dict[str, Any]]:
+    """The header's length and the header of a safetensors file; ``FormatError`` for anything else."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise FormatError(f"{path}: not a safetensors file (shorter than the 8 bytes of its header length)")
+        (size,) = struct.unpack("<Q", head)
+        if size > path.stat().st_size - 8:
+            raise FormatError(f"{path}: not a safetensors file (its header length, {size:,} bytes, exceeds the file)")
+        try:
+            header = json.loads(f.read(size))
+        except ValueError as err:
+            raise FormatError(f"{path}: not a safetensors file (its header is not JSON: {err})") from err
+    if not isinstance(header, dict):
+        raise FormatError(f"{path}: not a safetensors file (its header is not a JSON object)")
+    return size, header
+
+
+def _tensor_spec(path: Path, key: str, spec: Any, data_size: int) -> tuple[Any, tuple[int, ...], tuple[int, int]]:
+    """A header entry checked against the file: numpy dtype, shape and byte range."""
+    try:
+        dtype = spec["dtype"]
+        shape = tuple(int(n) for n in spec["shape"])
+        start, stop = (int(n) for n in spec["data_offsets"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise FormatError(f"{path}: the header entry of {key!r} is not a tensor's: not a safetensors file") from err
+    if dtype not in _ST_DTYPES:
+        raise FormatError(f"{path}: {key} is {dtype}, which numpy cannot map")
+    nbytes = math.prod(shape) * np.dtype(_ST_DTYPES[dtype]).itemsize
+    if min(shape, default=0) < 0 or not 0 <= start <= stop <= data_size or stop - start != nbytes:
+        raise FormatError(f"{path}: {key}'s shape and byte range do not fit the file: it is damaged or not safetensors")
+    return _ST_DTYPES[dtype], shape, (start, stop)

@@ -1,0 +1,186 @@
+"""The frozen configuration of a Vision Transformer, checked once when it is made.
+
+Every module of the network reads its sizes from one ``ViTConfig``; the variant table (paper Table 1) lives in
+``vitzoo.registry``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+POOLS = ("token", "avg", "map")  # global_pool: class token, mean of the patch tokens, attention pool (SigLIP)
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")  # MLP activation (act_layer)
+MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
+
+
+def to_pair(value: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:
+    """``16 -> (16, 16)``; ``(320, 448)`` stays; anything else is a ConfigError naming ``what``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be an int or an (h, w) pair, got {value!r}")
+    if isinstance(value, int):
+        return (value, value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return (int(value[0]), int(value[1]))
+    raise ConfigError(f"{what} must be an int or an (h, w) pair of ints, got {value!r}")
+
+
+def nearest_multiples(size: int, patch: int) -> tuple[int, ...]:
+    """The multiples of ``patch`` just below and just above ``size`` (for error messages)."""
+    below = (size // patch) * patch
+    return tuple(s for s in (below, below + patch) if s > 0)
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """Shape and numerics of one Vision Transformer. Immutable: derive a new one with ``dataclasses.replace``.
+
+    ``img_size`` and ``patch_size`` are (height, width); ints are accepted and doubled. The grid is
+    ``img_size // patch_size`` per axis and must divide exactly.
+    """
+
+    embed_dim: int = 768  # D, the paper's "Hidden size"
+    depth: int = 12  # number of Transformer blocks ("Layers")
+    num_heads: int = 12
+    mlp_dim: int = 3072  # the paper's "MLP size" (4 * D for every published variant)
+    patch_size: tuple[int, int] = (16, 16)
+    img_size: tuple[int, int] = (224, 224)
+    in_chans: int = 3
+    num_classes: int = 1000  # 0 = no head: forward() returns pooled features
+    global_pool: str = "token"  # "token": class token; "avg": mean of the patch tokens; "map": attention pool
+    representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
+    hybrid_layers: tuple[int, ...] = ()  # ResNet stage depths of the hybrid's CNN stem, e.g. (3, 4, 9); () = pixels
+    class_token: bool = True
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6  # timm / JAX / torchvision value; transformers' google/vit-* configs say 1e-12
+    dynamic_img_size: bool = False  # accept any size divisible by the patch; resample pos-embed per grid
+    dynamic_img_pad: bool = False  # zero-pad inputs on the bottom/right up to a multiple of the patch
+    pos_embed_interpolation: str = "bicubic"  # used by dynamic_img_size and set_input_size
+    pos_embed_antialias: bool = True
+    drop_rate: float = 0.0  # dropout after pos-embed add, attention projection and MLP layers (paper App. B.1)
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0  # stochastic depth, linearly increasing over the blocks
+    # Flags of the later families, with timm's names and meanings (docs/models.md lists which family sets which).
+    init_values: float | None = None  # layer scale: blocks.N.ls1/ls2.gamma start at this value (DeiT-III, DINOv2)
+    reg_tokens: int = 0  # register tokens after the class token (DINOv2-reg4; DINOv3's "storage tokens")
+    no_embed_class: bool = False  # pos_embed covers the patches only, added before the prefix tokens (DeiT-III)
+    pre_norm: bool = False  # LayerNorm norm_pre on the embedded sequence, before the blocks (CLIP)
+    patch_bias: bool = True  # bias of the patch projection (CLIP's conv1 has none)
+    fc_norm: bool = False  # the final LayerNorm runs on the pooled vector (fc_norm) instead of on every token
+    act_layer: str = "gelu"  # MLP activation: gelu (erf), gelu_tanh (SigLIP 2), quick_gelu (OpenAI CLIP), silu
+    mlp_layer: str = "mlp"  # "swiglu_packed": fc1 = [gate; up] (DINOv2-g); "swiglu": fc1_g, fc1_x (DINOv3 S+/H+)
+    distilled: bool = False  # DeiT distillation token dist_token and second head head_dist (output: their mean)
+    rope: bool = False  # DINOv3: 2-D rotary position embedding, no learned table (vitzoo.dinov3, timm's Eva names)
+    rope_temperature: float = 100.0  # RoPE base period (DINOv3: 100)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "img_size", to_pair(self.img_size, "img_size"))
+        object.__setattr__(self, "patch_size", to_pair(self.patch_size, "patch_size"))
+        object.__setattr__(self, "hybrid_layers", tuple(int(d) for d in self.hybrid_layers))
+        if self.hybrid_layers:
+            stride = 4 * 2 ** (len(self.hybrid_layers) - 1)  # stem /4, then /2 per stage after the first
+            if self.patch_size != (stride, stride) or min(self.hybrid_layers) < 1:
+                raise ConfigError(
+                    f"a hybrid with stages {self.hybrid_layers} has stride {stride}: patch_size must be {stride} "
+                    f"(got {self.patch_size}); each stage needs at least one block"
+                )
+        for name in ("embed_dim", "depth", "num_heads", "mlp_dim", "in_chans"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if min(self.patch_size) <= 0 or min(self.img_size) <= 0:
+            raise ConfigError(f"img_size {self.img_size} and patch_size {self.patch_size} must be positive")
+        if not isinstance(self.representation_size, int) or self.representation_size < 0:
+            raise ConfigError(f"representation_size must be an int >= 0, got {self.representation_size!r}")
+        if not isinstance(self.num_classes, int) or self.num_classes < 0:
+            raise ConfigError(f"num_classes must be an int >= 0 (0 removes the head), got {self.num_classes!r}")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(
+                f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}; "
+                f"pick num_heads from {[h for h in range(1, 33) if self.embed_dim % h == 0]}"
+            )
+        for axis, size, patch in zip(("height", "width"), self.img_size, self.patch_size, strict=True):
+            if size % patch:
+                raise ConfigError(
+                    f"img_size {axis} {size} is not divisible by patch size {patch}; "
+                    f"nearest valid sizes: {nearest_multiples(size, patch)}"
+                )
+        if not isinstance(self.reg_tokens, int) or self.reg_tokens < 0:
+            raise ConfigError(f"reg_tokens must be an int >= 0, got {self.reg_tokens!r}")
+        if self.act_layer not in ACTIVATIONS:
+            raise ConfigError(f"act_layer must be one of {ACTIVATIONS}, got {self.act_layer!r}")
+        if self.mlp_layer not in MLP_LAYERS:
+            raise ConfigError(f"mlp_layer must be one of {MLP_LAYERS}, got {self.mlp_layer!r}")
+        if self.mlp_layer == "swiglu_packed" and self.mlp_dim % 2:
+            raise ConfigError(
+                f"mlp_layer='swiglu_packed' splits fc1 in two halves: mlp_dim must be even, got {self.mlp_dim}"
+            )
+        if self.distilled and (not self.class_token or self.reg_tokens or self.global_pool != "token"):
+            raise ConfigError("distilled=True (DeiT) needs class_token=True, global_pool='token' and no reg_tokens")
+        if self.rope and (self.hybrid_layers or self.head_dim % 4 or self.distilled):
+            raise ConfigError(
+                f"rope=True (DINOv3) needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
+                "distillation token"
+            )
+        if self.global_pool not in POOLS:
+            raise ConfigError(f"global_pool must be one of {POOLS}, got {self.global_pool!r}")
+        if self.global_pool == "token" and not self.class_token:
+            raise ConfigError("global_pool='token' needs class_token=True; use global_pool='avg' without one")
+        if self.pos_embed_interpolation not in INTERPOLATIONS:
+            raise ConfigError(
+                f"pos_embed_interpolation must be one of {INTERPOLATIONS}, got {self.pos_embed_interpolation!r}"
+            )
+        for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.layer_norm_eps <= 0:
+            raise ConfigError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Patches per (height, width) at ``img_size``."""
+        return (self.img_size[0] // self.patch_size[0], self.img_size[1] // self.patch_size[1])
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patch tokens in the sequence: class, distillation and register tokens."""
+        return int(self.class_token) + int(self.distilled) + self.reg_tokens
+
+    @property
+    def pos_embed_prefix_tokens(self) -> int:
+        """Rows of ``pos_embed`` before its grid: the prefix tokens, or none with ``no_embed_class``."""
+        return 0 if self.no_embed_class else self.num_prefix_tokens
+
+    @property
+    def num_tokens(self) -> int:
+        """Sequence length at ``img_size``: prefix tokens plus the h * w patch tokens."""
+        return self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1]
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head: ``embed_dim // num_heads``."""
+        return self.embed_dim // self.num_heads
+
+    def replace(self, **changes: Any) -> ViTConfig:
+        """A copy with ``changes`` applied and validated; unknown field names raise with the closest valid ones."""
+        unknown = [k for k in changes if k not in FIELD_NAMES]
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, FIELD_NAMES, n=3) for k in unknown}
+            raise ConfigError(
+                "unknown config field(s): "
+                + ", ".join(f"{k!r} (did you mean {h}?)" if h else repr(k) for k, h in hints.items())
+                + f"; valid fields: {', '.join(FIELD_NAMES)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ViTConfig))

@@ -1,0 +1,582 @@
+"""Fine-tune a checkpoint on a folder of images: the paper's transfer recipe or AdamW with layer-wise LR decay.
+
+    vitzoo finetune vit_base_patch16_224.augreg_in21k data/train --val data/val --img-size 384 --out my-vit
+
+Data: an ImageFolder (one sub-folder of images per class) or a CSV of ``path,label`` rows (paths relative to the
+CSV); the validation set is matched to the training classes by name. Out: a ``save_pretrained`` folder with the new
+class names (``create_model("local-dir:OUT", pretrained=True)``, timm's ``create_model("local-dir:OUT",
+pretrained=True)``), ``log.json`` (per epoch: loss, accuracy, validation accuracy, per-step losses) and
+``checkpoint/`` (weights, optimizer tensors and RNG state as safetensors; epoch, log, scheduler and the run's
+identity as JSON: nothing is ever unpickled), swapped in whole after every epoch. Running the same command again
+resumes from it exactly: the sampler's order and every augmentation are functions of (seed, epoch, image index), so
+an interrupted run and an uninterrupted one end with the same weights. A resume with another model, weights, data
+or hyper-parameter is refused, naming what differs. Under ``torchrun`` the ranks split each batch (DDP) and compute
+the same steps as one process with the whole batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ..errors import CheckpointError, ConfigError, InputError
+from ..eval.probe_job import LabelledImages as LabelledPaths
+from ..eval.probe_job import labelled_images
+from ..eval.probes import index_classes
+from ..factory import create_model, save_pretrained
+from ..features.extract import progress_bar
+from ..features.transforms import EvalTransform, TrainTransform, create_transform, load_image, resolve_data_config
+from ..models.pretrained_cfg import PretrainedCfg
+from ..models.vit import VisionTransformer
+from ..weights.loading import weights_digest
+from .param_groups import param_groups
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimizer, schedule and head of a fine-tuning recipe (every field can be overridden per run)."""
+
+    optimizer: str  # "sgd" (momentum 0.9) or "adamw"
+    lr: float  # peak learning rate, after linear warmup, then cosine decay to 0
+    weight_decay: float
+    layer_decay: float | None  # lr of layer i: lr * layer_decay ** (num_layers - 1 - i) (vitzoo.param_groups)
+    clip_grad: float | None  # max global gradient norm
+    warmup: float  # fraction of the steps spent in linear warmup
+    zero_head: bool  # the new head starts at zero (paper App. B.1.1)
+
+
+RECIPES: dict[str, Recipe] = {
+    # Paper §3.2, App. B.1.1, Table 4: SGD momentum 0.9, no weight decay, cosine, grad clip 1, zero-init head,
+    # lr 0.01 (VTAB; swept over {0.001, 0.003, 0.01, 0.03}), warmup 500 of 10k-20k steps
+    "paper": Recipe("sgd", lr=0.01, weight_decay=0.0, layer_decay=None, clip_grad=1.0, warmup=0.05, zero_head=True),
+    # DeiT / BEiT style: AdamW, weight decay 0.05, layer-wise lr decay 0.65
+    "adamw": Recipe(
+        "adamw", lr=5e-4, weight_decay=0.05, layer_decay=0.65, clip_grad=None, warmup=0.05, zero_head=False
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------------------- data
+def read_labelled(
+    train: str | Path, val: str | Path | None = None
+) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], list[str]]:
+    """(image path, class index) pairs of the training and validation sets, and the class names.
+
+    Each set is an ImageFolder or a ``path,label`` CSV (``probe_run.labelled_images``: absolute paths). Classes are
+    the sorted training labels, at least two; the validation set is matched to them by name, and a class the
+    training set lacks is an error naming it. Listed images that do not exist are refused before any training.
+    """
+    train_set = _existing(train)
+    val_set = _existing(val) if val is not None else None
+    classes, train_y, val_y = index_classes(
+        train_set.labels,
+        val_set.labels if val_set is not None else [],
+        f"the training set {train}",
+        f"the validation set {val}",
+    )
+
+    def pairs(paths: Sequence[str], labels: torch.Tensor) -> list[tuple[Path, int]]:
+        return [(Path(p), y) for p, y in zip(paths, labels.tolist(), strict=True)]
+
+    return pairs(train_set.paths, train_y), pairs(val_set.paths, val_y) if val_set is not None else [], classes
+
+
+def _existing(source: str | Path) -> LabelledPaths:
+    images = labelled_images(source)
+    missing = [p for p in images.paths if not os.path.isfile(p)]
+    if missing:
+        raise InputError(f"{source}: {len(missing)} listed image(s) do not exist, e.g. {missing[0]}; fix the list")
+    return images
+
+
+class LabelledImages(Dataset[tuple[torch.Tensor, int]]):
+    """Images and labels; the training transform's random state is seeded per (seed, epoch, index)."""
+
+    def __init__(
+        self, items: Sequence[tuple[Path, int]], transform: TrainTransform | EvalTransform, seed: int = 0
+    ) -> None:
+        self.items, self.transform, self.seed, self.epoch = list(items), transform, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[index]
+        if isinstance(self.transform, TrainTransform):
+            self.transform.rng = random.Random(f"{self.seed}-{self.epoch}-{index}")
+        return self.transform(load_image(path)), label
+
+
+# -------------------------------------------------------------------------------------------------- schedule
+def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
+    """lr factor at step s: linear from 1/warmup to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def make_optimizer(model: VisionTransformer, recipe: Recipe) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9) or AdamW over ``vitzoo.param_groups`` with the recipe's lr, decay and layer decay."""
+    groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.layer_decay)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr)
+    raise ConfigError(f"optimizer must be 'sgd' or 'adamw', got {recipe.optimizer!r}")
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+CHECKPOINT = "checkpoint"  # OUT/checkpoint: the last finished epoch
+FORMAT = "vitzoo-finetune-checkpoint"
+WEIGHTS_FILE, TENSORS_FILE, STATE_FILE = "model.safetensors", "state.safetensors", "state.json"
+OLD_STATE_FILE = "state.pt"  # what vitzoo wrote before: a pickle, which is never loaded
+OUTPUT_NAMES = ("model.safetensors", "config.json", "log.json", f"{CHECKPOINT}/")  # what fine-tuning writes in OUT
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint as read from disk: ``state`` (the JSON: epoch, log, run, optimizer groups, scheduler, Python
+    RNG), ``tensors`` (optimizer state ``optimizer.<param>.<name>``, ``rng.torch``, ``rng.cuda.<i>``) and
+    ``weights``."""
+
+    folder: Path
+    state: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]
+
+
+def _beside(folder: Path, suffix: str) -> Path:
+    return folder.with_name(folder.name + suffix)
+
+
+def _synced(path: Path) -> None:
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: Mapping[str, Any],
+) -> None:
+    """Write a checkpoint (safetensors and JSON, see ``Checkpoint``) to ``folder``.
+
+    The files are written, complete, into ``FOLDER.partial``, which then replaces ``folder`` (the old one is moved
+    to ``FOLDER.previous`` and deleted after): wherever the process stops, a complete checkpoint is left,
+    ``folder`` or, between the two renames, ``FOLDER.previous`` (which ``load_checkpoint`` reads).
+    """
+    partial, previous = _beside(folder, ".partial"), _beside(folder, ".previous")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"rng.cuda.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())}
+    scalars: dict[str, dict[str, Any]] = {}
+    for param, entries in opt["state"].items():
+        for name, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{param}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(param), {})[name] = value
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    document = {
+        "format": FORMAT,
+        **state,
+        "optimizer": {"param_groups": opt["param_groups"], "state": scalars},
+        "scheduler": scheduler.state_dict(),
+        "python_rng": random.getstate(),
+    }
+    save_file(weights, str(partial / WEIGHTS_FILE))
+    save_file(tensors, str(partial / TENSORS_FILE))
+    (partial / STATE_FILE).write_text(json.dumps(document))
+    for name in (WEIGHTS_FILE, TENSORS_FILE, STATE_FILE):
+        _synced(partial / name)
+    if folder.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(folder, previous)
+    os.replace(partial, folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path) -> Checkpoint | None:
+    """The checkpoint in ``folder`` (or the complete one a save cut short left in ``FOLDER.previous``); None when
+    there is none. Reads JSON and safetensors only: nothing is unpickled, whatever the files hold."""
+    if not folder.exists():
+        previous = _beside(folder, ".previous")
+        if not (previous / STATE_FILE).is_file():
+            return None
+        folder = previous
+    fix = f"delete {folder} to start over (its finished epochs are lost), or pass another --out"
+    if not (folder / STATE_FILE).is_file():
+        if (folder / OLD_STATE_FILE).is_file():
+            raise CheckpointError(
+                f"{folder} was written by an older vitzoo ({OLD_STATE_FILE}, a pickle, which is never loaded); {fix}"
+            )
+        raise CheckpointError(f"{folder} has no {STATE_FILE}: it is not a vitzoo checkpoint, or one cut short; {fix}")
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+        tensors = load_file(folder / TENSORS_FILE)
+        weights = load_file(folder / WEIGHTS_FILE)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise CheckpointError(
+            f"{folder} cannot be read, it is truncated or corrupt ({_first_line(err)}); {fix}"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("run"), dict):
+        raise CheckpointError(f"{folder / STATE_FILE} is not the state of a vitzoo fine-tune checkpoint; {fix}")
+    return Checkpoint(folder, state, tensors, weights)
+
+
+def restore(
+    checkpoint: Checkpoint,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load a checkpoint's weights, optimizer, scheduler and RNG states; returns (finished epochs, log)."""
+    state, tensors = checkpoint.state, checkpoint.tensors
+    try:
+        model.load_state_dict(checkpoint.weights)
+        opt_state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in state["optimizer"]["state"].items()}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, param, name = key.split(".", 2)
+                opt_state.setdefault(int(param), {})[name] = value
+        groups = [
+            {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
+            for group in state["optimizer"]["param_groups"]
+        ]
+        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        cuda = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+        if cuda and len(cuda) == torch.cuda.device_count():  # the same GPUs; elsewhere their RNG is not used
+            torch.cuda.set_rng_state_all(cuda)
+        version, internal, gauss = state["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        epoch, log = int(state["epoch"]), list(state["log"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        raise CheckpointError(
+            f"{checkpoint.folder} does not fit this run ({_first_line(err)}); delete it to start over, or pass "
+            "another --out"
+        ) from err
+    return epoch, log
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+# ------------------------------------------------------------------------------------------------ the output
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that holds anything but a fine-tune output, before anything is written: fine-tuning
+    overwrites only what it wrote there. New, empty, or with a ``checkpoint/`` or a fine-tune ``log.json`` is fine."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder (a new or empty one, or an earlier run's --out)")
+    names = {p.name for p in out.iterdir()}
+    ours = {CHECKPOINT, f"{CHECKPOINT}.previous"}
+    if not names - {f"{CHECKPOINT}.partial"} or names & ours or _is_log(out / "log.json"):
+        return
+    raise ConfigError(
+        f"--out {out} is not empty and holds no vitzoo fine-tune output (no {CHECKPOINT}/ or log.json); fine-tuning "
+        f"writes {', '.join(OUTPUT_NAMES)} there: pass a new or empty folder"
+    )
+
+
+def _is_log(path: Path) -> bool:
+    """Whether ``path`` is a ``log.json`` written by ``finetune``: a list of epochs with their training loss."""
+    try:
+        log = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(log, list) and all(isinstance(e, dict) and {"epoch", "train_loss"} <= e.keys() for e in log)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = _beside(path, ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class FinetuneArgs:
+    """Everything one run needs; ``None`` fields take the recipe's (or the checkpoint's) value."""
+
+    model: str  # arch.tag, hf-hub:..., local-dir:...
+    train: str  # ImageFolder or CSV
+    out: str
+    val: str | None = None
+    recipe: str = "paper"
+    img_size: int | tuple[int, int] | None = None  # default: the checkpoint's (paper: 384)
+    epochs: int = 10
+    batch_size: int = 64  # global: split across DDP ranks
+    lr: float | None = None
+    weight_decay: float | None = None
+    layer_decay: float | None = None
+    clip_grad: float | None = None
+    warmup: float | None = None
+    bf16: bool = False  # bf16 autocast
+    grad_checkpointing: bool = False
+    workers: int = 0
+    seed: int = 0
+    device: str | None = None  # default: cuda (this rank's) when available, else cpu
+    pretrained: bool = True
+    progress: bool = True
+
+
+def _recipe(args: FinetuneArgs) -> Recipe:
+    if args.recipe not in RECIPES:
+        raise ConfigError(f"recipe must be one of {tuple(RECIPES)}, got {args.recipe!r}")
+    changes = {
+        k: getattr(args, k)
+        for k in ("lr", "weight_decay", "layer_decay", "clip_grad", "warmup")
+        if getattr(args, k) is not None
+    }
+    return dataclasses.replace(RECIPES[args.recipe], **changes)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group from torchrun's environment when WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _mean(value: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        dist.all_reduce(value)
+        value = value / world
+    return value
+
+
+def _sum(value: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        dist.all_reduce(value)
+    return value
+
+
+def build_model(args: FinetuneArgs, num_classes: int, recipe: Recipe) -> VisionTransformer:
+    """The checkpoint with a new ``num_classes``-way head (zero with the paper's recipe) at ``img_size``."""
+    model = create_model(args.model, pretrained=args.pretrained, num_classes=num_classes, img_size=args.img_size)
+    if recipe.zero_head:
+        for head in (model.head, model.head_dist):
+            if isinstance(head, nn.Linear):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+    model.set_grad_checkpointing(args.grad_checkpointing)
+    return model
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: LabelledImages, args: FinetuneArgs, device: torch.device, rank: int, world: int
+) -> float:
+    """Top-1 accuracy on ``data``; ranks split the images and sum their counts."""
+    model.eval()
+    indices = list(range(rank, len(data), world))
+    loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=args.batch_size, num_workers=args.workers)
+    correct = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        for x, y in loader:
+            correct += (model(x.to(device)).argmax(-1).cpu() == y).sum().to(device)
+    return float(_sum(correct, world).item()) / len(data)
+
+
+# What a resume may change: how the numbers are computed, not which (docs/finetune.md, "Resuming").
+RESUME_MAY_CHANGE = ("out", "workers", "progress", "device", "grad_checkpointing")
+
+
+def run_identity(
+    args: FinetuneArgs,
+    recipe: Recipe,
+    model: VisionTransformer,
+    train: Sequence[tuple[Path, int]],
+    val: Sequence[tuple[Path, int]],
+) -> dict[str, Any]:
+    """What a run's result depends on, which a resume must share: the model (name, the digest of its starting
+    weights, its preprocessing), the data (digests of the training and validation listings: paths and labels),
+    the recipe with every hyper-parameter as used, and the seed. JSON values, as the checkpoint stores them."""
+    identity = {
+        "model": args.model,
+        "weights": weights_digest(model),
+        "preprocessing": resolve_data_config(model).to_dict(),
+        "pretrained": args.pretrained,
+        "train": _listing_digest(train),
+        "val": _listing_digest(val) if val else None,
+        "recipe": args.recipe,
+        **{k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("optimizer", "zero_head")},
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "bf16": args.bf16,
+        "seed": args.seed,
+        "img_size": list(model.config.img_size),
+    }
+    loaded: dict[str, Any] = json.loads(json.dumps(identity))
+    return loaded
+
+
+def _listing_digest(items: Sequence[tuple[Path, int]]) -> str:
+    return hashlib.sha256("".join(f"{path}\t{label}\n" for path, label in items).encode()).hexdigest()
+
+
+def check_same_run(folder: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """Refuse to resume the run in ``folder`` (identity ``saved``) with another one (``now``), naming what differs."""
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if not differ:
+        return
+
+    def change(key: str) -> str:
+        old, new = json.dumps(saved.get(key)), json.dumps(now.get(key))
+        return f"{key} ({old} before, {new} now)" if len(old) + len(new) < 60 else key
+
+    raise ConfigError(
+        f"{folder} is the checkpoint of another run (it differs in {', '.join(change(k) for k in differ)}); run the "
+        "same command as before to resume it, or pass another (or an empty) --out to start a new run"
+    )
+
+
+def finetune(args: FinetuneArgs) -> Path:
+    """Fine-tune ``args.model`` on ``args.train``; returns the ``save_pretrained`` folder ``args.out``.
+
+    Resumes from ``OUT/checkpoint`` when it exists, if the run is the same (``run_identity``; else ``ConfigError``
+    naming what differs). An ``out`` holding anything but a fine-tune output is refused before anything is written.
+    Under torchrun (WORLD_SIZE > 1) each rank runs ``batch_size / world`` images per step and DDP averages the
+    gradients.
+    """
+    recipe = _recipe(args)
+    rank, world = _distributed()
+    if args.batch_size % world:
+        raise ConfigError(f"batch_size {args.batch_size} must be divisible by the number of processes {world}")
+    local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    device = torch.device(args.device or (local if torch.cuda.is_available() else "cpu"))
+    out = Path(args.out)
+    check_out(out)
+    train_items, val_items, classes = read_labelled(args.train, args.val)
+    torch.manual_seed(args.seed)
+    model = build_model(args, len(classes), recipe)
+    identity = run_identity(args, recipe, model, train_items, val_items)  # the starting weights, before any step
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    if checkpoint is not None:
+        check_same_run(checkpoint.folder, checkpoint.state["run"], identity)
+    model = model.to(device)
+    size = model.config.img_size
+    train = LabelledImages(train_items, create_transform(model, train=True, img_size=size), args.seed)
+    val = LabelledImages(val_items, create_transform(model, img_size=size))
+    sampler: DistributedSampler[int] = DistributedSampler(
+        train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed, drop_last=True
+    )
+    loader = DataLoader(train, batch_size=args.batch_size // world, sampler=sampler, num_workers=args.workers)
+    steps_per_epoch = len(loader)
+    if not steps_per_epoch:
+        raise InputError(f"{len(train)} training images is fewer than one batch per process; lower --batch-size")
+    total = steps_per_epoch * args.epochs
+    optimizer = make_optimizer(model, recipe)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, round(recipe.warmup * total)))
+    log: list[dict[str, Any]] = []
+    start = 0
+    if checkpoint is not None:
+        start, log = restore(checkpoint, model, optimizer, scheduler)
+        del checkpoint  # its tensors are in the model and optimizer now
+    net: nn.Module = DistributedDataParallel(model) if world > 1 else model
+    params = [p for p in model.parameters() if p.requires_grad]
+    for epoch in range(start, args.epochs):
+        net.train()
+        sampler.set_epoch(epoch)
+        train.epoch = epoch
+        losses: list[float] = []
+        seen = correct = 0.0
+        bar = progress_bar(steps_per_epoch * args.batch_size, args.progress and rank == 0, f"epoch {epoch + 1}")
+        for images, labels in loader:
+            x, y = images.to(device), labels.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                logits = net(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(loss)
+            if recipe.clip_grad is not None:
+                nn.utils.clip_grad_norm_(params, recipe.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            stats = _sum(torch.stack([loss.detach() * len(y), (logits.argmax(-1) == y).sum().float()]), world)
+            losses.append(float(_mean(loss.detach().clone(), world).item()))
+            seen += len(y) * world
+            correct += float(stats[1].item())
+            bar.update(len(y) * world)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": sum(losses) / len(losses),
+            "train_acc": correct / seen,
+            "lr": scheduler.get_last_lr()[0],
+            "losses": losses,
+        }
+        if val_items:
+            entry["val_acc"] = evaluate(net, val, args, device, rank, world)
+        log.append(entry)
+        if rank == 0:
+            line = (
+                f"epoch {epoch + 1}/{args.epochs}  loss {entry['train_loss']:.4f}  train acc {entry['train_acc']:.4f}"
+            )
+            print(line + (f"  val acc {entry['val_acc']:.4f}" if val_items else ""), flush=True)
+            state = {"epoch": epoch + 1, "log": log, "run": identity, "args": dataclasses.asdict(args)}
+            save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, state)
+            _write_atomic(out / "log.json", json.dumps(log, indent=1) + "\n")
+        if world > 1:
+            dist.barrier()
+    if rank == 0:
+        model.pretrained_cfg = _facts(model, classes)
+        save_pretrained(model.eval(), out)
+    return out
+
+
+def _facts(model: VisionTransformer, classes: Sequence[str]) -> PretrainedCfg:
+    """The checkpoint's facts with the new head's class names and the fine-tuning size."""
+    cfg = model.config
+    old = model.pretrained_cfg
+    size = (cfg.in_chans, *cfg.img_size)
+    if old is None:
+        return PretrainedCfg(
+            name="finetuned", hf_hub_id=None, num_classes=len(classes), input_size=size, label_names=tuple(classes)
+        )
+    tag = f"{old.arch}.finetuned"
+    return dataclasses.replace(
+        old,
+        name=tag,
+        hf_hub_id=None,
+        num_classes=len(classes),
+        input_size=size,
+        labels="custom",
+        label_names=tuple(classes),
+        top1=None,
+        top5=None,
+    )

@@ -1,0 +1,112 @@
+"""Checkpoint formats: one small pure function per format, each returning a state dict with vitzoo's (timm's) names.
+
+``detect_format`` looks at the keys only; a converter never downloads or reads files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ...errors import FormatError
+from .base import Converted
+from .deit3 import from_deit3
+from .dinov2 import from_dinov2
+from .dinov3 import from_dinov3
+from .hf_clip import from_transformers_clip, from_transformers_siglip
+from .hf_dinov2 import from_transformers_dinov2
+from .hf_dinov3 import from_transformers_dinov3
+from .jax import from_jax
+from .open_clip import from_open_clip
+from .timm import from_timm
+from .torchvision import from_torchvision
+from .transformers import from_transformers, from_transformers_deit
+
+CONVERTERS: dict[str, Callable[[Any], Converted]] = {
+    "timm": from_timm,
+    "transformers": from_transformers,
+    "transformers-deit": from_transformers_deit,
+    "transformers-dinov2": from_transformers_dinov2,
+    "transformers-clip": from_transformers_clip,
+    "transformers-siglip": from_transformers_siglip,
+    "transformers-dinov3": from_transformers_dinov3,
+    "torchvision": from_torchvision,
+    "jax": from_jax,
+    "open_clip": from_open_clip,
+    "dinov2": from_dinov2,
+    "dinov3": from_dinov3,
+    "deit3": from_deit3,
+}
+
+
+def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
+    """Name the format of a checkpoint from its keys: a key of ``CONVERTERS``.
+
+    The original releases come first, each by a key only it has: a two-tower CLIP's ``visual.`` prefix (open_clip /
+    OpenAI), DINOv3's ``storage_tokens``, DINOv2's ``mask_token`` or ``register_tokens``, DeiT-III's ``gamma_1`` beside
+    a ``pos_embed`` (timm's own DINOv3 files say ``gamma_1`` too, without one). transformers models are told apart by
+    a name only their family uses: ViT's patch ``projection`` with DeiT's ``distillation_token`` or DINOv2's
+    ``layer_scale``; DINOv3's conv ``patch_embeddings.weight``; the ``patch_embedding`` (singular) of CLIP (with
+    ``class_embedding``) and SigLIP (without).
+    """
+    keys = list(keys)
+    names = set(keys)
+
+    def has(fragment: str) -> bool:
+        return any(fragment in k for k in keys)
+
+    if any(k.endswith("embedding/kernel") for k in keys):
+        return "jax"
+    if any(k.startswith(("visual.", "module.visual.")) for k in keys):  # a two-tower CLIP state dict
+        return "open_clip"
+    if "storage_tokens" in names or "rope_embed.periods" in names:
+        return "dinov3"
+    if "mask_token" in names or "register_tokens" in names:
+        return "dinov2"
+    if "pos_embed" in names and has(".gamma_1"):  # timm's DINOv3 (Eva names) also says gamma_1, but has no pos_embed
+        return "deit3"
+    if has("embeddings.patch_embeddings.projection"):
+        if has("embeddings.distillation_token"):
+            return "transformers-deit"
+        return "transformers-dinov2" if has(".layer_scale1.lambda1") else "transformers"
+    if has("embeddings.patch_embeddings.weight"):
+        return "transformers-dinov3"
+    if has("embeddings.patch_embedding.weight"):
+        return "transformers-clip" if has("embeddings.class_embedding") else "transformers-siglip"
+    if "class_token" in names or has("conv_proj.weight") or has("encoder.layers.encoder_layer_"):
+        return "torchvision"
+    if has("patch_embed.proj.weight") or has("blocks.0.attn.qkv.weight"):
+        return "timm"
+    raise FormatError(
+        "cannot tell the checkpoint format from its keys (first keys: "
+        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers (ViT, DeiT, DINOv2, CLIP, SigLIP, DINOv3), "
+        "torchvision vit_* and JAX .npz checkpoints, open_clip / OpenAI CLIP state dicts, and the original DINOv2, "
+        "DINOv3 and DeiT-III files"
+    )
+
+
+def convert(state_dict: Mapping[str, Any]) -> Converted:
+    """Convert to vitzoo names, detecting the format from the keys."""
+    return CONVERTERS[detect_format(state_dict)](dict(state_dict))
+
+
+__all__ = [
+    "CONVERTERS",
+    "Converted",
+    "FormatError",
+    "convert",
+    "detect_format",
+    "from_deit3",
+    "from_dinov2",
+    "from_dinov3",
+    "from_jax",
+    "from_open_clip",
+    "from_timm",
+    "from_torchvision",
+    "from_transformers",
+    "from_transformers_clip",
+    "from_transformers_deit",
+    "from_transformers_dinov2",
+    "from_transformers_dinov3",
+    "from_transformers_siglip",
+]
