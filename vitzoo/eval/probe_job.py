@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .._version import __version__
+from ..atomic import atomic_path, atomic_write_text
 from ..errors import ConfigError, InputError, VitzooError
 from ..features.embed_job import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
 from ..features.store import INDEX
@@ -350,8 +351,10 @@ def write_results(rows: Sequence[ProbeRow], out_dir: str | Path, settings: Probe
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out / "results.json", out / "results.csv"
-    json_path.write_text(json.dumps({"settings": asdict(settings), "rows": [asdict(r) for r in rows]}, indent=1))
-    with csv_path.open("w", newline="") as f:
+    atomic_write_text(
+        json_path, json.dumps({"settings": asdict(settings), "rows": [asdict(r) for r in rows]}, indent=1)
+    )
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "layer", "pool", "metric", "value"])
         for r in rows:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import tmp_path
+
 DEFAULT_LEASE_S = 600.0
 
 
@@ -82,7 +84,7 @@ class Claims:
     def _create(self, name: str) -> bool:
         fresh = name not in self.held
         self.held.add(name)  # before the link: an interruption right after it still releases the claim
-        tmp = self.folder / f"{name}.claim.tmp{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = tmp_path(self.path(name))
         try:
             tmp.write_text(json.dumps({**self.owner, "time": time.time()}))
             os.link(tmp, self.path(name))

@@ -45,6 +45,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from .._version import __version__
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text, tmp_path
 from ..errors import ConfigError, FormatError, ImageError, VitzooError
 from ..models.vit import VisionTransformer, take_indices
 from ..weights.loading import weights_digest
@@ -54,8 +55,6 @@ from .inputs import Manifest, format_failed, format_names, iter_names, write_man
 from .store import (
     FORMAT,
     INDEX,
-    atomic_write_bytes,
-    atomic_write_text,
     open_embeddings,
     read_index,
     shard_array,
@@ -64,7 +63,6 @@ from .store import (
     shard_info,
     shard_name,
     shard_paths,
-    tmp_path,
     write_index,
     write_shard,
 )
@@ -601,9 +599,8 @@ def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint:
         atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
         sidecar = {"format": FORMAT, **dataclasses.asdict(meta), "num_failed": len(failed), **command}
         atomic_write_text(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1))
-        tmp = tmp_path(out, ".npy")
-        np.save(tmp, arrays["features"])
-        os.replace(tmp, out)
+        with atomic_path(out, ".npy") as tmp:
+            np.save(tmp, arrays["features"])
     elif paths:
         tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
         metadata = {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed), **command})}
@@ -772,12 +769,8 @@ def read_embeddings(path: str | Path) -> LoadedEmbeddings:
 
 # ------------------------------------------------------------------------------------------------- helpers
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    tmp = tmp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _digest(items: Sequence[str]) -> str:

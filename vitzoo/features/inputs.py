@@ -26,6 +26,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, FormatError, ImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -235,10 +236,13 @@ def _not_a_tar(shard: str | Path, err: Exception) -> str:
 def write_manifest(names: Iterable[str], folder: Path) -> tuple[int, str]:
     """Stream ``names`` to ``folder/inputs.txt`` (one per line, ``escape``d) and ``folder/inputs.offsets`` (int64
     byte offsets, one more than the names), both atomically. Returns the count and the SHA-256 of the listing."""
-    text, offsets = folder / "inputs.txt", folder / "inputs.offsets"
-    tmp_text, tmp_offsets = (p.with_name(f"{p.name}.tmp{os.getpid()}") for p in (text, offsets))
     digest, count, pos, chunk = hashlib.sha256(), 0, 0, [0]
-    with open(tmp_text, "wb") as ft, open(tmp_offsets, "wb") as fo:
+    with (
+        atomic_path(folder / "inputs.offsets") as tmp_offsets,  # renamed in this order: the text last
+        atomic_path(folder / "inputs.txt") as tmp_text,
+        open(tmp_text, "wb") as ft,
+        open(tmp_offsets, "wb") as fo,
+    ):
         for name in names:
             try:
                 line = escape(name).encode(ENCODING, ERRORS) + b"\n"
@@ -253,8 +257,6 @@ def write_manifest(names: Iterable[str], folder: Path) -> tuple[int, str]:
                 fo.write(np.asarray(chunk, dtype="<i8").tobytes())
                 chunk = []
         fo.write(np.asarray(chunk, dtype="<i8").tobytes())
-    os.replace(tmp_offsets, offsets)
-    os.replace(tmp_text, text)
     return count, digest.hexdigest()
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
-import secrets
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +26,9 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from ..errors import FormatError
-from .inputs import ENCODING, ERRORS, format_failed, format_names, parse_failed, parse_names
+from .inputs import format_failed, format_names, parse_failed, parse_names
 
 INDEX = "index.json"
 FORMAT = "vitzoo.embeddings"
@@ -53,9 +52,8 @@ def write_shard(
     """Write shard ``k`` of ``folder``: every file atomically, the ``.json`` marker (with ``stamp``'s keys) last."""
     base = folder / shard_name(k)
     for key, value in arrays.items():
-        tmp = tmp_path(folder / f"{base.name}.{key}.npy", ".npy")
-        np.save(tmp, np.ascontiguousarray(value))
-        os.replace(tmp, folder / f"{base.name}.{key}.npy")
+        with atomic_path(folder / f"{base.name}.{key}.npy", ".npy") as tmp:
+            np.save(tmp, np.ascontiguousarray(value))
     atomic_write_bytes(folder / f"{base.name}.paths.txt", format_names(paths))
     if failed:
         atomic_write_bytes(folder / f"{base.name}.failed.txt", format_failed(failed))
@@ -128,24 +126,6 @@ def write_index(folder: Path, num_shards: int, meta: dict[str, Any], command: di
     }
     atomic_write_text(folder / INDEX, json.dumps(index, indent=1))
     return index
-
-
-def tmp_path(path: Path, suffix: str = "") -> Path:
-    """A name next to ``path`` that no other writer uses (process id and a random part), for an atomic write."""
-    return path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}{suffix}")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = tmp_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode(ENCODING, ERRORS))
 
 
 # ---------------------------------------------------------------------------------------------- the reader

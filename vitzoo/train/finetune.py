@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, InputError
 from ..eval.probe_job import LabelledImages as LabelledPaths
 from ..eval.probe_job import labelled_images
@@ -319,12 +320,6 @@ def _is_log(path: Path) -> bool:
     return isinstance(log, list) and all(isinstance(e, dict) and {"epoch", "train_loss"} <= e.keys() for e in log)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = _beside(path, ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------------------------------------- training
 @dataclass(frozen=True)
 class FinetuneArgs:
@@ -550,7 +545,7 @@ def finetune(args: FinetuneArgs) -> Path:
             print(line + (f"  val acc {entry['val_acc']:.4f}" if val_items else ""), flush=True)
             state = {"epoch": epoch + 1, "log": log, "run": identity, "args": dataclasses.asdict(args)}
             save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, state)
-            _write_atomic(out / "log.json", json.dumps(log, indent=1) + "\n")
+            atomic_write_text(out / "log.json", json.dumps(log, indent=1) + "\n")
         if world > 1:
             dist.barrier()
     if rank == 0:
