@@ -287,7 +287,7 @@ def test_fewshot_input_faults_are_one_line_errors(tiny_folder, tmp_path):
     model = f"local-dir:{tiny_folder}"
     train = _flat_classes(tmp_path / "train", {"cat": RED, "dog": GREEN})
     args = ("--shots", "1", "--workers", "0")
-    one_line_error(cli("fewshot", model, train, tmp_path / "nonexist", *args), "nonexist", "no such folder")
+    one_line_error(cli("fewshot", model, train, tmp_path / "nonexist", *args), "nonexist", "no such file or folder")
     wolf = _flat_classes(tmp_path / "wolf", {"cat": RED, "wolf": BLUE})
     one_line_error(cli("fewshot", model, train, wolf, *args), "'wolf'", "lacks")
     one = _flat_classes(tmp_path / "one", {"cat": RED})

@@ -90,7 +90,7 @@ def test_the_name_grammar_is_parsed_in_source_py_only():
 
 def test_architecture_doc_shows_the_current_graph():
     doc = (ROOT / "docs" / "architecture.md").read_text()
-    assert ig.markdown() in doc, "regenerate the block with: python scripts/import_graph.py"
+    assert ig.markdown() in doc, "regenerate the block with: python scripts/import_graph.py --write"
 
 
 # Third-party imports allowed inside a function: the optional extras, imported when used so that the core install

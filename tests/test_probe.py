@@ -21,6 +21,7 @@ import vitzoo.cli
 from conftest import cli, one_line_error, randomize_
 from vitzoo.eval import probe_job as probe_run
 from vitzoo.eval import probes as probe
+from vitzoo.features.labelled import label_lookup, read_labelled
 
 
 def blobs(n: int, classes: int, dim: int, spread: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -290,7 +291,7 @@ def test_npy_embeddings_and_a_label_list(dataset, two_models, tmp_path):
     ).read_text().split()
     listing.write_text("".join(f"{p},class-{sorted(COLOURS).index(Path(p).parent.name)}\n" for p in paths))
     relabelled = probe_run.probe_files(
-        [(files["train", ".npy"], files["test", ".npy"])], labels=probe_run.label_lookup(listing), settings=settings
+        [(files["train", ".npy"], files["test", ".npy"])], labels=label_lookup(listing), settings=settings
     )
     assert relabelled[0].metrics == npy[0].metrics
     (tmp_path / "test.npy.paths.txt").unlink()
@@ -299,18 +300,18 @@ def test_npy_embeddings_and_a_label_list(dataset, two_models, tmp_path):
 
 
 def test_csv_lists_are_the_same_split_as_the_folder(dataset, tmp_path):
-    folder = probe_run.labelled_images(dataset / "train")
+    folder = read_labelled(dataset / "train")
     listing = tmp_path / "train.csv"
     with listing.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label"])
         for path, label in zip(folder.paths, folder.labels, strict=True):
             writer.writerow([path, label])
-    assert probe_run.labelled_images(listing) == folder
+    assert read_labelled(listing) == folder
     assert set(folder.labels) == set(COLOURS) and len(folder.paths) == 18
     (tmp_path / "bad.csv").write_text("a.png,cat,extra\n")
     with pytest.raises(vitzoo.VitzooError, match="path,label"):
-        probe_run.labelled_images(tmp_path / "bad.csv")
+        read_labelled(tmp_path / "bad.csv")
 
 
 def test_probe_refuses_mixed_inputs(dataset, tmp_path):
@@ -343,7 +344,7 @@ def test_relative_folders_and_csvs_work_from_another_directory(dataset, two_mode
     assert folders.returncode == 0, folders.stderr
     assert table_rows(folders.stdout)[0][3:6] == ["18", "12", "100.0"]
     for split in ("train", "test"):  # rows relative to the CSV's folder, the CSV itself given relative
-        listing = probe_run.labelled_images(dataset / split)
+        listing = read_labelled(dataset / split)
         pairs = zip(listing.paths, listing.labels, strict=True)
         rows = [f"{os.path.relpath(p, work / 'lists')},{y}\n" for p, y in pairs]
         (work / "lists" / f"{split}.csv").write_text("".join(rows))
@@ -369,7 +370,7 @@ def test_relative_folders_and_csvs_work_from_another_directory(dataset, two_mode
 def test_probe_label_faults_are_one_line_errors(dataset, two_models, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default --out
     model = two_models[0]
-    train = probe_run.labelled_images(dataset / "train")
+    train = read_labelled(dataset / "train")
     one = tmp_path / "one.csv"
     one.write_text("".join(f"{p},red_square\n" for p in train.paths))
     one_line_error(cli("probe", model, "--train", one, "--test", dataset / "test", *FAST), "at least two classes")

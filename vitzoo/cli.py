@@ -31,6 +31,7 @@ from .factory import create_model, describe
 from .features.embed_job import embed_to_file
 from .features.extract import expand_inputs, predict, require_inputs, resolve_device
 from .features.inputs import open_source
+from .features.labelled import label_lookup, read_labelled
 from .features.transforms import create_transform, load_image, resolve_data_config
 from .models.archs import ALIASES, family_of, list_models
 from .models.vit import FEATURE_POOLS, VisionTransformer
@@ -448,7 +449,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "with vitzoo embed outputs, give no model names and one --test file per --train file (same order)"
             )
-        labels = probe_run.label_lookup(args.labels) if args.labels else None
+        labels = label_lookup(args.labels) if args.labels else None
         rows = probe_run.probe_files(
             list(zip(args.train, args.test, strict=True)), labels=labels, settings=settings, log=log
         )
@@ -469,8 +470,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         )
         rows = probe_run.probe_models(
             args.models,
-            probe_run.labelled_images(args.train[0]),
-            probe_run.labelled_images(args.test[0]),
+            read_labelled(args.train[0]),
+            read_labelled(args.test[0]),
             load=lambda name: _load(name, args),
             cache_dir=args.cache or Path(args.out) / "embeddings",
             pools=args.pool or [None],

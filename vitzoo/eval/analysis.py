@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ import torch.nn.functional as F
 from ..errors import ConfigError, InputError, VitzooError
 from ..features.extract import ImageList, expand_inputs, extract_features
 from ..features.inputs import open_source
+from ..features.labelled import LabelledImages, index_classes, read_labelled, require_classes
 from ..features.transforms import create_transform, load_image, to_rgb
 from ..models.vit import Block, VisionTransformer, take_indices
-from .probes import index_classes, require_classes
 
 
 @dataclass
@@ -192,27 +191,6 @@ def fewshot_linear(
     return (pred == truth).double().mean().item()
 
 
-def image_folder(root: str | Path) -> tuple[list[str], torch.Tensor, list[str]]:
-    """An ImageFolder layout (one sub-folder per class) to (absolute paths, labels, class names).
-
-    The classes are the sorted sub-folder names, an empty one included (it has no images); a missing folder, one
-    without sub-folders, or sub-folders without images raise ``InputError``."""
-    root = Path(os.path.abspath(root))
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder; expected an ImageFolder (one sub-folder of images per class)")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise InputError(f"{root}: no class sub-folders; expected an ImageFolder (one sub-folder of images per class)")
-    paths, labels = ImageList(), []  # expanded here, once: extract_features takes them as they are
-    for c, name in enumerate(classes):
-        found = expand_inputs(root / name)  # the images of the folder, recursively, sorted
-        paths += found
-        labels += [c] * len(found)
-    if not paths:
-        raise InputError(f"{root}: its class sub-folders ({', '.join(classes[:5])}, ...) hold no images")
-    return paths, torch.tensor(labels), classes
-
-
 def fewshot_eval(
     model: VisionTransformer,
     train: Any,
@@ -232,28 +210,28 @@ def fewshot_eval(
     test class the training folder lacks is an error); both are listed before any image is embedded.
     """
 
-    def listed(split: Any) -> tuple[list[str], torch.Tensor, list[str]] | None:
+    def listed(split: Any) -> LabelledImages | None:
         is_features = isinstance(split, (tuple, list)) and len(split) == 2 and torch.is_tensor(split[0])
-        return None if is_features else image_folder(split)
+        return None if is_features else read_labelled(split)
 
-    def features(split: Any, listing: tuple[list[str], torch.Tensor, list[str]] | None) -> torch.Tensor:
+    def features(split: Any, listing: LabelledImages | None) -> torch.Tensor:
         if listing is None:
             return cast(torch.Tensor, split[0])
-        feats = extract_features(model, listing[0], pool=pool, **extract_kwargs)
+        feats = extract_features(model, ImageList(listing.paths), pool=pool, **extract_kwargs)
         assert isinstance(feats, torch.Tensor)  # no layers: one tensor
         return feats
+
+    def indices(listing: LabelledImages) -> torch.Tensor:  # a folder beside given labels: its sorted class names
+        return torch.tensor([listing.classes.index(y) for y in listing.labels])
 
     train_list, test_list = listed(train), listed(test)  # both listed (and checked) before any image is embedded
     if train_list is not None and test_list is not None:  # two folders: their classes matched by name
         _, train_y, test_y = index_classes(
-            [train_list[2][i] for i in train_list[1].tolist()],
-            [test_list[2][i] for i in test_list[1].tolist()],
-            f"the training folder {train}",
-            f"the test folder {test}",
+            train_list.labels, test_list.labels, f"the training folder {train}", f"the test folder {test}"
         )
-    else:  # labels given with the features: a folder on the other side is indexed by its sorted class names
-        train_y = torch.as_tensor(train[1]) if train_list is None else train_list[1]
-        test_y = torch.as_tensor(test[1]) if test_list is None else test_list[1]
+    else:
+        train_y = torch.as_tensor(train[1]) if train_list is None else indices(train_list)
+        test_y = torch.as_tensor(test[1]) if test_list is None else indices(test_list)
     train_x, test_x = features(train, train_list), features(test, test_list)
     return fewshot_from_features(train_x, train_y, test_x, test_y, shots, l2_reg, seed)
 

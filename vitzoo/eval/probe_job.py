@@ -24,89 +24,20 @@ import torch
 
 from .._version import __version__
 from ..atomic import atomic_path, atomic_write_text
-from ..errors import ConfigError, InputError, VitzooError
+from ..errors import ConfigError, VitzooError
 from ..features.embed_job import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
+from ..features.labelled import LabelledImages, index_classes, labels_of
 from ..features.store import INDEX
 from ..models.vit import VisionTransformer
 from ..weights.loading import CONFIG_FILES, file_digest, weights_in
 from ..weights.source import PROCESSOR_FILE, resolve
-from .analysis import fewshot_from_features, image_folder
-from .probes import KNN_K, index_classes, knn_eval, linear_probe
+from .analysis import fewshot_from_features
+from .probes import KNN_K, knn_eval, linear_probe
 
 FEWSHOT_SHOTS = (1, 5, 10, 25)
 
 
 # ------------------------------------------------------------------------------------------------- inputs
-@dataclass
-class LabelledImages:
-    """Image paths and the class name of each."""
-
-    paths: list[str]
-    labels: list[str]
-
-
-def labelled_images(spec: str | Path) -> LabelledImages:
-    """An ImageFolder (one sub-folder of images per class) or a CSV file of ``path,label`` rows (an optional
-    ``path,label`` header; relative paths are relative to the CSV's folder). Paths come out absolute, as the embed
-    job records them, so a relative ``spec`` works from any working directory."""
-    spec = Path(spec)
-    if spec.is_dir():
-        paths, indices, classes = image_folder(spec)
-        return LabelledImages(list(paths), [classes[int(i)] for i in indices])
-    if spec.suffix.lower() == ".csv" and spec.is_file():
-        paths, labels = _read_csv(spec)
-        return LabelledImages([_resolve(spec, p) for p in paths], labels)
-    what = "no such file or folder" if not spec.exists() else "neither a folder nor a .csv file"
-    raise InputError(
-        f"{spec}: {what}; expected an ImageFolder (one sub-folder of images per class) or a .csv of path,label rows"
-    )
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[str]]:
-    try:
-        with path.open(newline="") as f:
-            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"{path}: cannot be read as a CSV of path,label rows ({err})") from err
-    header = 1 if rows and [c.strip().lower() for c in rows[0]] == ["path", "label"] else 0
-    for number, row in enumerate(rows[header:], header + 1):
-        if len(row) != 2 or not all(cell.strip() for cell in row):
-            raise InputError(
-                f"{path}: line {number} is not a path,label row ({','.join(row)[:80]!r}); fix or remove it"
-            )
-    if len(rows) == header:
-        raise InputError(f"{path}: no path,label rows")
-    return [p.strip() for p, _ in rows[header:]], [label.strip() for _, label in rows[header:]]
-
-
-def _resolve(csv_path: Path, p: str) -> str:
-    """A CSV's path as an absolute one: relative paths are relative to the CSV's folder."""
-    return os.path.abspath(csv_path.parent / p)
-
-
-def label_lookup(spec: str | Path) -> dict[str, str]:
-    """A CSV of ``path,label`` rows as a path -> label mapping, for embeddings files: each path as written and
-    relative to the CSV's folder (absolute, as the embed job records the paths it was given)."""
-    spec = Path(spec)
-    if not spec.is_file():
-        raise InputError(f"{spec}: no such file; --labels takes a .csv of path,label rows")
-    paths, labels = _read_csv(spec)
-    return dict(zip(paths, labels, strict=True)) | {_resolve(spec, p): y for p, y in zip(paths, labels, strict=True)}
-
-
-def labels_of(paths: Sequence[str], lookup: Mapping[str, str] | None = None) -> list[str]:
-    """The class of each path: from ``lookup`` when given, else the name of its parent folder (ImageFolder)."""
-    if lookup is None:
-        return [Path(p).parent.name for p in paths]
-    missing = [p for p in paths if p not in lookup]
-    if missing:
-        raise InputError(
-            f"{len(missing)} embedded path(s) have no label in the label list, e.g. {missing[0]}; add a path,label "
-            "row for each (as the embeddings file records it, or relative to the CSV's folder)"
-        )
-    return [lookup[p] for p in paths]
-
-
 def is_embeddings_file(spec: str | Path) -> bool:
     """Whether ``spec`` names an output of ``vitzoo embed``: a file by its suffix, or a dataset directory."""
     return Path(spec).suffix in OUTPUT_SUFFIXES or (Path(spec) / INDEX).is_file()

@@ -2,8 +2,8 @@
 
 Both take features and labels already computed (``extract_features``, ``vitzoo embed``), as torch tensors or numpy
 arrays, and return accuracies in [0, 1]. Labels may be any integers; a test label absent from the training labels
-counts as an error; at least two classes are needed. ``index_classes`` turns class names into such labels, matched
-by name across train and test. ``fewshot_eval`` (vitzoo.analysis) stays the ViT paper's few-shot protocol.
+counts as an error; at least two classes are needed. ``vitzoo.features.labelled.index_classes`` turns class names
+into such labels, matched by name across train and test.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
+from ..features.labelled import require_classes
 
 KNN_K = (10, 20, 100, 200)  # DINOv2's nb_knn
 C_EXPONENTS = (-6, -4, -2, 0, 2, 4, 6)  # CLIP's first sweep: C in 1e-6 .. 1e6, every two decades
@@ -28,31 +29,6 @@ def _as_features(x: Any, name: str) -> torch.Tensor:
     if t.ndim != 2:
         raise ConfigError(f"{name} must be a (rows, dim) matrix of features, got shape {tuple(t.shape)}")
     return t.float() if not t.is_floating_point() else t
-
-
-def require_classes(classes: Sequence[Any], where: str = "the training set") -> None:
-    """Refuse fewer than two classes: a classifier over one class is right by construction (100%, loss 0)."""
-    if len(classes) < 2:
-        held = f"only {classes[0]!r}" if classes else "none"
-        raise ConfigError(f"{where} has {held}: at least two classes are needed; add images of other classes")
-
-
-def index_classes(
-    train: Sequence[str], test: Sequence[str], where: str = "the training set", test_name: str = "the test set"
-) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-    """Class names to indices: (the sorted training classes, train indices, test indices), matched by name.
-
-    Fewer than two training classes, or a test class the training set lacks, raise an error naming them."""
-    classes = sorted(set(train))
-    require_classes(classes, where)
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted(set(test) - index.keys())
-    if unknown:
-        listed = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise InputError(
-            f"{test_name} has classes {where} lacks: {listed}; leave those images out or add them to the training set"
-        )
-    return classes, torch.tensor([index[y] for y in train]), torch.tensor([index[y] for y in test])
 
 
 def encode_labels(train_labels: Any, test_labels: Any) -> tuple[torch.Tensor, torch.Tensor, int]:

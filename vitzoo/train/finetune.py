@@ -38,11 +38,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, InputError
-from ..eval.probe_job import LabelledImages as LabelledPaths
-from ..eval.probe_job import labelled_images
-from ..eval.probes import index_classes
 from ..factory import create_model, save_pretrained
 from ..features.extract import progress_bar
+from ..features.labelled import index_classes, read_labelled
 from ..features.transforms import EvalTransform, TrainTransform, create_transform, load_image, resolve_data_config
 from ..models.pretrained_cfg import PretrainedCfg
 from ..models.vit import VisionTransformer
@@ -75,17 +73,17 @@ RECIPES: dict[str, Recipe] = {
 
 
 # ------------------------------------------------------------------------------------------------------- data
-def read_labelled(
+def read_splits(
     train: str | Path, val: str | Path | None = None
 ) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], list[str]]:
     """(image path, class index) pairs of the training and validation sets, and the class names.
 
-    Each set is an ImageFolder or a ``path,label`` CSV (``probe_run.labelled_images``: absolute paths). Classes are
-    the sorted training labels, at least two; the validation set is matched to them by name, and a class the
-    training set lacks is an error naming it. Listed images that do not exist are refused before any training.
+    Each set is an ImageFolder or a ``path,label`` CSV (``vitzoo.features.labelled.read_labelled``: absolute paths,
+    listed images must exist). Classes are the sorted training labels, at least two; the validation set is matched
+    to them by name, and a class the training set lacks is an error naming it.
     """
-    train_set = _existing(train)
-    val_set = _existing(val) if val is not None else None
+    train_set = read_labelled(train, must_exist=True)
+    val_set = read_labelled(val, must_exist=True) if val is not None else None
     classes, train_y, val_y = index_classes(
         train_set.labels,
         val_set.labels if val_set is not None else [],
@@ -99,15 +97,7 @@ def read_labelled(
     return pairs(train_set.paths, train_y), pairs(val_set.paths, val_y) if val_set is not None else [], classes
 
 
-def _existing(source: str | Path) -> LabelledPaths:
-    images = labelled_images(source)
-    missing = [p for p in images.paths if not os.path.isfile(p)]
-    if missing:
-        raise InputError(f"{source}: {len(missing)} listed image(s) do not exist, e.g. {missing[0]}; fix the list")
-    return images
-
-
-class LabelledImages(Dataset[tuple[torch.Tensor, int]]):
+class TrainingImages(Dataset[tuple[torch.Tensor, int]]):
     """Images and labels; the training transform's random state is seeded per (seed, epoch, index)."""
 
     def __init__(
@@ -393,7 +383,7 @@ def build_model(args: FinetuneArgs, num_classes: int, recipe: Recipe) -> VisionT
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: LabelledImages, args: FinetuneArgs, device: torch.device, rank: int, world: int
+    model: nn.Module, data: TrainingImages, args: FinetuneArgs, device: torch.device, rank: int, world: int
 ) -> float:
     """Top-1 accuracy on ``data``; ranks split the images and sum their counts."""
     model.eval()
@@ -475,7 +465,7 @@ def finetune(args: FinetuneArgs) -> Path:
     device = torch.device(args.device or (local if torch.cuda.is_available() else "cpu"))
     out = Path(args.out)
     check_out(out)
-    train_items, val_items, classes = read_labelled(args.train, args.val)
+    train_items, val_items, classes = read_splits(args.train, args.val)
     torch.manual_seed(args.seed)
     model = build_model(args, len(classes), recipe)
     identity = run_identity(args, recipe, model, train_items, val_items)  # the starting weights, before any step
@@ -484,8 +474,8 @@ def finetune(args: FinetuneArgs) -> Path:
         check_same_run(checkpoint.folder, checkpoint.state["run"], identity)
     model = model.to(device)
     size = model.config.img_size
-    train = LabelledImages(train_items, create_transform(model, train=True, img_size=size), args.seed)
-    val = LabelledImages(val_items, create_transform(model, img_size=size))
+    train = TrainingImages(train_items, create_transform(model, train=True, img_size=size), args.seed)
+    val = TrainingImages(val_items, create_transform(model, img_size=size))
     sampler: DistributedSampler[int] = DistributedSampler(
         train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed, drop_last=True
     )
