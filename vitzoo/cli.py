@@ -24,7 +24,6 @@ from ._version import __version__
 from .errors import ConfigError, VitzooError
 from .eval import analysis, plots
 from .eval import probe_job as probe_run
-from .export import DTYPES as EXPORT_DTYPES
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
 from .factory import create_model, describe
@@ -34,6 +33,7 @@ from .features.inputs import open_source
 from .features.labelled import label_lookup, read_labelled
 from .features.transforms import create_transform, load_image, resolve_data_config
 from .models.archs import ALIASES, family_of, list_models
+from .models.dtypes import DTYPE_NAMES
 from .models.vit import FEATURE_POOLS, VisionTransformer
 from .train.finetune import RECIPES, FinetuneArgs, finetune
 from .weights.pretrained import PRETRAINED, list_pretrained
@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--img-size", type=int, nargs="+", metavar="N", help="input size: N or H W")
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1)")
-        p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None, help="model dtype")
+        p.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="model dtype")
         p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
         p.add_argument("--revision", help="Hub branch, tag or commit")
         p.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
@@ -747,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
     p_ex.add_argument("--img-size", type=int, nargs="+", metavar="N", help="input size N or H W (default: the model's)")
     p_ex.add_argument("--dynamic-size", action="store_true", help="any image height and width (multiples of the patch)")
-    p_ex.add_argument("--dtype", choices=tuple(EXPORT_DTYPES), default="fp32")
+    p_ex.add_argument("--dtype", choices=DTYPE_NAMES, default="fp32")
     p_ex.add_argument("--revision", help="Hub branch, tag or commit")
     p_ex.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
     p_ex.set_defaults(func=_cmd_export)

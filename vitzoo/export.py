@@ -21,9 +21,9 @@ from torch.export import Dim, ExportedProgram
 
 from .errors import ConfigError
 from .models.config import to_pair
+from .models.dtypes import resolve_dtype
 from .models.vit import VisionTransformer
 
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 FORMATS = ("onnx", "pt2")
 MAX_GRID = 256  # largest patch grid per axis a dynamic-size graph accepts (4096 px at patch 16)
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "output"
@@ -40,22 +40,21 @@ def prepare(
     Fixed size: the copy is ``set_input_size(img_size)`` (default: the model's), so its table is baked in.
     Dynamic size: the copy gets ``dynamic_img_size=True``; ``img_size`` only sets the example input.
     """
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    torch_dtype = resolve_dtype(dtype) or torch.float32
     cfg = model.config
     if dynamic_size and cfg.pos_embed_interpolation == "area" and not cfg.rope:
         raise ConfigError(
             "pos_embed_interpolation='area' cannot be exported with a dynamic size (ONNX fixes its output size); "
             "export a fixed size or build the model with another pos_embed_interpolation (docs/export.md)"
         )
-    out = copy.deepcopy(model).eval().to(DTYPES[dtype])
+    out = copy.deepcopy(model).eval().to(torch_dtype)
     size = to_pair(img_size, "img_size") if img_size is not None else cfg.img_size
     if dynamic_size:
         out.config = out.config.replace(dynamic_img_size=True, dynamic_img_pad=False)
     else:
         out.set_input_size(size)
     device = next(out.parameters()).device
-    example = torch.randn(2, cfg.in_chans, *size, generator=torch.Generator().manual_seed(0)).to(device, DTYPES[dtype])
+    example = torch.randn(2, cfg.in_chans, *size, generator=torch.Generator().manual_seed(0)).to(device, torch_dtype)
     ph, pw = cfg.patch_size
     shape: dict[int, Dim] = {0: Dim("batch", min=1, max=65536)}
     if dynamic_size:

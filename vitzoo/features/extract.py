@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..errors import ConfigError, ImageError, VitzooError
 from ..models.archs import ARCHS, family_of
+from ..models.dtypes import resolve_dtype
 from ..models.vit import FEATURE_POOLS, VisionTransformer, pool_tokens, take_indices
 from .inputs import iter_names, open_source
 from .transforms import create_transform, load_image, to_rgb
@@ -28,14 +29,6 @@ from .transforms import create_transform, load_image, to_rgb
 logger = logging.getLogger("vitzoo")
 
 ON_ERROR = ("raise", "skip")
-DTYPES = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
 
 
 # --------------------------------------------------------------------------------------------------- inputs
@@ -223,15 +216,6 @@ def start_loader(loader: torch.utils.data.DataLoader[Any]) -> Iterator[Any]:
 
 
 # ------------------------------------------------------------------------------------------------- features
-def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """``"fp32"``/``"bf16"``/``"fp16"`` (or ``float32``/``bfloat16``/``float16``) to a torch dtype; None stays."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    raise ConfigError(f"dtype must be one of {', '.join(DTYPES)} or a torch.dtype, got {dtype!r}")
-
-
 def resolve_device(device: str | torch.device | None) -> torch.device | None:
     """``device`` as a ``torch.device`` PyTorch can use here; ``ConfigError`` for a name it does not know or a
     device this machine does not have (``cuda`` without a GPU, ``cuda:3`` with two). None stays None."""
