@@ -123,10 +123,8 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(data, tmp_path,
 def _rank(rank: int, world: int, port: int, run: dict) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    try:
-        finetune(FinetuneArgs(**run))
-    finally:
-        torch.distributed.destroy_process_group()
+    finetune(FinetuneArgs(**run))
+    assert not torch.distributed.is_initialized()  # finetune left the group it joined
 
 
 @pytest.mark.slow  # two spawned interpreters: about 25 s on a loaded 2-core machine

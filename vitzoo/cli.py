@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -27,6 +26,7 @@ from .eval import probe_job as probe_run
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
 from .factory import create_model, describe
+from .features.distributed import local_device, process_group
 from .features.embed_job import embed_to_file
 from .features.extract import expand_inputs, predict, require_inputs, resolve_device
 from .features.inputs import open_source
@@ -303,13 +303,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    distributed = args.distributed or int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if (args.device or "cpu").startswith("cuda") else "gloo")
-        if args.device and args.device.startswith("cuda"):
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    try:
+    args.device = local_device(args.device)
+    with process_group(args.device, required=args.distributed):
         model = _load(args.name, args)
         summary = embed_to_file(
             model,
@@ -328,9 +323,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             lease_s=args.lease,
             exact_decode=args.exact_decode,
         )
-    finally:
-        if distributed and dist.is_initialized():
-            dist.destroy_process_group()
     if summary is not None:  # the process that finalised the output
         print(args.out)
         msg = f"{summary.rows} images embedded into {args.out}"

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from safetensors.torch import save_file
 
 from .._version import __version__
@@ -50,6 +49,7 @@ from ..errors import ConfigError, FormatError, ImageError, VitzooError
 from ..models.vit import VisionTransformer, take_indices
 from ..weights.loading import weights_digest
 from .claims import DEFAULT_LEASE_S, Claims
+from .distributed import rank_and_world
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
 from .store import (
@@ -194,7 +194,7 @@ def embed_to_file(
         raise ConfigError("no inputs: pass image files, folders with images, list files or .tar shards")
     prepare_model(model, dtype, device)
     meta = EmbedMeta.of(model, name=name, revision=revision, pool=pool, layers=layers, exact_decode=exact_decode)
-    rank, world = _dist_info()
+    rank, world = rank_and_world()
     prefix = f"[rank {rank}] " if world > 1 else ""
     places = Places(out, layout)
     fingerprint = {
@@ -775,9 +775,3 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
 
 def _digest(items: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, InputError
 from ..factory import create_model, save_pretrained
+from ..features.distributed import local_device, mean_across, process_group, sum_across
 from ..features.extract import progress_bar
 from ..features.labelled import index_classes, read_labelled
 from ..features.transforms import EvalTransform, TrainTransform, create_transform, load_image, resolve_data_config
@@ -348,27 +349,6 @@ def _recipe(args: FinetuneArgs) -> Recipe:
     return dataclasses.replace(RECIPES[args.recipe], **changes)
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group from torchrun's environment when WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def _mean(value: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        dist.all_reduce(value)
-        value = value / world
-    return value
-
-
-def _sum(value: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        dist.all_reduce(value)
-    return value
-
-
 def build_model(args: FinetuneArgs, num_classes: int, recipe: Recipe) -> VisionTransformer:
     """The checkpoint with a new ``num_classes``-way head (zero with the paper's recipe) at ``img_size``."""
     model = create_model(args.model, pretrained=args.pretrained, num_classes=num_classes, img_size=args.img_size)
@@ -393,7 +373,7 @@ def evaluate(
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
         for x, y in loader:
             correct += (model(x.to(device)).argmax(-1).cpu() == y).sum().to(device)
-    return float(_sum(correct, world).item()) / len(data)
+    return float(sum_across(correct).item()) / len(data)
 
 
 # What a resume may change: how the numbers are computed, not which (docs/finetune.md, "Resuming").
@@ -457,12 +437,15 @@ def finetune(args: FinetuneArgs) -> Path:
     Under torchrun (WORLD_SIZE > 1) each rank runs ``batch_size / world`` images per step and DDP averages the
     gradients.
     """
+    device = torch.device(local_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu")) or "cpu")
+    with process_group(device) as (rank, world):
+        return _finetune(args, device, rank, world)
+
+
+def _finetune(args: FinetuneArgs, device: torch.device, rank: int, world: int) -> Path:
     recipe = _recipe(args)
-    rank, world = _distributed()
     if args.batch_size % world:
         raise ConfigError(f"batch_size {args.batch_size} must be divisible by the number of processes {world}")
-    local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    device = torch.device(args.device or (local if torch.cuda.is_available() else "cpu"))
     out = Path(args.out)
     check_out(out)
     train_items, val_items, classes = read_splits(args.train, args.val)
@@ -511,8 +494,8 @@ def finetune(args: FinetuneArgs) -> Path:
                 nn.utils.clip_grad_norm_(params, recipe.clip_grad)
             optimizer.step()
             scheduler.step()
-            stats = _sum(torch.stack([loss.detach() * len(y), (logits.argmax(-1) == y).sum().float()]), world)
-            losses.append(float(_mean(loss.detach().clone(), world).item()))
+            stats = sum_across(torch.stack([loss.detach() * len(y), (logits.argmax(-1) == y).sum().float()]))
+            losses.append(float(mean_across(loss.detach()).item()))
             seen += len(y) * world
             correct += float(stats[1].item())
             bar.update(len(y) * world)
