@@ -20,7 +20,7 @@ import vitzoo.cli
 from test_extract import BF16_TOL, TAG, one_thread, preprocess, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo.features import embed_job as embed
 from vitzoo.features.embed_job import EmbedMeta
-from vitzoo.features.store import shard_done
+from vitzoo.features.shards import shard_done
 
 META_KEYS = {f.name for f in dataclasses.fields(EmbedMeta)}
 

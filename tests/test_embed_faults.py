@@ -275,7 +275,7 @@ def test_a_run_where_nothing_is_readable_is_an_error(saved_model, images, tmp_pa
     failed = out / "failed.txt" if not suffix else tmp_path / f"e{suffix}.failed.txt"
     for _ in range(2):
         assert_error(embed_cli(name, listing, "--out", out), "none of the 2 inputs could be read", failed)
-    assert [path for path, _ in vitzoo.features.store.read_failed(failed)] == [str(tmp_path / "gone.jpg"),
+    assert [path for path, _ in vitzoo.features.shards.read_failed(failed)] == [str(tmp_path / "gone.jpg"),
                                                                             str(images / "d_corrupt.jpg")]  # fmt: skip
     assert not Path(f"{out}.parts").exists() and (suffix == "" or not out.exists())
     listing.write_text(f"{tmp_path / 'gone.jpg'}\n{images / 'a_photo.jpg'}\n")

@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import save_file
 
 import vitzoo
-from vitzoo.features.store import ConcatArray, write_index, write_shard
+from vitzoo.features.shards import write_index, write_shard
+from vitzoo.features.store import ConcatArray
 
 
 def test_three_million_paths_write_and_reopen(tmp_path):

@@ -27,7 +27,7 @@ from ..atomic import atomic_path, atomic_write_text
 from ..errors import ConfigError, VitzooError
 from ..features.embed_job import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
 from ..features.labelled import LabelledImages, index_classes, labels_of
-from ..features.store import INDEX
+from ..features.shards import INDEX
 from ..models.vit import VisionTransformer
 from ..weights.loading import CONFIG_FILES, file_digest, weights_in
 from ..weights.source import PROCESSOR_FILE, resolve

@@ -52,10 +52,9 @@ from .claims import DEFAULT_LEASE_S, Claims
 from .distributed import rank_and_world
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
-from .store import (
+from .shards import (
     FORMAT,
     INDEX,
-    open_embeddings,
     read_index,
     shard_array,
     shard_done,
@@ -66,6 +65,7 @@ from .store import (
     write_index,
     write_shard,
 )
+from .store import open_embeddings
 from .transforms import resolve_data_config
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
