@@ -19,7 +19,8 @@ import vitzoo
 import vitzoo.cli
 from test_extract import BF16_TOL, TAG, one_thread, preprocess, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo.features import embed_job as embed
-from vitzoo.features.embed_job import EmbedMeta
+from vitzoo.features.fingerprint import EmbedMeta
+from vitzoo.features.outputs import MARK
 from vitzoo.features.shards import shard_done
 
 META_KEYS = {f.name for f in dataclasses.fields(EmbedMeta)}
@@ -120,7 +121,7 @@ def test_embed_refusals(saved_model, tmp_path, capsys):
     (parts / "manifest.json").write_text(json.dumps(other))
     assert run_embed(name, image, "--out", tmp_path / "e.safetensors") == 2  # not vitzoo's: neither used nor removed
     assert "e.safetensors.parts exists and was not made by vitzoo embed" in capsys.readouterr().err
-    (parts / embed.MARK).write_text("{}")  # as vitzoo marks its work folders: now it is another command's work
+    (parts / MARK).write_text("{}")  # as vitzoo marks its work folders: now it is another command's work
     assert run_embed(name, image, "--out", tmp_path / "e.safetensors") == 2
     err = capsys.readouterr().err
     assert "holds shards of a different command" in err and "delete that folder" in err and "pool" in err

@@ -30,7 +30,10 @@ import vitzoo
 from conftest import cli, randomize_
 from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo.features import embed_job as embed
-from vitzoo.features.embed_job import Places, embed_to_file, output_layout
+from vitzoo.features import fingerprint
+from vitzoo.features.embed_job import embed_to_file
+from vitzoo.features.fingerprint import EmbedMeta
+from vitzoo.features.outputs import Places, output_layout
 from vitzoo.weights.loading import weights_digest
 
 LAYOUTS = ["", ".safetensors", ".npy"]  # a dataset directory, the two single files
@@ -233,9 +236,10 @@ def test_resuming_after_the_weights_changed_is_refused(tmp_path, monkeypatch):
 def test_img_size_is_the_size_images_are_resized_to(loaded, monkeypatch):
     """``EmbedMeta.img_size`` comes from the data config (which may follow a checkpoint's processor rather than
     ``config.img_size``)."""
-    real = embed.resolve_data_config
-    monkeypatch.setattr(embed, "resolve_data_config", lambda m: dataclasses.replace(real(m), input_size=(3, 160, 176)))
-    meta = embed.EmbedMeta.of(loaded, name="tiny", revision=None, pool="token", layers=None)
+    real = fingerprint.resolve_data_config
+    resized = lambda m: dataclasses.replace(real(m), input_size=(3, 160, 176))  # noqa: E731
+    monkeypatch.setattr(fingerprint, "resolve_data_config", resized)
+    meta = EmbedMeta.of(loaded, name="tiny", revision=None, pool="token", layers=None)
     assert meta.img_size == [160, 176] and list(loaded.config.img_size) == [224, 224]
 
 

@@ -25,9 +25,11 @@ import torch
 from .._version import __version__
 from ..atomic import atomic_path, atomic_write_text
 from ..errors import ConfigError, VitzooError
-from ..features.embed_job import OUTPUT_SUFFIXES, LoadedEmbeddings, embed_to_file, read_embeddings
+from ..features.embed_job import embed_to_file
 from ..features.labelled import LabelledImages, index_classes, labels_of
+from ..features.outputs import OUTPUT_SUFFIXES
 from ..features.shards import INDEX
+from ..features.store import LoadedEmbeddings, read_embeddings
 from ..models.vit import VisionTransformer
 from ..weights.loading import CONFIG_FILES, file_digest, weights_in
 from ..weights.source import PROCESSOR_FILE, resolve

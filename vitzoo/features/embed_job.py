@@ -25,12 +25,8 @@ exists (the tests' stand-in for an arbitrarily slow rank).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import re
-import secrets
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,15 +39,15 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from .._version import __version__
-from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text, tmp_path
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError, FormatError, ImageError, VitzooError
-from ..models.vit import VisionTransformer, take_indices
-from ..weights.loading import weights_digest
+from ..models.vit import VisionTransformer
 from .claims import DEFAULT_LEASE_S, Claims
 from .distributed import rank_and_world
 from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
+from .fingerprint import EmbedMeta, check_fingerprint, encode, inputs_digest
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
+from .outputs import MARK, SHARD_INFO, Places, output_layout, read_json, remove_dirs, remove_work
 from .shards import (
     FORMAT,
     INDEX,
@@ -66,66 +62,12 @@ from .shards import (
     write_shard,
 )
 from .store import open_embeddings
-from .transforms import resolve_data_config
 
-OUTPUT_SUFFIXES = (".safetensors", ".npy")
 MAX_SAFETENSORS_ROWS = 1_000_000  # every path goes into the header, which safetensors caps at 100 MB
 GATE_ENV = "VITZOO_EMBED_TEST_GATE"
-WORK_DIR = ".vitzoo-embed"  # the work folder inside a dataset directory
-MARK = "vitzoo-embed.json"  # in every work folder: vitzoo made it
-_MARK_TEXT = json.dumps({"format": "vitzoo.embed-work", "version": 1})
-_SHARD_INFO = re.compile(r"shard-(\d{6,})\.json")
 
 
 # ------------------------------------------------------------------------------------------------ metadata
-def encode(values: Mapping[str, Any]) -> dict[str, str]:
-    """Every value as JSON text (safetensors metadata is str -> str); ``json.loads`` reads each one back."""
-    return {key: json.dumps(value) for key, value in values.items()}
-
-
-@dataclass(frozen=True)
-class EmbedMeta:
-    """What an embeddings file was computed with. Encoded once (``encode``) for both the manifest and the output."""
-
-    model: str | None  # the name the model was created from (arch.tag, hf-hub:..., local-dir:...)
-    tag: str | None  # the checkpoint's tag, None without one
-    revision: str | None  # the Hub revision asked for, None for the default
-    img_size: list[int]  # [height, width] the images are resized to (the model's data config)
-    pool: str
-    layers: list[int]  # absolute block indices (sorted); [] for the final output
-    dtype: str  # the model's dtype: float32, bfloat16 or float16
-    decode: str = "exact"  # "exact" (every pixel decoded, as timm) or "fast" (large JPEGs in draft mode)
-    weights: str | None = None  # vitzoo.loading.weights_digest: the SHA-256 of the checkpoint file (or tensors)
-    vitzoo_version: str = __version__
-
-    @classmethod
-    def of(
-        cls,
-        model: VisionTransformer,
-        *,
-        name: str | None,
-        revision: str | None,
-        pool: str,
-        layers: Sequence[int] | None,
-        exact_decode: bool = True,
-    ) -> EmbedMeta:
-        """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts)."""
-        facts = getattr(model, "pretrained_cfg", None)
-        tag = facts.name if facts is not None else None
-        return cls(
-            model=name or tag,
-            tag=tag,
-            revision=revision,
-            img_size=list(resolve_data_config(model).input_size[1:]),
-            pool=pool,
-            layers=take_indices(len(model.blocks), list(layers)) if layers else [],
-            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
-            decode="exact" if exact_decode else "fast",
-            weights=weights_digest(model),
-        )
-
-    def encode(self) -> dict[str, str]:
-        return encode(dataclasses.asdict(self))
 
 
 @dataclass
@@ -138,15 +80,6 @@ class EmbedSummary:
 
 
 # ------------------------------------------------------------------------------------------------- the job
-def output_layout(out: Path) -> str:
-    """``"safetensors"`` or ``"npy"`` for a single file, ``"dir"`` for a dataset directory (no suffix)."""
-    if out.suffix in OUTPUT_SUFFIXES:
-        return out.suffix[1:]
-    if not out.suffix or out.is_dir():
-        return "dir"
-    raise ConfigError(
-        f"the output must end in .safetensors or .npy, or name a directory (no suffix) for large runs; got {out.name}"
-    )
 
 
 def embed_to_file(
@@ -199,19 +132,19 @@ def embed_to_file(
     places = Places(out, layout)
     fingerprint = {
         **meta.encode(),
-        **encode({"batch_size": batch_size, "shard_size": shard_size, "inputs": _digest(spec)}),
+        **encode({"batch_size": batch_size, "shard_size": shard_size, "inputs": inputs_digest(spec)}),
     }
     places.refuse_foreign()  # nothing is written before these checks
     if layout == "dir" and (out / INDEX).exists():  # finished before: nothing to do
         index = read_index(out)
-        _check_fingerprint(out, index["command"], fingerprint)
+        check_fingerprint(out, index["command"], fingerprint)
         failed_file = out / "failed.txt"
         summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
         return _none_readable(summary) if rank == 0 else None
     if layout != "dir" and out.exists() and not (places.work / MARK).is_file():  # a file, and no run under way
         summary = _finished_file(out, fingerprint)
         return _none_readable(summary) if rank == 0 else None
-    _check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
+    check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
     listings = _check_shards(places.shards, fingerprint)
     made, created = places.make()
     claims = Claims(places.work / "claims", lease_s, rank)
@@ -336,7 +269,7 @@ def _finished_file(out: Path, fingerprint: Mapping[str, str]) -> EmbedSummary:
             f"{out} was written by vitzoo embed without a record of its command (an older version, or a .npy without "
             f"its {out.name}.json): delete it to embed again, or choose another --out"
         )
-    _check_fingerprint(out, command, fingerprint)
+    check_fingerprint(out, command, fingerprint)
     failed = len(opened.failed)
     failed_file = out.with_name(out.name + ".failed.txt")
     return EmbedSummary(len(opened), failed, failed_file if failed else None)
@@ -382,18 +315,6 @@ def _read_manifest(work: Path) -> dict[str, str] | None:
     return json.loads(manifest.read_text()) if manifest.exists() else None
 
 
-def _check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: Mapping[str, str]) -> None:
-    """Refuse ``work`` if it holds the work of another command (different model, pool, inputs, ...)."""
-    if old is not None and dict(old) != dict(fingerprint):
-        changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
-        what = "the output" if work.is_file() else "shards"
-        fix = "delete it" if work.is_file() else "delete that folder, or run the original command to finish it"
-        raise VitzooError(
-            f"{work} holds {what} of a different command (it differs in {', '.join(changed)}); {fix}, or choose "
-            "another --out"
-        )
-
-
 def _check_shards(folder: Path, fingerprint: Mapping[str, str]) -> dict[int, Any]:
     """Refuse ``folder`` if a shard in it was made by another command; returns the listing each shard was cut
     from (its digest), by shard."""
@@ -401,11 +322,11 @@ def _check_shards(folder: Path, fingerprint: Mapping[str, str]) -> dict[int, Any
     if not folder.is_dir():
         return listings
     for entry in os.scandir(folder):
-        match = _SHARD_INFO.fullmatch(entry.name)
+        match = SHARD_INFO.fullmatch(entry.name)
         if match is None:
             continue
-        info = _read_json(Path(entry.path))
-        _check_fingerprint(folder, info.get("command") or {}, fingerprint)
+        info = read_json(Path(entry.path))
+        check_fingerprint(folder, info.get("command") or {}, fingerprint)
         listings[int(match.group(1))] = info.get("listing")
     return listings
 
@@ -438,7 +359,7 @@ def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims
         else:
             time.sleep(0.2)  # another process is listing (perhaps for hours): no timeout
     try:
-        _check_fingerprint(work, _read_manifest(work), fingerprint)
+        check_fingerprint(work, _read_manifest(work), fingerprint)
         listing = str(json.loads((work / "listing.json").read_text())["sha256"])
         items = Manifest(work)
         len(items)  # opens the listing: readable from now on, even once the finalising process removes it
@@ -614,164 +535,12 @@ def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint:
 
 
 # -------------------------------------------------------------------------------------------- the folders
-@dataclass(frozen=True)
-class Places:
-    """Where an embed run writes: ``out``, its work folder (vitzoo's own) and the folder of its shards."""
-
-    out: Path
-    layout: str
-
-    @property
-    def work(self) -> Path:
-        """``OUT/.vitzoo-embed/`` for a dataset directory, ``OUT.parts/`` next to a single file."""
-        return self.out / WORK_DIR if self.layout == "dir" else self.out.with_name(self.out.name + ".parts")
-
-    @property
-    def shards(self) -> Path:
-        return self.out if self.layout == "dir" else self.work
-
-    def refuse_foreign(self) -> None:
-        """Refuse, before anything is written, an output whose folders are not vitzoo's to write in."""
-        out, work = self.out, self.work
-        if self.layout == "dir":
-            if out.exists() and not out.is_dir():
-                raise ConfigError(f"--out {out} is a file; a dataset directory is a folder: choose another --out")
-            if out.is_dir() and any(out.iterdir()) and not is_output_dir(out):
-                raise ConfigError(
-                    f"{out} is a folder of files that vitzoo embed did not write; it writes a dataset directory only "
-                    "into a new or empty folder or one of its own outputs: choose another --out"
-                )
-        elif out.is_dir():
-            raise ConfigError(f"{out} is a folder; a .{self.layout} output names a file: choose another --out")
-        if (work.exists() or work.is_symlink()) and not (work / MARK).is_file():
-            raise ConfigError(
-                f"{work} exists and was not made by vitzoo embed, which keeps its working files there: move it "
-                "away or choose another --out"
-            )
-
-    def make(self) -> tuple[list[Path], bool]:
-        """Create the folders of the run: those this process created, and whether it created the work folder."""
-        folder = self.out if self.layout == "dir" else self.out.parent
-        try:
-            made = make_dirs(folder)
-        except OSError as err:
-            raise ConfigError(f"cannot create the folder {err.filename or folder} ({err.strerror}): choose an --out "
-                              "in a folder you can write") from err  # fmt: skip
-        try:
-            return made, make_work(self.work)
-        except OSError as err:
-            remove_dirs(made)
-            raise ConfigError(f"cannot write into {folder} ({err.strerror}): choose an --out in a folder you can "
-                              "write") from err  # fmt: skip
-
-    def finished(self) -> bool:
-        return (self.out / INDEX).exists() if self.layout == "dir" else self.out.is_file()
-
-
-def is_output_dir(folder: Path) -> bool:
-    """Whether ``folder`` holds a vitzoo embed output (finished or not): its index, work folder or shards."""
-    if (folder / WORK_DIR / MARK).is_file() or _read_json(folder / INDEX).get("format") == FORMAT:
-        return True
-    info = next((e.path for e in os.scandir(folder) if _SHARD_INFO.fullmatch(e.name)), None)
-    return info is not None and {"rows", "failed", "arrays"} <= _read_json(Path(info)).keys()
-
-
-def make_dirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; returns those this process created, outermost first."""
-    missing = []
-    at = folder
-    while not at.exists() and at != at.parent:
-        missing.append(at)
-        at = at.parent
-    made: list[Path] = []
-    try:
-        for path in reversed(missing):
-            try:
-                os.mkdir(path)
-            except FileExistsError:  # another process made it meanwhile
-                continue
-            made.append(path)
-        if not folder.is_dir():
-            raise NotADirectoryError(20, "Not a directory", str(folder))
-    except OSError:
-        remove_dirs(made)
-        raise
-    return made
-
-
-def remove_dirs(made: Sequence[Path]) -> None:
-    """Remove the folders ``make_dirs`` made, innermost first, while they are empty."""
-    for path in reversed(made):
-        try:
-            os.rmdir(path)
-        except OSError:
-            return
-
-
-def make_work(work: Path) -> bool:
-    """Create the work folder with its mark and ``claims/`` in one rename; False when it exists already (made by
-    another process or an earlier run)."""
-    if (work / MARK).is_file():
-        return False
-    tmp = tmp_path(work)
-    os.mkdir(tmp)
-    try:
-        (tmp / "claims").mkdir()
-        (tmp / MARK).write_text(_MARK_TEXT)
-        os.rename(tmp, work)
-    except OSError:
-        if (work / MARK).is_file():  # made meanwhile by another process
-            return False
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename
-    return True
-
-
-def remove_work(work: Path) -> None:
-    """Remove a work folder: renamed away first (so no process can write into it halfway), then deleted; nothing
-    happens when another process removed it already."""
-    trash = work.with_name(f"{work.name}.removed{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        os.rename(work, trash)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; empty when there is none or it is not one."""
-    try:
-        value = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # ------------------------------------------------------------------------------------------------ reading
-@dataclass
-class LoadedEmbeddings:
-    """An embed output read into memory (for ``vitzoo probe``): its arrays (``features`` or ``layer_<i>``), the input
-    path of each row, and the metadata (``EmbedMeta``'s keys decoded; empty for a ``.npy`` file, which has none)."""
-
-    tensors: dict[str, torch.Tensor]
-    paths: list[str]
-    meta: dict[str, Any]
-
-
-def read_embeddings(path: str | Path) -> LoadedEmbeddings:
-    """Read everything ``embed_to_file`` / ``vitzoo embed`` wrote (any layout ``open_embeddings`` opens) into
-    memory."""
-    opened = open_embeddings(path)
-    tensors = {key: torch.from_numpy(np.ascontiguousarray(opened[key][:])) for key in opened.keys()}  # noqa: SIM118
-    return LoadedEmbeddings(tensors, list(opened.paths), dict(opened.meta))
 
 
 # ------------------------------------------------------------------------------------------------- helpers
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-
-
-def _digest(items: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(items).encode("utf-8", "surrogatepass")).hexdigest()

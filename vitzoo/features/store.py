@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+import torch
 
 from ..errors import FormatError
 from .inputs import parse_names
@@ -361,3 +362,21 @@ def _tensor_spec(path: Path, key: str, spec: Any, data_size: int) -> tuple[Any, 
     if min(shape, default=0) < 0 or not 0 <= start <= stop <= data_size or stop - start != nbytes:
         raise FormatError(f"{path}: {key}'s shape and byte range do not fit the file: it is damaged or not safetensors")
     return _ST_DTYPES[dtype], shape, (start, stop)
+
+
+@dataclass
+class LoadedEmbeddings:
+    """An embed output read into memory (for ``vitzoo probe``): its arrays (``features`` or ``layer_<i>``), the input
+    path of each row, and the metadata (``EmbedMeta``'s keys decoded; empty for a ``.npy`` file, which has none)."""
+
+    tensors: dict[str, torch.Tensor]
+    paths: list[str]
+    meta: dict[str, Any]
+
+
+def read_embeddings(path: str | Path) -> LoadedEmbeddings:
+    """Read everything ``embed_to_file`` / ``vitzoo embed`` wrote (any layout ``open_embeddings`` opens) into
+    memory."""
+    opened = open_embeddings(path)
+    tensors = {key: torch.from_numpy(np.ascontiguousarray(opened[key][:])) for key in opened.keys()}  # noqa: SIM118
+    return LoadedEmbeddings(tensors, list(opened.paths), dict(opened.meta))

@@ -1,0 +1,88 @@
+"""What an embedding was made with, recorded once: ``EmbedMeta`` (the model, its weights and preprocessing, the pool,
+layers, dtype and decode), written into every output and compared before a run resumes, and the fingerprint of a
+whole command (``EmbedMeta`` plus the batching and the inputs). The probe's embedding cache is keyed by the same
+record, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import VitzooError
+from ..models.vit import VisionTransformer, take_indices
+from ..weights.loading import weights_digest
+from .transforms import resolve_data_config
+
+
+def encode(values: Mapping[str, Any]) -> dict[str, str]:
+    """Every value as JSON text (safetensors metadata is str -> str); ``json.loads`` reads each one back."""
+    return {key: json.dumps(value) for key, value in values.items()}
+
+
+@dataclass(frozen=True)
+class EmbedMeta:
+    """What an embeddings file was computed with. Encoded once (``encode``) for both the manifest and the output."""
+
+    model: str | None  # the name the model was created from (arch.tag, hf-hub:..., local-dir:...)
+    tag: str | None  # the checkpoint's tag, None without one
+    revision: str | None  # the Hub revision asked for, None for the default
+    img_size: list[int]  # [height, width] the images are resized to (the model's data config)
+    pool: str
+    layers: list[int]  # absolute block indices (sorted); [] for the final output
+    dtype: str  # the model's dtype: float32, bfloat16 or float16
+    decode: str = "exact"  # "exact" (every pixel decoded, as timm) or "fast" (large JPEGs in draft mode)
+    weights: str | None = None  # vitzoo.loading.weights_digest: the SHA-256 of the checkpoint file (or tensors)
+    vitzoo_version: str = __version__
+
+    @classmethod
+    def of(
+        cls,
+        model: VisionTransformer,
+        *,
+        name: str | None,
+        revision: str | None,
+        pool: str,
+        layers: Sequence[int] | None,
+        exact_decode: bool = True,
+    ) -> EmbedMeta:
+        """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts)."""
+        facts = getattr(model, "pretrained_cfg", None)
+        tag = facts.name if facts is not None else None
+        return cls(
+            model=name or tag,
+            tag=tag,
+            revision=revision,
+            img_size=list(resolve_data_config(model).input_size[1:]),
+            pool=pool,
+            layers=take_indices(len(model.blocks), list(layers)) if layers else [],
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            decode="exact" if exact_decode else "fast",
+            weights=weights_digest(model),
+        )
+
+    def encode(self) -> dict[str, str]:
+        return encode(dataclasses.asdict(self))
+
+
+def check_fingerprint(work: Path, old: Mapping[str, str] | None, fingerprint: Mapping[str, str]) -> None:
+    """Refuse ``work`` if it holds the work of another command (different model, pool, inputs, ...)."""
+    if old is not None and dict(old) != dict(fingerprint):
+        changed = sorted(k for k in old.keys() | fingerprint.keys() if old.get(k) != fingerprint.get(k))
+        what = "the output" if work.is_file() else "shards"
+        fix = "delete it" if work.is_file() else "delete that folder, or run the original command to finish it"
+        raise VitzooError(
+            f"{work} holds {what} of a different command (it differs in {', '.join(changed)}); {fix}, or choose "
+            "another --out"
+        )
+
+
+def inputs_digest(items: Sequence[str]) -> str:
+    """SHA-256 of the inputs as given (before they are listed)."""
+    return hashlib.sha256("\n".join(items).encode("utf-8", "surrogatepass")).hexdigest()
