@@ -201,7 +201,7 @@ def test_dataset_directory_equals_the_single_file(saved_model, tmp_path, capsys)
     assert "holds shards of a different command (it differs in layers)" in capsys.readouterr().err
 
 
-def test_embed_decodes_large_jpegs_fast_unless_exact_decode(saved_model, tmp_path, capsys):
+def test_large_jpegs_are_decoded_fast_unless_exact_decode(saved_model, tmp_path, capsys):
     model, name = saved_model  # 224 px, crop 0.9: a 4:3 JPEG is resized to 330x248, so 1400x1050 is over twice that
     files = write_images(tmp_path / "imgs")
     rng = np.random.default_rng(1)
@@ -210,8 +210,8 @@ def test_embed_decodes_large_jpegs_fast_unless_exact_decode(saved_model, tmp_pat
     arr = np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
     Image.fromarray(arr).save(tmp_path / "imgs" / "f_large.jpg", quality=92)
     paths = [files["a_photo.jpg"], files["b_alpha.png"], tmp_path / "imgs" / "f_large.jpg"]
-    exact = vitzoo.extract_features(model, paths, num_workers=0, progress=False)  # the API decodes every pixel
-    fast = vitzoo.extract_features(model, paths, num_workers=0, progress=False, exact_decode=False)
+    fast = vitzoo.extract_features(model, paths, num_workers=0, progress=False)  # one default: the fast decode
+    exact = vitzoo.extract_features(model, paths, num_workers=0, progress=False, exact_decode=True)
     runs = [([], tmp_path / "fast.safetensors", fast), (["--exact-decode"], tmp_path / "exact.safetensors", exact)]
     for flag, out, want in runs:
         assert run_embed(name, *paths, "--out", out, "--workers", "1", "--quiet", *flag) == 0

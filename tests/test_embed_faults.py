@@ -239,7 +239,7 @@ def test_img_size_is_the_size_images_are_resized_to(loaded, monkeypatch):
     real = fingerprint.resolve_data_config
     resized = lambda m: dataclasses.replace(real(m), input_size=(3, 160, 176))  # noqa: E731
     monkeypatch.setattr(fingerprint, "resolve_data_config", resized)
-    meta = EmbedMeta.of(loaded, name="tiny", revision=None, pool="token", layers=None)
+    meta = EmbedMeta.of(loaded, name="tiny", revision=None, pool="token", layers=None, exact_decode=False)
     assert meta.img_size == [160, 176] and list(loaded.config.img_size) == [224, 224]
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 import vitzoo
 import vitzoo.cli
 from conftest import randomize_
-from vitzoo.features.extract import expand_inputs
+from vitzoo.features.batches import expand_inputs
 from vitzoo.features.transforms import create_transform, load_image
 from vitzoo.models.config import POOLS
 from vitzoo.models.vit import FEATURE_POOLS, pool_tokens

@@ -26,9 +26,10 @@ from .eval import probe_job as probe_run
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
 from .factory import create_model, describe
+from .features.batches import expand_inputs, require_inputs, resolve_device
 from .features.distributed import local_device, process_group
 from .features.embed_job import embed_to_file
-from .features.extract import expand_inputs, predict, require_inputs, resolve_device
+from .features.extract import predict
 from .features.inputs import open_source
 from .features.labelled import label_lookup, read_labelled
 from .features.transforms import create_transform, load_image, resolve_data_config

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError, VitzooError
-from ..features.extract import ImageList, expand_inputs, extract_features
+from ..features.batches import ImageList, expand_inputs
+from ..features.extract import extract_features
 from ..features.inputs import open_source
 from ..features.labelled import LabelledImages, index_classes, read_labelled, require_classes
 from ..features.transforms import create_transform, load_image, to_rgb

@@ -42,9 +42,10 @@ from safetensors.torch import save_file
 from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from ..errors import ConfigError, FormatError, ImageError, VitzooError
 from ..models.vit import VisionTransformer
+from .batches import EXACT_DECODE, ImageList, batched, prepare_model, run_batches
 from .claims import DEFAULT_LEASE_S, Claims
 from .distributed import rank_and_world
-from .extract import ImageList, batched, feature_fn, prepare_model, resolve_pool, run_batches
+from .extract import feature_fn, resolve_pool
 from .fingerprint import EmbedMeta, check_fingerprint, encode, inputs_digest
 from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
 from .outputs import MARK, SHARD_INFO, Places, output_layout, read_json, remove_dirs, remove_work
@@ -98,7 +99,7 @@ def embed_to_file(
     device: Any = None,
     progress: bool = True,
     lease_s: float = DEFAULT_LEASE_S,
-    exact_decode: bool = False,
+    exact_decode: bool = EXACT_DECODE,
 ) -> EmbedSummary | None:
     """Embed images (paths, folders, list files, ``.tar`` shards, globs: ``vitzoo.inputs.iter_names``) into ``out``.
 

@@ -50,7 +50,7 @@ class EmbedMeta:
         revision: str | None,
         pool: str,
         layers: Sequence[int] | None,
-        exact_decode: bool = True,
+        exact_decode: bool,
     ) -> EmbedMeta:
         """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts)."""
         facts = getattr(model, "pretrained_cfg", None)

@@ -12,7 +12,8 @@ import torch
 
 from ..errors import ConfigError
 from ..factory import create_model
-from .extract import feature_fn, prepare_model, resolve_pool
+from .batches import EXACT_DECODE, prepare_model
+from .extract import feature_fn, resolve_pool
 from .inputs import open_source
 from .transforms import create_transform, load_image
 
@@ -46,7 +47,7 @@ class BatchEmbedder:
         dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
         revision: str | None = None,
-        exact_decode: bool = False,
+        exact_decode: bool = EXACT_DECODE,
     ) -> None:
         kw: dict[str, Any] = {} if img_size is None else {"img_size": img_size}
         self.model = prepare_model(create_model(name, pretrained=True, revision=revision, **kw), dtype, device)

@@ -378,5 +378,5 @@ def read_embeddings(path: str | Path) -> LoadedEmbeddings:
     """Read everything ``embed_to_file`` / ``vitzoo embed`` wrote (any layout ``open_embeddings`` opens) into
     memory."""
     opened = open_embeddings(path)
-    tensors = {key: torch.from_numpy(np.ascontiguousarray(opened[key][:])) for key in opened.keys()}  # noqa: SIM118
+    tensors = {key: torch.from_numpy(np.array(opened[key][:])) for key in opened.keys()}  # noqa: SIM118
     return LoadedEmbeddings(tensors, list(opened.paths), dict(opened.meta))

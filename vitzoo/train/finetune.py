@@ -39,8 +39,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from ..atomic import atomic_write_text
 from ..errors import CheckpointError, ConfigError, InputError
 from ..factory import create_model, save_pretrained
+from ..features.batches import progress_bar
 from ..features.distributed import local_device, mean_across, process_group, sum_across
-from ..features.extract import progress_bar
 from ..features.labelled import index_classes, read_labelled
 from ..features.transforms import EvalTransform, TrainTransform, create_transform, load_image, resolve_data_config
 from ..models.pretrained_cfg import PretrainedCfg
