@@ -12,7 +12,7 @@ from PIL import Image
 
 import vitzoo
 from conftest import cli, randomize_
-from vitzoo.eval import analysis
+from vitzoo.eval import attention, learned_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -64,26 +64,26 @@ def test_rollout_matches_the_formula_by_hand():
         mixed = 0.5 * avg + 0.5 * np.eye(n)
         mixed = mixed / mixed.sum(-1, keepdims=True)
         joint = mixed @ joint
-    got = analysis.attention_rollout([torch.from_numpy(a) for a in layers], p, grid)
+    got = attention.attention_rollout([torch.from_numpy(a) for a in layers], p, grid)
     assert np.abs(got[0].numpy() - joint[0, p:].reshape(grid)).max() <= 1e-6
     identity = [torch.eye(n).expand(1, 2, n, n) for _ in range(4)]  # identity attention: nothing flows to patches
-    assert analysis.attention_rollout(identity, p, grid).abs().max().item() == 0.0
+    assert attention.attention_rollout(identity, p, grid).abs().max().item() == 0.0
 
 
 def test_mean_attention_distance_of_uniform_attention_is_the_grid_mean_distance():
     h, w, patch, p = 3, 4, (16, 16), 1
     n = p + h * w
     uniform = torch.full((2, 5, n, n), 1.0 / n)
-    got = analysis.mean_attention_distance([uniform, uniform], p, (h, w), patch)
+    got = attention.mean_attention_distance([uniform, uniform], p, (h, w), patch)
     cells = [(i * 16, j * 16) for i in range(h) for j in range(w)]
     analytic = np.mean([math.dist(a, b) for a in cells for b in cells])  # every pair of patch centres
     assert got.shape == (2, 5) and np.allclose(got.numpy(), analytic, atol=1e-4)
     local = torch.eye(n).expand(1, 5, n, n)  # attending only to itself: distance 0
-    assert analysis.mean_attention_distance([local], p, (h, w), patch).abs().max().item() == 0.0
+    assert attention.mean_attention_distance([local], p, (h, w), patch).abs().max().item() == 0.0
 
 
 def test_filter_components_and_position_similarity(model):
-    comps = analysis.patch_embed_components(model, n=28)
+    comps = learned_embeddings.patch_embed_components(model, n=28)
     assert comps.shape == (28, 3, 16, 16) and comps.min() >= 0 and comps.max() <= 1
     w = model.patch_embed.proj.weight.detach().flatten(1).double()
     w = w - w.mean(0)
@@ -92,7 +92,7 @@ def test_filter_components_and_position_similarity(model):
     first = (first - first.mean()) / first.std()
     ref = (top - top.mean()) / top.std()
     assert min((first - ref).abs().max(), (first + ref).abs().max()) <= 1e-3  # same axis up to sign
-    sim = analysis.pos_embed_similarity(model)
+    sim = learned_embeddings.pos_embed_similarity(model)
     pe = model.pos_embed.detach()[0, 1:]
     assert sim.shape == (14, 14, 14, 14)
     assert torch.allclose(sim[2, 3, 5, 7], torch.cosine_similarity(pe[2 * 14 + 3], pe[5 * 14 + 7], dim=0), atol=1e-6)

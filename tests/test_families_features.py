@@ -24,7 +24,7 @@ from safetensors import safe_open
 
 import vitzoo
 from conftest import TOL, batch, cli, maxdiff, randomize_, timm_model, timm_repo
-from vitzoo.eval import analysis
+from vitzoo.eval import attention, learned_embeddings
 from vitzoo.models.archs import ARCHS
 
 DEPTH = 2
@@ -271,21 +271,21 @@ def test_attention_capture_and_analysis_with_extra_or_no_prefix_tokens(arch):
     L = P + h * w
     assert rec.num_prefix_tokens == P and rec.grid == (h, w)
     assert [a.shape for a in rec.attentions] == [(2, model.config.num_heads, L, L)] * DEPTH
-    distance = analysis.mean_attention_distance(rec.attentions, P, rec.grid, model.patch_size)
+    distance = attention.mean_attention_distance(rec.attentions, P, rec.grid, model.patch_size)
     assert distance.shape == (DEPTH, model.config.num_heads) and bool(torch.isfinite(distance).all())
     if model.cls_token is not None:
-        assert analysis.attention_rollout(rec.attentions, P, rec.grid).shape == (2, h, w)
-        assert analysis.cls_attention(rec.attentions[-1], P, rec.grid).shape == (2, model.config.num_heads, h, w)
+        assert attention.attention_rollout(rec.attentions, P, rec.grid).shape == (2, h, w)
+        assert attention.cls_attention(rec.attentions[-1], P, rec.grid).shape == (2, model.config.num_heads, h, w)
     else:
-        for fn in (lambda: analysis.attention_rollout(rec.attentions, P, rec.grid),
-                   lambda: analysis.cls_attention(rec.attentions[-1], P, rec.grid)):  # fmt: skip
+        for fn in (lambda: attention.attention_rollout(rec.attentions, P, rec.grid),
+                   lambda: attention.cls_attention(rec.attentions[-1], P, rec.grid)):  # fmt: skip
             with pytest.raises(vitzoo.ConfigError, match="class token"):
                 fn()
     if model.pos_embed is None:
         with pytest.raises(vitzoo.ConfigError, match="no learned position table"):
-            analysis.pos_embed_similarity(model)
+            learned_embeddings.pos_embed_similarity(model)
     else:
-        sim = analysis.pos_embed_similarity(model)
+        sim = learned_embeddings.pos_embed_similarity(model)
         assert sim.shape == (h, w, h, w)
         table = model.pos_embed[0, model.pos_embed.shape[1] - h * w :]  # the patch rows, whatever precedes them
         pe = torch.nn.functional.normalize(table, dim=-1)

@@ -1,4 +1,4 @@
-"""``analysis.patch_pca`` against a PCA by eigen-decomposition of the patch tokens of ``forward_features``, for a
+"""``pca.patch_pca`` against a PCA by eigen-decomposition of the patch tokens of ``forward_features``, for a
 model of every family (class, distillation and register tokens, RoPE, no prefix at all), and ``analyze --pca``."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from PIL import Image
 
 import vitzoo
 from conftest import batch, cli, randomize_
-from vitzoo.eval import analysis
+from vitzoo.eval import pca
 
 FAMILIES = [  # (arch, input size): a 4x4 patch grid each
     ("vit_tiny_patch16_224", 64),  # class token
@@ -64,7 +64,7 @@ def test_patch_pca_is_the_pca_of_the_patch_tokens_without_prefix_tokens(arch, si
     torch.manual_seed(0)
     model = randomize_(vitzoo.create_model(arch, depth=2, img_size=size), seed=1).eval()
     x = batch(size, n=3, seed=2)
-    got = analysis.patch_pca(model, x)
+    got = pca.patch_pca(model, x)
     h, w = model.grid_size
     assert (h, w) == (4, 4)
     tokens = model.forward_features(x)[:, model.num_prefix_tokens :].double().numpy()  # another code path
@@ -85,7 +85,7 @@ def test_unmasked_pca_and_an_earlier_layer():
     torch.manual_seed(0)
     model = randomize_(vitzoo.create_model("vit_small_patch14_reg4_dinov2", depth=3, img_size=56), seed=1).eval()
     x = batch(56, n=2, seed=3)
-    got = analysis.patch_pca(model, x, layer=0, mask=False)
+    got = pca.patch_pca(model, x, layer=0, mask=False)
     assert got.foreground.all()
     (patches,) = model.forward_intermediates(x, indices=[0], norm=True, output_fmt="NLC", intermediates_only=True)
     _, _, scaled, _ = reference(patches.double().numpy(), 4, 4, mask=False)

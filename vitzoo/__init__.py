@@ -11,7 +11,8 @@ from .errors import (
     UnknownModelError,
     VitzooError,
 )
-from .eval.analysis import capture_attention, fewshot_eval
+from .eval.attention import capture_attention
+from .eval.fewshot import fewshot_eval
 from .eval.probes import knn_eval, linear_probe
 from .export import export_onnx, export_program
 from .factory import create_model, load_pretrained, save_pretrained

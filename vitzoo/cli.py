@@ -21,8 +21,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ._version import __version__
 from .errors import ConfigError, VitzooError
-from .eval import analysis, plots
+from .eval import attention, fewshot, plots
+from .eval import learned_embeddings as embeddings
 from .eval import probe_job as probe_run
+from .eval.pca import patch_pca
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
 from .factory import create_model, describe
@@ -350,20 +352,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     for path, stem in zip(items, _figure_stems(items), strict=True):
         img = _open(path)
         x = transform(img).unsqueeze(0)
-        with torch.inference_mode(), analysis.capture_attention(model) as rec:
+        with torch.inference_mode(), attention.capture_attention(model) as rec:
             model.forward_features(x)
         assert rec.grid is not None  # set by the forward
         distances.append(
-            analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid, model.patch_size)
+            attention.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid, model.patch_size)
         )
         numbers["token_layout"] = rec.token_layout
         numbers["images"][str(path)] = {"rollout": None}
         if model.cls_token is None:
             continue
-        mask = analysis.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
+        mask = attention.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
         view = img.resize((x.shape[-1], x.shape[-2]))
         written.append(plots.rollout_overlay(view, mask, out / f"rollout_{stem}.png"))
-        heads = analysis.cls_attention(rec.attentions[-1], rec.num_prefix_tokens, rec.grid)[0]
+        heads = attention.cls_attention(rec.attentions[-1], rec.num_prefix_tokens, rec.grid)[0]
         written.append(plots.head_maps(heads, out / f"cls_attention_{stem}.png", "last layer: class-token attention"))
         numbers["images"][str(path)] = {"rollout": mask.tolist()}
     distance = torch.stack(distances).mean(0)
@@ -371,10 +373,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     written.append(plots.attention_distance(distance, out / "attention_distance.png"))
     if not model.config.hybrid_layers:  # a hybrid's 1x1 embedding has no pixel filters
         written.append(
-            plots.filter_tiles(analysis.patch_embed_components(model, args.components), out / "embedding_filters.png")
+            plots.filter_tiles(embeddings.patch_embed_components(model, args.components), out / "embedding_filters.png")
         )
     if model.pos_embed is not None:  # DINOv3's RoPE has no learned table
-        written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
+        written.append(plots.similarity_grid(embeddings.pos_embed_similarity(model), out / "position_similarity.png"))
     else:
         print("vitzoo: no learned position table (RoPE): position similarity is skipped", file=sys.stderr)
     (out / "analysis.json").write_text(json.dumps(numbers))
@@ -404,7 +406,7 @@ def _open(item: Any) -> Image.Image:
 
 def _analyze_pca(model: VisionTransformer, items: Sequence[Any], args: argparse.Namespace, out: Path) -> int:
     """``analyze --pca``: one PCA over the patches of every image, one figure per image, and the numbers."""
-    pca = analysis.patch_pca(model, items, layer=args.layer, threshold=args.threshold)
+    pca = patch_pca(model, items, layer=args.layer, threshold=args.threshold)
     height, width = pca.upsampled.shape[1:3]
     written = []
     numbers: dict[str, Any] = {"model": args.name, "explained_variance": pca.explained.tolist(), "images": {}}
@@ -500,7 +502,7 @@ def _probe_table(
 
 def _cmd_fewshot(args: argparse.Namespace) -> int:
     model = _load(args.name, args)
-    results = analysis.fewshot_eval(
+    results = fewshot.fewshot_eval(
         model,
         args.train_dir,
         args.test_dir,

@@ -33,7 +33,7 @@ from ..features.store import LoadedEmbeddings, read_embeddings
 from ..models.vit import VisionTransformer
 from ..weights.loading import CONFIG_FILES, file_digest, weights_in
 from ..weights.source import PROCESSOR_FILE, resolve
-from .analysis import fewshot_from_features
+from .fewshot import fewshot_from_features
 from .probes import KNN_K, knn_eval, linear_probe
 
 FEWSHOT_SHOTS = (1, 5, 10, 25)

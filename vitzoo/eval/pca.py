@@ -1,0 +1,114 @@
+"""Patch features as colours (DINOv2, Oquab et al. 2023, Figure 1 and §7.4): one PCA over the patch tokens of every
+input, the first component separating foreground from background, the next three shown as red, green and blue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import VitzooError
+from ..features.batches import expand_inputs
+from ..features.inputs import open_source
+from ..features.transforms import create_transform, load_image, to_rgb
+from ..models.vit import VisionTransformer
+
+# ----------------------------------------------------------------------------------------------- few-shot
+
+
+# ----------------------------------------------------------------------------------------------- patch PCA
+@dataclass
+class PatchPCA:
+    """What ``patch_pca`` computed for B inputs at a (h, w) patch grid and (H, W) input size."""
+
+    rgb: torch.Tensor  # (B, h, w, 3) in [0, 1]: the three components as red, green, blue; background black
+    upsampled: torch.Tensor  # (B, H, W, 3): ``rgb`` resized bilinearly over the input
+    foreground: torch.Tensor  # (B, h, w) bool: the patches whose first component is above the threshold
+    first: torch.Tensor  # (B, h, w) the first component of every patch, signed so the image border is negative
+    explained: torch.Tensor  # (3,) the share of the (foreground) variance each of the three components explains
+
+
+def _principal(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of ``x``, centred, projected on their top ``n`` principal axes, and each axis' share of variance."""
+    x = x - x.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    var = s.pow(2)
+    return x @ vh[:n].T, var[:n] / var.sum().clamp_min(1e-30)
+
+
+def _border(h: int, w: int) -> torch.Tensor:
+    inner = torch.zeros(h, w, dtype=torch.bool)
+    inner[1:-1, 1:-1] = True
+    return ~inner
+
+
+def patch_pca(
+    model: VisionTransformer,
+    images: Any,
+    *,
+    layer: int = -1,
+    threshold: float = 0.0,
+    mask: bool = True,
+    batch_size: int = 16,
+) -> PatchPCA:
+    """Patch features as RGB, the picture of DINOv2's Figure 1 (Oquab et al. 2023, §7.4).
+
+    ``images``: paths, PIL images or preprocessed (C, H, W) tensors (as for ``extract_features``); images get the
+    checkpoint transform. The patch tokens of block ``layer`` (final-normed; class, distillation and register tokens
+    excluded) of every input are pooled into one PCA. Its first component separates foreground from background:
+    its sign is chosen so that the patches on the image border score below zero on average, and the patches above
+    ``threshold`` are the foreground. A second PCA over the foreground patches gives three components, each min-max
+    scaled to [0, 1] over those patches and shown as red, green and blue; background patches stay black.
+    ``mask=False`` (or fewer than three foreground patches) runs the second PCA on every patch.
+    """
+    items = expand_inputs(images)
+    if not items:
+        raise VitzooError("patch_pca needs at least one image")
+    transform = create_transform(model)
+    x = torch.stack(
+        [
+            item
+            if isinstance(item, torch.Tensor)
+            else transform(
+                load_image(open_source(str(item)), name=str(item)) if isinstance(item, (str, Path)) else to_rgb(item)
+            )
+            for item in items
+        ]
+    )
+    param = next(model.parameters())
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            out = model.forward_intermediates(
+                x[start : start + batch_size].to(device=param.device, dtype=param.dtype),
+                indices=[layer],
+                norm=True,
+                output_fmt="NCHW",
+                intermediates_only=True,
+            )
+            chunks.append(out[0].float().cpu())
+    feats = torch.cat(chunks)  # (B, D, h, w)
+    b, d, h, w = feats.shape
+    flat = feats.permute(0, 2, 3, 1).reshape(-1, d).double()
+    first = _principal(flat, 1)[0][:, 0].reshape(b, h, w)
+    if first[:, _border(h, w)].mean() > 0:
+        first = -first
+    keep = (first > threshold) if mask else torch.ones_like(first, dtype=torch.bool)
+    if int(keep.sum()) < 3:
+        keep = torch.ones_like(keep)
+    comps, explained = _principal(flat[keep.flatten()], 3)
+    lo, hi = comps.min(dim=0).values, comps.max(dim=0).values
+    rgb = torch.zeros(b * h * w, comps.shape[1], dtype=torch.float64)
+    rgb[keep.flatten()] = (comps - lo) / (hi - lo).clamp_min(1e-12)
+    rgb = rgb.reshape(b, h, w, -1).float()
+    up = F.interpolate(rgb.permute(0, 3, 1, 2), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+    return PatchPCA(
+        rgb=rgb,
+        upsampled=up.clamp(0, 1).permute(0, 2, 3, 1),
+        foreground=keep,
+        first=first.float(),
+        explained=explained.float(),
+    )
