@@ -4,6 +4,7 @@ model of every family (class, distillation and register tokens, RoPE, no prefix 
 from __future__ import annotations
 
 import json
+import tarfile
 
 import numpy as np
 import pytest
@@ -92,6 +93,23 @@ def test_unmasked_pca_and_an_earlier_layer():
     flat = got.rgb.reshape(-1, 3).double().numpy()
     for c in range(3):
         assert min(np.abs(flat[:, c] - scaled[:, c]).max(), np.abs(flat[:, c] - (1 - scaled[:, c])).max()) <= 1e-3
+
+
+def test_images_in_a_tar_shard_through_a_decoding_worker_are_the_files(tmp_path):
+    """patch_pca runs the one batch loop: a .tar shard's members decoded by a worker process give the PCA of the
+    same images read as files in this process."""
+    model = randomize_(vitzoo.create_model("vit_small_patch14_reg4_dinov2", depth=2, img_size=56), seed=1).eval()
+    rng = np.random.default_rng(1)
+    files = []
+    for name in ("a", "b", "c"):
+        files.append(tmp_path / f"{name}.png")
+        Image.fromarray(rng.integers(0, 256, (60, 70, 3), dtype=np.uint8)).save(files[-1])
+    with tarfile.open(tmp_path / "shard.tar", "w") as tar:
+        for f in files:
+            tar.add(f, arcname=f.name)
+    from_files = pca.patch_pca(model, files)
+    from_tar = pca.patch_pca(model, tmp_path / "shard.tar", num_workers=1)
+    assert torch.equal(from_files.rgb, from_tar.rgb) and torch.equal(from_files.first, from_tar.first)
 
 
 def test_analyze_pca_writes_one_figure_per_image_and_the_numbers(tmp_path):

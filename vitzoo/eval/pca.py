@@ -4,22 +4,15 @@ input, the first component separating foreground from background, the next three
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import VitzooError
-from ..features.batches import expand_inputs
-from ..features.inputs import open_source
-from ..features.transforms import create_transform, load_image, to_rgb
+from ..features.batches import EXACT_DECODE, batched, require_inputs, run_batches
 from ..models.vit import VisionTransformer
 
-# ----------------------------------------------------------------------------------------------- few-shot
 
-
-# ----------------------------------------------------------------------------------------------- patch PCA
 @dataclass
 class PatchPCA:
     """What ``patch_pca`` computed for B inputs at a (h, w) patch grid and (H, W) input size."""
@@ -53,44 +46,31 @@ def patch_pca(
     threshold: float = 0.0,
     mask: bool = True,
     batch_size: int = 16,
+    num_workers: int | None = 0,
+    exact_decode: bool = EXACT_DECODE,
 ) -> PatchPCA:
     """Patch features as RGB, the picture of DINOv2's Figure 1 (Oquab et al. 2023, §7.4).
 
-    ``images``: paths, PIL images or preprocessed (C, H, W) tensors (as for ``extract_features``); images get the
-    checkpoint transform. The patch tokens of block ``layer`` (final-normed; class, distillation and register tokens
-    excluded) of every input are pooled into one PCA. Its first component separates foreground from background:
-    its sign is chosen so that the patches on the image border score below zero on average, and the patches above
-    ``threshold`` are the foreground. A second PCA over the foreground patches gives three components, each min-max
-    scaled to [0, 1] over those patches and shown as red, green and blue; background patches stay black.
-    ``mask=False`` (or fewer than three foreground patches) runs the second PCA on every patch.
+    ``images``: what ``extract_features`` takes (paths, folders, lists, ``.tar`` members, PIL images or preprocessed
+    (C, H, W) tensors), through the same batch loop: images get the checkpoint transform (``num_workers`` decoding
+    processes; ``exact_decode``). The patch tokens of block ``layer`` (final-normed; class, distillation and register
+    tokens excluded) of every input are pooled into one PCA. Its first component separates foreground from
+    background: its sign is chosen so that the patches on the image border score below zero on average, and the
+    patches above ``threshold`` are the foreground. A second PCA over the foreground patches gives three
+    components, each min-max scaled to [0, 1] over those patches and shown as red, green and blue; background
+    patches stay black. ``mask=False`` (or fewer than three foreground patches) runs the second PCA on every patch.
     """
-    items = expand_inputs(images)
-    if not items:
-        raise VitzooError("patch_pca needs at least one image")
-    transform = create_transform(model)
-    x = torch.stack(
-        [
-            item
-            if isinstance(item, torch.Tensor)
-            else transform(
-                load_image(open_source(str(item)), name=str(item)) if isinstance(item, (str, Path)) else to_rgb(item)
-            )
-            for item in items
-        ]
-    )
-    param = next(model.parameters())
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            out = model.forward_intermediates(
-                x[start : start + batch_size].to(device=param.device, dtype=param.dtype),
-                indices=[layer],
-                norm=True,
-                output_fmt="NCHW",
-                intermediates_only=True,
-            )
-            chunks.append(out[0].float().cpu())
+    items = require_inputs(images)
+
+    def patches(x: torch.Tensor) -> torch.Tensor:
+        out = model.forward_intermediates(x, indices=[layer], norm=True, output_fmt="NCHW", intermediates_only=True)
+        return out[0].float().cpu()  # (b, D, h, w)
+
+    batches = batched(range(len(items)), batch_size)
+    chunks = [feats for _, feats in run_batches(model, items, patches, batches, num_workers=num_workers,
+                                                progress=False, exact_decode=exact_decode)]  # fmt: skip
     feats = torch.cat(chunks)  # (B, D, h, w)
+    size = (feats.shape[2] * model.patch_size[0], feats.shape[3] * model.patch_size[1])  # the input (H, W)
     b, d, h, w = feats.shape
     flat = feats.permute(0, 2, 3, 1).reshape(-1, d).double()
     first = _principal(flat, 1)[0][:, 0].reshape(b, h, w)
@@ -104,7 +84,7 @@ def patch_pca(
     rgb = torch.zeros(b * h * w, comps.shape[1], dtype=torch.float64)
     rgb[keep.flatten()] = (comps - lo) / (hi - lo).clamp_min(1e-12)
     rgb = rgb.reshape(b, h, w, -1).float()
-    up = F.interpolate(rgb.permute(0, 3, 1, 2), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+    up = F.interpolate(rgb.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False)
     return PatchPCA(
         rgb=rgb,
         upsampled=up.clamp(0, 1).permute(0, 2, 3, 1),
