@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 import vitzoo
+import vitzoo.catalog
 import vitzoo.cli
 from conftest import cli, cli_env, one_line_error, randomize_, run_cli
 
@@ -90,9 +91,9 @@ def describe_once():
     """``vitzoo list`` describes every arch (a model built on the meta device each, about 1 s for the registry): the
     table tests share one description of each arch, made by ``describe`` itself the first time (as copies: the
     table's code writes into them)."""
-    once = functools.cache(vitzoo.cli.describe)
+    once = functools.cache(vitzoo.catalog.describe)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(vitzoo.cli, "describe", lambda name: dict(once(name)))
+        mp.setattr(vitzoo.catalog, "describe", lambda name: dict(once(name)))
         yield
 
 

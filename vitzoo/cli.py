@@ -10,139 +10,33 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
-from PIL import Image
-from torch.utils.flop_counter import FlopCounterMode
 
+from . import catalog
 from ._version import __version__
 from .errors import ConfigError, VitzooError
 from .eval import analysis, plots
 from .eval import probe_job as probe_run
+from .eval.analyze import attention_figures, pca_figures
 from .export import DTYPES as EXPORT_DTYPES
 from .export import FORMATS as EXPORT_FORMATS
 from .export import export
-from .factory import create_model, describe
+from .factory import create_model
 from .features.embed_job import embed_to_file
 from .features.extract import expand_inputs, predict, require_inputs, resolve_device
-from .features.inputs import open_source
-from .features.transforms import create_transform, load_image, resolve_data_config
-from .models.archs import ALIASES, family_of, list_models
+from .features.transforms import resolve_data_config
+from .models.archs import list_models
+from .models.flops import flops
 from .models.vit import FEATURE_POOLS, VisionTransformer
 from .train.finetune import RECIPES, FinetuneArgs, finetune
-from .weights.pretrained import PRETRAINED, list_pretrained
+from .weights.pretrained import list_pretrained
 from .weights.source import default_checkpoint, resolve
 
-_COLUMNS = (
-    "name",
-    "family",
-    "aliases",
-    "params",
-    "params_no_head",
-    "layers",
-    "width",
-    "mlp",
-    "heads",
-    "patch",
-    "img_size",
-    "tokens",
-    "pool",
-)
-_HEADERS = (
-    "model",
-    "family",
-    "aliases",
-    "params",
-    "params (no head)",
-    "layers",
-    "D",
-    "MLP",
-    "heads",
-    "patch",
-    "img",
-    "tokens",
-    "pool",
-)
-
-
-def _rows(pattern: str | None) -> list[list[str]]:
-    rows = []
-    for name in list_models(pattern):
-        info = describe(name)
-        info["aliases"] = ", ".join(a for a, n in ALIASES.items() if n == name)
-        info["params"] = f"{info['params']:,}"
-        info["params_no_head"] = f"{info['params_no_head']:,}"
-        rows.append([str(info[c]) for c in _COLUMNS])
-    return rows
-
-
-def models_markdown() -> str:
-    """The models table of docs/models.md (regenerate with ``vitzoo list --format markdown > docs/models.md``)."""
-    lines = [
-        "# Models",
-        "",
-        "Generated from the registry by `vitzoo list --format markdown > docs/models.md`; do not edit by hand.",
-        "Sizes of the paper's archs are its Table 1 (Ti and S: the official repo's configs); the families' are timm's.",
-        "`params` counts the head of the arch's default checkpoint (none for the self-supervised and image-text",
-        "towers; CLIP's head is its projection into the joint space). Parameter counts equal timm's. `tokens` is",
-        "the sequence length at `img` (class, distillation and register tokens included); `pool` is what",
-        "`forward_head` pools. The flags of each family are in [Families](families.md).",
-        "",
-        "| " + " | ".join(_HEADERS) + " |",
-        "|" + "|".join("---" for _ in _HEADERS) + "|",
-    ]
-    lines += ["| " + " | ".join(f"`{r[0]}`" if i == 0 else r[i] for i in range(len(r))) + " |" for r in _rows(None)]
-    return "\n".join(lines) + "\n"
-
-
 PERMISSIVE = ("apache-2.0", "mit")  # licenses `vitzoo info` does not flag
-
-_PRETRAINED_HEADERS = (
-    "checkpoint",
-    "family",
-    "classes",
-    "img",
-    "top-1",
-    "mean/std",
-    "crop",
-    "interp",
-    "license",
-    "description",
-)
-
-
-_NORMS: dict[tuple[float, ...], str] = {
-    (0.5, 0.5, 0.5): "0.5",
-    (0.485, 0.456, 0.406): "imagenet",
-    (0.48145466, 0.4578275, 0.40821073): "clip",
-}
-
-
-def _pretrained_rows(pattern: str | None) -> list[list[str]]:
-    rows = []
-    for name in list_pretrained(pattern):
-        c = PRETRAINED[name]
-        norm = _NORMS.get(c.mean, "custom")
-        rows.append(
-            [
-                name,
-                family_of(c.arch),
-                str(c.num_classes),
-                str(c.img_size[0]),
-                f"{c.top1:.2f}" if c.top1 else "-",
-                norm,
-                f"{c.crop_pct:g} {c.crop_mode}",
-                c.interpolation,
-                c.license or "-",
-                c.description,
-            ]
-        )
-    return rows
 
 
 def _print_table(headers: Sequence[str], rows: list[list[str]]) -> None:
@@ -152,19 +46,10 @@ def _print_table(headers: Sequence[str], rows: list[list[str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def pretrained_markdown() -> str:
-    """The checkpoint table of docs/pretrained.md (``vitzoo list --pretrained --format markdown``)."""
-    lines = ["| " + " | ".join(_PRETRAINED_HEADERS) + " |", "|" + "|".join("---" for _ in _PRETRAINED_HEADERS) + "|"]
-    lines += [
-        "| " + " | ".join(f"`{r[0]}`" if i == 0 else r[i] for i in range(len(r))) + " |" for r in _pretrained_rows(None)
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.pretrained:
         if args.format == "markdown":
-            sys.stdout.write(pretrained_markdown())
+            sys.stdout.write(catalog.pretrained_markdown())
             return 0
         names = list_pretrained(args.pattern)
         if not names:
@@ -173,10 +58,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if args.format == "names":
             print("\n".join(names))
         else:
-            _print_table(_PRETRAINED_HEADERS, _pretrained_rows(args.pattern))
+            _print_table(catalog.PRETRAINED_HEADERS, catalog.pretrained_rows(args.pattern))
         return 0
     if args.format == "markdown":
-        sys.stdout.write(models_markdown())
+        sys.stdout.write(catalog.models_markdown())
         return 0
     names = list_models(args.pattern)
     if not names:
@@ -185,7 +70,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.format == "names":
         print("\n".join(names))
         return 0
-    _print_table(_HEADERS, _rows(args.pattern))
+    _print_table(catalog.MODEL_HEADERS, catalog.model_rows(args.pattern))
     return 0
 
 
@@ -261,20 +146,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def flops(model: VisionTransformer) -> float:
-    """Forward FLOPs (2 x multiply-adds) of one image at the model's size: matmuls, convolutions (the hybrid's CNN
-    too) and attention, as torch's FlopCounterMode counts a full ``forward_head(forward_features(x))``.
-
-    Run on the meta device it costs no compute and no memory.
-    """
-    cfg = model.config
-    param = next(model.parameters())
-    x = torch.empty(1, cfg.in_chans, *cfg.img_size, device=param.device, dtype=param.dtype)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model.forward_head(model.forward_features(x))
-    return float(counter.get_total_flops())
-
-
 def _cmd_predict(args: argparse.Namespace) -> int:
     model = _load(args.name, args)
     items = expand_inputs(args.images)  # expanded once: predict takes the list as it is
@@ -340,91 +211,22 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    plots._plt()  # fail early, with the install hint, if matplotlib is missing
+    plots._plt()  # before the model loads: fail early, with the install hint, if matplotlib is missing
     items = require_inputs(args.images)  # folders, lists and globs, as predict takes them
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = _load(args.name, args).eval()
+    model = _load(args.name, args)
     if args.pca:
-        return _analyze_pca(model, items, args, out)
-    transform = create_transform(model)
-    numbers: dict[str, Any] = {"model": args.name, "images": {}, "token_layout": ""}
-    distances = []
-    written = []
-    if model.cls_token is None:
-        print("vitzoo: no class token: attention rollout and class-token maps are skipped", file=sys.stderr)
-    for path, stem in zip(items, _figure_stems(items), strict=True):
-        img = _open(path)
-        x = transform(img).unsqueeze(0)
-        with torch.inference_mode(), analysis.capture_attention(model) as rec:
-            model.forward_features(x)
-        assert rec.grid is not None  # set by the forward
-        distances.append(
-            analysis.mean_attention_distance(rec.attentions, rec.num_prefix_tokens, rec.grid, model.patch_size)
-        )
-        numbers["token_layout"] = rec.token_layout
-        numbers["images"][str(path)] = {"rollout": None}
-        if model.cls_token is None:
-            continue
-        mask = analysis.attention_rollout(rec.attentions, rec.num_prefix_tokens, rec.grid)[0]
-        view = img.resize((x.shape[-1], x.shape[-2]))
-        written.append(plots.rollout_overlay(view, mask, out / f"rollout_{stem}.png"))
-        heads = analysis.cls_attention(rec.attentions[-1], rec.num_prefix_tokens, rec.grid)[0]
-        written.append(plots.head_maps(heads, out / f"cls_attention_{stem}.png", "last layer: class-token attention"))
-        numbers["images"][str(path)] = {"rollout": mask.tolist()}
-    distance = torch.stack(distances).mean(0)
-    numbers["mean_attention_distance"] = distance.tolist()
-    written.append(plots.attention_distance(distance, out / "attention_distance.png"))
-    if not model.config.hybrid_layers:  # a hybrid's 1x1 embedding has no pixel filters
-        written.append(
-            plots.filter_tiles(analysis.patch_embed_components(model, args.components), out / "embedding_filters.png")
-        )
-    if model.pos_embed is not None:  # DINOv3's RoPE has no learned table
-        written.append(plots.similarity_grid(analysis.pos_embed_similarity(model), out / "position_similarity.png"))
+        written = pca_figures(model, items, args.out, name=args.name, layer=args.layer, threshold=args.threshold)
     else:
-        print("vitzoo: no learned position table (RoPE): position similarity is skipped", file=sys.stderr)
-    (out / "analysis.json").write_text(json.dumps(numbers))
-    for p in [*written, out / "analysis.json"]:
-        print(p)
+        written = attention_figures(
+            model, items, args.out, name=args.name, components=args.components, progress=False, log=_note
+        )
+    for path in written:
+        print(path)
     return 0
 
 
-def _figure_stems(items: Sequence[Any]) -> list[str]:
-    """A distinct file-name stem per image: its own, or with its folder's name (``cat/1.png``: ``cat_1``) where
-    two images share one, numbered where even that is shared."""
-    paths = [Path(str(item)) for item in items]
-    stems = Counter(p.stem for p in paths)
-    named = [f"{p.parent.name}_{p.stem}" if stems[p.stem] > 1 else p.stem for p in paths]
-    shared, seen = Counter(named), Counter[str]()
-    out = []
-    for name in named:
-        seen[name] += 1
-        out.append(f"{name}_{seen[name]}" if shared[name] > 1 else name)
-    return out
-
-
-def _open(item: Any) -> Image.Image:
-    """An image of the inputs as a PIL image (a tar shard's member is read in place)."""
-    return load_image(open_source(str(item)), name=str(item))
-
-
-def _analyze_pca(model: VisionTransformer, items: Sequence[Any], args: argparse.Namespace, out: Path) -> int:
-    """``analyze --pca``: one PCA over the patches of every image, one figure per image, and the numbers."""
-    pca = analysis.patch_pca(model, items, layer=args.layer, threshold=args.threshold)
-    height, width = pca.upsampled.shape[1:3]
-    written = []
-    numbers: dict[str, Any] = {"model": args.name, "explained_variance": pca.explained.tolist(), "images": {}}
-    for i, (path, stem) in enumerate(zip(items, _figure_stems(items), strict=True)):
-        view = _open(path).resize((width, height))
-        written.append(plots.pca_panels(view, pca.rgb[i], pca.upsampled[i], out / f"pca_{stem}.png"))
-        numbers["images"][str(path)] = {
-            "foreground_fraction": pca.foreground[i].float().mean().item(),
-            "rgb": pca.rgb[i].tolist(),
-        }
-    (out / "pca.json").write_text(json.dumps(numbers))
-    for p in [*written, out / "pca.json"]:
-        print(p)
-    return 0
+def _note(message: str) -> None:
+    print(f"vitzoo: {message}", file=sys.stderr)
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
