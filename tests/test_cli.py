@@ -23,6 +23,8 @@ from PIL import Image
 import vitzoo
 import vitzoo.catalog
 import vitzoo.cli
+import vitzoo.cli.embed
+import vitzoo.cli.list
 from conftest import cli, cli_env, one_line_error, randomize_, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
@@ -72,7 +74,7 @@ def _interrupt(args):
 
 
 def test_ctrl_c_in_embed_exits_130_and_says_how_to_resume(monkeypatch, tmp_path):
-    monkeypatch.setattr(vitzoo.cli, "_cmd_embed", _interrupt)
+    monkeypatch.setattr(vitzoo.cli.embed, "run", _interrupt)
     out = tmp_path / "feats.safetensors"
     res = cli("embed", "vit_tiny_patch16_224", tmp_path, "--out", out)
     assert res.returncode == 130
@@ -81,7 +83,7 @@ def test_ctrl_c_in_embed_exits_130_and_says_how_to_resume(monkeypatch, tmp_path)
 
 
 def test_ctrl_c_elsewhere_exits_130_in_one_line(monkeypatch):
-    monkeypatch.setattr(vitzoo.cli, "_cmd_list", _interrupt)
+    monkeypatch.setattr(vitzoo.cli.list, "run", _interrupt)
     res = cli("list")
     assert res.returncode == 130 and res.stderr == "vitzoo: interrupted\n"
 

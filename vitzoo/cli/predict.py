@@ -1,0 +1,57 @@
+"""``vitzoo predict``: the top-k classes of images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from . import options
+from .options import command, positive_int
+
+
+def add_parser(subparsers: Any) -> None:
+    p = command(
+        subparsers,
+        "predict",
+        help="top-k classes of images",
+        description="Classify images (stdout).",
+    )
+    p.add_argument("name", help="a checkpoint with a classifier head (arch.tag, hf-hub:..., local-dir:...)")
+    p.add_argument("images", nargs="+", help="image files, folders or a .txt list of paths")
+    p.add_argument("--topk", type=positive_int, default=5, help="classes per image")
+    options.json_output(p)
+    options.quiet(p)
+    options.model(p)
+    options.inference(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..features.extract import predict, require_inputs
+
+    items = require_inputs(args.images)  # expanded once, before the model loads: predict takes the list as it is
+    model = options.load_model(args.name, args)
+    results = predict(
+        model,
+        items,
+        topk=args.topk,
+        dtype=args.dtype,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        progress=not args.quiet,
+    )
+    read = list(zip(items, results, strict=True))
+    if args.json:
+        rows = [
+            {"input": str(i), "top": [{"label": p.label, "index": p.index, "prob": round(p.prob, 6)} for p in top]}
+            for i, top in read
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    for item, top in read:
+        print(item)
+        for p in top:
+            print(f"  {p.prob:7.2%}  {p.label}  ({p.index})")
+    return 0
