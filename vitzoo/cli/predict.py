@@ -1,4 +1,4 @@
-"""``vitzoo predict``: the top-k classes of images."""
+"""``vitzoo predict``: the top-k classes of images; unreadable images are skipped and named on stderr."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from . import options
 from .options import command, positive_int
+from .output import note
 
 
 def add_parser(subparsers: Any) -> None:
@@ -15,7 +16,8 @@ def add_parser(subparsers: Any) -> None:
         subparsers,
         "predict",
         help="top-k classes of images",
-        description="Classify images (stdout).",
+        description="Classify images (stdout). Unreadable images are skipped and named on stderr; none readable "
+        "is an error.",
     )
     p.add_argument("name", help="a checkpoint with a classifier head (arch.tag, hf-hub:..., local-dir:...)")
     p.add_argument("images", nargs="+", help="image files, folders or a .txt list of paths")
@@ -27,11 +29,17 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def skipped_line(item: Any, reason: str) -> str:
+    """What an unreadable input's line says: the reason, which names the input, or the input and the reason."""
+    return f"skipped {reason}" if str(item) in reason else f"skipped {item}: {reason}"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..features.extract import predict, require_inputs
 
     items = require_inputs(args.images)  # expanded once, before the model loads: predict takes the list as it is
     model = options.load_model(args.name, args)
+    skipped: list[str] = []
     results = predict(
         model,
         items,
@@ -41,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         progress=not args.quiet,
+        on_error=lambda item, reason: skipped.append(skipped_line(item, reason)),
     )
-    read = list(zip(items, results, strict=True))
+    for line in skipped:
+        note(line)
+    read = [(item, top) for item, top in zip(items, results, strict=True) if top]
     if args.json:
         rows = [
             {"input": str(i), "top": [{"label": p.label, "index": p.index, "prob": round(p.prob, 6)} for p in top]}
