@@ -258,7 +258,8 @@ def test_fewshot_command_on_image_folders(tiny_folder, tmp_path):
     out = cli(*args, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"1": 1.0, "3": 1.0}
-    assert cli(*args).stdout.splitlines() == ["1-shot\t1.0000", "3-shot\t1.0000"]
+    table = [line.split() for line in cli(*args).stdout.splitlines()]  # probe's columns, percent with one decimal
+    assert table == [["model", "pool", "1-shot", "3-shot"], [args[1], "token", "100.0", "100.0"]]
     train, test = _image_folders(tmp_path / "swapped", swap_test=True)
     out = cli("fewshot", f"local-dir:{tiny_folder}", train, test, "--shots", "2", "--workers", "0", "--json")
     assert json.loads(out.stdout) == {"2": 0.0}

@@ -1,4 +1,4 @@
-"""``vitzoo fewshot``: few-shot linear accuracy on frozen features."""
+"""``vitzoo fewshot``: few-shot linear accuracy on frozen features, in the table format of ``vitzoo probe``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from .. import choices
 from . import options
 from .options import command
+from .output import percent, print_table, shot_column
 
 
 def add_parser(subparsers: Any) -> None:
@@ -16,7 +17,8 @@ def add_parser(subparsers: Any) -> None:
         subparsers,
         "fewshot",
         help="few-shot linear accuracy on frozen features (ImageFolder train/test folders)",
-        description="Closed-form ridge regression to {-1,1}^K targets on k images per class (paper §4.1).",
+        description="Closed-form ridge regression to {-1,1}^K targets on k images per class (paper §4.1). Prints "
+        "the accuracy in percent for each number of shots; --json prints {shots: accuracy in [0, 1]}.",
     )
     p.add_argument("name", help="arch.tag, hf-hub:org/repo or local-dir:PATH")
     p.add_argument("train_dir", help="one sub-folder of images per class")
@@ -32,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..eval.analysis import fewshot_eval
+    from ..features.extract import resolve_pool
 
     model = options.load_model(args.name, args)
     results = fewshot_eval(
@@ -51,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({str(k): v for k, v in results.items()}))
         return 0
-    for k, acc in results.items():
-        print(f"{k}-shot\t{acc:.4f}")
+    headers = ["model", "pool", *(shot_column(k) for k in results)]
+    print_table(headers, [[args.name, resolve_pool(model, args.pool), *(percent(v) for v in results.values())]])
     return 0

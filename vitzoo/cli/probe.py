@@ -12,7 +12,7 @@ from .. import choices
 from ..errors import ConfigError
 from . import options
 from .options import command
-from .output import print_table
+from .output import percent, print_table, shot_column
 
 if TYPE_CHECKING:
     from ..eval.probe_job import ProbeRow, ProbeSettings
@@ -112,17 +112,14 @@ def run(args: argparse.Namespace) -> int:
 
 def table(rows: Sequence[ProbeRow], settings: ProbeSettings) -> tuple[list[str], list[list[str]]]:
     """Accuracies in percent: k-NN top-1 for each k, the linear probe (and its C), few-shot for each number of shots."""
-    columns = [f"knn{k}_top1" for k in settings.k] + ["linear_top1", "linear_C"] + [f"{s}shot" for s in settings.shots]
     headers = ["model", "layer", "pool", "train", "test"]
-    headers += [f"k-NN@{k}" for k in settings.k] + ["linear", "C"] + [f"{s}-shot" for s in settings.shots]
-
-    def cell(name: str, value: float | None) -> str:
-        if value is None:
-            return "-"
-        return f"{value:.3g}" if name == "linear_C" else f"{100 * value:.1f}"
-
-    out = [
-        [r.model, r.layer, r.pool, str(r.train), str(r.test), *(cell(c, r.metrics.get(c)) for c in columns)]
-        for r in rows
-    ]
+    headers += [f"k-NN@{k}" for k in settings.k] + ["linear", "C"] + [shot_column(s) for s in settings.shots]
+    out = []
+    for r in rows:
+        m = r.metrics
+        C = m.get("linear_C")
+        cells = [percent(m.get(f"knn{k}_top1")) for k in settings.k]
+        cells += [percent(m.get("linear_top1")), "-" if C is None else f"{C:.3g}"]
+        cells += [percent(m.get(f"{s}shot")) for s in settings.shots]
+        out.append([r.model, r.layer, r.pool, str(r.train), str(r.test), *cells])
     return headers, out
