@@ -19,7 +19,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "vitzoo"
 
 LAYERS: dict[str, tuple[str, ...]] = {
-    "model": ("_version", "errors", "atomic", "models"),
+    "model": ("_version", "errors", "atomic", "choices", "models"),
     "weights": ("weights",),
     "api": ("factory", "catalog", "export"),
     "data": ("features",),

@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
-# Regenerate the generated parts of the docs from the registry (run after changing vitzoo/registry.py or the tags).
+# Regenerate the generated parts of the docs from the registry (run after changing vitzoo/models/archs.py or the tags
+# in vitzoo/weights/tags.py): docs/models.md and the checkpoint table of docs/pretrained.md, from vitzoo.catalog (what
+# `vitzoo list --format markdown` and `vitzoo list --pretrained --format markdown` print).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m vitzoo list --format markdown > docs/models.md
 python - <<'PY'
-import subprocess, sys
 from pathlib import Path
 
+from vitzoo.catalog import models_markdown, pretrained_markdown
+
+Path("docs/models.md").write_text(models_markdown())
 doc = Path("docs/pretrained.md")
-text = doc.read_text()
-head, rest = text.split("<!-- BEGIN PRETRAINED TABLE -->\n")
+head, rest = doc.read_text().split("<!-- BEGIN PRETRAINED TABLE -->\n")
 _, tail = rest.split("<!-- END PRETRAINED TABLE -->")
-table = subprocess.run(
-    [sys.executable, "-m", "vitzoo", "list", "--pretrained", "--format", "markdown"], check=True, capture_output=True, text=True
-).stdout
-doc.write_text(head + "<!-- BEGIN PRETRAINED TABLE -->\n" + table + "<!-- END PRETRAINED TABLE -->" + tail)
+doc.write_text(head + "<!-- BEGIN PRETRAINED TABLE -->\n" + pretrained_markdown() + "<!-- END PRETRAINED TABLE -->" + tail)
 PY

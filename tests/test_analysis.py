@@ -13,6 +13,7 @@ from PIL import Image
 import vitzoo
 from conftest import cli, randomize_
 from vitzoo.eval import attention, learned_embeddings
+from vitzoo.eval.analyze import attention_figures
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,23 @@ def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):
             assert png.format == "PNG" and png.width > 100
     numbers = json.loads((tmp_path / "fig" / "analysis.json").read_text())
     assert np.array(numbers["mean_attention_distance"]).shape == (3, 3)
+    assert res.stdout.splitlines()[-1] == str(tmp_path / "fig" / "analysis.json")  # what was written, the JSON last
+    assert sorted(res.stdout.split()) == sorted(str(tmp_path / "fig" / name) for name in names)
+
+
+def test_attention_figures_is_the_library_job_and_says_what_it_skips(tmp_path):
+    """The command's job without the command: it returns the files it wrote and tells ``log`` what it skipped."""
+    model = randomize_(
+        vitzoo.create_model("vit_small_patch16_224", depth=1, img_size=32, class_token=False, global_pool="avg"), seed=2
+    )
+    img = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(img)
+    notes: list[str] = []
+    written = attention_figures(model, img, tmp_path / "out", name="mine", progress=False, log=notes.append)
+    assert sorted(written) == sorted((tmp_path / "out").iterdir()) and written[-1].name == "analysis.json"
+    assert not any(p.name.startswith("rollout_") for p in written)
+    assert notes == ["no class token: attention rollout and class-token maps are skipped"]
+    assert json.loads(written[-1].read_text())["model"] == "mine"
 
 
 def test_missing_matplotlib_gives_the_install_hint(monkeypatch):

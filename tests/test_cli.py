@@ -21,7 +21,10 @@ import torch
 from PIL import Image
 
 import vitzoo
+import vitzoo.catalog
 import vitzoo.cli
+import vitzoo.cli.embed
+import vitzoo.cli.list
 from conftest import cli, cli_env, one_line_error, randomize_, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
@@ -71,7 +74,7 @@ def _interrupt(args):
 
 
 def test_ctrl_c_in_embed_exits_130_and_says_how_to_resume(monkeypatch, tmp_path):
-    monkeypatch.setattr(vitzoo.cli, "_cmd_embed", _interrupt)
+    monkeypatch.setattr(vitzoo.cli.embed, "run", _interrupt)
     out = tmp_path / "feats.safetensors"
     res = cli("embed", "vit_tiny_patch16_224", tmp_path, "--out", out)
     assert res.returncode == 130
@@ -80,7 +83,7 @@ def test_ctrl_c_in_embed_exits_130_and_says_how_to_resume(monkeypatch, tmp_path)
 
 
 def test_ctrl_c_elsewhere_exits_130_in_one_line(monkeypatch):
-    monkeypatch.setattr(vitzoo.cli, "_cmd_list", _interrupt)
+    monkeypatch.setattr(vitzoo.cli.list, "run", _interrupt)
     res = cli("list")
     assert res.returncode == 130 and res.stderr == "vitzoo: interrupted\n"
 
@@ -90,9 +93,9 @@ def describe_once():
     """``vitzoo list`` describes every arch (a model built on the meta device each, about 1 s for the registry): the
     table tests share one description of each arch, made by ``describe`` itself the first time (as copies: the
     table's code writes into them)."""
-    once = functools.cache(vitzoo.cli.describe)
+    once = functools.cache(vitzoo.catalog.describe)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(vitzoo.cli, "describe", lambda name: dict(once(name)))
+        mp.setattr(vitzoo.catalog, "describe", lambda name: dict(once(name)))
         yield
 
 
@@ -255,7 +258,8 @@ def test_fewshot_command_on_image_folders(tiny_folder, tmp_path):
     out = cli(*args, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"1": 1.0, "3": 1.0}
-    assert cli(*args).stdout.splitlines() == ["1-shot\t1.0000", "3-shot\t1.0000"]
+    table = [line.split() for line in cli(*args).stdout.splitlines()]  # probe's columns, percent with one decimal
+    assert table == [["model", "pool", "1-shot", "3-shot"], [args[1], "token", "100.0", "100.0"]]
     train, test = _image_folders(tmp_path / "swapped", swap_test=True)
     out = cli("fewshot", f"local-dir:{tiny_folder}", train, test, "--shots", "2", "--workers", "0", "--json")
     assert json.loads(out.stdout) == {"2": 0.0}

@@ -17,11 +17,11 @@ from PIL import Image
 
 import vitzoo
 import vitzoo.cli
-from conftest import randomize_
+from conftest import cli, one_line_error, randomize_
+from vitzoo.choices import FEATURE_POOLS, POOLS
 from vitzoo.features.batches import expand_inputs
 from vitzoo.features.transforms import create_transform, load_image
-from vitzoo.models.config import POOLS
-from vitzoo.models.vit import FEATURE_POOLS, pool_tokens
+from vitzoo.models.vit import pool_tokens
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured
@@ -190,3 +190,35 @@ def test_predict_cli_uses_shipped_imagenet_names(saved_model, files, capsys):
     assert top[0]["label"] == names[top[0]["index"]] and abs(top[0]["prob"] - probs.max().item()) <= 1e-5
     assert vitzoo.cli.main(["predict", name, str(path), "--workers", "0", "--dtype", "bf16"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == str(path)
+
+
+def test_predict_skips_unreadable_images_in_place_when_asked(saved_model, files):
+    model, _ = saved_model
+    inputs = [files["d_corrupt.jpg"], files["a_photo.jpg"]]
+    with pytest.raises(vitzoo.ImageError, match=r"d_corrupt\.jpg"):
+        vitzoo.predict(model, inputs, num_workers=0)
+    ref = vitzoo.predict(model, [files["a_photo.jpg"]], topk=2, num_workers=0)[0]
+    assert vitzoo.predict(model, inputs, topk=2, num_workers=0, on_error="skip") == [[], ref]
+    seen = []
+    got = vitzoo.predict(model, inputs, topk=2, num_workers=0, on_error=lambda item, why: seen.append((item, why)))
+    assert got == [[], ref] and [item for item, _ in seen] == [str(files["d_corrupt.jpg"])]
+    assert "d_corrupt.jpg" in seen[0][1] and "cannot read" in seen[0][1]
+    with pytest.raises(vitzoo.ImageError, match=r"none of the 1 inputs could be read, e\.g\. .*d_corrupt\.jpg"):
+        vitzoo.predict(model, [files["d_corrupt.jpg"]], num_workers=0, on_error="skip")
+
+
+def test_predict_cli_lists_unreadable_images_on_stderr_and_shows_progress(saved_model, files):
+    """Like embed: an unreadable image is skipped and named with the reason (exit 0 while one image was read); none
+    readable is an error. Without --quiet a progress bar goes to stderr."""
+    _, name = saved_model
+    args = ("predict", name, files["d_corrupt.jpg"], files["a_photo.jpg"], "--topk", "1", "--workers", "0")
+    res = cli(*args, "--json")
+    assert res.returncode == 0, res.stderr
+    assert [row["input"] for row in json.loads(res.stdout)] == [str(files["a_photo.jpg"])]
+    skipped = [line for line in res.stderr.splitlines() if line.startswith("vitzoo: skipped")]
+    assert len(skipped) == 1 and "d_corrupt.jpg: cannot read the image" in skipped[0], res.stderr
+    assert "2/2 [" in res.stderr and "img/s" in res.stderr, res.stderr  # the progress bar, over both images
+    quiet = cli(*args, "--quiet")
+    assert quiet.returncode == 0 and quiet.stdout.splitlines()[0] == str(files["a_photo.jpg"])
+    assert quiet.stderr == skipped[0] + "\n"
+    one_line_error(cli("predict", name, files["d_corrupt.jpg"], "--workers", "0", "--quiet"), "d_corrupt.jpg")

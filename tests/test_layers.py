@@ -99,6 +99,8 @@ LAZY_IMPORTS = {
     "eval.plots": {"matplotlib", "matplotlib.pyplot"},  # vitzoo[plot]
     "features.inputs": {"pyarrow.parquet"},  # vitzoo[parquet]
     "export": {"onnx"},  # vitzoo[export]: the guard added to a dynamic-size graph (torch.onnx.export needed it first)
+    # Not an extra: `vitzoo embed`'s torchrun set-up, imported when the command runs so that --help needs no torch,
+    # until the distributed set-up is one library helper (embed and finetune)
 }
 
 

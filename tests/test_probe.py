@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from sklearn.linear_model import LogisticRegression
 
 import vitzoo
-import vitzoo.cli
+import vitzoo.factory
 from conftest import cli, one_line_error, randomize_
 from vitzoo.eval import probe_job as probe_run
 from vitzoo.eval import probes as probe
@@ -237,7 +237,7 @@ def test_probe_command_prints_every_model_layer_and_pool_and_reuses_its_cache(
         raise AssertionError("a forward ran on the second run")
 
     monkeypatch.setattr(vitzoo.models.vit.VisionTransformer, "_embed", no_forward)
-    monkeypatch.setattr(vitzoo.cli, "create_model", no_forward)
+    monkeypatch.setattr(vitzoo.factory, "create_model", no_forward)
     second = cli(*args)
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout

@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 from torch.export import Dim, ExportedProgram
 
+from .choices import EXPORT_FORMATS
 from .errors import ConfigError
 from .models.config import to_pair
 from .models.dtypes import resolve_dtype
 from .models.vit import VisionTransformer
 
-FORMATS = ("onnx", "pt2")
+FORMATS = EXPORT_FORMATS
 MAX_GRID = 256  # largest patch grid per axis a dynamic-size graph accepts (4096 px at patch 16)
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "output"
 

@@ -24,6 +24,7 @@ import torch
 
 from .._version import __version__
 from ..atomic import atomic_path, atomic_write_text
+from ..choices import FEWSHOT_SHOTS, KNN_K
 from ..errors import ConfigError, VitzooError
 from ..features.embed_job import embed_to_file
 from ..features.labelled import LabelledImages, index_classes, labels_of
@@ -34,9 +35,7 @@ from ..models.vit import VisionTransformer
 from ..weights.loading import CONFIG_FILES, file_digest, weights_in
 from ..weights.source import PROCESSOR_FILE, resolve
 from .fewshot import fewshot_from_features
-from .probes import KNN_K, knn_eval, linear_probe
-
-FEWSHOT_SHOTS = (1, 5, 10, 25)
+from .probes import knn_eval, linear_probe
 
 
 # ------------------------------------------------------------------------------------------------- inputs

@@ -15,10 +15,10 @@ from typing import Any, cast
 import torch
 import torch.nn.functional as F
 
+from ..choices import KNN_K
 from ..errors import ConfigError
 from ..features.labelled import require_classes
 
-KNN_K = (10, 20, 100, 200)  # DINOv2's nb_knn
 C_EXPONENTS = (-6, -4, -2, 0, 2, 4, 6)  # CLIP's first sweep: C in 1e-6 .. 1e6, every two decades
 C_STEPS_PER_DECADE = 8  # CLIP's final resolution of the sweep
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from ..choices import FEATURE_POOLS
 from ..errors import ConfigError, ImageError
 from ..models.archs import ARCHS, family_of
-from ..models.vit import FEATURE_POOLS, VisionTransformer, pool_tokens, take_indices
+from ..models.vit import VisionTransformer, pool_tokens, take_indices
 from .batches import EXACT_DECODE, batched, check_on_error, prepare_model, require_inputs, run_batches
 
 logger = logging.getLogger("vitzoo")
@@ -191,12 +192,19 @@ def predict(
     dtype: torch.dtype | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    on_error: str | Callable[[Any, str], None] = "raise",
 ) -> list[list[Prediction]]:
     """Top-k classes per input, with names from the checkpoint (ImageNet-1k/21k names are shipped).
 
-    Inputs are those of ``extract_features``; an unreadable image raises ``ImageError``. ``dtype`` and ``device``
-    move the model. A model without a classifier (headless, or CLIP's projection head) raises ``ConfigError``.
+    Inputs are those of ``extract_features``; an unreadable image raises ``ImageError``. With ``on_error="skip"``
+    it gets an empty list (the results stay one per input) and a logged warning; ``on_error`` may also be a
+    function, called with the input and the reason instead of the warning. None readable raises ``ImageError``.
+    ``dtype`` and ``device`` move the model. A model without a classifier head (headless, or CLIP's projection
+    head) raises ``ConfigError``.
     """
+    report = on_error if callable(on_error) else None
+    mode = "skip" if callable(on_error) else on_error
+    check_on_error(mode)
     names = class_names(model)
     items = require_inputs(inputs)
     prepare_model(model, dtype, device)
@@ -206,12 +214,27 @@ def predict(
         probs = model(x).float().softmax(dim=-1).topk(k, dim=-1)
         return probs.values.tolist(), probs.indices.tolist()
 
-    results: list[list[Prediction]] = []
-    for _, (values, indices) in run_batches(
-        model, items, top, batched(range(len(items)), batch_size), num_workers=num_workers, progress=progress
+    results: list[list[Prediction]] = [[] for _ in items]
+    failed: list[str] = []
+    for batch, out in run_batches(
+        model,
+        items,
+        top,
+        batched(range(len(items)), batch_size),
+        num_workers=num_workers,
+        on_error=mode,
+        progress=progress,
     ):
-        results += [
-            [Prediction(names[i], i, p) for p, i in zip(ps, ix, strict=True)]
-            for ps, ix in zip(values, indices, strict=True)
-        ]
+        for i, err in batch.failed:
+            failed.append(err)
+            if report is not None:
+                report(items[i], err)
+            else:
+                logger.warning("skipped an unreadable image: %s", err)
+        if out is not None:
+            values, indices = out
+            for row, ps, ix in zip(batch.rows, values, indices, strict=True):
+                results[row] = [Prediction(names[i], i, p) for p, i in zip(ps, ix, strict=True)]
+    if len(failed) == len(items):
+        raise ImageError(f"none of the {len(items)} inputs could be read, e.g. {failed[0]}; check the paths")
     return results

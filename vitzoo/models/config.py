@@ -11,9 +11,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from ..choices import POOLS
 from ..errors import ConfigError
 
-POOLS = ("token", "avg", "map")  # global_pool: class token, mean of the patch tokens, attention pool (SigLIP)
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")  # MLP activation (act_layer)
 MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")

@@ -6,7 +6,6 @@ import torch
 
 from ..errors import ConfigError
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")  # what `--dtype` takes
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
     "float32": torch.float32,

@@ -25,18 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..choices import POOLS
 from ..errors import ConfigError, InputError
-from .config import POOLS, ViTConfig, nearest_multiples, to_pair
+from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
 from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed
 
 if TYPE_CHECKING:
     from .pretrained_cfg import LoadReport, PretrainedCfg
-
-
-# What feature extraction can return: the global pools (config.POOLS, what forward_head pools), every token,
-# what the head sees (forward_head(..., pre_logits=True)), or the model's output (logits; CLIP's joint embedding).
-FEATURE_POOLS: tuple[str, ...] = (*POOLS, "tokens", "pre_logits", "output")
 
 
 class PatchEmbed(nn.Module):
