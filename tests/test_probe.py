@@ -4,6 +4,7 @@ scikit-learn's LogisticRegression; then ``vitzoo probe`` end to end, with its em
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -252,6 +253,16 @@ def test_probe_command_prints_every_model_layer_and_pool_and_reuses_its_cache(
     assert {line["metric"]: line["value"] for line in lines[:9]} == {
         k: "" if v is None else repr(v) for k, v in first_row["metrics"].items()
     }
+
+    # One fingerprint: each cached file records exactly the EmbedMeta its name was derived from (planned without
+    # loading the model), so a cache key cannot drift from what the file holds.
+    options = probe_run.EmbedOptions(layers=[0, -1])
+    for name in two_models:
+        for pool in ("token", "avg"):
+            planned = probe_run.planned_meta(name, pool, options)
+            for split in ("train", "test"):
+                (file,) = (tmp_path / "out" / "embeddings").glob(f"*{Path(name).name}-{pool}-{split}-*.safetensors")
+                assert vitzoo.open_embeddings(file).meta == {**dataclasses.asdict(planned), "num_failed": 0}
 
     # The cached files are vitzoo embed outputs: probing them directly gives the same rows (labels from folders).
     cached = sorted((tmp_path / "out" / "embeddings").glob(f"*{m0.split('/')[-1]}-token-*.safetensors"))

@@ -48,10 +48,30 @@ def run(args: argparse.Namespace) -> int:
     items = require_inputs(args.images)  # folders, lists and globs, as predict takes them
     model = options.load_model(args.name, args)
     if args.pca:
-        written = pca_figures(model, items, args.out, name=args.name, layer=args.layer, threshold=args.threshold)
+        written = pca_figures(
+            model,
+            items,
+            args.out,
+            name=args.name,
+            layer=args.layer,
+            threshold=args.threshold,
+            dtype=args.dtype,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            exact_decode=args.exact_decode,
+        )
     else:
         written = attention_figures(
-            model, items, args.out, name=args.name, components=args.components, progress=not args.quiet, log=note
+            model,
+            items,
+            args.out,
+            name=args.name,
+            components=args.components,
+            dtype=args.dtype,
+            device=args.device,
+            progress=not args.quiet,
+            log=note,
         )
     for path in written:
         print(path)

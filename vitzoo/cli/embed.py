@@ -34,12 +34,6 @@ def add_parser(subparsers: Any) -> None:
     options.pool(p, choices.FEATURE_POOLS)
     options.layers(p)
     p.add_argument("--shard-size", type=int, default=1024, help="images per resumable shard")
-    p.add_argument(
-        "--exact-decode",
-        action="store_true",
-        help="decode every pixel of large JPEGs (timm's preprocessing bit for bit); by default JPEGs over twice the "
-        "resize target are decoded at 1/2-1/8 scale first (libjpeg draft mode): several times faster on photos",
-    )
     p.add_argument("--distributed", action="store_true", help="init torch.distributed from env (torchrun sets it)")
     options.quiet(p)
     p.add_argument(

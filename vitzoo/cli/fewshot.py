@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         progress=not args.quiet,
+        exact_decode=args.exact_decode,
     )
     if args.json:
         print(json.dumps({str(k): v for k, v in results.items()}))

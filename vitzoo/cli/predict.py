@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         progress=not args.quiet,
+        exact_decode=args.exact_decode,
         on_error=lambda item, reason: skipped.append(skipped_line(item, reason)),
     )
     for line in skipped:

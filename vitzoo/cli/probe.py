@@ -92,13 +92,14 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             num_workers=args.workers,
             progress=not args.quiet,
-            model_options={"img_size": args.img_size, "random_weights": args.random_weights},
+            img_size=options.size_of(args.img_size),
+            random_weights=args.random_weights,
+            exact_decode=args.exact_decode,
         )
         rows = probe_job.probe_models(
             args.models,
             read_labelled(args.train[0]),
             read_labelled(args.test[0]),
-            load=lambda name: options.load_model(name, args),
             cache_dir=args.cache or Path(args.out) / "embeddings",
             pools=args.pool or [None],
             options=embedding,

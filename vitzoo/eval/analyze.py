@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..features.batches import progress_bar, require_inputs
+from ..atomic import atomic_write_text
+from ..features.batches import EXACT_DECODE, prepare_model, progress_bar, require_inputs
 from ..features.inputs import open_source
 from ..features.transforms import create_transform, load_image
 from ..models.vit import VisionTransformer
@@ -51,6 +52,8 @@ def attention_figures(
     *,
     name: str | None = None,
     components: int = 28,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[Path]:
@@ -59,12 +62,14 @@ def attention_figures(
     with a class token), ``attention_distance.png``, ``embedding_filters.png`` (the first ``components`` principal
     components; not for a hybrid), ``position_similarity.png`` (a learned position table only) and
     ``analysis.json`` (``name``, the rollout of each image, the mean attention distances). What is skipped, and
-    why, goes to ``log``; ``progress`` shows a bar over the images on stderr. Returns the files written."""
+    why, goes to ``log``; ``progress`` shows a bar over the images on stderr. ``dtype`` and ``device`` move the model
+    (``extract_features``'s). Returns the files written."""
     plots._plt()  # fail early, with the install hint, if matplotlib is missing
     items = require_inputs(images)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    model.eval()
+    prepare_model(model, dtype, device)
+    param = next(model.parameters())
     transform = create_transform(model)
     numbers: dict[str, Any] = {"model": name, "images": {}, "token_layout": ""}
     distances = []
@@ -74,7 +79,7 @@ def attention_figures(
     with progress_bar(len(items), progress, "analyze") as bar:
         for path, stem in zip(items, figure_stems(items), strict=True):
             img = _open(path)
-            x = transform(img).unsqueeze(0)
+            x = transform(img).unsqueeze(0).to(device=param.device, dtype=param.dtype)
             with torch.inference_mode(), attention.capture_attention(model) as rec:
                 model.forward_features(x)
             assert rec.grid is not None  # set by the forward
@@ -103,7 +108,7 @@ def attention_figures(
         written.append(plots.similarity_grid(similarity, folder / "position_similarity.png"))
     else:
         log("no learned position table (RoPE): position similarity is skipped")
-    (folder / "analysis.json").write_text(json.dumps(numbers))
+    atomic_write_text(folder / "analysis.json", json.dumps(numbers))
     return [*written, folder / "analysis.json"]
 
 
@@ -115,15 +120,30 @@ def pca_figures(
     name: str | None = None,
     layer: int = -1,
     threshold: float = 0.0,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+    num_workers: int | None = 0,
+    exact_decode: bool = EXACT_DECODE,
 ) -> list[Path]:
     """DINOv2's patch PCA (``patch_pca``: one PCA over the patches of every image, block ``layer``,
     foreground above ``threshold``) in the folder ``out``: ``pca_<image>.png`` per image and ``pca.json`` (``name``,
-    the explained variance, each image's foreground fraction and RGB grid). Returns the files written."""
+    the explained variance, each image's foreground fraction and RGB grid). ``dtype``, ``device``, ``batch_size``,
+    ``num_workers`` and ``exact_decode`` are ``extract_features``'s. Returns the files written."""
     plots._plt()
     items = require_inputs(images)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    pca = patch_pca(model.eval(), items, layer=layer, threshold=threshold)
+    prepare_model(model, dtype, device)
+    pca = patch_pca(
+        model,
+        items,
+        layer=layer,
+        threshold=threshold,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        exact_decode=exact_decode,
+    )
     height, width = pca.upsampled.shape[1:3]
     written = []
     numbers: dict[str, Any] = {"model": name, "explained_variance": pca.explained.tolist(), "images": {}}
@@ -134,5 +154,5 @@ def pca_figures(
             "foreground_fraction": pca.foreground[i].float().mean().item(),
             "rgb": pca.rgb[i].tolist(),
         }
-    (folder / "pca.json").write_text(json.dumps(numbers))
+    atomic_write_text(folder / "pca.json", json.dumps(numbers))
     return [*written, folder / "pca.json"]

@@ -1,11 +1,12 @@
 """The job behind ``vitzoo probe``: labelled images in, one row of metrics per (model, layer, pool) out.
 
 Each (model, pool, split) is embedded once with the embed job (``embed_to_file``: every requested layer comes from
-the same forward) into a cache folder, under a name that fingerprints what the features depend on: the model name
-and its options, the content of a local model's files (``model_files``), the pool, the layers, the vitzoo version,
-and the input list with each file's size and modification time. A later run with the same fingerprint reads the
-file and builds no model. The features of each layer then go through the
-weighted k-NN, the linear probe (vitzoo.probe) and the paper's few-shot regression (vitzoo.analysis).
+the same forward) into a cache folder, under a name that digests the ``EmbedMeta`` the embedding records
+(``planned_meta``: the model, its config, preprocessing and weights, the pool, layers, dtype and decode, the vitzoo
+version), worked out without loading the weights, and the input list with each file's size and modification time.
+A later run with the same key reads the file and builds no model. The features of each layer then go through the
+weighted k-NN, the linear probe (``vitzoo.eval.probes``) and the paper's few-shot regression
+(``vitzoo.eval.fewshot``).
 """
 
 from __future__ import annotations
@@ -18,22 +19,24 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from .._version import __version__
 from ..atomic import atomic_path, atomic_write_text
 from ..choices import FEWSHOT_SHOTS, KNN_K
 from ..errors import ConfigError, VitzooError
+from ..factory import create_model
+from ..features.batches import EXACT_DECODE
 from ..features.embed_job import embed_to_file
+from ..features.extract import resolve_pool
+from ..features.fingerprint import EmbedMeta
 from ..features.labelled import LabelledImages, index_classes, labels_of
 from ..features.outputs import OUTPUT_SUFFIXES
 from ..features.shards import INDEX
 from ..features.store import LoadedEmbeddings, read_embeddings
+from ..models.dtypes import resolve_dtype
 from ..models.vit import VisionTransformer
-from ..weights.loading import CONFIG_FILES, file_digest, weights_in
-from ..weights.source import PROCESSOR_FILE, resolve
+from ..weights.source import local_weights_digest, resolve
 from .fewshot import fewshot_from_features
 from .probes import knn_eval, linear_probe
 
@@ -135,43 +138,49 @@ def _inputs_digest(paths: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def model_files(name: str, revision: str | None = None) -> dict[str, str] | None:
-    """The SHA-256 of each file a local model (``local-dir:``, a folder or a weights file) is built from: its
-    weights and, beside them, its config and preprocessor config. None for a Hub tag or repo, which the name and
-    revision identify, and for an architecture alone."""
-    location = resolve(name, revision=revision).location
-    if location is None or location.path is None:
-        return None
-    path = location.path
-    folder = path if path.is_dir() else path.parent
-    files = {"weights": file_digest(weights_in(path) if path.is_dir() else path)}
-    for config in (*CONFIG_FILES, PROCESSOR_FILE):
-        if (folder / config).is_file():
-            files[config] = file_digest(folder / config)
-    return files
+def planned_meta(name: str, pool: str | None, options: EmbedOptions) -> EmbedMeta:
+    """The ``EmbedMeta`` embedding with ``name`` will record, worked out without its weights: the model is built on
+    the meta device from its config, and a local checkpoint's weights file is hashed (a Hub checkpoint is named by
+    its id and revision). The cache key, so a cached file and a fresh run can never disagree on what they hold."""
+    model = create_model(name, device="meta", revision=options.revision, img_size=options.img_size)
+    dtype = resolve_dtype(options.dtype)
+    model = model.to(dtype) if dtype is not None else model
+    weights = "random" if options.random_weights else local_weights_digest(resolve(name, revision=options.revision))
+    return EmbedMeta.of(
+        model,
+        name=name,
+        revision=options.revision,
+        pool=resolve_pool(model, pool, options.layers),
+        layers=options.layers,
+        exact_decode=options.exact_decode,
+        weights=weights or "named by its Hub id and revision",
+    )
 
 
-def cache_path(cache_dir: Path, split: str, paths: Sequence[str], fingerprint: Mapping[str, Any]) -> Path:
-    """Where the embeddings of ``paths`` with ``fingerprint`` (model, options, pool, layers) live in ``cache_dir``."""
-    key = json.dumps({**fingerprint, "inputs": _inputs_digest(paths)}, sort_keys=True)
+def cache_path(cache_dir: Path, split: str, paths: Sequence[str], meta: EmbedMeta) -> Path:
+    """Where the embeddings of ``paths`` made as ``meta`` says live in ``cache_dir``: named by a digest of ``meta``
+    and of the input list with each file's size and modification time."""
+    key = json.dumps({**meta.encode(), "inputs": _inputs_digest(paths)}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(fingerprint["model"]))[-60:]
-    return cache_dir / f"{slug}-{fingerprint['pool'] or 'default'}-{split}-{digest}.safetensors"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(meta.model))[-60:]
+    return cache_dir / f"{slug}-{meta.pool}-{split}-{digest}.safetensors"
 
 
 @dataclass
 class EmbedOptions:
-    """How ``vitzoo probe`` embeds: passed to the embed job, and (with ``model_options``, what the loader does with
-    a name beyond it: input size, random weights) part of the cache key."""
+    """How ``vitzoo probe`` builds its models and embeds (the embed job's options); with the pool, what the cache
+    key (``planned_meta``) is worked out from."""
 
     layers: list[int] | None = None
     revision: str | None = None
+    img_size: int | tuple[int, int] | None = None
+    random_weights: bool = False
     dtype: str | None = None
     device: str | None = None
     batch_size: int = 64
     num_workers: int | None = None
     progress: bool = True
-    model_options: dict[str, Any] = field(default_factory=dict)
+    exact_decode: bool = EXACT_DECODE
 
 
 def probe_models(
@@ -179,7 +188,6 @@ def probe_models(
     train: LabelledImages,
     test: LabelledImages,
     *,
-    load: Callable[[str], VisionTransformer],
     cache_dir: str | Path,
     pools: Sequence[str | None] = (None,),
     options: EmbedOptions | None = None,
@@ -188,7 +196,7 @@ def probe_models(
 ) -> list[ProbeRow]:
     """Embed ``train``/``test`` with each model and pool (cached), then probe every layer: one row each.
 
-    ``load`` builds a model from its name; it is called only when some embeddings of that model are not cached.
+    A model is loaded only when some of its embeddings are not cached (``planned_meta`` names the cached files).
     """
     options = options or EmbedOptions()
     settings = settings or ProbeSettings()
@@ -197,27 +205,22 @@ def probe_models(
     rows: list[ProbeRow] = []
     for name in models:
         loaded: VisionTransformer | None = None
-        sources = model_files(name, options.revision)
         for pool in pools:
-            fingerprint = {
-                "model": name,
-                "pool": pool,
-                "layers": options.layers,
-                "revision": options.revision,
-                "dtype": options.dtype,
-                "decode": "fast",  # embed_to_file's default JPEG decode (cached embeddings name what made them)
-                "files": sources,  # a local model's weights and configs, by content
-                "vitzoo": __version__,  # the preprocessing and the model code
-                **options.model_options,
-            }
+            meta = planned_meta(name, pool, options)
             files: dict[str, LoadedEmbeddings] = {}
             for split, images in (("train", train), ("test", test)):
-                path = cache_path(cache, split, images.paths, fingerprint)
+                path = cache_path(cache, split, images.paths, meta)
                 if path.is_file():
-                    log(f"{name} | pool {pool or 'default'} | {split}: cached in {path}")
+                    log(f"{name} | pool {meta.pool} | {split}: cached in {path}")
                 else:
-                    log(f"{name} | pool {pool or 'default'} | {split}: embedding {len(images.paths)} images")
-                    loaded = loaded or load(name)
+                    log(f"{name} | pool {meta.pool} | {split}: embedding {len(images.paths)} images")
+                    if loaded is None:
+                        loaded = create_model(
+                            name,
+                            pretrained=not options.random_weights,
+                            revision=options.revision,
+                            img_size=options.img_size,
+                        )
                     embed_to_file(
                         loaded,
                         images.paths,
@@ -231,6 +234,7 @@ def probe_models(
                         dtype=options.dtype,
                         device=options.device,
                         progress=options.progress,
+                        exact_decode=options.exact_decode,
                     )
                 files[split] = read_embeddings(path)
             rows += probe_pair(

@@ -193,14 +193,15 @@ def predict(
     device: str | torch.device | None = None,
     progress: bool = False,
     on_error: str | Callable[[Any, str], None] = "raise",
+    exact_decode: bool = EXACT_DECODE,
 ) -> list[list[Prediction]]:
     """Top-k classes per input, with names from the checkpoint (ImageNet-1k/21k names are shipped).
 
     Inputs are those of ``extract_features``; an unreadable image raises ``ImageError``. With ``on_error="skip"``
     it gets an empty list (the results stay one per input) and a logged warning; ``on_error`` may also be a
     function, called with the input and the reason instead of the warning. None readable raises ``ImageError``.
-    ``dtype`` and ``device`` move the model. A model without a classifier head (headless, or CLIP's projection
-    head) raises ``ConfigError``.
+    ``dtype`` and ``device`` move the model; ``exact_decode`` as for ``extract_features``. A model without a classifier
+    head (headless, or CLIP's projection head) raises ``ConfigError``.
     """
     report = on_error if callable(on_error) else None
     mode = "skip" if callable(on_error) else on_error
@@ -224,6 +225,7 @@ def predict(
         num_workers=num_workers,
         on_error=mode,
         progress=progress,
+        exact_decode=exact_decode,
     ):
         for i, err in batch.failed:
             failed.append(err)

@@ -39,6 +39,8 @@ class EmbedMeta:
     dtype: str  # the model's dtype: float32, bfloat16 or float16
     decode: str = "exact"  # "exact" (every pixel decoded, as timm) or "fast" (large JPEGs in draft mode)
     weights: str | None = None  # vitzoo.loading.weights_digest: the SHA-256 of the checkpoint file (or tensors)
+    config: str | None = None  # SHA-256 of the model's ViTConfig (its shape and numerics)
+    preprocessing: dict[str, Any] | None = None  # the data config: size, resize, crop, mean, std, processor
     vitzoo_version: str = __version__
 
     @classmethod
@@ -51,20 +53,27 @@ class EmbedMeta:
         pool: str,
         layers: Sequence[int] | None,
         exact_decode: bool,
+        weights: str | None = None,
     ) -> EmbedMeta:
-        """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts)."""
-        facts = getattr(model, "pretrained_cfg", None)
-        tag = facts.name if facts is not None else None
+        """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts). ``weights``
+        stands in for ``weights_digest(model)`` where the weights are not loaded (the probe's cache key, worked out
+        from a model on the meta device)."""
+        facts = model.pretrained_cfg
+        tag = facts.name if facts is not None and facts.name != facts.arch else None  # not an arch's defaults
+        data = resolve_data_config(model)
+        config = json.dumps(dataclasses.asdict(model.config), sort_keys=True)
         return cls(
             model=name or tag,
             tag=tag,
             revision=revision,
-            img_size=list(resolve_data_config(model).input_size[1:]),
+            img_size=list(data.input_size[1:]),
             pool=pool,
             layers=take_indices(len(model.blocks), list(layers)) if layers else [],
             dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
             decode="exact" if exact_decode else "fast",
-            weights=weights_digest(model),
+            weights=weights if weights is not None else weights_digest(model),
+            config=hashlib.sha256(config.encode()).hexdigest(),
+            preprocessing=json.loads(json.dumps(data.to_dict())),  # tuples as lists, as JSON reads them back
         )
 
     def encode(self) -> dict[str, str]:

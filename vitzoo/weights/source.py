@@ -271,6 +271,14 @@ def _local(name: str, path: Path, weights: bool) -> Source:
     return dataclasses.replace(src, config=config, facts=facts)
 
 
+def local_weights_digest(src: Source) -> str | None:
+    """The SHA-256 of a local source's weights file (a folder's, or the file itself), without reading it as a
+    checkpoint; None for a Hub tag or repo (named by its id and revision) and for an architecture alone."""
+    if src.location is None or src.location.path is None:
+        return None
+    return loading.file_digest(src.location.weights_file())
+
+
 def with_weights(src: Source) -> Source:
     """``src`` with its checkpoint's tensors read (downloaded first when on the Hub)."""
     if src.location is None:
