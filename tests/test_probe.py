@@ -105,6 +105,31 @@ def test_linear_probe_matches_scikit_learn_at_the_same_C(C):
         assert np.abs(bias.numpy() - sk.intercept_).max() <= 1e-2 * max(scale, np.abs(sk.intercept_).max())
 
 
+def test_small_fits_run_on_one_thread_and_leave_the_setting_as_it_was(monkeypatch):
+    """Hundreds of tiny L-BFGS matmuls lose to threads waiting on each other (281 s on a busy 2-core machine against
+    15 s on one thread): a small sweep runs each fit on one thread; a large one keeps torch's setting."""
+    seen = []
+    fit = probe.fit_logistic
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(probe, "fit_logistic", recording)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_x, train_y = blobs(60, 3, 16, 0.25, seed=0)
+        vitzoo.linear_probe(train_x, train_y, train_x, train_y)
+        assert len(seen) > 7 and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        monkeypatch.setattr(probe, "SMALL_FIT", 10)  # the same fit counted as large
+        vitzoo.linear_probe(train_x, train_y, train_x, train_y, C=1.0)
+        assert seen == [2]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_linear_probe_sweep_follows_clips_search():
     train_x, train_y = blobs(150, 3, 64, 0.25, seed=0)  # few rows, many dims: the penalty matters
     test_x, test_y = blobs(300, 3, 64, 0.25, seed=1)
