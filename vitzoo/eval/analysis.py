@@ -26,7 +26,8 @@ from ..errors import ConfigError, InputError, VitzooError
 from ..features.extract import ImageList, expand_inputs, extract_features
 from ..features.inputs import open_source
 from ..features.transforms import create_transform, load_image, to_rgb
-from ..models.vit import Block, VisionTransformer, take_indices
+from ..models.layers import Block
+from ..models.vit import VisionTransformer, take_indices
 from .probes import index_classes, require_classes
 
 
