@@ -32,7 +32,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 import vitzoo
 from conftest import TOL, batch, folder_files, maxdiff, randomize_, timm_model
 from vitzoo.errors import CheckpointError, ConfigError
-from vitzoo.weights.configs.repo import parse
+from vitzoo.weights.configs import parse
 from vitzoo.weights.formats import FormatError, detect_format, from_open_clip
 
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4}  # timm and vitzoo keyword names alike

@@ -18,7 +18,7 @@ from .models.archs import family_of
 from .models.config import to_pair
 from .models.pretrained_cfg import LoadReport
 from .models.vit import VisionTransformer
-from .weights.configs import repo as repo_config
+from .weights.configs.timm import to_json
 from .weights.formats import convert
 from .weights.loading import load_into
 from .weights.source import Source, arch_defaults, arch_name, resolve, with_weights
@@ -145,7 +145,7 @@ def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", "vitzoo": __version__})
-    config = repo_config.to_json(model.config, getattr(model, "pretrained_cfg", None))
+    config = to_json(model.config, getattr(model, "pretrained_cfg", None))
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
