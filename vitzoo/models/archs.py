@@ -49,7 +49,8 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "reg_tokens": 4,
         "init_values": 1e-5,
         "layer_norm_eps": 1e-5,
-        "qkv_bias": False,
+        "qkv_bias": False,  # the _qkvb archs: True
+        "qkv_bias_mode": "qv",  # BEiT's and EVA's layout: learned q and v biases, no k bias
         "dynamic_img_size": True,
         "num_classes": 0,
     },

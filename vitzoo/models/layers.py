@@ -63,10 +63,10 @@ class Attention(nn.Module):
         self.num_prefix_tokens = cfg.num_prefix_tokens  # tokens RoPE leaves unrotated
         self.attn_drop = cfg.attn_drop_rate
         D = cfg.embed_dim
-        self.qkv = nn.Linear(D, 3 * D, bias=cfg.qkv_bias and not cfg.rope)
-        # DINOv3 (timm's Eva names): learned q and v biases, the k bias is always zero
-        self.q_bias = nn.Parameter(torch.zeros(D)) if cfg.rope and cfg.qkv_bias else None
-        self.v_bias = nn.Parameter(torch.zeros(D)) if cfg.rope and cfg.qkv_bias else None
+        qv = cfg.qkv_bias and cfg.qkv_bias_mode == "qv"  # learned q and v biases, the k bias is zero (BEiT, DINOv3)
+        self.qkv = nn.Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
+        self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
+        self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.proj = nn.Linear(D, D)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
         self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
@@ -151,7 +151,7 @@ def make_mlp(cfg: ViTConfig) -> nn.Module:
 
 
 class LayerScale(nn.Module):
-    """Per-channel learned scale of a residual branch (CaiT; DeiT-III, DINOv2): ``x * gamma``."""
+    """Per-channel learned scale of a residual branch (CaiT; DeiT-III, DINOv2, DINOv3): ``x * gamma``."""
 
     def __init__(self, dim: int, init_values: float) -> None:
         super().__init__()
@@ -172,11 +172,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
         self.mlp = make_mlp(cfg)
         D, init = cfg.embed_dim, cfg.init_values
-        self.ls1: nn.Module = LayerScale(D, init) if init is not None and not cfg.rope else nn.Identity()
-        self.ls2: nn.Module = LayerScale(D, init) if init is not None and not cfg.rope else nn.Identity()
-        # DINOv3 (timm's Eva names): the layer scales are plain block parameters gamma_1, gamma_2
-        self.gamma_1 = nn.Parameter(torch.full((D,), init)) if init is not None and cfg.rope else None
-        self.gamma_2 = nn.Parameter(torch.full((D,), init)) if init is not None and cfg.rope else None
+        self.ls1: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
+        self.ls2: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
         self.drop_path = drop_path
 
     def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
@@ -191,13 +188,8 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         """(B, L, D) -> (B, L, D), or (B, n, D) for the first ``num_queries`` tokens only."""
         branch = self.ls1(self.attn(self.norm1(x), num_queries, rope))
-        if self.gamma_1 is not None:
-            branch = branch * self.gamma_1
         x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
-        branch = self.ls2(self.mlp(self.norm2(x)))
-        if self.gamma_2 is not None:
-            branch = branch * self.gamma_2
-        return self._residual(x, branch)
+        return self._residual(x, self.ls2(self.mlp(self.norm2(x))))
 
 
 class AttentionPool(nn.Module):

@@ -6,11 +6,12 @@
     y    = LN(z_L)[:, 0]                                    (class token; or the mean of the patch tokens)
 
 The later families are this network plus a few ``ViTConfig`` flags (docs/families.md): layer scale (DeiT-III,
-DINOv2), register tokens (DINOv2-reg, DINOv3), a distillation token and head (DeiT), pre-norm without a patch bias
-(CLIP), an attention-pool head (SigLIP), SwiGLU MLPs (DINOv2-g, DINOv3 S+/H+) and 2-D RoPE instead of E_pos (DINOv3).
+DINOv2, DINOv3), register tokens (DINOv2-reg, DINOv3), a distillation token and head (DeiT), pre-norm without a
+patch bias (CLIP), an attention-pool head (SigLIP), SwiGLU MLPs (DINOv2-g, DINOv3 S+/H+), q and v biases without a k
+bias (DINOv3) and 2-D RoPE instead of E_pos (DINOv3). The layers are in ``vitzoo.models.layers``.
 
-Parameter names equal timm's ``VisionTransformer`` (for DINOv3, timm's ``Eva``) so its state dicts load with no
-renames. The layers (patch embedding, attention, MLPs, the block, the attention pool) are in ``vitzoo.models.layers``.
+Parameter names are timm's ``VisionTransformer``'s (the q and v biases: its ``Eva``'s), so timm state dicts load
+with no renames; other layouts, timm's ``Eva`` names of DINOv3 included, are mapped by ``vitzoo.weights.formats``.
 Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w patches, P prefix tokens, D width.
 """
 

@@ -16,6 +16,7 @@ from ...errors import ConfigError, UnknownModelError
 from ...models.archs import ARCHS
 from ...models.config import ViTConfig, to_pair
 from ...models.pretrained_cfg import PretrainedCfg, eval_size
+from ..formats.timm import is_eva
 
 logger = logging.getLogger("vitzoo")
 
@@ -42,6 +43,8 @@ def from_timm(config: Mapping[str, Any], name: str) -> tuple[ViTConfig, Pretrain
         fields = dict(config["vitzoo_config"])
         for k in ("img_size", "patch_size"):
             fields[k] = tuple(fields[k])
+        # vitzoo 0.1 wrote no qkv_bias_mode: its rope=True meant q and v biases too
+        fields.setdefault("qkv_bias_mode", "qv" if fields.get("rope") else "qkv")
         vit = ViTConfig(**fields)
     elif "architecture" in config:
         arch = str(config["architecture"])
@@ -111,7 +114,7 @@ def to_json(config: ViTConfig, facts: PretrainedCfg | None) -> dict[str, Any]:
 
 
 # ViTConfig fields a timm config.json can change through model_args, with timm's kwarg names: VisionTransformer's are
-# the field names (mlp_dim is written as mlp_ratio); Eva's (DINOv3, rope=True) differ for three of them.
+# the field names (mlp_dim is written as mlp_ratio); Eva's (formats.timm.is_eva: DINOv3) differ for three of them.
 _TIMM_ARGS = (
     "img_size",
     "patch_size",
@@ -136,9 +139,17 @@ _EVA_ARGS = (*(f for f in _TIMM_ARGS if f not in ("no_embed_class", "act_layer")
 # Always written, as timm's own save does: timm takes the image size from its default checkpoint's cfg, not from the
 # entry point, Eva pools "avg" by default and timm's fc_norm=None means "on for average pooling"
 _ALWAYS = ("img_size", "global_pool", "fc_norm")
-# Fields model_args cannot change: they pick timm's entry point (its class, stem, MLP module, norm eps)
-_ENTRY_FIELDS = ("hybrid_layers", "distilled", "rope", "mlp_layer", "layer_norm_eps", "representation_size")
-# Flags that tell the families apart (registry.FAMILIES): the closest arch agrees on as many as it can
+# Fields model_args cannot change: they pick timm's entry point (its class, stem, MLP module, norm eps, bias layout)
+_ENTRY_FIELDS = (
+    "hybrid_layers",
+    "distilled",
+    "rope",
+    "qkv_bias_mode",
+    "mlp_layer",
+    "layer_norm_eps",
+    "representation_size",
+)
+# Flags that tell the families apart (models.archs.FAMILIES): the closest arch agrees on as many as it can
 _FAMILY_FIELDS = (
     "init_values",
     "reg_tokens",
@@ -153,13 +164,16 @@ _FAMILY_FIELDS = (
 )
 
 
-def _args_of(config: ViTConfig) -> tuple[str, ...]:
-    return _EVA_ARGS if config.rope else _TIMM_ARGS
+def _args_of(config: ViTConfig) -> dict[str, str]:
+    """The fields model_args can set for the timm class that builds ``config``, each with its kwarg name there."""
+    if is_eva(config):
+        return {f: _EVA_NAMES.get(f, f) for f in _EVA_ARGS}
+    return {f: f for f in _TIMM_ARGS}
 
 
 def _not_expressible(config: ViTConfig, arch: ViTConfig) -> list[str]:
     """Fields in which ``config`` differs from ``arch`` that timm's model_args cannot carry."""
-    fixed = [*_ENTRY_FIELDS, *(("act_layer",) if config.rope else ())]
+    fixed = [*_ENTRY_FIELDS, *(("act_layer",) if is_eva(config) else ())]
     lost = [f for f in fixed if getattr(config, f) != getattr(arch, f)]
     if config.patch_bias == config.pre_norm:
         lost.append("patch_bias")
@@ -168,7 +182,7 @@ def _not_expressible(config: ViTConfig, arch: ViTConfig) -> list[str]:
 
 def _from_timm_args(base: ViTConfig, args: Mapping[str, Any]) -> dict[str, Any]:
     """ViTConfig changes of a timm config.json's ``model_args`` for the registered arch ``base``."""
-    names = {_EVA_NAMES.get(f, f) if base.rope else f: f for f in _args_of(base)}
+    names = {kwarg: f for f, kwarg in _args_of(base).items()}
     unsupported = sorted(set(args) - set(names) - {"mlp_ratio", "num_classes"})
     if unsupported:
         raise ConfigError(f"config.json model_args {unsupported} describe a model vitzoo does not build")
@@ -178,14 +192,15 @@ def _from_timm_args(base: ViTConfig, args: Mapping[str, Any]) -> dict[str, Any]:
         out["mlp_dim"] = int(out.get("embed_dim", base.embed_dim) * args["mlp_ratio"])
     if out.get("fc_norm") is None:  # timm's None: the entry point's choice, else on exactly for average pooling
         pool = out.get("global_pool", base.global_pool)
-        out["fc_norm"] = base.fc_norm if base.rope or pool == base.global_pool else pool == "avg"
+        out["fc_norm"] = base.fc_norm if is_eva(base) or pool == base.global_pool else pool == "avg"
     return out
 
 
 def _timm_args(config: ViTConfig, arch: ViTConfig) -> dict[str, Any]:
     """The timm kwargs that turn ``arch`` into ``config`` (written as config.json ``model_args``)."""
-    fields = [k for k in _args_of(config) if k in _ALWAYS or getattr(config, k) != getattr(arch, k)]
-    args = {_EVA_NAMES.get(k, k) if config.rope else k: getattr(config, k) for k in fields}
+    kwargs = _args_of(config)
+    fields = [k for k in kwargs if k in _ALWAYS or getattr(config, k) != getattr(arch, k)]
+    args = {kwargs[k]: getattr(config, k) for k in fields}
     if config.mlp_dim != arch.mlp_dim or "embed_dim" in args:
         args["mlp_ratio"] = config.mlp_dim / config.embed_dim
     return {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()}
