@@ -1,6 +1,7 @@
-"""Every registered arch has timm's parameters: same names, same shapes, same head size for ``create_model(arch)``,
-and the flags that change the numbers (activation, norm eps, pooling, tokens) as timm's module has them. Built on
-the meta device, so even ViT-bigG costs nothing."""
+"""Every registered arch has timm's parameters: same names (DINOv3: timm's Eva names, ``to_timm``, what
+``save_pretrained`` writes), same shapes, same head size for ``create_model(arch)``, and the flags that change the
+numbers (activation, norm eps, pooling, tokens) as timm's module has them. Built on the meta device, so even ViT-bigG
+costs nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 import vitzoo
 from vitzoo.models.archs import ARCHS, family_of
+from vitzoo.weights.formats import to_timm
 
 _ACT = {"GELU": "gelu", "GELUTanh": "gelu_tanh", "QuickGELU": "quick_gelu", "SiLU": "silu"}
 
@@ -48,7 +50,7 @@ def test_every_arch_has_timms_parameters_and_flags(arch):
         ref = timm.create_model(arch, **keep_head)
     ours = vitzoo.create_model(arch, device="meta")
     theirs = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
-    mine = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    mine = {k: tuple(v.shape) for k, v in to_timm(ours.state_dict(), ours.config).items()}
     assert mine == theirs
     facts = _timm_facts(ref)
     cfg = ours.config

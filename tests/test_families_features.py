@@ -26,6 +26,7 @@ import vitzoo
 from conftest import TOL, batch, cli, maxdiff, randomize_, timm_model, timm_repo
 from vitzoo.eval import attention, learned_embeddings
 from vitzoo.models.archs import ARCHS
+from vitzoo.weights.formats import to_timm
 
 DEPTH = 2
 # arch: tokens before the patches (class + distillation + registers), what extract_features must never average
@@ -78,10 +79,11 @@ def model_of(arch: str) -> torch.nn.Module:
 
 
 def timm_like(arch: str, model: torch.nn.Module) -> torch.nn.Module:
-    """timm's model of ``arch`` holding ``model``'s weights (DINOv3: timm's Eva told to pool the class token)."""
+    """timm's model of ``arch`` holding ``model``'s weights under its names (DINOv3: timm's Eva, told to pool the
+    class token)."""
     pool = {"global_pool": model.config.global_pool} if model.config.rope else {}
     ref = timm_model(arch, depth=DEPTH, num_classes=model.config.num_classes, img_size=model.config.img_size, **pool)
-    ref.load_state_dict(model.state_dict(), strict=True)
+    ref.load_state_dict(to_timm(model.state_dict(), model.config), strict=True)
     return ref.eval()
 
 
@@ -374,7 +376,7 @@ def test_set_input_size_and_dynamic_sizes_equal_timm(arch, new):
     dynamic = build(arch, native=True, dynamic_img_size=True)
     dynamic_ref = timm_model(arch, depth=DEPTH, num_classes=dynamic.config.num_classes, dynamic_img_size=True,
                              img_size=dynamic.config.img_size)  # fmt: skip
-    dynamic_ref.load_state_dict(dynamic.state_dict())
+    dynamic_ref.load_state_dict(to_timm(dynamic.state_dict(), dynamic.config))
     assert maxdiff(dynamic(y), dynamic_ref(y)) <= TOL
 
 

@@ -32,7 +32,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 import vitzoo
 from conftest import TOL, batch, folder_files, maxdiff, randomize_, timm_model
 from vitzoo.errors import CheckpointError, ConfigError
-from vitzoo.weights.configs.repo import parse
+from vitzoo.weights.configs import parse
 from vitzoo.weights.formats import FormatError, detect_format, from_open_clip
 
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4}  # timm and vitzoo keyword names alike
@@ -308,7 +308,8 @@ def test_detect_original_formats():
 def test_gamma_names_are_deit3_only_with_a_position_table():
     eva_names = timm_model("vit_small_patch16_dinov3", **TINY, img_size=32, num_classes=0).state_dict()
     assert "blocks.0.gamma_1" in eva_names and "pos_embed" not in eva_names
-    assert detect_format(eva_names) == "timm"  # timm's own DINOv3 checkpoints load as they are
+    assert detect_format(eva_names) == "timm-eva"  # timm's own DINOv3 checkpoints
+    assert detect_format({f"module.{k}": v for k, v in eva_names.items()}) == "timm-eva"
     deit3 = timm_model("deit3_small_patch16_224", **TINY, img_size=32, num_classes=0).state_dict()
     assert detect_format({k.replace("ls1.gamma", "gamma_1"): v for k, v in deit3.items()}) == "deit3"
 

@@ -1,5 +1,6 @@
 """Each family flag of ``ViTConfig`` against timm's own module for that family: the same random weights (timm's
-state dict loaded with no renames) give the same tokens, pooled features and logits, at the native size and at a
+state dict, converted from timm's names: none for its VisionTransformer, the layer scales for its Eva) give the same
+tokens, pooled features and logits, at the native size and at a
 non-square dynamic size. Tiny towers (2 blocks, width 64) keep it fast; the flags are what is tested here, the
 registered archs and checkpoints are tested in test_families.py."""
 
@@ -8,14 +9,23 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from timm.models import eva
 
 import vitzoo
 from conftest import TOL, batch, maxdiff, randomize_
 from vitzoo.models.config import ViTConfig
 from vitzoo.models.vit import VisionTransformer
+from vitzoo.weights.formats import convert, from_timm_eva, to_timm
 
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_dim": 256, "num_classes": 10, "dynamic_img_size": True}
-DINOV3 = {"rope": True, "reg_tokens": 4, "init_values": 1e-5, "layer_norm_eps": 1e-5, "qkv_bias": False}
+DINOV3 = {
+    "rope": True,
+    "reg_tokens": 4,
+    "init_values": 1e-5,
+    "layer_norm_eps": 1e-5,
+    "qkv_bias": False,
+    "qkv_bias_mode": "qv",
+}
 CLIP = {"pre_norm": True, "patch_bias": False, "layer_norm_eps": 1e-5}
 
 # family: (timm arch, its extra kwargs, vitzoo flags)
@@ -66,7 +76,7 @@ def test_flags_equal_timm_with_the_same_weights(family):
     ref = timm.create_model(arch, pretrained=False, img_size=img, **kw, **timm_kw).eval()
     randomize_(ref)
     ours = VisionTransformer(ViTConfig(**{**TINY, **flags, "img_size": img})).eval()
-    ours.load_state_dict(ref.state_dict(), strict=True)  # timm's names, no renames
+    ours.load_state_dict(convert(ref.state_dict()).state_dict, strict=True)  # timm's names (Eva: its layer scales)
     for h, w in ((img, img), (img + 2 * patch, img - patch)):
         x = batch(h, w)
         with torch.no_grad():
@@ -92,3 +102,40 @@ def test_features_of_an_fc_norm_model_are_normed_after_pooling():
     for pool in (None, "avg", "token"):
         feats = vitzoo.extract_features(ours, x, pool=pool, progress=False, num_workers=0)
         assert maxdiff(feats, want[pool or "avg"]) <= TOL, pool
+
+
+@torch.no_grad()
+def test_q_and_v_biases_are_a_flag_of_their_own_equal_to_timms_eva():
+    """``qkv_bias_mode="qv"`` (learned q and v biases, no k bias) is independent of ``rope``: with a learned position
+    table it is timm's ``Eva`` with its defaults (the BEiT / EVA layout), with the same parameter count."""
+    img, kw = 80, {k: v for k, v in TINY.items() if k != "mlp_dim"}
+    ref = randomize_(eva.Eva(img_size=img, global_pool="token", init_values=1e-5, **kw)).eval()
+    ours = VisionTransformer(ViTConfig(**TINY, img_size=img, init_values=1e-5, qkv_bias_mode="qv")).eval()
+    assert ours.pos_embed is not None and ours.blocks[0].attn.qkv.bias is None
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    ours.load_state_dict(from_timm_eva(ref.state_dict()).state_dict, strict=True)
+    for h, w in ((img, img), (img + 32, img - 16)):
+        x = batch(h, w)
+        assert maxdiff(ours.forward_features(x), ref.forward_features(x)) <= TOL, (h, w)
+        assert maxdiff(ours(x), ref(x)) <= TOL, (h, w)
+
+
+def test_rotary_positions_do_not_pick_the_bias_layout():
+    rope = {"rope": True, "init_values": 1e-5, "num_classes": 0}
+    fused = VisionTransformer(ViTConfig(**{**TINY, **rope}))
+    assert fused.pos_embed is None and fused.blocks[0].attn.qkv.bias is not None
+    assert {"blocks.0.attn.q_bias", "blocks.0.attn.v_bias"}.isdisjoint(fused.state_dict())
+    assert "blocks.0.ls1.gamma" in fused.state_dict()  # one layer-scale form, whatever the positions
+    qv = VisionTransformer(ViTConfig(**{**TINY, **rope, "qkv_bias_mode": "qv"}))
+    assert qv.blocks[0].attn.qkv.bias is None and qv.blocks[0].attn.q_bias is not None
+    with pytest.raises(vitzoo.ConfigError, match="qkv_bias_mode must be one of"):
+        ViTConfig(qkv_bias_mode="qkv_separate")
+
+
+def test_to_timm_gives_evas_names_to_rotary_models_only():
+    dinov3 = VisionTransformer(ViTConfig(**{**TINY, **DINOV3, "qkv_bias": True}))
+    names = to_timm(dinov3.state_dict(), dinov3.config)
+    assert "blocks.1.gamma_2" in names and "blocks.1.ls2.gamma" not in names and "blocks.1.attn.q_bias" in names
+    assert from_timm_eva(names).state_dict.keys() == dinov3.state_dict().keys()
+    deit3 = VisionTransformer(ViTConfig(**TINY, init_values=1e-6, no_embed_class=True))
+    assert to_timm(deit3.state_dict(), deit3.config).keys() == deit3.state_dict().keys()

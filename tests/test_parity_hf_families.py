@@ -39,7 +39,7 @@ from transformers import (
 
 import vitzoo
 from conftest import TOL, folder_files, maxdiff, randomize_
-from vitzoo.weights.configs import repo as repo_config
+from vitzoo.weights import configs
 
 TOWER = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 TEXT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=64)
@@ -293,14 +293,14 @@ def test_in_memory_names_of_transformers_5_load_too(family, tmp_path, images):
 )
 def test_configs_vitzoo_cannot_build_are_refused(config, named):
     with pytest.raises(vitzoo.ConfigError, match=named):
-        repo_config.parse(config, "repo", set())
+        configs.parse(config, "repo", set())
 
 
 def test_every_family_config_is_recognised_as_transformers():
     families = ["deit", "dinov2", "dinov2_with_registers", "clip", "clip_vision_model", "siglip", "siglip_vision_model"]
     for model_type in [*families, "siglip2", "siglip2_vision_model", "dinov3_vit"]:
-        assert repo_config.is_transformers({"model_type": model_type}), model_type
-    assert not repo_config.is_transformers({"architecture": "vit_base_patch16_224"})
+        assert configs.is_transformers({"model_type": model_type}), model_type
+    assert not configs.is_transformers({"architecture": "vit_base_patch16_224"})
 
 
 # ------------------------------------------------------------------------------------ repos with their processor

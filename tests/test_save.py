@@ -20,6 +20,7 @@ TOL = 1e-4  # max abs logit difference between vitzoo and timm on the same weigh
         ("vit_tiny_patch16_224", dict(depth=2, num_classes=7), 224),
         ("vit_small_patch16_224", dict(depth=2, num_classes=5, img_size=(160, 224)), (160, 224)),
         ("vit_base_r50_s16_224", dict(depth=2, num_classes=7), 224),  # the hybrid: timm's hybrid arch + model_args
+        ("vit_small_patch16_dinov3_qkvb", dict(depth=2, num_classes=7), 256),  # timm's Eva: its names are written
     ],
 )
 @torch.no_grad()
@@ -35,3 +36,17 @@ def test_saved_folder_loads_in_timm_and_back_with_equal_logits(arch, overrides, 
     again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
     assert again.config == model.config
     assert torch.equal(again(x), model(x))
+
+
+@torch.no_grad()
+def test_a_dinov3_folder_of_vitzoo_0_1_reads_back(tmp_path):
+    """vitzoo 0.1 wrote no ``qkv_bias_mode`` (its ``rope=True`` meant q and v biases too) and the same Eva names."""
+    model = randomize_(vitzoo.create_model("vit_small_patch16_dinov3_qkvb", depth=2)).eval()
+    folder = vitzoo.save_pretrained(model, tmp_path / "saved")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["vitzoo_config"].pop("qkv_bias_mode") == "qv"
+    (folder / "config.json").write_text(json.dumps(config))
+    again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert again.config == model.config and again.load_report.format == "timm-eva"
+    ours, theirs = model.state_dict(), again.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)

@@ -13,6 +13,7 @@ from timm.optim import param_groups_layer_decay
 
 import vitzoo
 from vitzoo.train.param_groups import freeze, unfreeze
+from vitzoo.weights.formats import to_timm
 
 ARCHS = [
     "vit_base_patch16_224",
@@ -28,12 +29,18 @@ ARCHS = [
 LR, WD = 1e-3, 0.05
 
 
+def timm_names(model: torch.nn.Module) -> dict[str, str]:
+    """vitzoo's parameter name -> timm's (``to_timm``: the same but for DINOv3's layer scales, Eva's gamma_1/2)."""
+    params = dict(model.named_parameters())
+    return dict(zip(params, to_timm(params, model.config), strict=True))
+
+
 def pair(arch: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """vitzoo's and timm's model of ``arch`` on the meta device (same head size)."""
     with torch.device("meta"):
         ours = vitzoo.create_model(arch)
         ref = timm.create_model(arch, num_classes=ours.config.num_classes)
-    assert {n for n, _ in ours.named_parameters()} == {n for n, _ in ref.named_parameters()}
+    assert set(timm_names(ours).values()) == {n for n, _ in ref.named_parameters()}
     return ours, ref
 
 
@@ -67,11 +74,12 @@ def test_param_groups_equal_timm(arch, layer_decay):
     assert {n for n, _ in ours.named_parameters() if n in ours.no_weight_decay()} == {
         n for n, _ in ref.named_parameters() if n in ref.no_weight_decay()
     }
-    got = per_param(ours, vitzoo.param_groups(ours, LR, WD, layer_decay), timm_style=False)
+    names = timm_names(ours)
+    got = {names[n]: v for n, v in per_param(ours, vitzoo.param_groups(ours, LR, WD, layer_decay), False).items()}
     want = per_param(
         ref, param_groups_layer_decay(ref, WD, ref.no_weight_decay(), layer_decay=layer_decay or 1.0), timm_style=True
     )
-    assert got.keys() == {n for n, _ in ours.named_parameters()}
+    assert got.keys() == set(names.values())
     assert_same(got, want)
 
 

@@ -18,8 +18,8 @@ from .models.archs import family_of
 from .models.config import to_pair
 from .models.pretrained_cfg import LoadReport
 from .models.vit import VisionTransformer
-from .weights.configs import repo as repo_config
-from .weights.formats import convert
+from .weights.configs.timm import to_json
+from .weights.formats import convert, to_timm
 from .weights.loading import load_into
 from .weights.source import Source, arch_defaults, arch_name, resolve, with_weights
 
@@ -138,14 +138,14 @@ def load_pretrained(
 def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
     """Write ``model.safetensors`` and ``config.json`` (timm's layout plus vitzoo's config) into ``folder``.
 
-    ``create_model("local-dir:FOLDER", pretrained=True)`` and ``load_pretrained`` read it back; timm reads the
-    config too.
+    The tensors have the names of the timm class that builds the model (``formats.to_timm``: Eva's for DINOv3), so
+    timm reads the folder; ``create_model("local-dir:FOLDER", pretrained=True)`` and ``load_pretrained`` read it back.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = to_timm({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, model.config)
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", "vitzoo": __version__})
-    config = repo_config.to_json(model.config, getattr(model, "pretrained_cfg", None))
+    config = to_json(model.config, getattr(model, "pretrained_cfg", None))
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 

@@ -15,7 +15,8 @@ from typing import Any, cast
 import torch
 
 from ..errors import ConfigError
-from ..models.vit import Block, VisionTransformer, take_indices
+from ..models.layers import Block
+from ..models.vit import VisionTransformer, take_indices
 
 
 @dataclass

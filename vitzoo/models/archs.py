@@ -9,6 +9,8 @@ in the paper; they come from the official repo's ``vit_jax/configs/models.py`` (
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ViTConfig
@@ -47,7 +49,8 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "reg_tokens": 4,
         "init_values": 1e-5,
         "layer_norm_eps": 1e-5,
-        "qkv_bias": False,
+        "qkv_bias": False,  # the _qkvb archs: True
+        "qkv_bias_mode": "qv",  # BEiT's and EVA's layout: learned q and v biases, no k bias
         "dynamic_img_size": True,
         "num_classes": 0,
     },
@@ -55,60 +58,74 @@ FAMILIES: dict[str, dict[str, Any]] = {
 _TANH = {"act_layer": "gelu_tanh"}  # the SigLIP 2 towers timm builds with tanh GELU
 _SWIGLU = {"mlp_layer": "swiglu", "act_layer": "silu"}
 
-# arch name (timm's): (size, patch, image size, family, {config changes}); hybrids: (size, patch, img, CNN depths)
-ARCH_SPECS: dict[str, tuple[Any, ...]] = {
-    "vit_tiny_patch16_224": ("tiny", 16, 224),
-    "vit_tiny_patch16_384": ("tiny", 16, 384),
-    "vit_small_patch16_224": ("small", 16, 224),
-    "vit_small_patch16_384": ("small", 16, 384),
-    "vit_base_patch16_224": ("base", 16, 224),
-    "vit_base_patch16_384": ("base", 16, 384),
-    "vit_base_patch32_224": ("base", 32, 224),
-    "vit_base_patch32_384": ("base", 32, 384),
-    "vit_large_patch16_224": ("large", 16, 224),
-    "vit_large_patch16_384": ("large", 16, 384),
-    "vit_large_patch32_224": ("large", 32, 224),
-    "vit_large_patch32_384": ("large", 32, 384),
-    "vit_huge_patch14_224": ("huge", 14, 224),
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One registered arch: a size of ``SIZES``, its patch and image side, its family (a ``FAMILIES`` key) and the
+    config changes on top of the family's flags; a hybrid names its ResNet stage depths (``hybrid_layers``)."""
+
+    size: str
+    patch: int
+    img: int
+    family: str = "vit"
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    hybrid: tuple[int, ...] = ()
+    aliased: bool = False  # also named as in the paper: "ViT-B/16" and the JAX configs' "ViT-B_16" ("R50+ViT-B/16")
+
+
+ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
+    "vit_tiny_patch16_224": ArchSpec("tiny", 16, 224, aliased=True),
+    "vit_tiny_patch16_384": ArchSpec("tiny", 16, 384),
+    "vit_small_patch16_224": ArchSpec("small", 16, 224, aliased=True),
+    "vit_small_patch16_384": ArchSpec("small", 16, 384),
+    "vit_base_patch16_224": ArchSpec("base", 16, 224, aliased=True),
+    "vit_base_patch16_384": ArchSpec("base", 16, 384),
+    "vit_base_patch32_224": ArchSpec("base", 32, 224, aliased=True),
+    "vit_base_patch32_384": ArchSpec("base", 32, 384),
+    "vit_large_patch16_224": ArchSpec("large", 16, 224, aliased=True),
+    "vit_large_patch16_384": ArchSpec("large", 16, 384),
+    "vit_large_patch32_224": ArchSpec("large", 32, 224, aliased=True),
+    "vit_large_patch32_384": ArchSpec("large", 32, 384),
+    "vit_huge_patch14_224": ArchSpec("huge", 14, 224, aliased=True),
     # R50x1+ViT-B/16 (paper §4.1 option (ii)): ResNet50 with stage 4's blocks in stage 3, stride 16, 1x1 patches
-    "vit_base_r50_s16_224": ("base", 16, 224, (3, 4, 9)),
-    "vit_base_r50_s16_384": ("base", 16, 384, (3, 4, 9)),
+    "vit_base_r50_s16_224": ArchSpec("base", 16, 224, hybrid=(3, 4, 9), aliased=True),
+    "vit_base_r50_s16_384": ArchSpec("base", 16, 384, hybrid=(3, 4, 9)),
     # DINO's patch-8 ViTs (its patch-16 weights are tags of vit_small/base_patch16_224)
-    "vit_small_patch8_224": ("small", 8, 224, "vit", {"num_classes": 0}),
-    "vit_base_patch8_224": ("base", 8, 224, "vit"),
+    "vit_small_patch8_224": ArchSpec("small", 8, 224, changes={"num_classes": 0}),
+    "vit_base_patch8_224": ArchSpec("base", 8, 224),
     # DeiT
-    "deit_tiny_patch16_224": ("tiny", 16, 224, "vit"),
-    "deit_small_patch16_224": ("small", 16, 224, "vit"),
-    "deit_base_patch16_224": ("base", 16, 224, "vit"),
-    "deit_base_patch16_384": ("base", 16, 384, "vit"),
-    "deit_tiny_distilled_patch16_224": ("tiny", 16, 224, "deit_distilled"),
-    "deit_small_distilled_patch16_224": ("small", 16, 224, "deit_distilled"),
-    "deit_base_distilled_patch16_224": ("base", 16, 224, "deit_distilled"),
-    "deit_base_distilled_patch16_384": ("base", 16, 384, "deit_distilled"),
+    "deit_tiny_patch16_224": ArchSpec("tiny", 16, 224),
+    "deit_small_patch16_224": ArchSpec("small", 16, 224),
+    "deit_base_patch16_224": ArchSpec("base", 16, 224),
+    "deit_base_patch16_384": ArchSpec("base", 16, 384),
+    "deit_tiny_distilled_patch16_224": ArchSpec("tiny", 16, 224, "deit_distilled"),
+    "deit_small_distilled_patch16_224": ArchSpec("small", 16, 224, "deit_distilled"),
+    "deit_base_distilled_patch16_224": ArchSpec("base", 16, 224, "deit_distilled"),
+    "deit_base_distilled_patch16_384": ArchSpec("base", 16, 384, "deit_distilled"),
     # DeiT-III
-    "deit3_small_patch16_224": ("small", 16, 224, "deit3"),
-    "deit3_small_patch16_384": ("small", 16, 384, "deit3"),
-    "deit3_medium_patch16_224": ("medium", 16, 224, "deit3"),
-    "deit3_base_patch16_224": ("base", 16, 224, "deit3"),
-    "deit3_base_patch16_384": ("base", 16, 384, "deit3"),
-    "deit3_large_patch16_224": ("large", 16, 224, "deit3"),
-    "deit3_large_patch16_384": ("large", 16, 384, "deit3"),
-    "deit3_huge_patch14_224": ("huge", 14, 224, "deit3"),
+    "deit3_small_patch16_224": ArchSpec("small", 16, 224, "deit3"),
+    "deit3_small_patch16_384": ArchSpec("small", 16, 384, "deit3"),
+    "deit3_medium_patch16_224": ArchSpec("medium", 16, 224, "deit3"),
+    "deit3_base_patch16_224": ArchSpec("base", 16, 224, "deit3"),
+    "deit3_base_patch16_384": ArchSpec("base", 16, 384, "deit3"),
+    "deit3_large_patch16_224": ArchSpec("large", 16, 224, "deit3"),
+    "deit3_large_patch16_384": ArchSpec("large", 16, 384, "deit3"),
+    "deit3_huge_patch14_224": ArchSpec("huge", 14, 224, "deit3"),
     # DINOv2, with and without 4 registers (518 px = 37 x 37 patches of 14)
-    "vit_small_patch14_dinov2": ("small", 14, 518, "dinov2"),
-    "vit_base_patch14_dinov2": ("base", 14, 518, "dinov2"),
-    "vit_large_patch14_dinov2": ("large", 14, 518, "dinov2"),
-    "vit_giant_patch14_dinov2": (
+    "vit_small_patch14_dinov2": ArchSpec("small", 14, 518, "dinov2"),
+    "vit_base_patch14_dinov2": ArchSpec("base", 14, 518, "dinov2"),
+    "vit_large_patch14_dinov2": ArchSpec("large", 14, 518, "dinov2"),
+    "vit_giant_patch14_dinov2": ArchSpec(
         "giant_dinov2",
         14,
         518,
         "dinov2",
         {"mlp_layer": "swiglu_packed", "act_layer": "silu"},
     ),
-    "vit_small_patch14_reg4_dinov2": ("small", 14, 518, "dinov2_reg"),
-    "vit_base_patch14_reg4_dinov2": ("base", 14, 518, "dinov2_reg"),
-    "vit_large_patch14_reg4_dinov2": ("large", 14, 518, "dinov2_reg"),
-    "vit_giant_patch14_reg4_dinov2": (
+    "vit_small_patch14_reg4_dinov2": ArchSpec("small", 14, 518, "dinov2_reg"),
+    "vit_base_patch14_reg4_dinov2": ArchSpec("base", 14, 518, "dinov2_reg"),
+    "vit_large_patch14_reg4_dinov2": ArchSpec("large", 14, 518, "dinov2_reg"),
+    "vit_giant_patch14_reg4_dinov2": ArchSpec(
         "giant_dinov2",
         14,
         518,
@@ -117,112 +134,108 @@ ARCH_SPECS: dict[str, tuple[Any, ...]] = {
     ),
     # CLIP image towers; the head is the projection into the joint space (num_classes = its width) unless the
     # arch's default checkpoint is an ImageNet fine-tune (1000)
-    "vit_base_patch32_clip_224": ("base", 32, 224, "clip"),
-    "vit_base_patch32_clip_256": ("base", 32, 256, "clip", {"num_classes": 512}),
-    "vit_base_patch32_clip_384": ("base", 32, 384, "clip"),
-    "vit_base_patch32_clip_448": ("base", 32, 448, "clip"),
-    "vit_base_patch32_clip_quickgelu_224": ("base", 32, 224, "clip_quickgelu", {"num_classes": 512}),
-    "vit_base_patch16_clip_224": ("base", 16, 224, "clip"),
-    "vit_base_patch16_clip_384": ("base", 16, 384, "clip"),
-    "vit_base_patch16_clip_quickgelu_224": ("base", 16, 224, "clip_quickgelu", {"num_classes": 512}),
-    "vit_large_patch14_clip_224": ("large", 14, 224, "clip"),
-    "vit_large_patch14_clip_336": ("large", 14, 336, "clip"),
-    "vit_large_patch14_clip_quickgelu_224": ("large", 14, 224, "clip_quickgelu", {"num_classes": 768}),
-    "vit_large_patch14_clip_quickgelu_336": ("large", 14, 336, "clip_quickgelu", {"num_classes": 768}),
-    "vit_huge_patch14_clip_224": ("huge", 14, 224, "clip"),
-    "vit_huge_patch14_clip_336": ("huge", 14, 336, "clip"),
-    "vit_huge_patch14_clip_378": ("huge", 14, 378, "clip", {"num_classes": 1024}),
-    "vit_huge_patch14_clip_quickgelu_224": ("huge", 14, 224, "clip_quickgelu", {"num_classes": 1024}),
-    "vit_huge_patch14_clip_quickgelu_378": ("huge", 14, 378, "clip_quickgelu", {"num_classes": 1024}),
-    "vit_giant_patch14_clip_224": ("giant_clip", 14, 224, "clip", {"num_classes": 1024}),
-    "vit_gigantic_patch14_clip_224": ("gigantic", 14, 224, "clip", {"num_classes": 1280}),
-    "vit_gigantic_patch14_clip_378": ("gigantic", 14, 378, "clip", {"num_classes": 1280}),
-    "vit_gigantic_patch14_clip_quickgelu_224": ("gigantic", 14, 224, "clip_quickgelu", {"num_classes": 1280}),
+    "vit_base_patch32_clip_224": ArchSpec("base", 32, 224, "clip"),
+    "vit_base_patch32_clip_256": ArchSpec("base", 32, 256, "clip", {"num_classes": 512}),
+    "vit_base_patch32_clip_384": ArchSpec("base", 32, 384, "clip"),
+    "vit_base_patch32_clip_448": ArchSpec("base", 32, 448, "clip"),
+    "vit_base_patch32_clip_quickgelu_224": ArchSpec("base", 32, 224, "clip_quickgelu", {"num_classes": 512}),
+    "vit_base_patch16_clip_224": ArchSpec("base", 16, 224, "clip"),
+    "vit_base_patch16_clip_384": ArchSpec("base", 16, 384, "clip"),
+    "vit_base_patch16_clip_quickgelu_224": ArchSpec("base", 16, 224, "clip_quickgelu", {"num_classes": 512}),
+    "vit_large_patch14_clip_224": ArchSpec("large", 14, 224, "clip"),
+    "vit_large_patch14_clip_336": ArchSpec("large", 14, 336, "clip"),
+    "vit_large_patch14_clip_quickgelu_224": ArchSpec("large", 14, 224, "clip_quickgelu", {"num_classes": 768}),
+    "vit_large_patch14_clip_quickgelu_336": ArchSpec("large", 14, 336, "clip_quickgelu", {"num_classes": 768}),
+    "vit_huge_patch14_clip_224": ArchSpec("huge", 14, 224, "clip"),
+    "vit_huge_patch14_clip_336": ArchSpec("huge", 14, 336, "clip"),
+    "vit_huge_patch14_clip_378": ArchSpec("huge", 14, 378, "clip", {"num_classes": 1024}),
+    "vit_huge_patch14_clip_quickgelu_224": ArchSpec("huge", 14, 224, "clip_quickgelu", {"num_classes": 1024}),
+    "vit_huge_patch14_clip_quickgelu_378": ArchSpec("huge", 14, 378, "clip_quickgelu", {"num_classes": 1024}),
+    "vit_giant_patch14_clip_224": ArchSpec("giant_clip", 14, 224, "clip", {"num_classes": 1024}),
+    "vit_gigantic_patch14_clip_224": ArchSpec("gigantic", 14, 224, "clip", {"num_classes": 1280}),
+    "vit_gigantic_patch14_clip_378": ArchSpec("gigantic", 14, 378, "clip", {"num_classes": 1280}),
+    "vit_gigantic_patch14_clip_quickgelu_224": ArchSpec("gigantic", 14, 224, "clip_quickgelu", {"num_classes": 1280}),
     # SigLIP and SigLIP 2 image towers: attention-pool (MAP) output, or the mean of the tokens (gap)
-    "vit_base_patch16_siglip_224": ("base", 16, 224, "siglip"),
-    "vit_base_patch16_siglip_256": ("base", 16, 256, "siglip"),
-    "vit_base_patch16_siglip_384": ("base", 16, 384, "siglip"),
-    "vit_base_patch16_siglip_512": ("base", 16, 512, "siglip"),
-    "vit_base_patch32_siglip_256": ("base", 32, 256, "siglip", _TANH),
-    "vit_large_patch16_siglip_256": ("large", 16, 256, "siglip"),
-    "vit_large_patch16_siglip_384": ("large", 16, 384, "siglip"),
-    "vit_large_patch16_siglip_512": ("large", 16, 512, "siglip", _TANH),
-    "vit_so400m_patch14_siglip_224": ("so400m", 14, 224, "siglip"),
-    "vit_so400m_patch14_siglip_378": ("so400m", 14, 378, "siglip"),
-    "vit_so400m_patch16_siglip_256": ("so400m", 16, 256, "siglip", _TANH),
-    "vit_so400m_patch16_siglip_384": ("so400m", 16, 384, "siglip", _TANH),
-    "vit_so400m_patch16_siglip_512": ("so400m", 16, 512, "siglip", _TANH),
-    "vit_giantopt_patch16_siglip_256": ("giantopt", 16, 256, "siglip", _TANH),
-    "vit_giantopt_patch16_siglip_384": ("giantopt", 16, 384, "siglip", _TANH),
-    "vit_base_patch16_siglip_gap_224": ("base", 16, 224, "siglip_gap"),
-    "vit_base_patch16_siglip_gap_256": ("base", 16, 256, "siglip_gap"),
-    "vit_base_patch16_siglip_gap_384": ("base", 16, 384, "siglip_gap"),
-    "vit_base_patch16_siglip_gap_512": ("base", 16, 512, "siglip_gap"),
-    "vit_base_patch32_siglip_gap_256": ("base", 32, 256, "siglip_gap", _TANH),
-    "vit_large_patch16_siglip_gap_256": ("large", 16, 256, "siglip_gap"),
-    "vit_large_patch16_siglip_gap_384": ("large", 16, 384, "siglip_gap"),
-    "vit_large_patch16_siglip_gap_512": ("large", 16, 512, "siglip_gap", _TANH),
-    "vit_so400m_patch14_siglip_gap_224": ("so400m", 14, 224, "siglip_gap"),
-    "vit_so400m_patch14_siglip_gap_378": ("so400m", 14, 378, "siglip_gap"),
-    "vit_so400m_patch14_siglip_gap_448": ("so400m", 14, 448, "siglip_gap"),
-    "vit_so400m_patch14_siglip_gap_896": ("so400m", 14, 896, "siglip_gap"),
-    "vit_so400m_patch16_siglip_gap_256": ("so400m", 16, 256, "siglip_gap", _TANH),
-    "vit_so400m_patch16_siglip_gap_384": ("so400m", 16, 384, "siglip_gap", _TANH),
-    "vit_so400m_patch16_siglip_gap_512": ("so400m", 16, 512, "siglip_gap", _TANH),
-    "vit_giantopt_patch16_siglip_gap_256": ("giantopt", 16, 256, "siglip_gap", _TANH),
-    "vit_giantopt_patch16_siglip_gap_384": ("giantopt", 16, 384, "siglip_gap", _TANH),
+    "vit_base_patch16_siglip_224": ArchSpec("base", 16, 224, "siglip"),
+    "vit_base_patch16_siglip_256": ArchSpec("base", 16, 256, "siglip"),
+    "vit_base_patch16_siglip_384": ArchSpec("base", 16, 384, "siglip"),
+    "vit_base_patch16_siglip_512": ArchSpec("base", 16, 512, "siglip"),
+    "vit_base_patch32_siglip_256": ArchSpec("base", 32, 256, "siglip", _TANH),
+    "vit_large_patch16_siglip_256": ArchSpec("large", 16, 256, "siglip"),
+    "vit_large_patch16_siglip_384": ArchSpec("large", 16, 384, "siglip"),
+    "vit_large_patch16_siglip_512": ArchSpec("large", 16, 512, "siglip", _TANH),
+    "vit_so400m_patch14_siglip_224": ArchSpec("so400m", 14, 224, "siglip"),
+    "vit_so400m_patch14_siglip_378": ArchSpec("so400m", 14, 378, "siglip"),
+    "vit_so400m_patch16_siglip_256": ArchSpec("so400m", 16, 256, "siglip", _TANH),
+    "vit_so400m_patch16_siglip_384": ArchSpec("so400m", 16, 384, "siglip", _TANH),
+    "vit_so400m_patch16_siglip_512": ArchSpec("so400m", 16, 512, "siglip", _TANH),
+    "vit_giantopt_patch16_siglip_256": ArchSpec("giantopt", 16, 256, "siglip", _TANH),
+    "vit_giantopt_patch16_siglip_384": ArchSpec("giantopt", 16, 384, "siglip", _TANH),
+    "vit_base_patch16_siglip_gap_224": ArchSpec("base", 16, 224, "siglip_gap"),
+    "vit_base_patch16_siglip_gap_256": ArchSpec("base", 16, 256, "siglip_gap"),
+    "vit_base_patch16_siglip_gap_384": ArchSpec("base", 16, 384, "siglip_gap"),
+    "vit_base_patch16_siglip_gap_512": ArchSpec("base", 16, 512, "siglip_gap"),
+    "vit_base_patch32_siglip_gap_256": ArchSpec("base", 32, 256, "siglip_gap", _TANH),
+    "vit_large_patch16_siglip_gap_256": ArchSpec("large", 16, 256, "siglip_gap"),
+    "vit_large_patch16_siglip_gap_384": ArchSpec("large", 16, 384, "siglip_gap"),
+    "vit_large_patch16_siglip_gap_512": ArchSpec("large", 16, 512, "siglip_gap", _TANH),
+    "vit_so400m_patch14_siglip_gap_224": ArchSpec("so400m", 14, 224, "siglip_gap"),
+    "vit_so400m_patch14_siglip_gap_378": ArchSpec("so400m", 14, 378, "siglip_gap"),
+    "vit_so400m_patch14_siglip_gap_448": ArchSpec("so400m", 14, 448, "siglip_gap"),
+    "vit_so400m_patch14_siglip_gap_896": ArchSpec("so400m", 14, 896, "siglip_gap"),
+    "vit_so400m_patch16_siglip_gap_256": ArchSpec("so400m", 16, 256, "siglip_gap", _TANH),
+    "vit_so400m_patch16_siglip_gap_384": ArchSpec("so400m", 16, 384, "siglip_gap", _TANH),
+    "vit_so400m_patch16_siglip_gap_512": ArchSpec("so400m", 16, 512, "siglip_gap", _TANH),
+    "vit_giantopt_patch16_siglip_gap_256": ArchSpec("giantopt", 16, 256, "siglip_gap", _TANH),
+    "vit_giantopt_patch16_siglip_gap_384": ArchSpec("giantopt", 16, 384, "siglip_gap", _TANH),
     # DINOv3 (256 px is the pretraining size; RoPE takes any multiple of 16); _qkvb: with q and v biases
-    "vit_small_patch16_dinov3": ("small", 16, 256, "dinov3"),
-    "vit_small_plus_patch16_dinov3": ("small", 16, 256, "dinov3", _SWIGLU),
-    "vit_base_patch16_dinov3": ("base", 16, 256, "dinov3"),
-    "vit_large_patch16_dinov3": ("large", 16, 256, "dinov3"),
-    "vit_huge_plus_patch16_dinov3": ("huge_plus", 16, 256, "dinov3", _SWIGLU),
-    "vit_tiny_patch16_dinov3_qkvb": ("tiny", 16, 256, "dinov3", {"qkv_bias": True}),
-    "vit_small_patch16_dinov3_qkvb": ("small", 16, 256, "dinov3", {"qkv_bias": True}),
-    "vit_small_plus_patch16_dinov3_qkvb": ("small", 16, 256, "dinov3", {**_SWIGLU, "qkv_bias": True}),
-    "vit_base_patch16_dinov3_qkvb": ("base", 16, 256, "dinov3", {"qkv_bias": True}),
-    "vit_large_patch16_dinov3_qkvb": ("large", 16, 256, "dinov3", {"qkv_bias": True}),
-    "vit_huge_plus_patch16_dinov3_qkvb": ("huge_plus", 16, 256, "dinov3", {**_SWIGLU, "qkv_bias": True}),
+    "vit_small_patch16_dinov3": ArchSpec("small", 16, 256, "dinov3"),
+    "vit_small_plus_patch16_dinov3": ArchSpec("small", 16, 256, "dinov3", _SWIGLU),
+    "vit_base_patch16_dinov3": ArchSpec("base", 16, 256, "dinov3"),
+    "vit_large_patch16_dinov3": ArchSpec("large", 16, 256, "dinov3"),
+    "vit_huge_plus_patch16_dinov3": ArchSpec("huge_plus", 16, 256, "dinov3", _SWIGLU),
+    "vit_tiny_patch16_dinov3_qkvb": ArchSpec("tiny", 16, 256, "dinov3", {"qkv_bias": True}),
+    "vit_small_patch16_dinov3_qkvb": ArchSpec("small", 16, 256, "dinov3", {"qkv_bias": True}),
+    "vit_small_plus_patch16_dinov3_qkvb": ArchSpec("small", 16, 256, "dinov3", {**_SWIGLU, "qkv_bias": True}),
+    "vit_base_patch16_dinov3_qkvb": ArchSpec("base", 16, 256, "dinov3", {"qkv_bias": True}),
+    "vit_large_patch16_dinov3_qkvb": ArchSpec("large", 16, 256, "dinov3", {"qkv_bias": True}),
+    "vit_huge_plus_patch16_dinov3_qkvb": ArchSpec("huge_plus", 16, 256, "dinov3", {**_SWIGLU, "qkv_bias": True}),
 }
 
 _LETTER = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 
-def _config(size: str, patch: int, img: int, *rest: Any) -> ViTConfig:
-    """The ViTConfig of one ``ARCH_SPECS`` entry."""
-    depth, dim, mlp, heads = SIZES[size]
-    hybrid = rest[0] if rest and isinstance(rest[0], tuple) else ()
-    family = rest[0] if rest and isinstance(rest[0], str) else "vit"
-    changes = rest[1] if len(rest) > 1 else {}
+def _config(spec: ArchSpec) -> ViTConfig:
+    """The ViTConfig of one ``ARCH_SPECS`` entry: its size and family, then its own changes."""
+    depth, dim, mlp, heads = SIZES[spec.size]
     return ViTConfig(
         embed_dim=dim,
         depth=depth,
         mlp_dim=mlp,
         num_heads=heads,
-        patch_size=(patch, patch),
-        img_size=(img, img),
-        hybrid_layers=hybrid,
-        **{**FAMILIES[family], **changes},
+        patch_size=(spec.patch, spec.patch),
+        img_size=(spec.img, spec.img),
+        hybrid_layers=spec.hybrid,
+        **{**FAMILIES[spec.family], **spec.changes},
     )
 
 
-ARCHS: dict[str, ViTConfig] = {name: _config(*spec) for name, spec in ARCH_SPECS.items()}
+ARCHS: dict[str, ViTConfig] = {name: _config(spec) for name, spec in ARCH_SPECS.items()}
 
 
 def family_of(arch: str) -> str:
     """The family (a ``FAMILIES`` key) of a registered arch: ``"vit"`` for the paper's, DeiT and DINO archs."""
-    spec = ARCH_SPECS[arch]
-    return spec[3] if len(spec) > 3 and isinstance(spec[3], str) else "vit"
+    return ARCH_SPECS[arch].family
 
 
 def _aliases() -> dict[str, str]:
     """Paper names ("ViT-B/16") and the official JAX config names ("ViT-B_16") for the paper's 224 px archs."""
     out: dict[str, str] = {}
-    for name, (size, patch, img, *rest) in ARCH_SPECS.items():
-        if img == 224 and name.startswith("vit_") and (not rest or isinstance(rest[0], tuple)):
-            prefix = "R50+" if rest else ""
-            out[f"{prefix}ViT-{_LETTER[size]}/{patch}"] = name
-            out[f"{prefix}ViT-{_LETTER[size]}_{patch}"] = name
+    for name, spec in ARCH_SPECS.items():
+        if spec.aliased:
+            prefix = "R50+" if spec.hybrid else ""
+            out[f"{prefix}ViT-{_LETTER[spec.size]}/{spec.patch}"] = name
+            out[f"{prefix}ViT-{_LETTER[spec.size]}_{spec.patch}"] = name
     return out
 
 

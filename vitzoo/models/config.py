@@ -1,7 +1,7 @@
 """The frozen configuration of a Vision Transformer, checked once when it is made.
 
 Every module of the network reads its sizes from one ``ViTConfig``; the variant table (paper Table 1) lives in
-``vitzoo.registry``.
+``vitzoo.models.archs``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ..errors import ConfigError
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")  # MLP activation (act_layer)
 MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
+QKV_BIAS_MODES = ("qkv", "qv")  # the biases of the qkv projection (qkv_bias_mode): all three, or q and v only
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
 
 
@@ -60,7 +61,8 @@ class ViTConfig:
     representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
     hybrid_layers: tuple[int, ...] = ()  # ResNet stage depths of the hybrid's CNN stem, e.g. (3, 4, 9); () = pixels
     class_token: bool = True
-    qkv_bias: bool = True
+    qkv_bias: bool = True  # the q, k and v projections have biases (as qkv_bias_mode lays them out)
+    qkv_bias_mode: str = "qkv"  # "qkv": one fused bias attn.qkv.bias; "qv": learned attn.q_bias, attn.v_bias, no k bias
     layer_norm_eps: float = 1e-6  # timm / JAX / torchvision value; transformers' google/vit-* configs say 1e-12
     dynamic_img_size: bool = False  # accept any size divisible by the patch; resample pos-embed per grid
     dynamic_img_pad: bool = False  # zero-pad inputs on the bottom/right up to a multiple of the patch
@@ -79,7 +81,7 @@ class ViTConfig:
     act_layer: str = "gelu"  # MLP activation: gelu (erf), gelu_tanh (SigLIP 2), quick_gelu (OpenAI CLIP), silu
     mlp_layer: str = "mlp"  # "swiglu_packed": fc1 = [gate; up] (DINOv2-g); "swiglu": fc1_g, fc1_x (DINOv3 S+/H+)
     distilled: bool = False  # DeiT distillation token dist_token and second head head_dist (output: their mean)
-    rope: bool = False  # DINOv3: 2-D rotary position embedding, no learned table (vitzoo.dinov3, timm's Eva names)
+    rope: bool = False  # 2-D rotary position embedding of the patch tokens' q and k, no learned table (DINOv3)
     rope_temperature: float = 100.0  # RoPE base period (DINOv3: 100)
 
     def __post_init__(self) -> None:
@@ -118,6 +120,8 @@ class ViTConfig:
             raise ConfigError(f"reg_tokens must be an int >= 0, got {self.reg_tokens!r}")
         if self.act_layer not in ACTIVATIONS:
             raise ConfigError(f"act_layer must be one of {ACTIVATIONS}, got {self.act_layer!r}")
+        if self.qkv_bias_mode not in QKV_BIAS_MODES:
+            raise ConfigError(f"qkv_bias_mode must be one of {QKV_BIAS_MODES}, got {self.qkv_bias_mode!r}")
         if self.mlp_layer not in MLP_LAYERS:
             raise ConfigError(f"mlp_layer must be one of {MLP_LAYERS}, got {self.mlp_layer!r}")
         if self.mlp_layer == "swiglu_packed" and self.mlp_dim % 2:

@@ -32,8 +32,7 @@ from ..errors import CheckpointError, HubError, UnknownModelError
 from ..models import archs
 from ..models.config import ViTConfig
 from ..models.pretrained_cfg import PretrainedCfg
-from . import hub, loading, pretrained
-from .configs import repo as repo_config
+from . import configs, hub, loading, pretrained
 
 logger = logging.getLogger("vitzoo")
 
@@ -71,7 +70,7 @@ class Location:
         preprocessor_config.json, and the weights (last in the list)."""
         assert self.repo_id is not None, "a local checkpoint has nothing to download"
         files = [self.config_file(local_dir)]
-        if repo_config.is_transformers(loading.read_config(files[0], files[0].name) or {}):
+        if configs.is_transformers(loading.read_config(files[0], files[0].name) or {}):
             extra = hub.download_if_present(self.repo_id, PROCESSOR_FILE, revision=self.revision, local_dir=local_dir)
             files += [extra] if extra is not None else []
         return [*files, self.weights_file(local_dir)]
@@ -252,8 +251,8 @@ def _hub_repo(name: str, weights: bool, revision: str | None) -> Source:
     src = Source(name, None, location=location)
     if weights:
         src = with_weights(src)
-    processor = location.processor_config() if repo_config.is_transformers(config_json) else None
-    config, facts = repo_config.parse(config_json, name, set(src.tensors or ()), location.repo_id, processor)
+    processor = location.processor_config() if configs.is_transformers(config_json) else None
+    config, facts = configs.parse(config_json, name, set(src.tensors or ()), location.repo_id, processor)
     return dataclasses.replace(src, config=config, facts=facts)
 
 
@@ -266,8 +265,8 @@ def _local(name: str, path: Path, weights: bool) -> Source:
     config_json = loading.find_config(path)
     if config_json is None:
         return src
-    processor = loading.read_config(path, PROCESSOR_FILE) if repo_config.is_transformers(config_json) else None
-    config, facts = repo_config.parse(config_json, name, set(src.tensors or ()), processor=processor)
+    processor = loading.read_config(path, PROCESSOR_FILE) if configs.is_transformers(config_json) else None
+    config, facts = configs.parse(config_json, name, set(src.tensors or ()), processor=processor)
     return dataclasses.replace(src, config=config, facts=facts)
 
 

@@ -269,6 +269,7 @@ def _dinov3(
         reg_tokens=int(tower.get("num_register_tokens", 0)),
         init_values=float(tower.get("layerscale_value", 1.0)),
         qkv_bias=bool(tower.get("query_bias", True)),
+        qkv_bias_mode="qv",
         dynamic_img_size=True,  # RoPE: any size divisible by the patch
     )
     if tower.get("use_gated_mlp"):

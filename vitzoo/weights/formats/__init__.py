@@ -1,4 +1,5 @@
-"""Checkpoint formats: one small pure function per format, each returning a state dict with vitzoo's (timm's) names.
+"""Checkpoint formats: one small pure function per format, each returning a state dict with vitzoo's (timm's) names;
+``to_timm`` writes timm's names back (``save_pretrained``).
 
 ``detect_format`` looks at the keys only; a converter never downloads or reads files.
 """
@@ -18,12 +19,13 @@ from .hf_dinov2 import from_transformers_dinov2
 from .hf_dinov3 import from_transformers_dinov3
 from .jax import from_jax
 from .open_clip import from_open_clip
-from .timm import from_timm
+from .timm import from_timm, from_timm_eva, to_timm
 from .torchvision import from_torchvision
 from .transformers import from_transformers, from_transformers_deit
 
 CONVERTERS: dict[str, Callable[[Any], Converted]] = {
     "timm": from_timm,
+    "timm-eva": from_timm_eva,
     "transformers": from_transformers,
     "transformers-deit": from_transformers_deit,
     "transformers-dinov2": from_transformers_dinov2,
@@ -44,10 +46,10 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
 
     The original releases come first, each by a key only it has: a two-tower CLIP's ``visual.`` prefix (open_clip /
     OpenAI), DINOv3's ``storage_tokens``, DINOv2's ``mask_token`` or ``register_tokens``, DeiT-III's ``gamma_1`` beside
-    a ``pos_embed`` (timm's own DINOv3 files say ``gamma_1`` too, without one). transformers models are told apart by
-    a name only their family uses: ViT's patch ``projection`` with DeiT's ``distillation_token`` or DINOv2's
-    ``layer_scale``; DINOv3's conv ``patch_embeddings.weight``; the ``patch_embedding`` (singular) of CLIP (with
-    ``class_embedding``) and SigLIP (without).
+    a ``pos_embed``; timm's DINOv3 files (its ``Eva`` class) say ``gamma_1`` too, without one. transformers models
+    are told apart by a name only their family uses: ViT's patch ``projection`` with DeiT's ``distillation_token`` or
+    DINOv2's ``layer_scale``; DINOv3's conv ``patch_embeddings.weight``; the ``patch_embedding`` (singular) of CLIP
+    (with ``class_embedding``) and SigLIP (without).
     """
     keys = list(keys)
     names = set(keys)
@@ -63,8 +65,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "dinov3"
     if "mask_token" in names or "register_tokens" in names:
         return "dinov2"
-    if "pos_embed" in names and has(".gamma_1"):  # timm's DINOv3 (Eva names) also says gamma_1, but has no pos_embed
-        return "deit3"
+    if has(".gamma_1"):  # layer scales named gamma_1: DeiT-III's with a position table, timm Eva's (DINOv3) without
+        return "deit3" if "pos_embed" in names else "timm-eva"
     if has("embeddings.patch_embeddings.projection"):
         if has("embeddings.distillation_token"):
             return "transformers-deit"
@@ -102,6 +104,7 @@ __all__ = [
     "from_jax",
     "from_open_clip",
     "from_timm",
+    "from_timm_eva",
     "from_torchvision",
     "from_transformers",
     "from_transformers_clip",
@@ -109,4 +112,5 @@ __all__ = [
     "from_transformers_dinov2",
     "from_transformers_dinov3",
     "from_transformers_siglip",
+    "to_timm",
 ]

@@ -9,20 +9,16 @@ and vitzoo's ``no_embed_class=True``. timm's DINOv3 checkpoints also say ``gamma
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from .base import Converted
-from .timm import from_timm
-
-_GAMMA = re.compile(r"blocks\.(\d+)\.gamma_([12])")
+from .timm import from_timm, gammas_to_layer_scales
 
 
 def from_deit3(state_dict: dict[str, torch.Tensor]) -> Converted:
     """Rename the layer scales (and strip training wrappers, as for timm files)."""
     stripped = from_timm(state_dict)
-    out = {_GAMMA.sub(r"blocks.\1.ls\2.gamma", k): v for k, v in stripped.state_dict.items()}
+    out = gammas_to_layer_scales(stripped.state_dict)
     notes = [*stripped.notes, "renamed DeiT-III layer scales gamma_1 / gamma_2 to ls1.gamma / ls2.gamma"]
     notes.append("pos_embed has no class-token row: the model needs no_embed_class=True (timm's deit3_* archs)")
     return Converted("deit3", out, notes)

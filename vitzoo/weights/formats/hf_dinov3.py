@@ -1,10 +1,11 @@
-"""transformers ``DINOv3ViTModel`` state dicts (facebook/dinov3-vit*) to timm's ``Eva`` names.
+"""transformers ``DINOv3ViTModel`` state dicts (facebook/dinov3-vit*) to vitzoo's names.
 
 On disk the blocks are ``layer.{i}.`` (``model.layer.{i}.`` in memory in transformers >= 5). q/k/v weights are fused
-into ``attn.qkv.weight``; the q and v biases (the k projection has none) are timm's ``attn.q_bias`` / ``attn.v_bias``;
-``layer_scale{1,2}.lambda1`` are ``gamma_1`` / ``gamma_2``; the MLP's ``up_proj``/``down_proj`` are ``fc1``/``fc2``,
-or with the gated MLP (S+, H+, 7B) ``gate_proj``/``up_proj``/``down_proj`` are ``fc1_g``/``fc1_x``/``fc2``;
-``register_tokens`` (DINOv3's storage tokens) are ``reg_token``. RoPE periods are not stored.
+into ``attn.qkv.weight``; the q and v biases (the k projection has none) are ``attn.q_bias`` / ``attn.v_bias``
+(``qkv_bias_mode="qv"``); ``layer_scale{1,2}.lambda1`` are ``ls1.gamma`` / ``ls2.gamma``; the MLP's
+``up_proj``/``down_proj`` are ``fc1``/``fc2``, or with the gated MLP (S+, H+, 7B) ``gate_proj``/``up_proj``/
+``down_proj`` are ``fc1_g``/``fc1_x``/``fc2``; ``register_tokens`` (DINOv3's storage tokens) are ``reg_token``. RoPE
+periods are not stored.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _RENAMES: list[tuple[str, str]] = [
     (_T + r"norm([12])\." + _WB, r"blocks.\1.norm\2.\3"),
     (_T + r"attention\.([qv])_proj\.bias", r"blocks.\1.attn.\2_bias"),
     (_T + r"attention\.o_proj\." + _WB, r"blocks.\1.attn.proj.\2"),
-    (_T + r"layer_scale([12])\.lambda1", r"blocks.\1.gamma_\2"),
+    (_T + r"layer_scale([12])\.lambda1", r"blocks.\1.ls\2.gamma"),
     (_T + r"mlp\.gate_proj\." + _WB, r"blocks.\1.mlp.fc1_g.\2"),
     (_T + r"mlp\.down_proj\." + _WB, r"blocks.\1.mlp.fc2.\2"),
     (r"norm\." + _WB, r"norm.\1"),
@@ -45,7 +46,7 @@ def from_transformers_dinov3(state_dict: dict[str, torch.Tensor]) -> Converted:
     up = (_T + r"mlp\.up_proj\." + _WB, r"blocks.\1.mlp.fc1_x.\2" if gated else r"blocks.\1.mlp.fc1.\2")
     qkv, rest = concat_parts(state_dict, _QKV, _QKV_ORDER, "blocks.{}.attn.qkv.{}", WHAT)
     out = {**rename_keys(rest, [*_RENAMES, up], WHAT), **qkv}
-    notes = ["renamed transformers DINOv3 keys to timm's Eva names", "fused q/k/v weights into qkv"]
+    notes = ["renamed transformers DINOv3 keys", "fused q/k/v weights into qkv"]
     if gated:
         notes.append("gated MLP: gate_proj, up_proj, down_proj as fc1_g, fc1_x, fc2")
     return Converted("transformers-dinov3", out, notes, dropped)

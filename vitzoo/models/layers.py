@@ -1,0 +1,220 @@
+"""The layers of the Vision Transformer (``vitzoo.models.vit``): patch embedding, attention, MLPs, layer scale, the
+pre-norm block and the attention pool. Each reads its sizes from one ``ViTConfig``; parameter names are timm's.
+
+Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w patches, L sequence length, D width, H heads,
+hd head width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ViTConfig
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches, each linearly embedded: a Conv2d with kernel = stride = patch size."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(
+            cfg.in_chans, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.patch_size, bias=cfg.patch_bias
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)  # (B, C, H, W) -> (B, D, h, w)
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """OpenAI CLIP's sigmoid approximation of GELU: ``x * sigmoid(1.702 x)``."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU with the tanh approximation (transformers' ``gelu_pytorch_tanh``, used by SigLIP)."""
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATION_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_tanh": gelu_tanh,
+    "quick_gelu": quick_gelu,
+    "silu": F.silu,
+}
+
+
+def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` (..., n, hd) by ``rope`` = cat(sin, cos) (n, 2 hd) in the half layout; fp32 math, x's dtype out."""
+    sin, cos = rope.chunk(2, dim=-1)
+    x1, x2 = x.chunk(2, dim=-1)
+    return (x * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection and PyTorch's fused SDPA kernel."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
+        self.num_prefix_tokens = cfg.num_prefix_tokens  # tokens RoPE leaves unrotated
+        self.attn_drop = cfg.attn_drop_rate
+        D = cfg.embed_dim
+        qv = cfg.qkv_bias and cfg.qkv_bias_mode == "qv"  # learned q and v biases, the k bias is zero (BEiT, DINOv3)
+        self.qkv = nn.Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
+        self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
+        self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
+        self.proj = nn.Linear(D, D)
+        self.proj_drop = nn.Dropout(cfg.drop_rate)
+        self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
+
+    def qkv_bias(self) -> torch.Tensor | None:
+        """The bias of the fused projection, rows [q; k; v] (None without one)."""
+        if self.q_bias is not None and self.v_bias is not None:
+            return torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        return self.qkv.bias
+
+    def forward(
+        self, x: torch.Tensor, num_queries: int | None = None, rope: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); with ``num_queries`` only the first n rows are computed (keys/values use all L).
+
+        ``rope`` (N, 2 hd): rotary sin/cos for the N patch tokens (DINOv3); prefix tokens are not rotated.
+        """
+        B, L, D = x.shape
+        H, hd = self.num_heads, self.head_dim
+        w, b = self.qkv.weight, self.qkv_bias()
+        if num_queries is None:
+            qkv = F.linear(x, w, b).reshape(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)  # each (B, H, L, hd)
+        else:  # split the fused weight: queries for the first rows only
+            q = F.linear(x[:, :num_queries], w[:D], None if b is None else b[:D])
+            q = q.reshape(B, num_queries, H, hd).transpose(1, 2)  # (B, H, n, hd)
+            kv = F.linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, H, hd).permute(2, 0, 3, 1, 4)
+            k, v = kv.unbind(0)  # each (B, H, L, hd)
+        if rope is not None:
+            P = self.num_prefix_tokens
+            k = torch.cat([k[:, :, :P], apply_rope(k[:, :, P:], rope)], dim=2)
+            if q.shape[2] > P:
+                q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], rope)], dim=2)
+        if self.record is None:
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        else:  # explicit attention, so its probabilities can be recorded (analysis only)
+            probs = ((q * self.head_dim**-0.5) @ k.transpose(-2, -1)).float().softmax(dim=-1).to(q.dtype)
+            self.record(probs)  # (B, H, n, L)
+            x = F.dropout(probs, self.attn_drop, self.training) @ v
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, q.shape[2], D)))
+
+
+class Mlp(nn.Module):
+    """fc1, activation, fc2; ``swiglu_packed`` splits fc1's output into [gate; up]: fc2(act(gate) * up) (DINOv2-g)."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.act = ACTIVATION_FNS[cfg.act_layer]
+        self.packed = cfg.mlp_layer == "swiglu_packed"
+        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.fc2 = nn.Linear(cfg.mlp_dim // 2 if self.packed else cfg.mlp_dim, cfg.embed_dim)
+        self.drop = nn.Dropout(cfg.drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(x)
+        if self.packed:
+            gate, up = x.chunk(2, dim=-1)
+            x = self.act(gate) * up
+        else:
+            x = self.act(x)
+        return self.drop(self.fc2(self.drop(x)))
+
+
+class SwiGLU(nn.Module):
+    """fc2(act(fc1_g(x)) * fc1_x(x)) with separate gate and up projections (timm's names; DINOv3 S+/H+)."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.act = ACTIVATION_FNS[cfg.act_layer]
+        self.fc1_g = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.fc1_x = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim)
+        self.drop = nn.Dropout(cfg.drop_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1_g(x)) * self.fc1_x(x))))
+
+
+def make_mlp(cfg: ViTConfig) -> nn.Module:
+    """The block's MLP for ``cfg.mlp_layer``."""
+    return SwiGLU(cfg) if cfg.mlp_layer == "swiglu" else Mlp(cfg)
+
+
+class LayerScale(nn.Module):
+    """Per-channel learned scale of a residual branch (CaiT; DeiT-III, DINOv2, DINOv3): ``x * gamma``."""
+
+    def __init__(self, dim: int, init_values: float) -> None:
+        super().__init__()
+        self.init_values = init_values
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_values)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: residual attention, then residual MLP (with optional layer scale, drop path)."""
+
+    def __init__(self, cfg: ViTConfig, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
+        self.attn = Attention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
+        self.mlp = make_mlp(cfg)
+        D, init = cfg.embed_dim, cfg.init_values
+        self.ls1: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
+        self.ls2: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
+        self.drop_path = drop_path
+
+    def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        if self.drop_path and self.training:  # stochastic depth: drop the whole branch per sample
+            keep = 1.0 - self.drop_path
+            mask = x.new_empty((x.shape[0], 1, 1)).bernoulli_(keep).div_(keep)
+            branch = branch * mask
+        return x + branch
+
+    def forward(
+        self, x: torch.Tensor, num_queries: int | None = None, rope: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D), or (B, n, D) for the first ``num_queries`` tokens only."""
+        branch = self.ls1(self.attn(self.norm1(x), num_queries, rope))
+        x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
+        return self._residual(x, self.ls2(self.mlp(self.norm2(x))))
+
+
+class AttentionPool(nn.Module):
+    """Multihead attention pooling (MAP, SigLIP): one learned query attends over the patch tokens, then an MLP.
+
+    timm's ``AttentionPoolLatent`` names: ``latent``, ``q``, ``kv`` (rows [k; v]), ``proj``, ``norm``, ``mlp``.
+    """
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        D = cfg.embed_dim
+        self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
+        self.latent = nn.Parameter(torch.zeros(1, 1, D))
+        self.q = nn.Linear(D, D)
+        self.kv = nn.Linear(D, 2 * D)
+        self.proj = nn.Linear(D, D)
+        self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        self.mlp = Mlp(cfg.replace(mlp_layer="mlp", drop_rate=0.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (B, N, D) -> pooled (B, D)."""
+        B, N, D = x.shape
+        H, hd = self.num_heads, self.head_dim
+        q = self.q(self.latent.expand(B, -1, -1)).reshape(B, 1, H, hd).transpose(1, 2)  # (B, H, 1, hd)
+        k, v = self.kv(x).reshape(B, N, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, hd)
+        x = self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, 1, D))
+        x = x + self.mlp(self.norm(x))
+        return x[:, 0]
