@@ -149,7 +149,7 @@ def test_choices_name_what_the_library_takes():
     """The library reads its names from vitzoo.choices; the recipes are keyed by its RECIPES and every dtype name
     resolves."""
     from vitzoo.models.dtypes import DTYPES
-    from vitzoo.train.finetune import RECIPES
+    from vitzoo.train.recipes import RECIPES
 
     assert tuple(RECIPES) == choices.RECIPES
     assert set(choices.DTYPES) <= set(DTYPES)

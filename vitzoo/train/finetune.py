@@ -19,25 +19,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import os
 import random
-import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..atomic import atomic_write_text
-from ..errors import CheckpointError, ConfigError, InputError
+from ..errors import ConfigError, InputError
 from ..factory import create_model, save_pretrained
 from ..features.batches import progress_bar
 from ..features.distributed import local_device, mean_across, process_group, sum_across
@@ -46,31 +41,8 @@ from ..features.transforms import EvalTransform, TrainTransform, create_transfor
 from ..models.pretrained_cfg import PretrainedCfg
 from ..models.vit import VisionTransformer
 from ..weights.loading import weights_digest
-from .param_groups import param_groups
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Optimizer, schedule and head of a fine-tuning recipe (every field can be overridden per run)."""
-
-    optimizer: str  # "sgd" (momentum 0.9) or "adamw"
-    lr: float  # peak learning rate, after linear warmup, then cosine decay to 0
-    weight_decay: float
-    layer_decay: float | None  # lr of layer i: lr * layer_decay ** (num_layers - 1 - i) (vitzoo.param_groups)
-    clip_grad: float | None  # max global gradient norm
-    warmup: float  # fraction of the steps spent in linear warmup
-    zero_head: bool  # the new head starts at zero (paper App. B.1.1)
-
-
-RECIPES: dict[str, Recipe] = {
-    # Paper §3.2, App. B.1.1, Table 4: SGD momentum 0.9, no weight decay, cosine, grad clip 1, zero-init head,
-    # lr 0.01 (VTAB; swept over {0.001, 0.003, 0.01, 0.03}), warmup 500 of 10k-20k steps
-    "paper": Recipe("sgd", lr=0.01, weight_decay=0.0, layer_decay=None, clip_grad=1.0, warmup=0.05, zero_head=True),
-    # DeiT / BEiT style: AdamW, weight decay 0.05, layer-wise lr decay 0.65
-    "adamw": Recipe(
-        "adamw", lr=5e-4, weight_decay=0.05, layer_decay=0.65, clip_grad=None, warmup=0.05, zero_head=False
-    ),
-}
+from .checkpoint import CHECKPOINT, check_out, load_checkpoint, restore, save_checkpoint
+from .recipes import RECIPES, Recipe, make_optimizer, warmup_cosine
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -117,198 +89,12 @@ class TrainingImages(Dataset[tuple[torch.Tensor, int]]):
 
 
 # -------------------------------------------------------------------------------------------------- schedule
-def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
-    """lr factor at step s: linear from 1/warmup to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
-def make_optimizer(model: VisionTransformer, recipe: Recipe) -> torch.optim.Optimizer:
-    """SGD (momentum 0.9) or AdamW over ``vitzoo.param_groups`` with the recipe's lr, decay and layer decay."""
-    groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.layer_decay)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
-    raise ConfigError(f"optimizer must be 'sgd' or 'adamw', got {recipe.optimizer!r}")
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
-CHECKPOINT = "checkpoint"  # OUT/checkpoint: the last finished epoch
-FORMAT = "vitzoo-finetune-checkpoint"
-WEIGHTS_FILE, TENSORS_FILE, STATE_FILE = "model.safetensors", "state.safetensors", "state.json"
-OLD_STATE_FILE = "state.pt"  # what vitzoo wrote before: a pickle, which is never loaded
-OUTPUT_NAMES = ("model.safetensors", "config.json", "log.json", f"{CHECKPOINT}/")  # what fine-tuning writes in OUT
-
-
-@dataclass
-class Checkpoint:
-    """A checkpoint as read from disk: ``state`` (the JSON: epoch, log, run, optimizer groups, scheduler, Python
-    RNG), ``tensors`` (optimizer state ``optimizer.<param>.<name>``, ``rng.torch``, ``rng.cuda.<i>``) and
-    ``weights``."""
-
-    folder: Path
-    state: dict[str, Any]
-    tensors: dict[str, torch.Tensor]
-    weights: dict[str, torch.Tensor]
-
-
-def _beside(folder: Path, suffix: str) -> Path:
-    return folder.with_name(folder.name + suffix)
-
-
-def _synced(path: Path) -> None:
-    with path.open("rb+") as f:
-        os.fsync(f.fileno())
-
-
-def save_checkpoint(
-    folder: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    state: Mapping[str, Any],
-) -> None:
-    """Write a checkpoint (safetensors and JSON, see ``Checkpoint``) to ``folder``.
-
-    The files are written, complete, into ``FOLDER.partial``, which then replaces ``folder`` (the old one is moved
-    to ``FOLDER.previous`` and deleted after): wherever the process stops, a complete checkpoint is left,
-    ``folder`` or, between the two renames, ``FOLDER.previous`` (which ``load_checkpoint`` reads).
-    """
-    partial, previous = _beside(folder, ".partial"), _beside(folder, ".previous")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    opt = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors |= {f"rng.cuda.{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())}
-    scalars: dict[str, dict[str, Any]] = {}
-    for param, entries in opt["state"].items():
-        for name, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{param}.{name}"] = value.detach().contiguous().cpu()
-            else:
-                scalars.setdefault(str(param), {})[name] = value
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    document = {
-        "format": FORMAT,
-        **state,
-        "optimizer": {"param_groups": opt["param_groups"], "state": scalars},
-        "scheduler": scheduler.state_dict(),
-        "python_rng": random.getstate(),
-    }
-    save_file(weights, str(partial / WEIGHTS_FILE))
-    save_file(tensors, str(partial / TENSORS_FILE))
-    (partial / STATE_FILE).write_text(json.dumps(document))
-    for name in (WEIGHTS_FILE, TENSORS_FILE, STATE_FILE):
-        _synced(partial / name)
-    if folder.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(folder, previous)
-    os.replace(partial, folder)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def load_checkpoint(folder: Path) -> Checkpoint | None:
-    """The checkpoint in ``folder`` (or the complete one a save cut short left in ``FOLDER.previous``); None when
-    there is none. Reads JSON and safetensors only: nothing is unpickled, whatever the files hold."""
-    if not folder.exists():
-        previous = _beside(folder, ".previous")
-        if not (previous / STATE_FILE).is_file():
-            return None
-        folder = previous
-    fix = f"delete {folder} to start over (its finished epochs are lost), or pass another --out"
-    if not (folder / STATE_FILE).is_file():
-        if (folder / OLD_STATE_FILE).is_file():
-            raise CheckpointError(
-                f"{folder} was written by an older vitzoo ({OLD_STATE_FILE}, a pickle, which is never loaded); {fix}"
-            )
-        raise CheckpointError(f"{folder} has no {STATE_FILE}: it is not a vitzoo checkpoint, or one cut short; {fix}")
-    try:
-        state = json.loads((folder / STATE_FILE).read_text())
-        tensors = load_file(folder / TENSORS_FILE)
-        weights = load_file(folder / WEIGHTS_FILE)
-    except (OSError, ValueError, SafetensorError) as err:
-        raise CheckpointError(
-            f"{folder} cannot be read, it is truncated or corrupt ({_first_line(err)}); {fix}"
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("run"), dict):
-        raise CheckpointError(f"{folder / STATE_FILE} is not the state of a vitzoo fine-tune checkpoint; {fix}")
-    return Checkpoint(folder, state, tensors, weights)
-
-
-def restore(
-    checkpoint: Checkpoint,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[int, list[dict[str, Any]]]:
-    """Load a checkpoint's weights, optimizer, scheduler and RNG states; returns (finished epochs, log)."""
-    state, tensors = checkpoint.state, checkpoint.tensors
-    try:
-        model.load_state_dict(checkpoint.weights)
-        opt_state: dict[int, dict[str, Any]] = {int(k): dict(v) for k, v in state["optimizer"]["state"].items()}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, param, name = key.split(".", 2)
-                opt_state.setdefault(int(param), {})[name] = value
-        groups = [
-            {k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in group.items()}
-            for group in state["optimizer"]["param_groups"]
-        ]
-        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        cuda = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
-        if cuda and len(cuda) == torch.cuda.device_count():  # the same GPUs; elsewhere their RNG is not used
-            torch.cuda.set_rng_state_all(cuda)
-        version, internal, gauss = state["python_rng"]
-        random.setstate((version, tuple(internal), gauss))
-        epoch, log = int(state["epoch"]), list(state["log"])
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
-        raise CheckpointError(
-            f"{checkpoint.folder} does not fit this run ({_first_line(err)}); delete it to start over, or pass "
-            "another --out"
-        ) from err
-    return epoch, log
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 # ------------------------------------------------------------------------------------------------ the output
-def check_out(out: Path) -> None:
-    """Refuse an ``out`` that holds anything but a fine-tune output, before anything is written: fine-tuning
-    overwrites only what it wrote there. New, empty, or with a ``checkpoint/`` or a fine-tune ``log.json`` is fine."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder (a new or empty one, or an earlier run's --out)")
-    names = {p.name for p in out.iterdir()}
-    ours = {CHECKPOINT, f"{CHECKPOINT}.previous"}
-    if not names - {f"{CHECKPOINT}.partial"} or names & ours or _is_log(out / "log.json"):
-        return
-    raise ConfigError(
-        f"--out {out} is not empty and holds no vitzoo fine-tune output (no {CHECKPOINT}/ or log.json); fine-tuning "
-        f"writes {', '.join(OUTPUT_NAMES)} there: pass a new or empty folder"
-    )
-
-
-def _is_log(path: Path) -> bool:
-    """Whether ``path`` is a ``log.json`` written by ``finetune``: a list of epochs with their training loss."""
-    try:
-        log = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(log, list) and all(isinstance(e, dict) and {"epoch", "train_loss"} <= e.keys() for e in log)
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -362,7 +148,7 @@ def build_model(args: FinetuneArgs, num_classes: int, recipe: Recipe) -> VisionT
 
 
 @torch.no_grad()
-def evaluate(
+def top1_accuracy(
     model: nn.Module, data: TrainingImages, args: FinetuneArgs, device: torch.device, rank: int, world: int
 ) -> float:
     """Top-1 accuracy on ``data``; ranks split the images and sum their counts."""
@@ -509,7 +295,7 @@ def _finetune(args: FinetuneArgs, device: torch.device, rank: int, world: int) -
             "losses": losses,
         }
         if val_items:
-            entry["val_acc"] = evaluate(net, val, args, device, rank, world)
+            entry["val_acc"] = top1_accuracy(net, val, args, device, rank, world)
         log.append(entry)
         if rank == 0:
             line = (
