@@ -30,7 +30,7 @@ import vitzoo
 from conftest import cli, randomize_
 from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
 from vitzoo.features import embed_job as embed
-from vitzoo.features import fingerprint
+from vitzoo.features import fingerprint, outputs
 from vitzoo.features.embed_job import embed_to_file
 from vitzoo.features.fingerprint import EmbedMeta
 from vitzoo.features.outputs import Places, output_layout
@@ -402,9 +402,10 @@ def test_two_processes_finalising_at_once(loaded, images, tmp_path, monkeypatch,
 
         return wrapper
 
-    step = {"start": "_finish_dir" if not suffix else "_merge", "end": "remove_work"}.get(when)
-    step = step or ("write_index" if not suffix else "shard_paths")  # the middle: after reading some shards
-    monkeypatch.setattr(embed, step, other_process_finalises(getattr(embed, step)))
+    step = {"start": "finish_dir" if not suffix else "merge_shards", "end": "remove_work"}.get(when)
+    module = embed if step else outputs  # the middle: after reading some shards, inside the finishing functions
+    step = step or ("write_index" if not suffix else "shard_paths")
+    monkeypatch.setattr(module, step, other_process_finalises(getattr(module, step)))
     first = run(loaded, images, out)
     assert second and second[0] is not None and second[0].rows == 5  # the other one finalised
     assert first is None or first == second[0]

@@ -37,47 +37,42 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from ..errors import ConfigError, FormatError, ImageError, VitzooError
+from ..atomic import atomic_write_text
+from ..errors import ConfigError, ImageError, VitzooError
 from ..models.vit import VisionTransformer
 from .batches import EXACT_DECODE, ImageList, batched, prepare_model, run_batches
 from .claims import DEFAULT_LEASE_S, Claims
 from .distributed import rank_and_world
 from .extract import feature_fn, resolve_pool
 from .fingerprint import EmbedMeta, check_fingerprint, encode, inputs_digest
-from .inputs import Manifest, format_failed, format_names, iter_names, write_manifest
-from .outputs import MARK, SHARD_INFO, Places, output_layout, read_json, remove_dirs, remove_work
+from .inputs import Manifest, iter_names, write_manifest
+from .outputs import (
+    MARK,
+    SHARD_INFO,
+    EmbedSummary,
+    Places,
+    finish_dir,
+    finished_file,
+    merge_shards,
+    output_layout,
+    read_json,
+    remove_dirs,
+    remove_work,
+)
 from .shards import (
-    FORMAT,
     INDEX,
     read_index,
-    shard_array,
     shard_done,
-    shard_failed,
-    shard_info,
     shard_name,
-    shard_paths,
-    write_index,
     write_shard,
 )
-from .store import open_embeddings
 
 MAX_SAFETENSORS_ROWS = 1_000_000  # every path goes into the header, which safetensors caps at 100 MB
 GATE_ENV = "VITZOO_EMBED_TEST_GATE"
 
 
 # ------------------------------------------------------------------------------------------------ metadata
-
-
-@dataclass
-class EmbedSummary:
-    """What the finalising process wrote: the embedded rows and the unreadable inputs (listed in ``failed_file``)."""
-
-    rows: int
-    failed: int
-    failed_file: Path | None
 
 
 # ------------------------------------------------------------------------------------------------- the job
@@ -143,7 +138,7 @@ def embed_to_file(
         summary = EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
         return _none_readable(summary) if rank == 0 else None
     if layout != "dir" and out.exists() and not (places.work / MARK).is_file():  # a file, and no run under way
-        summary = _finished_file(out, fingerprint)
+        summary = finished_file(out, fingerprint)
         return _none_readable(summary) if rank == 0 else None
     check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
     listings = _check_shards(places.shards, fingerprint)
@@ -246,34 +241,15 @@ def _run(
         return None
     try:
         if layout == "dir":
-            summary = _finish_dir(out, num_shards, dataclasses.asdict(meta), fingerprint)
+            summary = finish_dir(out, num_shards, dataclasses.asdict(meta), fingerprint)
         else:
-            summary = _merge(places.work, num_shards, out, meta, fingerprint)
+            summary = merge_shards(places.work, num_shards, out, meta, fingerprint)
     except FileNotFoundError:
         if places.work.exists():
             raise
         return None  # another process finalised and removed the work folder meanwhile: the output is whole
     remove_work(places.work)
     return _none_readable(summary)
-
-
-def _finished_file(out: Path, fingerprint: Mapping[str, str]) -> EmbedSummary:
-    """The summary of the single-file output ``out`` when the same command wrote it (nothing to do); refused when
-    another command or another program wrote it (vitzoo overwrites only its own output of the same command)."""
-    try:
-        opened = open_embeddings(out)
-    except FormatError as err:
-        raise ConfigError(f"{out} exists and is not an output of vitzoo embed ({err}): choose another --out") from err
-    command = opened.command
-    if command is None:
-        raise ConfigError(
-            f"{out} was written by vitzoo embed without a record of its command (an older version, or a .npy without "
-            f"its {out.name}.json): delete it to embed again, or choose another --out"
-        )
-    check_fingerprint(out, command, fingerprint)
-    failed = len(opened.failed)
-    failed_file = out.with_name(out.name + ".failed.txt")
-    return EmbedSummary(len(opened), failed, failed_file if failed else None)
 
 
 def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
@@ -496,45 +472,6 @@ def _wait_for_gate() -> None:
         time.sleep(0.05)
 
 
-def _finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: dict[str, str]) -> EmbedSummary:
-    """Write the index and the list of failures of a finished dataset directory (the same files however often it
-    runs)."""
-    index = write_index(out, num_shards, meta, fingerprint)
-    failed_file = out / "failed.txt"
-    if index["failed"]:
-        atomic_write_bytes(failed_file, b"".join(format_failed(shard_failed(out, k)) for k in range(num_shards)))
-    return EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
-
-
-def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint: dict[str, str]) -> EmbedSummary:
-    """Concatenate the shards in order into the single file ``out`` (with ``meta`` and the command's
-    ``fingerprint``: ``X.npy.json`` beside a ``.npy``) and list the failures; without readable rows, only the
-    failures. This holds every row in memory: the single file is for small runs."""
-    infos = [shard_info(work, k) for k in range(num_shards)]
-    keys: dict[str, Any] = next((info["arrays"] for info in infos if info["rows"]), {})
-    full = [k for k in range(num_shards) if infos[k]["rows"]]
-    arrays = {key: np.concatenate([shard_array(work, k, key) for k in full]) for key in keys}
-    paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
-    failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
-    command = {"command": fingerprint}
-    if paths and out.suffix == ".npy":
-        atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
-        sidecar = {"format": FORMAT, **dataclasses.asdict(meta), "num_failed": len(failed), **command}
-        atomic_write_text(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1))
-        with atomic_path(out, ".npy") as tmp:
-            np.save(tmp, arrays["features"])
-    elif paths:
-        tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
-        metadata = {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed), **command})}
-        _atomic_save(tensors, out, metadata)
-    failed_file = out.with_name(out.name + ".failed.txt")
-    if failed:
-        atomic_write_bytes(failed_file, format_failed(failed))
-    elif failed_file.exists():
-        failed_file.unlink()
-    return EmbedSummary(rows=len(paths), failed=len(failed), failed_file=failed_file if failed else None)
-
-
 # -------------------------------------------------------------------------------------------- the folders
 
 
@@ -542,6 +479,3 @@ def _merge(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)

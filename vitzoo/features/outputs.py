@@ -1,28 +1,37 @@
-"""Where an embed run writes (``Places``): the output (a dataset directory, or one ``.safetensors`` / ``.npy``
-file), vitzoo's own work folder beside or inside it, and the rules that keep a user's files safe.
+"""Where an embed run writes (``Places``) and how it finishes there (``finish_dir``, ``merge_shards``): the output
+(a dataset directory, or one ``.safetensors`` / ``.npy`` file), vitzoo's own work folder beside or inside it, and
+the rules that keep a user's files safe.
 
 A dataset directory ``OUT/`` holds the shards, ``index.json`` and ``failed.txt``, and vitzoo's working files in
 ``OUT/.vitzoo-embed/``; a single file has its shards and working files in ``OUT.parts/`` next to it. A work folder is
 made whole (marked ``vitzoo-embed.json``) by one rename; one without the mark is never used nor removed, and a
 non-empty ``OUT/`` that is not a vitzoo output is refused before anything is written. vitzoo deletes only what it
-wrote.
+wrote. A single file is written only where there is none, or over the output of the same command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import tmp_path
-from ..errors import ConfigError
-from .shards import FORMAT, INDEX
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text, tmp_path
+from ..errors import ConfigError, FormatError
+from .fingerprint import EmbedMeta, check_fingerprint, encode
+from .inputs import format_failed, format_names
+from .shards import FORMAT, INDEX, shard_array, shard_failed, shard_info, shard_paths, write_index
+from .store import open_embeddings
 
 OUTPUT_SUFFIXES = (".safetensors", ".npy")
 
@@ -182,3 +191,75 @@ def read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def finished_file(out: Path, fingerprint: Mapping[str, str]) -> EmbedSummary:
+    """The summary of the single-file output ``out`` when the same command wrote it (nothing to do); refused when
+    another command or another program wrote it (vitzoo overwrites only its own output of the same command)."""
+    try:
+        opened = open_embeddings(out)
+    except FormatError as err:
+        raise ConfigError(f"{out} exists and is not an output of vitzoo embed ({err}): choose another --out") from err
+    command = opened.command
+    if command is None:
+        raise ConfigError(
+            f"{out} was written by vitzoo embed without a record of its command (an older version, or a .npy without "
+            f"its {out.name}.json): delete it to embed again, or choose another --out"
+        )
+    check_fingerprint(out, command, fingerprint)
+    failed = len(opened.failed)
+    failed_file = out.with_name(out.name + ".failed.txt")
+    return EmbedSummary(len(opened), failed, failed_file if failed else None)
+
+
+def finish_dir(out: Path, num_shards: int, meta: dict[str, Any], fingerprint: dict[str, str]) -> EmbedSummary:
+    """Write the index and the list of failures of a finished dataset directory (the same files however often it
+    runs)."""
+    index = write_index(out, num_shards, meta, fingerprint)
+    failed_file = out / "failed.txt"
+    if index["failed"]:
+        atomic_write_bytes(failed_file, b"".join(format_failed(shard_failed(out, k)) for k in range(num_shards)))
+    return EmbedSummary(index["rows"], index["failed"], failed_file if index["failed"] else None)
+
+
+def merge_shards(work: Path, num_shards: int, out: Path, meta: EmbedMeta, fingerprint: dict[str, str]) -> EmbedSummary:
+    """Concatenate the shards in order into the single file ``out`` (with ``meta`` and the command's
+    ``fingerprint``: ``X.npy.json`` beside a ``.npy``) and list the failures; without readable rows, only the
+    failures. This holds every row in memory: the single file is for small runs."""
+    infos = [shard_info(work, k) for k in range(num_shards)]
+    keys: dict[str, Any] = next((info["arrays"] for info in infos if info["rows"]), {})
+    full = [k for k in range(num_shards) if infos[k]["rows"]]
+    arrays = {key: np.concatenate([shard_array(work, k, key) for k in full]) for key in keys}
+    paths = [p for k in range(num_shards) for p in shard_paths(work, k)]
+    failed = [f for k in range(num_shards) for f in shard_failed(work, k)]
+    command = {"command": fingerprint}
+    if paths and out.suffix == ".npy":
+        atomic_write_bytes(out.with_name(out.name + ".paths.txt"), format_names(paths))
+        sidecar = {"format": FORMAT, **dataclasses.asdict(meta), "num_failed": len(failed), **command}
+        atomic_write_text(out.with_name(out.name + ".json"), json.dumps(sidecar, indent=1))
+        with atomic_path(out, ".npy") as tmp:
+            np.save(tmp, arrays["features"])
+    elif paths:
+        tensors = {key: torch.from_numpy(value) for key, value in arrays.items()}
+        metadata = {**meta.encode(), **encode({"paths": paths, "num_failed": len(failed), **command})}
+        save_safetensors(tensors, out, metadata)
+    failed_file = out.with_name(out.name + ".failed.txt")
+    if failed:
+        atomic_write_bytes(failed_file, format_failed(failed))
+    elif failed_file.exists():
+        failed_file.unlink()
+    return EmbedSummary(rows=len(paths), failed=len(failed), failed_file=failed_file if failed else None)
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+@dataclass
+class EmbedSummary:
+    """What the finalising process wrote: the embedded rows and the unreadable inputs (listed in ``failed_file``)."""
+
+    rows: int
+    failed: int
+    failed_file: Path | None
