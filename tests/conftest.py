@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import huggingface_hub
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import vitzoo
+from vitzoo.features.transforms import create_transform, load_image
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -205,3 +208,116 @@ def one_line_error(res, *needles: str) -> str:
     for needle in needles:
         assert needle in res.stderr, (needle, res.stderr)
     return res.stderr
+
+
+# ------------------------------------------------------------------------------ shared by the data and job tests
+TINY_TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"  # the checkpoint facts (transform, labels) of save_tiny_model
+BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny forwards, the
+    probes' small matrices and L-BFGS steps are fastest so on a shared machine (threads that wait on each other cost
+    far more than they save), and numbers are bitwise reproducible against other 1-thread runs (the torchrun ranks
+    run with OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def save_tiny_model(folder: Path) -> tuple[torch.nn.Module, str]:
+    """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels); its ``local-dir:`` name."""
+    model = randomize_(vitzoo.create_model(TINY_TAG, depth=2), seed=3).eval()  # facts of the tag, random weights
+    return model, f"local-dir:{vitzoo.save_pretrained(model, folder / 'tiny')}"
+
+
+def write_images(folder: Path, n_plain: int = 0) -> dict[str, Path]:
+    """Five awkward images (JPEG, RGBA, grey, corrupt, EXIF-rotated) and ``n_plain`` small JPEGs, by name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+
+    def rgb(w: int, h: int) -> Image.Image:
+        return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+    rgb(500, 375).save(folder / "a_photo.jpg", quality=90)
+    img = rgb(120, 90)
+    Image.merge("RGBA", (*img.split(), Image.new("L", img.size, 128))).save(folder / "b_alpha.png")
+    rgb(200, 300).convert("L").save(folder / "c_gray.png")
+    (folder / "d_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 270
+    rgb(160, 100).save(folder / "e_rotated.jpg", exif=exif.tobytes())
+    for i in range(n_plain):
+        rgb(64 + i % 5 * 16, 48 + i % 3 * 16).save(folder / f"p{i:03d}.jpg")
+    return {p.name: p for p in sorted(folder.iterdir())}
+
+
+def preprocess(model, paths) -> torch.Tensor:
+    return torch.stack([create_transform(model)(load_image(p)) for p in paths])
+
+
+def to_npz(
+    model: torch.nn.Module,
+    path,
+    *,
+    big_vision: bool = False,
+    scanned: bool = False,
+    pre_logits: int = 0,
+    zero_head: bool = False,
+) -> None:
+    """Write a timm ViT in the JAX layout (the inverse of timm's _load_weights)."""
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    D = sd["cls_token"].shape[-1]
+    H = model.blocks[0].attn.num_heads
+    p = "params/" if big_vision else ""
+    mha, ln2, mlp = (
+        ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0")
+        if big_vision
+        else ("MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")
+    )
+    w = {
+        f"{p}embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),
+        f"{p}embedding/bias": sd["patch_embed.proj.bias"],
+        f"{p}cls": sd["cls_token"],
+        f"{p}Transformer/encoder_norm/scale": sd["norm.weight"],
+        f"{p}Transformer/encoder_norm/bias": sd["norm.bias"],
+    }
+    if big_vision:
+        w[f"{p}pos_embedding"] = sd["pos_embed"]  # a no_embed_class model: (1, N, D)
+    else:
+        w[f"{p}Transformer/posembed_input/pos_embedding"] = sd["pos_embed"]
+    blocks = []
+    for i in range(len(model.blocks)):
+        b = f"blocks.{i}."
+        qkv_w, qkv_b = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
+        entry = {
+            "LayerNorm_0/scale": sd[b + "norm1.weight"],
+            "LayerNorm_0/bias": sd[b + "norm1.bias"],
+            f"{mha}/out/kernel": sd[b + "attn.proj.weight"].T.reshape(H, D // H, D),
+            f"{mha}/out/bias": sd[b + "attn.proj.bias"],
+            f"{ln2}/scale": sd[b + "norm2.weight"],
+            f"{ln2}/bias": sd[b + "norm2.bias"],
+            f"{mlp}/Dense_0/kernel": sd[b + "mlp.fc1.weight"].T,
+            f"{mlp}/Dense_0/bias": sd[b + "mlp.fc1.bias"],
+            f"{mlp}/Dense_1/kernel": sd[b + "mlp.fc2.weight"].T,
+            f"{mlp}/Dense_1/bias": sd[b + "mlp.fc2.bias"],
+        }
+        for j, n in enumerate(("query", "key", "value")):
+            entry[f"{mha}/{n}/kernel"] = qkv_w[j * D : (j + 1) * D].T.reshape(D, H, D // H)
+            entry[f"{mha}/{n}/bias"] = qkv_b[j * D : (j + 1) * D].reshape(H, D // H)
+        blocks.append(entry)
+    if scanned:
+        for k in blocks[0]:
+            w[f"{p}Transformer/encoderblock/{k}"] = np.stack([blk[k] for blk in blocks])
+    else:
+        for i, blk in enumerate(blocks):
+            w.update({f"{p}Transformer/encoderblock_{i}/{k}": v for k, v in blk.items()})
+    if "head.weight" in sd:
+        w[f"{p}head/kernel"] = sd["head.weight"].T * (0 if zero_head else 1)
+        w[f"{p}head/bias"] = sd["head.bias"] * (0 if zero_head else 1)
+    if pre_logits:
+        w[f"{p}pre_logits/kernel"] = np.random.default_rng(0).normal(size=(D, pre_logits)).astype(np.float32)
+        w[f"{p}pre_logits/bias"] = np.zeros(pre_logits, np.float32)
+    np.savez(path, **w)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 
 import vitzoo
 from conftest import cli, randomize_
-from vitzoo.eval import attention, learned_embeddings
+from vitzoo.eval import attention, fewshot, learned_embeddings
 from vitzoo.eval.analyze import attention_figures
 
 
@@ -115,15 +116,33 @@ def test_fewshot_separable_is_perfect_and_random_labels_are_near_chance():
     assert abs(chance[25] - 0.2) < 0.05
 
 
-def test_fewshot_on_image_folders_uses_the_extraction_pipeline(model, tmp_path):
+def test_fewshot_on_image_folders_uses_the_extraction_pipeline(model, tmp_path, monkeypatch):
+    """Folders go through extract_features (its options passed on), with the classes matched by name: the same
+    accuracies as fewshot_eval on those features and labels."""
     for split, count in (("train", 3), ("test", 2)):
         for c, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
             folder = tmp_path / split / f"class{c}"
             folder.mkdir(parents=True)
             for i in range(count):
                 Image.new("RGB", (64 + i, 48), colour).save(folder / f"{i}.png")
+    calls = []
+    real = fewshot.extract_features
+
+    def recording(model, paths, **kwargs):
+        calls.append((list(paths), kwargs))
+        return real(model, paths, **kwargs)
+
+    monkeypatch.setattr(fewshot, "extract_features", recording)
     acc = vitzoo.fewshot_eval(model, tmp_path / "train", tmp_path / "test", shots=(1, 3), num_workers=0, progress=False)
-    assert set(acc) == {1, 3} and acc[3] == 1.0
+    assert [len(paths) for paths, _ in calls] == [6, 4] and all(k["num_workers"] == 0 for _, k in calls)
+    for (paths, _), split in zip(calls, ("train", "test"), strict=True):
+        assert {Path(p).parent.parent.name for p in paths} == {split}
+    monkeypatch.setattr(fewshot, "extract_features", real)
+    train_x = vitzoo.extract_features(model, calls[0][0], num_workers=0, progress=False)
+    test_x = vitzoo.extract_features(model, calls[1][0], num_workers=0, progress=False)
+    labels = lambda paths: torch.tensor([int(Path(p).parent.name[-1]) for p in paths])  # noqa: E731
+    direct = vitzoo.fewshot_eval(model, (train_x, labels(calls[0][0])), (test_x, labels(calls[1][0])), shots=(1, 3))
+    assert acc == direct and set(acc) == {1, 3} and acc[3] == 1.0
 
 
 def test_analyze_command_writes_pngs_and_numbers(model, tmp_path):

@@ -17,11 +17,13 @@ from safetensors import safe_open
 
 import vitzoo
 import vitzoo.cli
-from test_extract import BF16_TOL, TAG, one_thread, preprocess, save_tiny_model, write_images  # noqa: F401 (autouse)
+from conftest import BF16_TOL, TINY_TAG, preprocess, save_tiny_model, write_images
 from vitzoo.features import embed_job as embed
 from vitzoo.features.fingerprint import EmbedMeta
 from vitzoo.features.outputs import MARK
 from vitzoo.features.shards import shard_done
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
 
 META_KEYS = {f.name for f in dataclasses.fields(EmbedMeta)}
 
@@ -79,7 +81,7 @@ def test_embed_matches_direct_forward_and_reports_bad_files(saved_model, tmp_pat
     meta = {key: json.loads(value) for key, value in raw.items()}  # every value is JSON
     assert set(meta) == META_KEYS | {"paths", "num_failed", "command"}  # command: the run's fingerprint (E.command)
     assert [Path(p).name for p in meta["paths"]] == ["a_photo.jpg", "b_alpha.png", "c_gray.png", "e_rotated.jpg"]
-    assert meta["model"] == name and meta["tag"] == TAG and meta["revision"] is None and meta["num_failed"] == 1
+    assert meta["model"] == name and meta["tag"] == TINY_TAG and meta["revision"] is None and meta["num_failed"] == 1
     assert meta["pool"] == "token" and meta["layers"] == [] and meta["img_size"] == [224, 224]
     assert meta["dtype"] == "float32" and meta["vitzoo_version"] == vitzoo.__version__
     with torch.no_grad():

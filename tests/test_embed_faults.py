@@ -27,14 +27,15 @@ import numpy as np
 import pytest
 
 import vitzoo
-from conftest import cli, randomize_
-from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
+from conftest import cli, randomize_, save_tiny_model, write_images
 from vitzoo.features import embed_job as embed
 from vitzoo.features import fingerprint, outputs
 from vitzoo.features.embed_job import embed_to_file
 from vitzoo.features.fingerprint import EmbedMeta
 from vitzoo.features.outputs import Places, output_layout
 from vitzoo.weights.loading import weights_digest
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
 
 LAYOUTS = ["", ".safetensors", ".npy"]  # a dataset directory, the two single files
 

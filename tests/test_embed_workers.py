@@ -21,11 +21,12 @@ import torch
 
 import vitzoo
 import vitzoo.cli
-from conftest import cli, free_port
-from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
+from conftest import cli, free_port, save_tiny_model, write_images
 from vitzoo.features import embed_job as embed
 from vitzoo.features.claims import Claims
 from vitzoo.features.embed_job import GATE_ENV
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
 
 HERE = str(Path(vitzoo.__file__).parents[1])  # the processes import this vitzoo, not another installed copy
 ENV = {

@@ -10,63 +10,22 @@ import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import vitzoo
 import vitzoo.cli
-from conftest import cli, one_line_error, randomize_
+from conftest import BF16_TOL, cli, one_line_error, preprocess, save_tiny_model, write_images
 from vitzoo.choices import FEATURE_POOLS, POOLS
 from vitzoo.features.batches import expand_inputs
-from vitzoo.features.transforms import create_transform, load_image
 from vitzoo.models.vit import pool_tokens
 
-TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
-BF16_TOL = 2e-2  # relative L2 error of bf16 features (8 mantissa bits, 2 blocks): 6e-3 measured
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: the tiny forwards are fastest so on a shared machine, and numbers are bitwise
-    reproducible against other 1-thread runs (the torchrun ranks run with OMP_NUM_THREADS=1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def save_tiny_model(folder: Path) -> tuple[torch.nn.Module, str]:
-    """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels); its ``local-dir:`` name."""
-    model = randomize_(vitzoo.create_model(TAG, depth=2), seed=3).eval()  # facts of the tag, random weights
-    return model, f"local-dir:{vitzoo.save_pretrained(model, folder / 'tiny')}"
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
 
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("model"))
-
-
-def write_images(folder: Path, n_plain: int = 0) -> dict[str, Path]:
-    """Five awkward images (JPEG, RGBA, grey, corrupt, EXIF-rotated) and ``n_plain`` small JPEGs, by name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-
-    def rgb(w: int, h: int) -> Image.Image:
-        return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-    rgb(500, 375).save(folder / "a_photo.jpg", quality=90)
-    img = rgb(120, 90)
-    Image.merge("RGBA", (*img.split(), Image.new("L", img.size, 128))).save(folder / "b_alpha.png")
-    rgb(200, 300).convert("L").save(folder / "c_gray.png")
-    (folder / "d_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    exif = Image.Exif()
-    exif[0x0112] = 8  # rotate 270
-    rgb(160, 100).save(folder / "e_rotated.jpg", exif=exif.tobytes())
-    for i in range(n_plain):
-        rgb(64 + i % 5 * 16, 48 + i % 3 * 16).save(folder / f"p{i:03d}.jpg")
-    return {p.name: p for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +35,6 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 def good(files: dict[str, Path]) -> list[Path]:
     return [files[n] for n in ("a_photo.jpg", "b_alpha.png", "c_gray.png")]
-
-
-def preprocess(model, paths) -> torch.Tensor:
-    return torch.stack([create_transform(model)(load_image(p)) for p in paths])
 
 
 def extract(model, inputs, **kw):

@@ -311,11 +311,20 @@ def test_analyze_command_skips_what_the_family_lacks(arch, tmp_path):
 
 
 def test_fewshot_pools_as_the_model_does_by_default(tmp_path):
-    model = model_of("vit_base_patch16_siglip_224")  # no class token: the paper's pool="token" cannot apply
+    """SigLIP has no class token: the paper's pool="token" cannot apply, and the default is the model's own pool
+    (its attention pool): the accuracies of the map-pooled features, not of another pool's."""
+    model = model_of("vit_base_patch16_siglip_224")
     for c in range(2):
-        write_jpegs(tmp_path / f"class{c}", n=2)
-    acc = vitzoo.fewshot_eval(model, tmp_path, tmp_path, shots=[1], num_workers=0, progress=False)  # pool="map"
-    assert set(acc) == {1} and 0.0 <= acc[1] <= 1.0
+        write_jpegs(tmp_path / f"class{c}", n=3)
+    acc = vitzoo.fewshot_eval(model, tmp_path, tmp_path, shots=[1, 2], num_workers=0, progress=False)
+    paths = sorted(str(p) for p in tmp_path.rglob("*.jpg"))
+    labels = torch.tensor([int(Path(p).parent.name[-1]) for p in paths])
+    for pool in ("map", "avg"):
+        feats = vitzoo.extract_features(model, paths, pool=pool, num_workers=0, progress=False)
+        pooled = vitzoo.fewshot_eval(model, (feats, labels), (feats, labels), shots=[1, 2])
+        assert (pooled == acc) == (pool == "map"), (pool, pooled, acc)
+    with pytest.raises(vitzoo.ConfigError, match="class token"):
+        vitzoo.fewshot_eval(model, tmp_path, tmp_path, shots=[1], pool="token", num_workers=0, progress=False)
 
 
 # ------------------------------------------------------------------------------------------------------ predict

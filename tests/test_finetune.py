@@ -21,6 +21,8 @@ import vitzoo.train.finetune as ft
 from conftest import batch, cli, free_port, maxdiff, one_line_error, randomize_
 from vitzoo.train.finetune import FinetuneArgs, finetune
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
+
 CLASSES = {"red_circle": (220, 40, 40), "green_square": (40, 200, 60), "blue_triangle": (50, 70, 230)}
 
 
@@ -45,15 +47,6 @@ def shapes(folder, per_class: int, seed: int) -> str:
                 draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
             img.save(folder / name / f"{i}.png")
     return str(folder)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Models this small gain nothing from threads; on a shared, loaded machine extra ones only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

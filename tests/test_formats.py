@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import timm
 import torch
@@ -15,7 +14,7 @@ import torchvision
 from timm.models.vision_transformer import _load_weights
 
 import vitzoo
-from conftest import TOL, batch, maxdiff, randomize_, timm_model
+from conftest import TOL, batch, maxdiff, randomize_, timm_model, to_npz
 from vitzoo.weights.formats import FormatError, detect_format
 
 
@@ -62,71 +61,6 @@ def test_torchvision_resized_to_384_matches_torchvision_interpolate_embeddings(t
     assert maxdiff(model(x), ref(x)) <= TOL
 
 
-def _to_npz(
-    model: torch.nn.Module,
-    path,
-    *,
-    big_vision: bool = False,
-    scanned: bool = False,
-    pre_logits: int = 0,
-    zero_head: bool = False,
-) -> None:
-    """Write a timm ViT in the JAX layout (the inverse of timm's _load_weights)."""
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    D = sd["cls_token"].shape[-1]
-    H = model.blocks[0].attn.num_heads
-    p = "params/" if big_vision else ""
-    mha, ln2, mlp = (
-        ("MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0")
-        if big_vision
-        else ("MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")
-    )
-    w = {
-        f"{p}embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),
-        f"{p}embedding/bias": sd["patch_embed.proj.bias"],
-        f"{p}cls": sd["cls_token"],
-        f"{p}Transformer/encoder_norm/scale": sd["norm.weight"],
-        f"{p}Transformer/encoder_norm/bias": sd["norm.bias"],
-    }
-    if big_vision:
-        w[f"{p}pos_embedding"] = sd["pos_embed"]  # a no_embed_class model: (1, N, D)
-    else:
-        w[f"{p}Transformer/posembed_input/pos_embedding"] = sd["pos_embed"]
-    blocks = []
-    for i in range(len(model.blocks)):
-        b = f"blocks.{i}."
-        qkv_w, qkv_b = sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"]
-        entry = {
-            "LayerNorm_0/scale": sd[b + "norm1.weight"],
-            "LayerNorm_0/bias": sd[b + "norm1.bias"],
-            f"{mha}/out/kernel": sd[b + "attn.proj.weight"].T.reshape(H, D // H, D),
-            f"{mha}/out/bias": sd[b + "attn.proj.bias"],
-            f"{ln2}/scale": sd[b + "norm2.weight"],
-            f"{ln2}/bias": sd[b + "norm2.bias"],
-            f"{mlp}/Dense_0/kernel": sd[b + "mlp.fc1.weight"].T,
-            f"{mlp}/Dense_0/bias": sd[b + "mlp.fc1.bias"],
-            f"{mlp}/Dense_1/kernel": sd[b + "mlp.fc2.weight"].T,
-            f"{mlp}/Dense_1/bias": sd[b + "mlp.fc2.bias"],
-        }
-        for j, n in enumerate(("query", "key", "value")):
-            entry[f"{mha}/{n}/kernel"] = qkv_w[j * D : (j + 1) * D].T.reshape(D, H, D // H)
-            entry[f"{mha}/{n}/bias"] = qkv_b[j * D : (j + 1) * D].reshape(H, D // H)
-        blocks.append(entry)
-    if scanned:
-        for k in blocks[0]:
-            w[f"{p}Transformer/encoderblock/{k}"] = np.stack([blk[k] for blk in blocks])
-    else:
-        for i, blk in enumerate(blocks):
-            w.update({f"{p}Transformer/encoderblock_{i}/{k}": v for k, v in blk.items()})
-    if "head.weight" in sd:
-        w[f"{p}head/kernel"] = sd["head.weight"].T * (0 if zero_head else 1)
-        w[f"{p}head/bias"] = sd["head.bias"] * (0 if zero_head else 1)
-    if pre_logits:
-        w[f"{p}pre_logits/kernel"] = np.random.default_rng(0).normal(size=(D, pre_logits)).astype(np.float32)
-        w[f"{p}pre_logits/bias"] = np.zeros(pre_logits, np.float32)
-    np.savez(path, **w)
-
-
 def _timm_tiny(num_classes: int, seed: int, **kw):
     return timm_model("vit_tiny_patch16_224", seed=seed, depth=3, num_classes=num_classes, **kw)
 
@@ -134,7 +68,7 @@ def _timm_tiny(num_classes: int, seed: int, **kw):
 @torch.no_grad()
 def test_jax_npz_original_layout_with_valid_head(tmp_path):
     src = _timm_tiny(1000, 1)
-    _to_npz(src, tmp_path / "augreg.npz")
+    to_npz(src, tmp_path / "augreg.npz")
     ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000).eval()
     _load_weights(ref, str(tmp_path / "augreg.npz"))  # timm's own reader is the reference
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "augreg.npz")).eval()
@@ -145,7 +79,7 @@ def test_jax_npz_original_layout_with_valid_head(tmp_path):
 @torch.no_grad()
 def test_jax_npz_resized_to_384_matches_timm_npz_loader(tmp_path):
     """timm's npz loader resizes with bilinear, no antialiasing: the same choice in vitzoo gives the same numbers."""
-    _to_npz(_timm_tiny(1000, 4), tmp_path / "augreg.npz")
+    to_npz(_timm_tiny(1000, 4), tmp_path / "augreg.npz")
     ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000, img_size=384).eval()
     _load_weights(ref, str(tmp_path / "augreg.npz"))
     model = vitzoo.create_model(
@@ -165,7 +99,7 @@ def test_jax_npz_resized_to_384_matches_timm_npz_loader(tmp_path):
 def test_jax_npz_in21k_release_drops_pre_logits_and_zeroed_head(tmp_path):
     """The original ImageNet-21k files: pre_logits + a zeroed 21k head. Never served as a classifier."""
     src = _timm_tiny(21843, 2)
-    _to_npz(src, tmp_path / "in21k.npz", pre_logits=192, zero_head=True)
+    to_npz(src, tmp_path / "in21k.npz", pre_logits=192, zero_head=True)
     ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=0).eval()
     _load_weights(ref, str(tmp_path / "in21k.npz"))
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "in21k.npz")).eval()
@@ -183,7 +117,7 @@ def test_jax_npz_in21k_release_drops_pre_logits_and_zeroed_head(tmp_path):
 @torch.no_grad()
 def test_big_vision_npz(tmp_path, scanned):
     src = _timm_tiny(1000, 3, no_embed_class=True)  # big_vision: the class token gets no position embedding
-    _to_npz(src, tmp_path / "bv.npz", big_vision=True, scanned=scanned)
+    to_npz(src, tmp_path / "bv.npz", big_vision=True, scanned=scanned)
     ref = timm.create_model("vit_tiny_patch16_224", depth=3, num_classes=1000, no_embed_class=True).eval()
     _load_weights(ref, str(tmp_path / "bv.npz"))
     model = vitzoo.create_model("vit_tiny_patch16_224", depth=3, pretrained=str(tmp_path / "bv.npz")).eval()

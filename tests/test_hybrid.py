@@ -19,7 +19,7 @@ import torch
 from timm.models.vision_transformer import _load_weights, checkpoint_filter_fn
 
 import vitzoo
-from conftest import TOL, batch, folder_files, maxdiff, randomize_, save_safetensors
+from conftest import TOL, batch, folder_files, maxdiff, randomize_, save_safetensors, to_npz
 
 STAGES = (1, 1, 1)  # one bottleneck per stage instead of (3, 4, 9): same strides (4, 8, 16) and channels
 SMALL = dict(embed_dim=192, depth=2, num_heads=3)  # ViT-Ti widths, two blocks
@@ -138,9 +138,8 @@ def test_full_size_r50_vit_b16_at_384_matches_timm(tmp_path):
 
 def _hybrid_npz(model: torch.nn.Module, path) -> None:
     """timm hybrid -> the original JAX layout (conv_root, gn_root, block{i}/unit{j}/..., Transformer/...)."""
-    from test_formats import _to_npz
 
-    _to_npz(model, path)
+    to_npz(model, path)
     w = dict(np.load(path))
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     bb = "patch_embed.backbone."

@@ -18,7 +18,7 @@ import torch
 
 import vitzoo
 import vitzoo.cli
-from test_extract import one_thread, save_tiny_model  # noqa: F401 (autouse)
+from conftest import save_tiny_model
 from vitzoo.features.inputs import (
     Manifest,
     format_failed,
@@ -29,6 +29,8 @@ from vitzoo.features.inputs import (
     parse_names,
     write_manifest,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,15 @@ def test_lazy_imports_are_the_optional_extras():
                     found.setdefault(ig.module_name(path), set()).add(node.module)
     found = {module: names for module, names in found.items() if names}
     assert found == LAZY_IMPORTS, "import at module level, or add an optional extra to LAZY_IMPORTS"
+
+
+def test_tests_share_helpers_through_conftest_only():
+    """A test module imports no other test module: what several share (fixtures, helpers) lives in conftest.py."""
+    offenders = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.startswith("test_")]
+    assert not offenders, offenders

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import vitzoo
+import vitzoo.models.vit
 from conftest import TOL, maxdiff, timm_model
 from vitzoo import resample_pos_embed
 
@@ -161,15 +162,34 @@ def test_forward_intermediates_indices_and_formats(images):
             model.forward_intermediates(x, indices=bad)
 
 
-def test_grad_checkpointing_gives_the_same_gradients(images):
+@pytest.fixture
+def checkpointed(monkeypatch):
+    """The blocks torch's ``checkpoint`` runs (recomputed in backward), recorded as the model calls it."""
+    runs: list[torch.nn.Module] = []
+    real = vitzoo.models.vit.checkpoint
+
+    def recording(block, *args, **kwargs):
+        runs.append(block)
+        return real(block, *args, **kwargs)
+
+    monkeypatch.setattr(vitzoo.models.vit, "checkpoint", recording)
+    return runs
+
+
+def test_grad_checkpointing_recomputes_every_block_with_the_same_gradients(images, checkpointed):
     x = images(224, 224)
     grads = []
     for enable in (False, True):
         model = _tiny().train()
         model.set_grad_checkpointing(enable)
+        checkpointed.clear()
         model(x).sum().backward()
+        assert checkpointed == (list(model.blocks) if enable else [])  # each block once, only when enabled
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    with torch.no_grad():  # nothing to recompute without gradients
+        model(x)
+    assert checkpointed == list(model.blocks)
 
 
 def test_dynamic_img_pad_equals_explicit_zero_padding(images):
@@ -190,7 +210,7 @@ def test_stochastic_depth_only_in_training(images):
 
 
 @pytest.mark.parametrize("pool", ["token", "avg"])
-def test_forward_equals_head_of_features(pool, images):
+def test_forward_equals_head_of_features(pool, images, checkpointed):
     """forward() computes only the class token in the last block; the result must not change."""
     model = _tiny(depth=3, global_pool=pool)
     x = images(224, 224)
@@ -199,7 +219,7 @@ def test_forward_equals_head_of_features(pool, images):
     model.train()
     model.set_grad_checkpointing(True)  # the shortened last block also runs under checkpointing
     model(x).sum().backward()
-    assert model.blocks[-1].mlp.fc1.weight.grad is not None
+    assert checkpointed == list(model.blocks) and model.blocks[-1].mlp.fc1.weight.grad is not None
 
 
 @pytest.mark.slow

@@ -15,6 +15,8 @@ import vitzoo
 from conftest import batch, cli, randomize_
 from vitzoo.eval import pca
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
+
 FAMILIES = [  # (arch, input size): a 4x4 patch grid each
     ("vit_tiny_patch16_224", 64),  # class token
     ("deit_tiny_distilled_patch16_224", 64),  # class + distillation token
@@ -24,14 +26,6 @@ FAMILIES = [  # (arch, input size): a 4x4 patch grid each
     ("vit_base_patch16_siglip_224", 64),  # no prefix token, attention pool
     ("vit_base_r50_s16_224", 64),  # hybrid: the patches are ResNet features
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def reference(tokens: np.ndarray, h: int, w: int, mask: bool = True):

@@ -24,6 +24,8 @@ from vitzoo.eval import probe_job as probe_run
 from vitzoo.eval import probes as probe
 from vitzoo.features.labelled import label_lookup, read_labelled
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
+
 
 def blobs(n: int, classes: int, dim: int, spread: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Overlapping Gaussian classes: a probe reaches neither chance nor 100%, so a wrong vote or fit shows."""
@@ -157,16 +159,6 @@ def test_probe_inputs_refuse_mismatches():
 
 # ------------------------------------------------------------------------------------------ vitzoo probe
 COLOURS = {"red_square": (220, 30, 30), "green_disc": (30, 200, 40), "blue_bar": (30, 40, 220)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: the probes' small matrices and L-BFGS steps run 100x slower when two threads fight
-    other processes for a shared machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def draw(kind: str, rng: np.random.Generator) -> Image.Image:

@@ -9,7 +9,9 @@ import pytest
 
 import vitzoo
 import vitzoo.cli
-from test_extract import one_thread, save_tiny_model, write_images  # noqa: F401 (autouse)
+from conftest import save_tiny_model, write_images
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread for this module
 
 
 def test_batch_embedder_without_ray_equals_embed(tmp_path):
