@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -134,3 +135,26 @@ def test_tests_share_helpers_through_conftest_only():
                 names = [node.module]
             offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.startswith("test_")]
     assert not offenders, offenders
+
+
+def test_the_architecture_doc_lists_every_module():
+    """docs/architecture.md's module table names every module (a folder row with no module rows of its own, such as
+    ``weights/formats/``, stands for its modules; ``a.py``, ``b.py`` after a full path are in its folder)."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    table = doc[doc.index("## Modules") : doc.index("### Layers")]
+    listed: set[str] = set()
+    for row in table.splitlines():
+        if not row.startswith(("| `vitzoo/", "| **`vitzoo/")):
+            continue
+        folder = ""
+        for name in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+            path = name if name.startswith("vitzoo/") else folder + name
+            folder = path.rsplit("/", 1)[0] + "/"
+            listed.add(path)
+    modules = {str(p.relative_to(ROOT)) for p in MODULES}
+    whole = {f for f in listed if f.endswith("/") and not any(n.startswith(f) and n.endswith(".py") for n in listed)}
+    covered = {m for m in modules if any(m.startswith(folder) for folder in whole)}
+    covered |= {f"{folder}__init__.py" for folder in listed if folder.endswith("/")}  # a package's row is its own
+    missing = sorted(modules - listed - covered)
+    stale = sorted(n for n in listed if n.endswith(".py") and n not in modules)
+    assert not missing and not stale, f"not in the table: {missing}; in the table but gone: {stale}"

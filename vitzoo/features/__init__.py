@@ -1,0 +1,1 @@
+"""Images in, features out: transforms, inputs, the batch loop, extraction and the embed job with its outputs."""

@@ -1,0 +1,1 @@
+"""The network: its config, its modules and the table of architectures; no weights, no files."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: parameter groups, recipes, the loop and its checkpoints."""
