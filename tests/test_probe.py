@@ -121,8 +121,8 @@ def test_small_fits_run_on_one_thread_and_leave_the_setting_as_it_was(monkeypatc
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        train_x, train_y = blobs(60, 3, 16, 0.25, seed=0)
-        vitzoo.linear_probe(train_x, train_y, train_x, train_y)
+        train_x, train_y = blobs(24, 3, 8, 0.25, seed=0)
+        vitzoo.linear_probe(train_x, train_y, train_x, train_y, max_iter=20)
         assert len(seen) > 7 and set(seen) == {1} and torch.get_num_threads() == 2
         seen.clear()
         monkeypatch.setattr(probe, "SMALL_FIT", 10)  # the same fit counted as large
