@@ -4,9 +4,13 @@ and the command line run as a real process."""
 from __future__ import annotations
 
 import gc
+import gzip
+import importlib.util
+import io
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import huggingface_hub
@@ -321,3 +325,35 @@ def to_npz(
         w[f"{p}pre_logits/kernel"] = np.random.default_rng(0).normal(size=(D, pre_logits)).astype(np.float32)
         w[f"{p}pre_logits/bias"] = np.zeros(pre_logits, np.float32)
     np.savez(path, **w)
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """An uncompressed tar archive of ``members`` (name -> content)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_unreadable_lists(folder: Path) -> dict[Path, str]:
+    """Input files vitzoo cannot read, each with the start of the error it names: random bytes as a ``.tar``, a
+    gzipped and a truncated tar, a CSV over the csv module's field limit, random bytes as a ``.parquet`` (when
+    pyarrow is installed)."""
+    rng = np.random.default_rng(0)
+    shard = tar_bytes({"0001.jpg": b"abc"})
+    files = {
+        "random.tar": (rng.bytes(5000), "not a readable tar archive"),
+        "zipped.tar": (gzip.compress(shard), "a gzip-compressed tar; vitzoo reads the members of a .tar in place"),
+        "truncated.tar": (shard[:700], "not a readable tar archive"),
+        "big.csv": (b"path\n" + b"x" * 200_000, "not a readable CSV list"),
+    }
+    if importlib.util.find_spec("pyarrow"):
+        files["garbage.parquet"] = (rng.bytes(3000), "not a readable parquet file")
+    cases = {}
+    for name, (data, why) in files.items():
+        (folder / name).write_bytes(data)
+        cases[folder / name] = why
+    return cases

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import gzip
 import io
 import multiprocessing.process
 import os
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 
 import vitzoo
-from conftest import cli, randomize_, save_tiny_model, write_images
+from conftest import cli, randomize_, save_tiny_model, write_images, write_unreadable_lists
 from vitzoo.features import embed_job as embed
 from vitzoo.features import fingerprint, outputs
 from vitzoo.features.embed_job import embed_to_file
@@ -309,36 +308,9 @@ def test_arguments_are_checked_before_anything_is_written(saved_model, images, t
 # --------------------------------------------------------------------------- one line, never a traceback
 def test_unreadable_list_files_and_shards_are_one_line(saved_model, tmp_path):
     _, name = saved_model
-    rng = np.random.default_rng(0)
-    (tmp_path / "corrupt.tar").write_bytes(rng.bytes(5000))
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("0001.jpg")
-        info.size = 3
-        tar.addfile(info, io.BytesIO(b"abc"))
-    (tmp_path / "zipped.tar").write_bytes(gzip.compress(buf.getvalue()))
-    (tmp_path / "truncated.tar").write_bytes(buf.getvalue()[:700])
-    (tmp_path / "list.csv").write_bytes(b"path\n" + b"x" * 200_000)  # over the csv module's field limit
-    cases = {
-        tmp_path / "corrupt.tar": "not a readable tar archive",
-        tmp_path / "zipped.tar": "a gzip-compressed tar; vitzoo reads the members of a .tar in place",
-        tmp_path / "truncated.tar": "not a readable tar archive",
-        tmp_path / "list.csv": "not a readable CSV list",
-    }
-    if _has_pyarrow():
-        (tmp_path / "list.parquet").write_bytes(rng.bytes(3000))
-        cases[tmp_path / "list.parquet"] = "not a readable parquet file"
-    for inputs, why in cases.items():
+    for inputs, why in write_unreadable_lists(tmp_path).items():
         assert_error(embed_cli(name, inputs, "--out", tmp_path / "out"), f"{inputs}: {why}")
         assert not (tmp_path / "out").exists()
-
-
-def _has_pyarrow() -> bool:
-    try:
-        import pyarrow.parquet  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def test_ctrl_c_while_the_decoding_workers_start(saved_model, images, tmp_path, monkeypatch):

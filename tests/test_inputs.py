@@ -4,8 +4,6 @@ the same order, as the same images in a folder; the manifest reads names back by
 from __future__ import annotations
 
 import csv
-import gzip
-import importlib.util
 import io
 import os
 import re
@@ -18,7 +16,7 @@ import torch
 
 import vitzoo
 import vitzoo.cli
-from conftest import save_tiny_model
+from conftest import save_tiny_model, tar_bytes, write_unreadable_lists
 from vitzoo.features.inputs import (
     Manifest,
     format_failed,
@@ -170,30 +168,12 @@ def test_checked_inputs_exist_and_hold_images(tmp_path):
 
 
 def test_unreadable_lists_and_shards_are_format_errors(tmp_path):
-    rng = np.random.default_rng(0)
-    (tmp_path / "random.tar").write_bytes(rng.bytes(5000))
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("0001.jpg")
-        info.size = 3
-        tar.addfile(info, io.BytesIO(b"abc"))
-    (tmp_path / "zipped.tar").write_bytes(gzip.compress(buf.getvalue()))
-    (tmp_path / "truncated.tar").write_bytes(buf.getvalue()[:700])
-    (tmp_path / "big.csv").write_bytes(b"path\n" + b"x" * 200_000)  # over the csv module's field limit
-    cases = {
-        "random.tar": "not a readable tar archive",
-        "zipped.tar": "a gzip-compressed tar",
-        "truncated.tar": "not a readable tar archive",
-        "big.csv": "not a readable CSV list",
-    }
-    if importlib.util.find_spec("pyarrow"):
-        (tmp_path / "garbage.parquet").write_bytes(rng.bytes(3000))
-        cases["garbage.parquet"] = "not a readable parquet file"
-    for name, why in cases.items():
-        with pytest.raises(vitzoo.FormatError, match=f"^{re.escape(f'{tmp_path / name}: {why}')}"):
-            list(iter_names(tmp_path / name))
+    for path, why in write_unreadable_lists(tmp_path).items():
+        with pytest.raises(vitzoo.FormatError, match=f"^{re.escape(f'{path}: {why}')}"):
+            list(iter_names(path))
+    rng = np.random.default_rng(1)
     (tmp_path / "0001.jpg").write_bytes(b"abc")
-    (tmp_path / "ok.tar").write_bytes(buf.getvalue())
+    (tmp_path / "ok.tar").write_bytes(tar_bytes({"0001.jpg": b"abc"}))
     names = list(iter_names(tmp_path / "ok.tar"))
     (tmp_path / "ok.tar").write_bytes(rng.bytes(2000))  # changed after it was listed: that image is unreadable
     with pytest.raises(vitzoo.ImageError, match="not a readable tar archive"):
