@@ -3,6 +3,7 @@ and the command line run as a real process."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import gzip
 import importlib.util
@@ -21,6 +22,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import vitzoo
+from vitzoo.cli import main
 from vitzoo.features.transforms import create_transform, load_image
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -191,11 +193,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 def cli(*args: str) -> subprocess.CompletedProcess:
     """The ``vitzoo`` command's entry point (``vitzoo.cli:main``, what the console script calls) run in this process,
     with stdout, stderr and the exit code captured: the same behaviour as ``run_cli`` without a new interpreter."""
-    import contextlib
-    import io
-
-    from vitzoo.cli import main
-
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
