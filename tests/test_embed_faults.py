@@ -94,6 +94,16 @@ def interrupted_after_first_shard(monkeypatch: pytest.MonkeyPatch, *args: object
 
 
 # ------------------------------------------------------------------------------- nothing lost: what is deleted
+def test_a_work_folder_another_process_is_making_is_not_the_users(saved_model, images, tmp_path):
+    """torchrun's nodes start together: one may see the other's work folder while it is being made (a temporary name,
+    renamed into place once whole). That is vitzoo's own, not a user's folder: the run goes on."""
+    _, name = saved_model
+    out = tmp_path / "out"
+    (out / ".vitzoo-embed.tmp999-abcd").mkdir(parents=True)
+    assert embed_cli(name, images, "--out", out).returncode == 0
+    assert vitzoo.open_embeddings(out).meta["model"] == name
+
+
 def test_a_folder_of_the_users_files_is_refused_and_left_alone(saved_model, images, tmp_path):
     _, name = saved_model
     d = tmp_path / "d"

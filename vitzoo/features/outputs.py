@@ -114,8 +114,11 @@ class Places:
 
 
 def is_output_dir(folder: Path) -> bool:
-    """Whether ``folder`` holds a vitzoo embed output (finished or not): its index, work folder or shards."""
+    """Whether ``folder`` holds a vitzoo embed output (finished or not): its index, work folder or shards. A work
+    folder another process is making right now (``.vitzoo-embed.tmp...``, renamed into place once whole) counts."""
     if (folder / WORK_DIR / MARK).is_file() or read_json(folder / INDEX).get("format") == FORMAT:
+        return True
+    if any(e.name.startswith(f"{WORK_DIR}.tmp") for e in os.scandir(folder)):
         return True
     info = next((e.path for e in os.scandir(folder) if SHARD_INFO.fullmatch(e.name)), None)
     return info is not None and {"rows", "failed", "arrays"} <= read_json(Path(info)).keys()
