@@ -301,3 +301,31 @@ def test_fewshot_input_faults_are_one_line_errors(tiny_folder, tmp_path):
     one_line_error(cli("fewshot", model, tmp_path / "empty", train, *args), "hold no images")
     (tmp_path / "flat").mkdir()
     one_line_error(cli("fewshot", model, tmp_path / "flat", train, *args), "no class sub-folders")
+
+
+def test_a_csv_with_a_bad_row_gets_the_same_error_from_every_command(tiny_folder, tmp_path):
+    """probe, fewshot and finetune read labelled images with one reader: one rule for a bad row, one message."""
+    train = _flat_classes(tmp_path / "train", {"cat": RED, "dog": GREEN})
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"path,label\n{train / 'cat' / '0.png'},cat\n{train / 'dog' / '0.png'}\n")
+    want = f"vitzoo: error: {bad}: line 3 is not a path,label row ("
+    model = f"local-dir:{tiny_folder}"
+    for command in (
+        ["probe", model, "--train", bad, "--test", train, "--workers", "0"],
+        ["fewshot", model, bad, train, "--workers", "0"],
+        ["finetune", model, bad, "--out", tmp_path / "ft", "--workers", "0"],
+    ):
+        assert one_line_error(cli(*command)).startswith(want), command
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_what_to_do(monkeypatch, tmp_path):
+    """An OSError from the file system (here ENOSPC, as a full disk raises it) ends the command in one line."""
+    import errno
+
+    def full(_args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "shard-000000.features.npy"))
+
+    monkeypatch.setattr(vitzoo.cli.list_, "run", full)
+    message = one_line_error(cli("list"))
+    path = tmp_path / "out" / "shard-000000.features.npy"
+    assert message == f"vitzoo: error: {path}: No space left on device; free some space or write elsewhere\n"

@@ -158,3 +158,11 @@ def test_the_architecture_doc_lists_every_module():
     missing = sorted(modules - listed - covered)
     stale = sorted(n for n in listed if n.endswith(".py") and n not in modules)
     assert not missing and not stale, f"not in the table: {missing}; in the table but gone: {stale}"
+
+
+GENERATED = {"vitzoo/weights/tags.py"}  # scripts/gen_pretrained.py writes it: the checkpoint table, one entry a row
+
+
+def test_no_hand_written_module_is_over_500_lines():
+    long = {str(p.relative_to(ROOT)): n for p in MODULES if (n := len(p.read_text().splitlines())) > 500}
+    assert long.keys() <= GENERATED, f"split these by what they hold: {long}"
