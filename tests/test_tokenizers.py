@@ -25,6 +25,7 @@ import torch
 from conftest import folder_files
 from vitzoo.errors import CheckpointError, ConfigError, InputError, VitzooError
 from vitzoo.weights import tokenizers
+from vitzoo.weights.source import resolve
 from vitzoo.weights.tokenizers import load_tokenizer
 
 transformers = pytest.importorskip("transformers")
@@ -167,6 +168,22 @@ def test_the_two_clip_tokenizers_differ_where_their_peers_do(tmp_path, clip_voca
     texts = ["&amp; co", "doesnÃ¢â‚¬â„¢t", "<end_of_text>"]
     hf, oc = load_tokenizer(folder)(texts), load_tokenizer(folder, kind="openai")(texts)
     assert all(not torch.equal(hf[i], oc[i]) for i in range(len(texts)))
+
+
+def test_kind_picks_the_layout_of_a_repo_with_two(tmp_path, clip_vocab):
+    """LAION's repos have transformers' config.json and open_clip's config: the transformers tokenizer by default
+    (the config resolve reads), open_clip's with kind="open_clip"; a timm config.json of a CLIP tower is OpenAI's."""
+    folder = _open_clip_config(_clip_repo(tmp_path / "laion", clip_vocab, "!"), "ViT-B-32")
+    src = resolve(f"local-dir:{folder}")
+    assert load_tokenizer(src).kind == "transformers"
+    _assert_same(load_tokenizer(src)(TEXTS), _transformers_ids(folder, TEXTS, 77), TEXTS)
+    tok = load_tokenizer(src, kind="open_clip")
+    assert tok.kind == "open_clip"
+    _assert_same(tok(TEXTS), open_clip.get_tokenizer(f"local-dir:{folder}")(TEXTS), TEXTS)
+    timm = tmp_path / "timm"
+    timm.mkdir()
+    (timm / "config.json").write_text(json.dumps({"architecture": "vit_base_patch16_clip_224", "num_classes": 512}))
+    assert load_tokenizer(timm).kind == "openai"
 
 
 # ----------------------------------------------------------------------------------- SigLIP 2 (Gemma BPE)

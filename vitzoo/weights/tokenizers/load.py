@@ -44,20 +44,13 @@ def load_tokenizer(source: Source | str, *, kind: str | None = None) -> Tokenize
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"tokenizer kind {kind!r} is unknown; use one of {', '.join(KINDS)}, or None to detect it")
     src = source if isinstance(source, Source) else resolve(source)
+    files = _files(src)
+    kind = kind or _detect(src, files)
     if kind == "openai":
         return simple_tokenizer(name=f"vitzoo: {VOCAB_FILE}", kind="openai")
-    files = _files(src)
-    if files is None or (src.arch is not None and kind is None):
-        if src.arch is not None and _is_clip_tower(src.arch):
-            return simple_tokenizer(name=f"vitzoo: {VOCAB_FILE}", kind="openai")
-        raise CheckpointError(
-            f"{src.label} is an image model whose checkpoint has no tokenizer; load an image-text checkpoint "
-            "(hf-hub:ORG/REPO of open_clip or transformers) or pass kind='openai' for CLIP's vocabulary"
-        )
-    kind = kind or _detect(files)
-    if kind == "open_clip":
-        return _open_clip(files)
-    return transformers_tokenizer(files)
+    if files is None:
+        raise CheckpointError(f"{src.label} names no repo or folder to read a {kind} tokenizer from")
+    return _open_clip(files) if kind == "open_clip" else transformers_tokenizer(files)
 
 
 def _files(src: Source) -> RepoFiles | None:
@@ -76,7 +69,15 @@ def _is_clip_tower(arch: str) -> bool:
     return "clip" in arch and "siglip" not in arch
 
 
-def _detect(files: RepoFiles) -> str:
+def _detect(src: Source, files: RepoFiles | None) -> str:
+    """The kind of tokenizer a source has: "openai" for a CLIP image tower of the registry, else by its files."""
+    if src.arch is not None or files is None:
+        if src.arch is not None and _is_clip_tower(src.arch):
+            return "openai"
+        raise CheckpointError(
+            f"{src.label} is an image model whose checkpoint has no tokenizer; load an image-text checkpoint "
+            "(hf-hub:ORG/REPO of open_clip or transformers) or pass kind='openai' for CLIP's vocabulary"
+        )
     config = files.json("config.json")
     if config is not None and configs.is_transformers(config):
         return "transformers"
