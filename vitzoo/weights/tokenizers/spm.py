@@ -132,55 +132,55 @@ def _parse(data: bytes) -> SentencePieceModel:
 # ------------------------------------------------------------------------------------------------ normalizer
 class _CharsMap:
     """sentencepiece's ``precompiled_charsmap``: a darts-clone double-array trie of UTF-8 byte strings, each leaf the
-    offset of its replacement in the NUL-separated string table that follows the trie."""
+    offset of its replacement in the NUL-separated string table that follows the trie.
+
+    The walk through each character's own bytes is cached (most characters start some key, a composition), so a
+    position costs one trie step into the next character, which rarely continues the key."""
 
     def __init__(self, blob: bytes) -> None:
         (size,) = struct.unpack_from("<I", blob, 0)
         self.units = struct.unpack_from(f"<{size // 4}I", blob, 4)
         self.strings = blob[4 + size :]
-        self.starts_rule: dict[bytes, bool] = {}  # first character -> some rule's key starts with it
-
-    def longest(self, data: bytes, start: int) -> tuple[int, bytes] | None:
-        """(bytes consumed, replacement) of the longest rule that ``data[start:]`` starts with, None if none does."""
-        units = self.units
-        unit = units[0]
-        pos = (unit >> 10) << ((unit & (1 << 9)) >> 6)
-        found = None
-        for i in range(start, len(data)):
-            pos ^= data[i]
-            unit = units[pos]
-            if unit & ((1 << 31) | 0xFF) != data[i]:
-                break
-            pos ^= (unit >> 10) << ((unit & (1 << 9)) >> 6)
-            if (unit >> 8) & 1:
-                found = (i + 1 - start, units[pos] & ((1 << 31) - 1))
-        if found is None:
-            return None
-        end = self.strings.index(b"\0", found[1])
-        return found[0], self.strings[found[1] : end]
+        self.walks: dict[bytes, tuple[int, tuple[int, int] | None]] = {}  # char -> (node or -1, (length, value))
+        self.replacements: dict[int, bytes] = {}
 
     def prefix(self, data: bytes, start: int) -> tuple[bytes, int]:
-        """sentencepiece's ``NormalizePrefix``: (normalized bytes, bytes consumed) at ``start``."""
+        """sentencepiece's ``NormalizePrefix``: (normalized bytes, bytes consumed) at ``start``: the replacement of
+        the longest key ``data[start:]`` starts with, else the character itself."""
         char = data[start : start + _utf8_length(data[start])]
-        plain = self.starts_rule.get(char)
-        if plain is None:
-            plain = self.starts_rule[char] = not self._is_prefix(char) and self.longest(char, 0) is None
-        if plain:
+        walk = self.walks.get(char)
+        if walk is None:
+            walk = self.walks[char] = self._walk(char, 0, self._root(), None)
+        node, found = walk
+        if node >= 0 and start + len(char) < len(data):
+            node, found = self._walk(data, start + len(char), node, found, start)
+        if found is None:
             return char, len(char)
-        match = self.longest(data, start)
-        return (match[1], match[0]) if match is not None else (char, len(char))
+        replacement = self.replacements.get(found[1])
+        if replacement is None:
+            replacement = self.replacements[found[1]] = self.strings[found[1] : self.strings.index(b"\0", found[1])]
+        return replacement, found[0]
 
-    def _is_prefix(self, key: bytes) -> bool:
-        """Some rule's key starts with ``key`` (the trie walk of ``key`` does not fall off)."""
+    def _root(self) -> int:
+        unit = self.units[0]
+        return (unit >> 10) << ((unit & (1 << 9)) >> 6)
+
+    def _walk(
+        self, data: bytes, begin: int, node: int, found: tuple[int, int] | None, origin: int | None = None
+    ) -> tuple[int, tuple[int, int] | None]:
+        """Walk ``data[begin:]`` from ``node``: (the node reached, or -1 where the trie ends; the longest key met as
+        (length from ``origin``, replacement offset))."""
+        origin = begin if origin is None else origin
         units = self.units
-        pos = (units[0] >> 10) << ((units[0] & (1 << 9)) >> 6)
-        for byte in key:
-            pos ^= byte
-            unit = units[pos]
-            if unit & ((1 << 31) | 0xFF) != byte:
-                return False
-            pos ^= (unit >> 10) << ((unit & (1 << 9)) >> 6)
-        return True
+        for i in range(begin, len(data)):
+            node ^= data[i]
+            unit = units[node]
+            if unit & ((1 << 31) | 0xFF) != data[i]:
+                return -1, found
+            node ^= (unit >> 10) << ((unit & (1 << 9)) >> 6)
+            if (unit >> 8) & 1:
+                found = (i + 1 - origin, units[node] & ((1 << 31) - 1))
+        return node, found
 
 
 def _utf8_length(lead: int) -> int:
