@@ -19,6 +19,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 
@@ -232,6 +233,29 @@ def test_gemma_special_tokens_and_padding_side(tmp_path, gemma_vocab, side):
     tok = load_tokenizer(folder, kind="transformers")
     assert (tok.context_length, tok.eot_id, tok.padding_side) == (24, 1, side)
     _assert_same(tok(TEXTS), _transformers_ids(folder, TEXTS, 24), TEXTS)
+
+
+def test_a_tokenizer_json_of_another_class_is_read_as_it_is(tmp_path, gemma_vocab):
+    """tokenizer_class PreTrainedTokenizerFast: transformers 5 runs the file's own pipeline (no lower-casing or
+    Gemma class here), and so does vitzoo."""
+    folder = _gemma_repo(tmp_path / "fast", gemma_vocab, siglip2=False)
+    _edit_json(folder / "tokenizer_config.json", tokenizer_class="PreTrainedTokenizerFast", model_max_length=40)
+    tok = load_tokenizer(folder)
+    assert (tok.context_length, tok.pad_id, tok.eot_id) == (40, 0, 1)
+    _assert_same(tok(TEXTS), _transformers_ids(folder, TEXTS, 40), TEXTS)
+
+
+def test_offline_from_the_cache(hub, gemma_vocab, tmp_path, monkeypatch):
+    """Once loaded, a repo's tokenizer loads again with HF_HUB_OFFLINE=1 from the cache, with no request; the files
+    the repo lacks are remembered as missing."""
+    folder = _gemma_repo(tmp_path / "siglip2", gemma_vocab, siglip2=True)
+    hub.add_commit("google/siglip2-offline", folder_files(folder))
+    want = load_tokenizer("hf-hub:google/siglip2-offline")(TEXTS)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    requests = hub.count()
+    _assert_same(load_tokenizer("hf-hub:google/siglip2-offline")(TEXTS), want, TEXTS)
+    assert hub.count() == requests
 
 
 # --------------------------------------------------------------------------------- SigLIP (SentencePiece)
