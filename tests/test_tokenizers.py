@@ -294,14 +294,20 @@ def test_sentencepiece_reader_encodes_as_sentencepiece(spm_model):
         assert ours.encode(text) == want, text
 
 
-@pytest.mark.parametrize("legacy", [None, False])
-def test_transformers_siglip(tmp_path, hub, spm_model, legacy):
-    """google/siglip-* (spiece.model alone): transformers' SiglipTokenizer (sentencepiece), legacy or not."""
+@pytest.mark.parametrize("variant", ["as saved", "legacy false", "stripping"])
+def test_transformers_siglip(tmp_path, hub, spm_model, variant):
+    """google/siglip-* (spiece.model alone): transformers' SiglipTokenizer (sentencepiece); legacy false turns the
+    dummy prefix off; the Hub's files have special tokens that strip the whitespace around them."""
     folder = tmp_path / "siglip"
     transformers.SiglipTokenizer(str(spm_model)).save_pretrained(folder)
     transformers.SiglipConfig().save_pretrained(folder)
-    if legacy is not None:
-        _edit_json(folder / "tokenizer_config.json", legacy=legacy)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    if variant == "legacy false":
+        _edit_json(folder / "tokenizer_config.json", legacy=False)
+    if variant == "stripping":
+        for token in config["added_tokens_decoder"].values():
+            token.update(lstrip=True, rstrip=True)
+        _edit_json(folder / "tokenizer_config.json", added_tokens_decoder=config["added_tokens_decoder"])
     want = _transformers_ids(folder, TEXTS, 64)
     hub.add_commit("google/siglip-test", folder_files(folder))
     tok = load_tokenizer("hf-hub:google/siglip-test")
