@@ -42,7 +42,7 @@ def siglip_tokenizer(files: RepoFiles, settings: Mapping[str, Any], *, context_l
     unk_length = len(sp.encode(unk, dummy_prefix))
     splitter = re.compile("|".join(re.escape(t) for t in sorted(added, key=len, reverse=True)))
 
-    def canonicalize(text: str) -> str:
+    def canonicalize(text: str) -> str:  # transformers' own: "_" is removed (open_clip's makes it a space)
         text = text.lower() if lower else text
         return _WHITESPACE.sub(" ", text.translate(_PUNCTUATION)).strip()
 
