@@ -81,9 +81,11 @@ def _handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep test output clean
             return
 
-        def _error(self, status: int, code: str) -> None:
+        def _error(self, status: int, code: str, commit: str | None = None) -> None:
             body = json.dumps({"error": code}).encode()
             self.send_response(status)
+            if commit is not None:  # the Hub names the commit a missing file is missing from (the cache records it)
+                self.send_header("X-Repo-Commit", commit)
             self.send_header("X-Error-Code", code)
             self.send_header("X-Error-Message", code)
             self.send_header("Content-Type", "application/json")
@@ -126,7 +128,7 @@ def _handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
                 return
             _, sha, files = found
             if m["file"] not in files:
-                self._error(404, "EntryNotFound")
+                self._error(404, "EntryNotFound", commit=sha)
                 return
             data = files[m["file"]]
             headers = {"X-Repo-Commit": sha, "ETag": f'"{server.etag(m["repo"], sha, m["file"], data)}"'}

@@ -100,6 +100,9 @@ LAZY_IMPORTS = {
     "eval.plots": {"matplotlib", "matplotlib.pyplot"},  # vitzoo[plot]
     "features.inputs": {"pyarrow.parquet"},  # vitzoo[parquet]
     "export": {"onnx"},  # vitzoo[export]: the guard added to a dynamic-size graph (torch.onnx.export needed it first)
+    "weights.tokenizers.clip": {"regex"},  # vitzoo[text]: CLIP's pattern as open_clip compiles it
+    "weights.tokenizers.hf": {"tokenizers", "tokenizers.models"},  # vitzoo[text]: tokenizer.json
+    "weights.tokenizers.text": {"ftfy"},  # vitzoo[text]: open_clip's text cleaning
     # Not an extra: `vitzoo embed`'s torchrun set-up, imported when the command runs so that --help needs no torch,
     # until the distributed set-up is one library helper (embed and finetune)
 }

@@ -80,7 +80,8 @@ def download(
 def download_if_present(
     repo_id: str, filename: str, *, revision: str | None = None, local_dir: str | Path | None = None
 ) -> Path | None:
-    """``download`` of one optional file: None when the repo has no such file (errors as ``download`` otherwise)."""
+    """``download`` of one optional file: None when the repo has no such file (errors as ``download`` otherwise);
+    offline too, once a download has found it missing (the cache records that)."""
     return _first_of(repo_id, [filename], revision, local_dir)
 
 
@@ -101,6 +102,8 @@ def _first_of(
         try:
             return Path(hf.hf_hub_download(repo_id, name, **kw))
         except hf_errors.LocalEntryNotFoundError as err:  # offline or no connection, and not in the cache
+            if local_dir is None and _known_missing(repo_id, name, revision, kw.get("cache_dir")):
+                continue  # the Hub said so when it was asked, and the cache remembers: as if online
             unreachable = unreachable or err  # a later (less preferred) file may still be cached
         except hf_errors.EntryNotFoundError:
             pass  # the repo has no such file: try the next name
@@ -130,3 +133,10 @@ def _first_of(
             "machine with `vitzoo download NAME` and copy the cache"
         ) from unreachable
     return None  # the repo has none of them
+
+
+def _known_missing(repo_id: str, filename: str, revision: str | None, cache_dir: str | None) -> bool:
+    """The cache records that the repo has no such file (huggingface_hub's ``.no_exist`` marker, written when a
+    download found it missing), so an optional file is missing offline as it was online."""
+    found = hf.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    return found is hf._CACHED_NO_EXIST
