@@ -1,4 +1,5 @@
-"""The public API: a name plus overrides in, a ready ``VisionTransformer`` out, and weights in and out of it."""
+"""The public API: a name plus overrides in, a ready ``VisionTransformer`` (or, with its text tower, an
+``ImageTextModel``) out, and weights in and out of it."""
 
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from ._version import __version__
 from .errors import ConfigError
 from .models.archs import family_of
 from .models.config import to_pair
+from .models.dtypes import resolve_dtype
+from .models.image_text import ImageTextModel, TextTokenizer
 from .models.pretrained_cfg import LoadReport
 from .models.vit import VisionTransformer
 from .weights.configs.timm import to_json
-from .weights.formats import convert, to_timm
-from .weights.loading import load_into
+from .weights.formats import convert, split_towers, to_timm
+from .weights.loading import assign, load_into
 from .weights.source import Source, arch_defaults, arch_name, resolve, with_weights
+from .weights.two_tower import locate
 
 
 def create_model(
@@ -106,6 +110,56 @@ def create_model(
         facts = dataclasses.replace(facts, input_size=(config.in_chans, *config.img_size))
     model.pretrained_cfg = facts
     model.load_report = report
+    return model
+
+
+def create_image_text_model(
+    name: str | Source,
+    pretrained: bool = True,
+    *,
+    tokenizer: TextTokenizer | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    revision: str | None = None,
+    strict: bool = True,
+) -> ImageTextModel:
+    """An image-text model (CLIP, SigLIP, SigLIP 2) with both towers, from a transformers ``CLIPModel`` /
+    ``SiglipModel`` / ``Siglip2Model`` repo or folder (``"hf-hub:openai/clip-vit-base-patch32"``,
+    ``"hf-hub:google/siglip-base-patch16-224"``), an open_clip one (``"hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"``,
+    ``"hf-hub:timm/ViT-B-16-SigLIP"``), or a timm CLIP tag whose repo carries open_clip's files
+    (``"vit_base_patch16_clip_224.openai"``).
+
+    Both towers are built as the checkpoint's config describes them (``create_model`` of the same name gives the
+    image tower alone) on the meta device and the checkpoint's tensors assigned (cast to ``dtype``, on ``device``),
+    strictly; ``model.load_report`` says what was loaded, ``model.pretrained_cfg`` the image preprocessing.
+    ``pretrained=False`` reads the config only and initialises randomly. ``tokenizer``: what ``model.tokenize`` and
+    ``encode_text(texts)`` use (token ids are always accepted). A name without a text tower raises
+    ``CheckpointError`` saying so, and where the text tower is when vitzoo knows it.
+    """
+    src = name if isinstance(name, Source) else resolve(name, revision=revision)
+    towers = locate(src, revision)
+    torch_dtype = resolve_dtype(dtype)
+    place = "meta" if pretrained else device  # loading assigns the checkpoint's tensors: no init to waste
+    with torch.device(place) if place is not None else contextlib.nullcontext():
+        model = ImageTextModel(towers.vision, towers.text, logit_bias=towers.logit_bias)
+    if torch_dtype is not None:
+        model = model.to(dtype=torch_dtype)
+    if pretrained:
+        tensors, files = towers.read()
+        image, text = split_towers(tensors)
+        label = towers.source.label
+        report = load_into(
+            model.visual, convert(image), label=label, files=files, facts=towers.facts, strict=strict, device=device
+        )
+        report.format = f"{report.format} + {text.format}"
+        report.notes += text.notes
+        report.dropped.update(text.dropped)
+        assign(model, dict(text.state_dict), report, strict=strict, device=device, skip="visual.")
+        model.load_report = report
+    model.pretrained_cfg = model.visual.pretrained_cfg = towers.facts
+    # TODO(load_tokenizer): once vitzoo.weights.tokenizers lands, default to the checkpoint's own tokenizer:
+    #   model.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(towers.source)
+    model.tokenizer = tokenizer
     return model
 
 
