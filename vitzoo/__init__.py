@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .eval.attention import capture_attention
     from .eval.fewshot import fewshot_eval
     from .eval.probes import knn_eval, linear_probe
+    from .eval.zeroshot import zero_shot_classifier
     from .export import export_onnx, export_program, export_text_onnx
     from .factory import create_image_text_model, create_model, load_pretrained, save_pretrained
     from .features.extract import extract_features, predict
@@ -48,6 +49,7 @@ _LAZY = {
     "fewshot_eval": "eval.fewshot",
     "knn_eval": "eval.probes",
     "linear_probe": "eval.probes",
+    "zero_shot_classifier": "eval.zeroshot",
     "export_onnx": "export",
     "export_program": "export",
     "export_text_onnx": "export",
@@ -138,4 +140,5 @@ __all__ = [
     "resolve_data_config",
     "save_pretrained",
     "unfreeze",
+    "zero_shot_classifier",
 ]
