@@ -17,6 +17,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, CLIPConfig, CLIPModel, Siglip2Config, Siglip2Model, SiglipConfig, SiglipModel
 
 import vitzoo
@@ -273,8 +274,6 @@ def test_loading_assigns_the_checkpoint_on_the_meta_device(clip_folder, monkeypa
 
 
 def test_a_strict_load_refuses_a_missing_text_tensor(tmp_path, clip_folder):
-    from safetensors.torch import load_file, save_file
-
     folder = shutil.copytree(clip_folder[1], tmp_path / "broken")
     weights = load_file(folder / "model.safetensors")
     del weights["text_model.final_layer_norm.weight"]
@@ -283,6 +282,26 @@ def test_a_strict_load_refuses_a_missing_text_tensor(tmp_path, clip_folder):
         vitzoo.create_image_text_model(f"local-dir:{folder}")
     model = vitzoo.create_image_text_model(f"local-dir:{folder}", strict=False)
     assert model.load_report.missing == ["text.norm.weight"]
+
+
+def test_older_files_position_ids_are_dropped_and_reported(tmp_path, clip_folder):
+    folder = shutil.copytree(clip_folder[1], tmp_path / "older")
+    weights = load_file(folder / "model.safetensors")
+    weights["text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    save_file(weights, str(folder / "model.safetensors"))
+    report = vitzoo.create_image_text_model(f"local-dir:{folder}").load_report
+    assert "buffer of token indices" in report.dropped["text_model.embeddings.position_ids"]
+
+
+@torch.no_grad()
+def test_an_open_clip_bin_alone_loads_without_unpickling_code(tmp_path):
+    """open_clip's ``open_clip_pytorch_model.bin`` (read with ``weights_only=True``) when there is no safetensors."""
+    ref = save_open_clip(tmp_path / "repo", "ViT-B-16-quickgelu", CLIP_VISION, OPEN_CLIP_TEXT, embed_dim=16)
+    (tmp_path / "repo" / "open_clip_model.safetensors").unlink()
+    model = vitzoo.create_image_text_model(f"local-dir:{tmp_path / 'repo'}").eval()
+    assert model.load_report.files == [str(tmp_path / "repo" / "open_clip_pytorch_model.bin")]
+    ids = open_clip.get_tokenizer("ViT-B-16")(TEXTS)
+    assert maxdiff(model.encode_text(ids), ref.encode_text(ids)) <= TOL
 
 
 @torch.no_grad()
