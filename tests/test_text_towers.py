@@ -36,6 +36,7 @@ from conftest import (
 )
 from vitzoo.models.layers import Block
 from vitzoo.models.text import TextConfig, TextTransformer
+from vitzoo.weights.text_repos import TEXT_TOWER_REPOS, text_tower_repo
 
 VISION = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -224,6 +225,22 @@ def test_an_image_only_tag_says_so_and_where_its_text_tower_is(hub, tmp_path):
         vitzoo.create_image_text_model("vit_base_patch16_siglip_224.webli")
     assert "create_image_text_model('hf-hub:timm/ViT-B-16-SigLIP')" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_the_text_tower_table_names_registered_tags_and_open_clips_repos():
+    """Each key is the repo of a registered timm tag, each value a repo open_clip 3.3 loads that checkpoint from."""
+    from open_clip import pretrained as oc
+
+    open_clip_repos = {
+        cfg["hf_hub"].rstrip("/")
+        for name in open_clip.list_models()
+        for tag in oc.list_pretrained_tags_by_model(name)
+        if (cfg := oc.get_pretrained_cfg(name, tag)).get("hf_hub")
+    }
+    tag_repos = {cfg.hf_hub_id for cfg in (vitzoo.get_pretrained_cfg(n) for n in vitzoo.list_pretrained())}
+    assert set(TEXT_TOWER_REPOS) <= tag_repos
+    assert set(TEXT_TOWER_REPOS.values()) <= open_clip_repos
+    assert text_tower_repo("timm/vit_base_patch16_siglip_gap_224.webli") == "timm/ViT-B-16-SigLIP"
 
 
 def test_a_dinov2_repo_holds_no_text_tower(hub, tmp_path):
