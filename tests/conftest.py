@@ -4,6 +4,7 @@ and the command line run as a real process."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import gzip
 import importlib.util
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import types
 from pathlib import Path
 
 import huggingface_hub
@@ -354,3 +356,76 @@ def write_unreadable_lists(folder: Path) -> dict[Path, str]:
         (folder / name).write_bytes(data)
         cases[folder / name] = why
     return cases
+
+
+# ------------------------------------------------------------------ image-text models (test_text_towers, test_zeroshot)
+TEXTS = ["a photo of a cat", "A diagram!", "two dogs playing in the snow at night", "a photo of a cat"]
+
+
+class PeerTokenizer:
+    """A peer library's tokenizer behind the interface vitzoo's models take: texts -> ids (N, context_length)."""
+
+    def __init__(self, tokenize, context_length: int) -> None:
+        self.tokenize, self.context_length = tokenize, context_length
+
+    def __call__(self, texts) -> torch.Tensor:
+        return self.tokenize([texts] if isinstance(texts, str) else list(texts))
+
+
+def clip_tokenizer(pad_token: str = "<|endoftext|>"):
+    """transformers' ``CLIPTokenizer`` over OpenAI's BPE vocabulary as open_clip ships it (nothing downloaded). It
+    pads with the end-of-text token as OpenAI's repos do, or with ``pad_token="!"`` (id 0) as LAION's."""
+    import transformers
+    from open_clip.tokenizer import SimpleTokenizer
+
+    simple = SimpleTokenizer()
+    special = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}  # transformers' spelling
+    vocab = {special.get(k, k): v for k, v in simple.encoder.items()}
+    merges = sorted(simple.bpe_ranks, key=simple.bpe_ranks.get)
+    return transformers.CLIPTokenizer(vocab=vocab, merges=merges, pad_token=pad_token, model_max_length=77)
+
+
+def word_tokenizer(context_length: int):
+    """A tiny word-level tokenizer (``tokenizers``), lower-casing, ``</s>`` appended, padded with ``<pad>``: a stand-in
+    for SigLIP's SentencePiece and SigLIP 2's Gemma tokenizers, which cannot be downloaded here."""
+    import tokenizers
+    import transformers
+
+    words = sorted({w for text in TEXTS for w in text.lower().replace("!", " !").split()})
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = tokenizers.normalizers.Lowercase()
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.post_processor = tokenizers.processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=context_length
+    )
+
+
+def tiny_timm_trunk(monkeypatch, arch: str, img_size: int) -> None:
+    """Make the registered ``arch`` tiny (width 64, 2 blocks) for timm, so open_clip builds a tiny timm image tower,
+    and for vitzoo alike, which reads an open_clip config's timm tower as its registered config."""
+    import timm
+
+    from vitzoo.models.archs import ARCHS
+
+    tiny = {"embed_dim": 64, "depth": 2, "num_heads": 4}
+    monkeypatch.setattr(
+        timm, "create_model", functools.partial(timm.create_model, **tiny, mlp_ratio=2, img_size=img_size)
+    )
+    monkeypatch.setitem(ARCHS, arch, ARCHS[arch].replace(**tiny, mlp_dim=128))
+
+
+def save_open_clip(folder: Path, base: str, vision: dict, text: dict, embed_dim: int, seed: int = 0):
+    """open_clip's ``base`` config with ``vision_cfg`` / ``text_cfg`` and random weights, written by its hub export
+    (``save_for_hf``: ``open_clip_config.json``, ``open_clip_model.safetensors``, ``open_clip_pytorch_model.bin``);
+    returns open_clip's own reading of the folder, in eval mode."""
+    import open_clip
+    from open_clip.push_to_hf_hub import save_for_hf
+
+    model = open_clip.create_model(base, embed_dim=embed_dim, vision_cfg=vision, text_cfg=text)
+    randomize_(model, seed=seed)
+    config = {**open_clip.get_model_config(base), "embed_dim": embed_dim, "vision_cfg": vision, "text_cfg": text}
+    no_tokenizer = types.SimpleNamespace(save_pretrained=lambda folder: None)  # save_for_hf saves one too
+    save_for_hf(model, no_tokenizer, config, folder)
+    return open_clip.create_model(f"local-dir:{folder}").eval()

@@ -25,16 +25,19 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .eval.attention import capture_attention
     from .eval.fewshot import fewshot_eval
     from .eval.probes import knn_eval, linear_probe
-    from .export import export_onnx, export_program
-    from .factory import create_model, load_pretrained, save_pretrained
+    from .eval.zeroshot import zero_shot_classifier
+    from .export import export_onnx, export_program, export_text_onnx
+    from .factory import create_image_text_model, create_model, load_pretrained, save_pretrained
     from .features.extract import extract_features, predict
     from .features.ray import BatchEmbedder
     from .features.store import Embeddings, open_embeddings
     from .features.transforms import DataConfig, create_transform, resolve_data_config
     from .models.archs import list_models
     from .models.config import ViTConfig
+    from .models.image_text import ImageTextModel
     from .models.pos_embed import resample_patch_embed, resample_pos_embed
     from .models.pretrained_cfg import LoadReport, PretrainedCfg
+    from .models.text import TextConfig, TextTransformer
     from .models.vit import VisionTransformer
     from .train.param_groups import freeze, param_groups, unfreeze
     from .weights.pretrained import list_pretrained
@@ -46,8 +49,11 @@ _LAZY = {
     "fewshot_eval": "eval.fewshot",
     "knn_eval": "eval.probes",
     "linear_probe": "eval.probes",
+    "zero_shot_classifier": "eval.zeroshot",
     "export_onnx": "export",
     "export_program": "export",
+    "export_text_onnx": "export",
+    "create_image_text_model": "factory",
     "create_model": "factory",
     "load_pretrained": "factory",
     "save_pretrained": "factory",
@@ -61,10 +67,13 @@ _LAZY = {
     "resolve_data_config": "features.transforms",
     "list_models": "models.archs",
     "ViTConfig": "models.config",
+    "ImageTextModel": "models.image_text",
     "resample_patch_embed": "models.pos_embed",
     "resample_pos_embed": "models.pos_embed",
     "LoadReport": "models.pretrained_cfg",
     "PretrainedCfg": "models.pretrained_cfg",
+    "TextConfig": "models.text",
+    "TextTransformer": "models.text",
     "VisionTransformer": "models.vit",
     "freeze": "train.param_groups",
     "param_groups": "train.param_groups",
@@ -96,19 +105,24 @@ __all__ = [
     "FormatError",
     "HubError",
     "ImageError",
+    "ImageTextModel",
     "InputError",
     "LoadReport",
     "PretrainedCfg",
+    "TextConfig",
+    "TextTransformer",
     "UnknownModelError",
     "ViTConfig",
     "VisionTransformer",
     "VitzooError",
     "__version__",
     "capture_attention",
+    "create_image_text_model",
     "create_model",
     "create_transform",
     "export_onnx",
     "export_program",
+    "export_text_onnx",
     "extract_features",
     "fewshot_eval",
     "freeze",
@@ -126,4 +140,5 @@ __all__ = [
     "resolve_data_config",
     "save_pretrained",
     "unfreeze",
+    "zero_shot_classifier",
 ]

@@ -7,6 +7,9 @@ model's interpolation, which ``torch.export`` traces as ``F.interpolate`` and ON
 average pool whose output size ONNX fixes at export, so it is refused for dynamic sizes. RoPE (DINOv3) is computed
 from the symbolic grid. The batch size is always dynamic.
 
+``export_text_onnx`` writes a text tower (CLIP, SigLIP) at its fixed context length: token ids in, the text
+embedding out.
+
 The ONNX exporter is PyTorch's (``torch.onnx.export(dynamo=True)``), which needs ``onnx`` and ``onnxscript``:
 ``pip install 'vitzoo[export]'``.
 """
@@ -23,11 +26,14 @@ from .choices import EXPORT_FORMATS
 from .errors import ConfigError
 from .models.config import to_pair
 from .models.dtypes import resolve_dtype
+from .models.image_text import ImageTextModel
+from .models.text import TextTransformer
 from .models.vit import VisionTransformer
 
 FORMATS = EXPORT_FORMATS
 MAX_GRID = 256  # largest patch grid per axis a dynamic-size graph accepts (4096 px at patch 16)
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "output"
+TEXT_INPUT_NAME, TEXT_OUTPUT_NAME = "input_ids", "text_embeds"
 
 
 def prepare(
@@ -94,6 +100,39 @@ def export_onnx(
     if opset < 18:
         raise ConfigError(f"opset must be >= 18 (Resize with antialias), got {opset}")
     traced, example, shapes = prepare(model, img_size, dynamic_size, dtype)
+    path = _write_onnx(traced, example, shapes, (INPUT_NAME, OUTPUT_NAME), opset, out)
+    if dynamic_size:
+        _guard_patch_multiples(path, traced.config.patch_size)
+    return path
+
+
+def export_text_onnx(
+    model: ImageTextModel | TextTransformer, out: str | Path, dtype: str = "fp32", opset: int = 20
+) -> Path:
+    """Write a text tower (``model.text`` of an image-text model) as an ONNX file: input ``input_ids``
+    (B, context_length) int64, output ``text_embeds`` (B, E), not normalised. The context length is fixed (the
+    tokenizer pads every text to it), the batch size dynamic. Needs ``onnx`` and ``onnxscript``."""
+    if opset < 18:
+        raise ConfigError(f"opset must be >= 18, got {opset}")
+    tower = model.text if isinstance(model, ImageTextModel) else model
+    traced = copy.deepcopy(tower).eval().to(resolve_dtype(dtype) or torch.float32)
+    cfg = traced.config
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randint(0, cfg.vocab_size, (2, cfg.context_length), generator=gen)
+    example = example.to(next(traced.parameters()).device)
+    shapes = {"ids": {0: Dim("batch", min=1, max=65536)}}
+    return _write_onnx(traced, example, shapes, (TEXT_INPUT_NAME, TEXT_OUTPUT_NAME), opset, out)
+
+
+def _write_onnx(
+    traced: torch.nn.Module,
+    example: torch.Tensor,
+    shapes: dict[str, dict[int, Dim]],
+    names: tuple[str, str],
+    opset: int,
+    out: str | Path,
+) -> Path:
+    """PyTorch's ONNX exporter on ``traced`` (one input, one output, named ``names``), saved to ``out``."""
     try:
         with torch.no_grad():
             program = torch.onnx.export(
@@ -101,8 +140,8 @@ def export_onnx(
                 (example,),
                 dynamo=True,
                 dynamic_shapes=shapes,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                input_names=[names[0]],
+                output_names=[names[1]],
                 opset_version=opset,
                 verbose=False,
             )
@@ -113,8 +152,6 @@ def export_onnx(
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path))
-    if dynamic_size:
-        _guard_patch_multiples(path, traced.config.patch_size)
     return path
 
 

@@ -1,11 +1,13 @@
-"""The public API: a name plus overrides in, a ready ``VisionTransformer`` out, and weights in and out of it."""
+"""The public API: a name plus overrides in, a ready ``VisionTransformer`` (or, with its text tower, an
+``ImageTextModel``) out, and weights in and out of it."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,16 @@ from ._version import __version__
 from .errors import ConfigError
 from .models.archs import family_of
 from .models.config import to_pair
+from .models.dtypes import resolve_dtype
+from .models.image_text import ImageTextModel, TextTokenizer
 from .models.pretrained_cfg import LoadReport
 from .models.vit import VisionTransformer
 from .weights.configs.timm import to_json
-from .weights.formats import convert, to_timm
-from .weights.loading import load_into
+from .weights.formats import convert, split_towers, to_timm
+from .weights.loading import assign, load_into
 from .weights.source import Source, arch_defaults, arch_name, resolve, with_weights
+from .weights.tokenizers import Tokenizer, load_tokenizer
+from .weights.two_tower import locate
 
 
 def create_model(
@@ -107,6 +113,77 @@ def create_model(
     model.pretrained_cfg = facts
     model.load_report = report
     return model
+
+
+def create_image_text_model(
+    name: str | Source,
+    pretrained: bool = True,
+    *,
+    tokenizer: TextTokenizer | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    revision: str | None = None,
+    strict: bool = True,
+) -> ImageTextModel:
+    """An image-text model (CLIP, SigLIP, SigLIP 2) with both towers, from a transformers ``CLIPModel`` /
+    ``SiglipModel`` / ``Siglip2Model`` repo or folder (``"hf-hub:openai/clip-vit-base-patch32"``,
+    ``"hf-hub:google/siglip-base-patch16-224"``), an open_clip one (``"hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K"``,
+    ``"hf-hub:timm/ViT-B-16-SigLIP"``), or a timm CLIP tag whose repo carries open_clip's files
+    (``"vit_base_patch16_clip_224.openai"``).
+
+    Both towers are built as the checkpoint's config describes them (``create_model`` of the same name gives the
+    image tower alone) on the meta device and the checkpoint's tensors assigned (cast to ``dtype``, on ``device``),
+    strictly; ``model.load_report`` says what was loaded, ``model.pretrained_cfg`` the image preprocessing.
+    ``pretrained=False`` reads the config only and initialises randomly. ``tokenizer``: what ``model.tokenize`` and
+    ``encode_text(texts)`` use, by default the checkpoint's own (``load_tokenizer``: ``pip install 'vitzoo[text]'``;
+    token ids are always accepted). A name without a text tower raises
+    ``CheckpointError`` saying so, and where the text tower is when vitzoo knows it.
+    """
+    src = name if isinstance(name, Source) else resolve(name, revision=revision)
+    towers = locate(src, revision)
+    torch_dtype = resolve_dtype(dtype)
+    place = "meta" if pretrained else device  # loading assigns the checkpoint's tensors: no init to waste
+    with torch.device(place) if place is not None else contextlib.nullcontext():
+        model = ImageTextModel(towers.vision, towers.text, logit_bias=towers.logit_bias)
+    if torch_dtype is not None:
+        model = model.to(dtype=torch_dtype)
+    if pretrained:
+        tensors, files = towers.read()
+        image, text = split_towers(tensors)
+        label = towers.source.label
+        report = load_into(
+            model.visual, convert(image), label=label, files=files, facts=towers.facts, strict=strict, device=device
+        )
+        report.format = f"{report.format} + {text.format}"
+        report.notes += text.notes
+        report.dropped.update(text.dropped)
+        assign(model, dict(text.state_dict), report, strict=strict, device=device, skip="visual.")
+        model.load_report = report
+    model.pretrained_cfg = model.visual.pretrained_cfg = towers.facts
+    model.tokenizer = tokenizer if tokenizer is not None else _OwnTokenizer(towers.source, towers.layout)
+    return model
+
+
+class _OwnTokenizer:
+    """A checkpoint's own tokenizer (``load_tokenizer``, from the files of the layout whose weights were read), read
+    when it is first used: a model takes token ids without it, and only tokenizing needs ``vitzoo[text]``."""
+
+    def __init__(self, source: Source, kind: str) -> None:
+        self.source, self.kind = source, kind
+
+    @functools.cached_property
+    def tokenizer(self) -> Tokenizer:
+        return load_tokenizer(self.source, kind=self.kind)
+
+    @property
+    def context_length(self) -> int:
+        return self.tokenizer.context_length
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(texts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source.name!r}, kind={self.kind!r})"
 
 
 def load_pretrained(

@@ -1,5 +1,6 @@
 """The layers of the Vision Transformer (``vitzoo.models.vit``): patch embedding, attention, MLPs, layer scale, the
-pre-norm block and the attention pool. Each reads its sizes from one ``ViTConfig``; parameter names are timm's.
+pre-norm block and the attention pool. Each reads its sizes from one ``ViTConfig``; parameter names are timm's. The
+text towers (``vitzoo.models.text``) reuse the block with a causal mask (CLIP) or without (SigLIP).
 
 Shapes: B batch, C channels, H x W image, h x w patch grid, N = h * w patches, L sequence length, D width, H heads,
 hd head width.
@@ -78,11 +79,16 @@ class Attention(nn.Module):
         return self.qkv.bias
 
     def forward(
-        self, x: torch.Tensor, num_queries: int | None = None, rope: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        num_queries: int | None = None,
+        rope: torch.Tensor | None = None,
+        causal: bool = False,
     ) -> torch.Tensor:
         """(B, L, D) -> (B, L, D); with ``num_queries`` only the first n rows are computed (keys/values use all L).
 
         ``rope`` (N, 2 hd): rotary sin/cos for the N patch tokens (DINOv3); prefix tokens are not rotated.
+        ``causal``: each token attends to itself and the tokens before it only (CLIP's text tower).
         """
         B, L, D = x.shape
         H, hd = self.num_heads, self.head_dim
@@ -101,9 +107,14 @@ class Attention(nn.Module):
             if q.shape[2] > P:
                 q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], rope)], dim=2)
         if self.record is None:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+            x = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.attn_drop if self.training else 0.0, is_causal=causal
+            )
         else:  # explicit attention, so its probabilities can be recorded (analysis only)
-            probs = ((q * self.head_dim**-0.5) @ k.transpose(-2, -1)).float().softmax(dim=-1).to(q.dtype)
+            scores = ((q * self.head_dim**-0.5) @ k.transpose(-2, -1)).float()
+            if causal:
+                scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
+            probs = scores.softmax(dim=-1).to(q.dtype)
             self.record(probs)  # (B, H, n, L)
             x = F.dropout(probs, self.attn_drop, self.training) @ v
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, q.shape[2], D)))
@@ -184,10 +195,15 @@ class Block(nn.Module):
         return x + branch
 
     def forward(
-        self, x: torch.Tensor, num_queries: int | None = None, rope: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        num_queries: int | None = None,
+        rope: torch.Tensor | None = None,
+        causal: bool = False,
     ) -> torch.Tensor:
-        """(B, L, D) -> (B, L, D), or (B, n, D) for the first ``num_queries`` tokens only."""
-        branch = self.ls1(self.attn(self.norm1(x), num_queries, rope))
+        """(B, L, D) -> (B, L, D), or (B, n, D) for the first ``num_queries`` tokens only; ``causal`` masks the
+        attention to later tokens (text towers)."""
+        branch = self.ls1(self.attn(self.norm1(x), num_queries, rope, causal))
         x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
         return self._residual(x, self.ls2(self.mlp(self.norm2(x))))
 

@@ -15,7 +15,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +80,16 @@ def _is_zip(path: Path) -> bool:
     return zipfile.is_zipfile(path)  # torch's current format; legacy files cannot be memory-mapped
 
 
-def weights_in(folder: Path) -> Path:
-    """The weights file of a folder: the first of ``WEIGHT_FILES`` it has, else its first .npz."""
-    for name in WEIGHT_FILES:
+def weights_in(folder: Path, names: Sequence[str] = WEIGHT_FILES) -> Path:
+    """The weights file of a folder: the first of ``names`` it has, else (for the default names) its first .npz."""
+    for name in names:
         if (folder / name).is_file():
             return folder / name
-    npz = sorted(folder.glob("*.npz"))
+    default = tuple(names) == WEIGHT_FILES
+    npz = sorted(folder.glob("*.npz")) if default else []
     if npz:
         return npz[0]
-    raise CheckpointError(f"{folder}: no {' / '.join(WEIGHT_FILES)} or .npz file in this folder")
+    raise CheckpointError(f"{folder}: no {' / '.join(names)}{' or .npz' if default else ''} file in this folder")
 
 
 def read_config(folder_or_file: str | Path, filename: str = "config.json") -> dict[str, Any] | None:
@@ -226,7 +227,25 @@ def load_into(
     )
     grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.pos_embed_prefix_tokens)
     sd = adapt_state_dict(model, dict(converted.state_dict), report, grid)
-    expected = model.state_dict(keep_vars=True)
+    assign(model, sd, report, strict=strict, device=device)
+    level = logging.WARNING if (report.missing or report.unexpected) else logging.INFO
+    logger.log(level, "%s", report)
+    return report
+
+
+def assign(
+    model: nn.Module,
+    sd: dict[str, torch.Tensor],
+    report: LoadReport,
+    *,
+    strict: bool = True,
+    device: torch.device | str | None = None,
+    skip: str | None = None,
+) -> None:
+    """Assign tensors already under ``model``'s names (a meta-device model receives them, cast to its dtypes; a
+    materialised one has them copied in); record the counts, casts and misses in ``report``. The model's names
+    starting with ``skip`` are loaded by someone else (the image tower of a two-tower model) and not expected."""
+    expected = {k: v for k, v in model.state_dict(keep_vars=True).items() if skip is None or not k.startswith(skip)}
     missing = [k for k in expected if k not in sd and k not in report.reinitialized]
     unexpected = [k for k in sd if k not in expected]
     if strict and (missing or unexpected):
@@ -234,7 +253,8 @@ def load_into(
             f"{report.source}: strict load failed: missing {missing[:8]}, unexpected {unexpected[:8]}"
             f" ({len(missing)} missing, {len(unexpected)} unexpected). Pass strict=False to load anyway with a report"
         )
-    report.missing, report.unexpected = missing, unexpected
+    report.missing += missing
+    report.unexpected += unexpected
     for k in unexpected:
         sd.pop(k)
 
@@ -247,9 +267,9 @@ def load_into(
             report.cast[k] = (str(v.dtype).removeprefix("torch."), str(dtype).removeprefix("torch."))
         sd[k] = v.to(device=device, dtype=dtype)
     model.load_state_dict(sd, strict=False, assign=on_meta)
-    report.loaded = len(sd)
+    report.loaded += len(sd)
     # Materialise and initialise what the checkpoint did not provide (re-initialised head, strict=False misses).
-    for name in list(report.reinitialized) + missing:
+    for name in [k for k in report.reinitialized if k in expected] + missing:
         module_name, _, attr = name.rpartition(".")
         module = model.get_submodule(module_name)
         current = getattr(module, attr)
@@ -258,9 +278,6 @@ def load_into(
             setattr(module, attr, fresh)
             current = fresh
         _init_missing(name, current)
-    level = logging.WARNING if (report.missing or report.unexpected) else logging.INFO
-    logger.log(level, "%s", report)
-    return report
 
 
 def checkpoint_grid(

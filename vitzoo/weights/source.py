@@ -57,7 +57,7 @@ class Location:
         if self.repo_id is not None:
             return hub.download(self.repo_id, self.filenames, revision=self.revision, local_dir=local_dir)
         assert self.path is not None
-        return loading.weights_in(self.path) if self.path.is_dir() else self.path
+        return loading.weights_in(self.path, self.filenames) if self.path.is_dir() else self.path
 
     def config_file(self, local_dir: str | Path | None = None) -> Path:
         """The ``config.json`` (else ``open_clip_config.json``) on disk (Hub repos only; none raises ``HubError``)."""

@@ -1,7 +1,8 @@
 """Checkpoint formats: one small pure function per format, each returning a state dict with vitzoo's (timm's) names;
 ``to_timm`` writes timm's names back (``save_pretrained``).
 
-``detect_format`` looks at the keys only; a converter never downloads or reads files.
+``detect_format`` looks at the keys only; a converter never downloads or reads files. ``split_towers`` parts a
+two-tower checkpoint (CLIP, SigLIP) into its image half, for ``convert``, and its text half, converted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...errors import FormatError
+from . import hf_text, open_clip_text
 from .base import Converted
 from .deit3 import from_deit3
 from .dinov2 import from_dinov2
@@ -17,8 +19,10 @@ from .dinov3 import from_dinov3
 from .hf_clip import from_transformers_clip, from_transformers_siglip
 from .hf_dinov2 import from_transformers_dinov2
 from .hf_dinov3 import from_transformers_dinov3
+from .hf_text import text_from_transformers
 from .jax import from_jax
 from .open_clip import from_open_clip
+from .open_clip_text import text_from_open_clip
 from .timm import from_timm, from_timm_eva, to_timm
 from .torchvision import from_torchvision
 from .transformers import from_transformers, from_transformers_deit
@@ -92,6 +96,22 @@ def convert(state_dict: Mapping[str, Any]) -> Converted:
     return CONVERTERS[detect_format(state_dict)](dict(state_dict))
 
 
+def split_towers(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], Converted]:
+    """A two-tower checkpoint as its image half (for ``convert``, unchanged) and its text half converted to
+    ``ImageTextModel``'s names (``text.*``, ``logit_scale``, ``logit_bias``): transformers' ``text_model.*`` or
+    open_clip's (everything but ``visual.*``). A checkpoint with neither raises ``FormatError``."""
+    if any(hf_text.is_text_key(k) and k.startswith("text_model.") for k in state_dict):
+        is_text, to_text = hf_text.is_text_key, text_from_transformers
+    elif detect_format(list(state_dict)) == "open_clip":
+        is_text, to_text = open_clip_text.is_text_key, text_from_open_clip
+    else:
+        raise FormatError(
+            "no text tower in this checkpoint (no text_model.* keys, and not an open_clip state dict): an image model"
+        )
+    image = {k: v for k, v in state_dict.items() if not is_text(k)}
+    return image, to_text({k: v for k, v in state_dict.items() if is_text(k)})
+
+
 __all__ = [
     "CONVERTERS",
     "Converted",
@@ -112,5 +132,8 @@ __all__ = [
     "from_transformers_dinov2",
     "from_transformers_dinov3",
     "from_transformers_siglip",
+    "split_towers",
+    "text_from_open_clip",
+    "text_from_transformers",
     "to_timm",
 ]
