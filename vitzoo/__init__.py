@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .eval.attention import capture_attention
     from .eval.fewshot import fewshot_eval
     from .eval.probes import knn_eval, linear_probe
+    from .eval.search import SearchResult, search_embeddings
     from .export import export_onnx, export_program
     from .factory import create_model, load_pretrained, save_pretrained
     from .features.extract import extract_features, predict
@@ -46,6 +47,8 @@ _LAZY = {
     "fewshot_eval": "eval.fewshot",
     "knn_eval": "eval.probes",
     "linear_probe": "eval.probes",
+    "SearchResult": "eval.search",
+    "search_embeddings": "eval.search",
     "export_onnx": "export",
     "export_program": "export",
     "create_model": "factory",
@@ -99,6 +102,7 @@ __all__ = [
     "InputError",
     "LoadReport",
     "PretrainedCfg",
+    "SearchResult",
     "UnknownModelError",
     "ViTConfig",
     "VisionTransformer",
@@ -125,5 +129,6 @@ __all__ = [
     "resample_pos_embed",
     "resolve_data_config",
     "save_pretrained",
+    "search_embeddings",
     "unfreeze",
 ]
