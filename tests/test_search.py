@@ -1,13 +1,17 @@
-"""Searching an embed output (``vitzoo.search_embeddings``): the same top-k as a brute-force numpy search in every
-layout, ties to the lower row, the refusals."""
+"""Searching an embed output (``vitzoo.search_embeddings``, ``vitzoo search``): the same top-k as a brute-force numpy
+search in every layout, ties to the lower row, the refusals, and the command end to end on a tiny CLIP tower."""
 
 from __future__ import annotations
+
+import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
 
 import vitzoo
+from conftest import cli, one_line_error, randomize_, write_images
 from vitzoo.eval.search import check_joint_space, joint_space_pool
 from vitzoo.features.fingerprint import EmbedMeta
 from vitzoo.features.outputs import merge_shards
@@ -148,3 +152,52 @@ def test_joint_space_pool_is_clips_projection_and_siglips_attention_pool():
     clip = vitzoo.create_model("vit_base_patch16_clip_224.openai", num_classes=16, **TINY)
     siglip = vitzoo.create_model("vit_base_patch16_siglip_224.webli", **TINY)
     assert (joint_space_pool(clip), joint_space_pool(siglip)) == ("output", "map")
+
+
+@pytest.fixture(scope="module")
+def clip_output(tmp_path_factory):
+    """A tiny CLIP tower (random weights, openai's preprocessing), saved, and 11 images embedded in its joint
+    space (--pool output) into a dataset directory of 3 shards. Its matrices are scaled up: ``randomize_``'s small
+    weights map every image to nearly one vector (cosines over 0.9999), these spread them (cosines under 0.91)."""
+    root = tmp_path_factory.mktemp("clip")
+    model = randomize_(vitzoo.create_model("vit_base_patch16_clip_224.openai", num_classes=16, **TINY), seed=5)
+    with torch.no_grad():
+        for weight in (p for p in model.parameters() if p.ndim > 1):
+            weight.mul_(20)
+    name = f"local-dir:{vitzoo.save_pretrained(model.eval(), root / 'clip')}"
+    files = write_images(root / "imgs", n_plain=7)
+    out = root / "emb"
+    res = cli("embed", name, root / "imgs", "--out", out, "--pool", "output", "--shard-size", "4", "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    return name, files, out
+
+
+def test_search_command_finds_the_query_image_first(clip_output):
+    name, files, out = clip_output
+    query = files["p003.jpg"]
+    res = cli("search", out, "--model", name, "--image", query, "--top", "3", "--block-rows", "5")
+    assert res.returncode == 0, res.stderr
+    header, first, *rest = res.stdout.splitlines()
+    assert header.split() == ["rank", "score", "path"] and len(rest) == 2
+    assert first.split() == ["1", "1.0000", str(query)]
+    res = cli("search", out, "--model", name, "--image", query, "--top", "20", "--json")
+    hits = json.loads(res.stdout)
+    E = vitzoo.open_embeddings(out)
+    assert [h["rank"] for h in hits] == list(range(1, len(E) + 1)) and len(E) == 11  # 11: the corrupt one left out
+    assert hits[0]["path"] == str(query) and hits[0]["score"] == pytest.approx(1, abs=1e-5)
+    assert hits[1]["score"] < 0.95  # the query image is found by its content, not by a rounding of equal scores
+    assert [E.paths[h["row"]] for h in hits] == [h["path"] for h in hits]
+    assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(hits))
+
+
+def test_search_command_refusals(clip_output, tmp_path):
+    name, files, out = clip_output
+    query = files["p001.jpg"]
+    one_line_error(cli("search", out, "--model", name, "--text", "a cat"), "--text needs the text towers")
+    one_line_error(cli("search", out, "--model", "vit_base_patch16_clip_224.openai", "--image", query), "another model")
+    embedded = tmp_path / "token.npy"  # CLIP's own pool: the class token, before the projection
+    assert cli("embed", name, files["p000.jpg"], "--out", embedded, "--workers", "0", "--quiet").returncode == 0
+    one_line_error(cli("search", embedded, "--model", name, "--image", query), "pool='token'", "--pool output`")
+    one_line_error(cli("search", out, "--model", name, "--image", tmp_path / "none.jpg"), "none.jpg")
+    res = cli("search", out, "--model", name)
+    assert res.returncode == 2 and "one of the arguments --text --image is required" in res.stderr

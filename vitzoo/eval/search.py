@@ -80,7 +80,7 @@ def searchable(embeddings: Embeddings, width: int | None = None) -> Any:
     if features.ndim != 2 or embeddings.meta.get("pool") == "tokens":
         raise ConfigError(
             f"the output holds per-token features {tuple(features.shape)} (pool='tokens'); search wants one vector "
-            "per image: embed again with a pooled --pool"
+            "per image: embed again with its joint-space pool (CLIP: --pool output; SigLIP: map, its default)"
         )
     if width is not None and features.shape[1] != width:
         raise ConfigError(
