@@ -101,11 +101,14 @@ def _block_best(scores: torch.Tensor, start: int, k: int) -> tuple[torch.Tensor,
     """The ``k`` best of a (queries, n) block of scores and their row numbers (``start`` + column), in row order;
     where a tie at the k-th score lets more than ``k`` in, every tied column is kept, so the lowest rows can win the
     merge (``torch.topk`` picks any of equal values). Padding, where a query has fewer, scores -inf after all rows."""
-    kth = scores.topk(k, dim=1).values[:, -1:]
-    keep = scores >= kth  # at least k per query; more on a tie at the k-th score
+    top = scores.topk(k, dim=1)
+    keep = scores >= top.values[:, -1:]  # at least k per query; more on a tie at the k-th score
+    wanted = int(keep.sum(dim=1).max())
+    if wanted == k:  # no such tie: the top k are the kept columns
+        first = top.indices.sort(dim=1).values
+        return scores.gather(1, first), first + start
     n = scores.shape[1]
     columns = torch.arange(n, device=scores.device).expand_as(scores)
-    wanted = int(keep.sum(dim=1).max())
     first = torch.where(keep, columns, n).topk(wanted, dim=1, largest=False).values  # kept columns, padded with n
     pad = first == n
     best = scores.gather(1, first.clamp_max(n - 1)).masked_fill(pad, float("-inf"))
@@ -147,8 +150,9 @@ def search_embeddings(
     rows = torch.empty(len(q), 0, dtype=torch.int64, device=dev)
     start = 0
     for block in row_blocks(features, block_rows, "float32") if len(q) else ():
-        keys = F.normalize(torch.from_numpy(block).to(dev), dim=1)
-        scores = (q @ keys.T).nan_to_num_(nan=float("-inf"))  # a NaN row ranks last
+        keys = torch.from_numpy(block).to(dev)  # not normalised: each row's scores are divided by its norm instead
+        norms = torch.linalg.vector_norm(keys, dim=1).clamp_min_(1e-12)  # F.normalize's eps
+        scores = (q @ keys.T).div_(norms).nan_to_num_(nan=float("-inf"))  # a NaN row ranks last
         new_best, new_rows = _block_best(scores, start, min(k, len(keys)))
         best, rows = _merge(torch.cat([best, new_best], dim=1), torch.cat([rows, new_rows], dim=1), k)
         start += len(keys)

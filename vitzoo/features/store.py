@@ -115,31 +115,33 @@ class ConcatArray:
 
 def row_blocks(array: Any, block_rows: int, dtype: Any = None) -> Iterator[np.ndarray[Any, Any]]:
     """The rows of ``array`` (an ``Embeddings`` array: a ``ConcatArray``, a memmap or an array), in order,
-    ``block_rows`` at a time (the last block shorter), each a new array of ``dtype`` (default: the array's).
+    ``block_rows`` at a time (the last block shorter), as ``dtype`` (default: the array's).
 
-    A ``ConcatArray``'s parts are opened one at a time and let go once read (its indexing keeps every part it opened
-    mapped), so a pass over a dataset directory holds one block and one shard's pages, however many rows it has."""
+    Every block is the same buffer, overwritten by the next: copy what you keep. A ``ConcatArray``'s parts are opened
+    one at a time and let go once read (its indexing keeps every part it opened mapped), so a pass over a dataset
+    directory holds one block and one shard's pages, however many rows it has."""
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     if isinstance(array, ConcatArray):
         parts: Iterator[Any] = (p for p, n in zip(array.parts, array.lengths, strict=True) if n)
     else:
         parts = iter([array])
-    tail, dtype = tuple(array.shape[1:]), np.dtype(dtype if dtype is not None else array.dtype)
-    left, block, filled = len(array), None, 0
+    dtype = np.dtype(dtype if dtype is not None else array.dtype)
+    block = np.empty((min(block_rows, len(array)), *array.shape[1:]), dtype)
+    filled = 0
     for part in parts:
         rows = part() if callable(part) else part
         start = 0
         while start < len(rows):
-            if block is None:
-                block, filled = np.empty((min(block_rows, left), *tail), dtype), 0
             take = min(len(block) - filled, len(rows) - start)
             block[filled : filled + take] = rows[start : start + take]
-            filled, start, left = filled + take, start + take, left - take
+            filled, start = filled + take, start + take
             if filled == len(block):
                 yield block
-                block = None
+                filled = 0
         del rows  # a shard's memmap is unmapped here, before the next one is opened
+    if filled:
+        yield block[:filled]
 
 
 class _Lazy:
