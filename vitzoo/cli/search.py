@@ -34,7 +34,11 @@ def add_parser(subparsers: Any) -> None:
     query.add_argument("--image", metavar="PATH", help="a query image file")
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="results to show")
     p.add_argument(
-        "--block-rows", type=positive_int, default=choices.SEARCH_BLOCK_ROWS, help="rows of the output scored at a time"
+        "--block-rows",
+        type=positive_int,
+        default=choices.SEARCH_BLOCK_ROWS,
+        metavar="N",
+        help="rows of the output scored at a time (memory: N x width floats)",
     )
     options.json_output(p)
     options.model(p)
