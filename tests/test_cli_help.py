@@ -22,6 +22,7 @@ COMMANDS = [
     "info",
     "predict",
     "embed",
+    "search",
     "analyze",
     "fewshot",
     "probe",

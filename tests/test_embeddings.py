@@ -6,6 +6,7 @@ The embed job's own outputs are read in test_embed.py; here the shard format is 
 from __future__ import annotations
 
 import json
+import mmap
 import pickle
 import struct
 
@@ -16,7 +17,7 @@ from safetensors.torch import save_file
 
 import vitzoo
 from vitzoo.features.shards import write_index, write_shard
-from vitzoo.features.store import ConcatArray
+from vitzoo.features.store import ConcatArray, read_rows, row_blocks
 
 
 def test_three_million_paths_write_and_reopen(tmp_path):
@@ -159,3 +160,31 @@ def test_files_of_other_programs_raise_format_error(tmp_path):
         with pytest.raises(vitzoo.FormatError) as raised:
             vitzoo.open_embeddings(path)
         assert str(path) in str(raised.value), name
+
+
+def test_row_blocks_reads_every_layout_in_order_one_mapping_at_a_time(tmp_path):
+    """The blocks of a search: the rows in order, converted, in one buffer; a memory-mapped file's rows through a
+    mapping of their own, so the pages read are let go with each block."""
+    rows = np.arange(70 * 3, dtype=np.float16).reshape(70, 3)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    for k, (a, b) in enumerate([(0, 30), (30, 30), (30, 52), (52, 70)]):  # an empty shard too
+        write_shard(folder, k, {"features": rows[a:b]}, [f"{i}.jpg" for i in range(a, b)], [])
+    write_index(folder, 4, {"model": "synthetic"}, {"inputs": "digest"})
+    np.save(tmp_path / "e.npy", rows)
+    (tmp_path / "e.npy.paths.txt").write_text("".join(f"{i}.jpg\n" for i in range(70)))
+    save_file(
+        {"features": torch.from_numpy(rows)},
+        str(tmp_path / "e.safetensors"),
+        metadata={"paths": json.dumps([f"{i}.jpg" for i in range(70)])},
+    )
+    for path in (folder, tmp_path / "e.npy", tmp_path / "e.safetensors"):
+        features = vitzoo.open_embeddings(path)["features"]
+        for block_rows in (1, 16, 70, 100):
+            blocks = [b.copy() for b in row_blocks(features, block_rows, np.float32)]
+            assert [len(b) for b in blocks[:-1]] == [block_rows] * (len(blocks) - 1) and blocks[-1].dtype == np.float32
+            np.testing.assert_array_equal(np.concatenate(blocks), rows.astype(np.float32))
+    mapped = vitzoo.open_embeddings(tmp_path / "e.npy")["features"]
+    piece = read_rows(mapped, 10, 20)
+    assert isinstance(piece.base, mmap.mmap) and piece.base is not mapped.base  # a mapping of its own
+    np.testing.assert_array_equal(piece, rows[10:20])

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .eval.attention import capture_attention
     from .eval.fewshot import fewshot_eval
     from .eval.probes import knn_eval, linear_probe
+    from .eval.search import SearchResult, search_embeddings
     from .eval.zeroshot import zero_shot_classifier
     from .export import export_onnx, export_program, export_text_onnx
     from .factory import create_image_text_model, create_model, load_pretrained, save_pretrained
@@ -49,6 +50,8 @@ _LAZY = {
     "fewshot_eval": "eval.fewshot",
     "knn_eval": "eval.probes",
     "linear_probe": "eval.probes",
+    "SearchResult": "eval.search",
+    "search_embeddings": "eval.search",
     "zero_shot_classifier": "eval.zeroshot",
     "export_onnx": "export",
     "export_program": "export",
@@ -109,6 +112,7 @@ __all__ = [
     "InputError",
     "LoadReport",
     "PretrainedCfg",
+    "SearchResult",
     "TextConfig",
     "TextTransformer",
     "UnknownModelError",
@@ -139,6 +143,7 @@ __all__ = [
     "resample_pos_embed",
     "resolve_data_config",
     "save_pretrained",
+    "search_embeddings",
     "unfreeze",
     "zero_shot_classifier",
 ]

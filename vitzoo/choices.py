@@ -16,3 +16,4 @@ EXPORT_FORMATS = ("onnx", "pt2")  # ONNX, or a torch.export program
 RECIPES = ("paper", "adamw")  # fine-tuning recipes
 KNN_K = (10, 20, 100, 200)  # k-NN neighbours (DINOv2's nb_knn)
 FEWSHOT_SHOTS = (1, 5, 10, 25)  # images per class of the few-shot regression (the ViT paper's)
+SEARCH_BLOCK_ROWS = 16384  # rows of an embed output searched at a time: 48 MiB of 768-wide float32 rows

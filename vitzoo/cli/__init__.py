@@ -18,11 +18,12 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import VitzooError
-from . import analyze, download, embed, export, fewshot, finetune, info, predict, probe
+from . import analyze, download, embed, export, fewshot, finetune, info, predict, probe, search
 from . import list as list_  # (importing vitzoo.cli.list also binds `list` here: builtins.list is shadowed)
 from .options import HelpFormatter
 
-COMMANDS = (list_, download, info, predict, embed, analyze, fewshot, probe, export, finetune)  # in --help's order
+# in --help's order
+COMMANDS = (list_, download, info, predict, embed, search, analyze, fewshot, probe, export, finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:

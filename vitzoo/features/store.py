@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,46 @@ class ConcatArray:
         if not chunks:
             return np.empty((0, *self.shape[1:]), dtype=self.dtype)
         return np.concatenate(chunks) if len(chunks) > 1 else np.asarray(chunks[0])
+
+
+def row_blocks(array: Any, block_rows: int, dtype: Any = None) -> Iterator[np.ndarray[Any, Any]]:
+    """The rows of ``array`` (an ``Embeddings`` array: a ``ConcatArray``, a memmap or an array), in order,
+    ``block_rows`` at a time (the last block shorter), as ``dtype`` (default: the array's).
+
+    Every block is the same buffer, overwritten by the next: copy what you keep. Rows of a memory-mapped file are
+    read through a mapping of their own, let go once copied (``ConcatArray``'s indexing keeps every shard it opened
+    mapped, and a single file is one mapping), so a pass holds one block and the pages of one read in memory,
+    however many rows the output has."""
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+    if isinstance(array, ConcatArray):
+        parts: Iterator[Any] = (p for p, n in zip(array.parts, array.lengths, strict=True) if n)
+    else:
+        parts = iter([array])
+    dtype = np.dtype(dtype if dtype is not None else array.dtype)
+    block = np.empty((min(block_rows, len(array)), *array.shape[1:]), dtype)
+    filled = 0
+    for part in parts:
+        rows = part() if callable(part) else part
+        start = 0
+        while start < len(rows):
+            take = min(len(block) - filled, len(rows) - start)
+            block[filled : filled + take] = read_rows(rows, start, start + take)
+            filled, start = filled + take, start + take
+            if filled == len(block):
+                yield block
+                filled = 0
+    if filled:
+        yield block[:filled]
+
+
+def read_rows(array: np.ndarray[Any, Any], start: int, stop: int) -> np.ndarray[Any, Any]:
+    """``array[start:stop]``; for a whole memory-mapped file, through a new mapping of those rows only, which goes
+    with the returned array (the pages read through ``array``'s own mapping would stay until it is closed)."""
+    if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.flags.c_contiguous:
+        offset = array.offset + start * array.strides[0]
+        return np.memmap(array.filename, array.dtype, "r", offset=offset, shape=(stop - start, *array.shape[1:]))
+    return array[start:stop]
 
 
 class _Lazy:
