@@ -429,3 +429,37 @@ def save_open_clip(folder: Path, base: str, vision: dict, text: dict, embed_dim:
     no_tokenizer = types.SimpleNamespace(save_pretrained=lambda folder: None)  # save_for_hf saves one too
     save_for_hf(model, no_tokenizer, config, folder)
     return open_clip.create_model(f"local-dir:{folder}").eval()
+
+
+def save_tiny_clip(folder: Path, seed: int = 0, scale: float = 20.0) -> str:
+    """A tiny transformers ``CLIPModel`` folder (32 px images, width-32 text tower, OpenAI's BPE tokenizer saved with
+    it) for the commands that take an image-text model; returns its ``local-dir:`` name. The random weights' matrices
+    are scaled by ``scale``: ``randomize_``'s small weights map every input to nearly one vector, these spread them."""
+    import transformers
+
+    config = transformers.CLIPConfig(
+        vision_config=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=32,
+            patch_size=8,
+        ),
+        text_config=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=49408,
+            max_position_embeddings=77,
+        ),
+        projection_dim=16,
+    )
+    model = randomize_(transformers.CLIPModel(config), seed=seed).eval()
+    with torch.no_grad():
+        for weight in (p for n, p in model.named_parameters() if p.ndim > 1 and "embedding" not in n):
+            weight.mul_(scale)
+    model.save_pretrained(folder)
+    clip_tokenizer().save_pretrained(folder)
+    return f"local-dir:{folder}"
