@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import vitzoo
-from conftest import cli, one_line_error, randomize_, write_images
+from conftest import cli, one_line_error, randomize_, save_tiny_clip, write_images
 from vitzoo.eval.search import check_joint_space, joint_space_pool
 from vitzoo.features.fingerprint import EmbedMeta
 from vitzoo.features.outputs import merge_shards
@@ -193,7 +193,7 @@ def test_search_command_finds_the_query_image_first(clip_output):
 def test_search_command_refusals(clip_output, tmp_path):
     name, files, out = clip_output
     query = files["p001.jpg"]
-    one_line_error(cli("search", out, "--model", name, "--text", "a cat"), "--text needs the text towers")
+    one_line_error(cli("search", out, "--model", name, "--text", "a cat"), "no text tower")
     one_line_error(cli("search", out, "--model", "vit_base_patch16_clip_224.openai", "--image", query), "another model")
     embedded = tmp_path / "token.npy"  # CLIP's own pool: the class token, before the projection
     assert cli("embed", name, files["p000.jpg"], "--out", embedded, "--workers", "0", "--quiet").returncode == 0
@@ -201,3 +201,24 @@ def test_search_command_refusals(clip_output, tmp_path):
     one_line_error(cli("search", out, "--model", name, "--image", tmp_path / "none.jpg"), "none.jpg")
     res = cli("search", out, "--model", name)
     assert res.returncode == 2 and "one of the arguments --text --image is required" in res.stderr
+
+
+def test_search_command_with_a_text_equals_brute_force(tmp_path):
+    """``--text``: the query is the text tower's embedding (``encode_text``), searched over images embedded in the
+    joint space; the top-K equal a numpy search with that embedding, over an output of 3 shards in blocks of 4."""
+    name = save_tiny_clip(tmp_path / "clip")
+    files = write_images(tmp_path / "imgs", n_plain=7)
+    out = tmp_path / "emb"
+    res = cli("embed", name, tmp_path / "imgs", "--out", out, "--pool", "output", "--shard-size", "4", "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    res = cli("search", out, "--model", name, "--text", "a photo of a cat", "--top", "5", "--block-rows", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    hits = json.loads(res.stdout)
+    with torch.no_grad():
+        query = vitzoo.create_image_text_model(name).encode_text(["a photo of a cat"]).numpy()
+    E = vitzoo.open_embeddings(out)
+    scores, rows = brute_force(np.asarray(E["features"]), query, 5)
+    assert len(E) == 11 and len(files) > 5 and len(set(np.round(scores[0], 4))) == 5  # distinct: an order to check
+    assert [h["row"] for h in hits] == rows[0].tolist()
+    np.testing.assert_allclose([h["score"] for h in hits], scores[0], rtol=0, atol=1e-5)
+    assert [h["path"] for h in hits] == [E.paths[r] for r in rows[0]]

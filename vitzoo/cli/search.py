@@ -1,4 +1,4 @@
-"""``vitzoo search``: the images of an embed output nearest to a query image (and, with the text towers, a text)."""
+"""``vitzoo search``: the rows of an embed output nearest to a text (CLIP, SigLIP) or an image."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
         help="the model that made the output, named as vitzoo embed was given it",
     )
     query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument("--text", metavar="TEXT", help="a text query (needs the model's text tower)")
+    query.add_argument("--text", metavar="TEXT", help="a text query, embedded by the model's text tower (CLIP, SigLIP)")
     query.add_argument("--image", metavar="PATH", help="a query image file")
     p.add_argument("--top", type=positive_int, default=10, metavar="K", help="results to show")
     p.add_argument(
@@ -47,26 +47,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..eval.search import check_joint_space, joint_space_pool, search_embeddings, searchable
-    from ..features.extract import extract_features
+    from ..eval.search import check_joint_space, search_embeddings, searchable
     from ..features.store import open_embeddings
-    from ..features.transforms import create_transform, load_image
 
     embeddings = open_embeddings(args.embeddings)
     searchable(embeddings)  # one vector per image, before any model is loaded
-    if args.text is not None:
-        # TODO(text towers): model = create_image_text_model(args.model, ...); pool = model's joint-space pool;
-        # check_joint_space(embeddings.meta, args.model, pool); query = model.encode_text([args.text])
-        raise ConfigError("--text needs the text towers of CLIP and SigLIP, which this vitzoo lacks; use --image")
     check_joint_space(embeddings.meta, args.model)  # the model's name, before it is loaded (or downloaded)
-    model = options.load_model(args.model, args)
-    pool = joint_space_pool(model)
-    check_joint_space(embeddings.meta, args.model, pool)
-    exact = embeddings.meta.get("decode") == "exact"  # the query image decoded as embed decoded the output's
-    image = load_image(args.image, draft=None if exact else create_transform(model).draft_size)
-    query = extract_features(model, [image], pool=pool, device=args.device, progress=False)
-    assert not isinstance(query, dict)  # no layers: one tensor
+    make_query = _image_query if args.text is None else _text_query
+    query = make_query(args, embeddings.meta)
     found = search_embeddings(embeddings, query, args.top, block_rows=args.block_rows, device=args.device)
     hits = zip(found.scores[0].tolist(), found.indices[0].tolist(), found.paths[0], strict=True)
     if args.json:
@@ -75,3 +63,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print_table(("rank", "score", "path"), [(str(r), f"{s:.4f}", p) for r, (s, _, p) in enumerate(hits, 1)])
     return 0
+
+
+def _text_query(args: argparse.Namespace, meta: Any) -> Any:
+    """The text embedded by the model's text tower: (1, D), in the image tower's joint space."""
+    import torch
+
+    from ..eval.search import check_joint_space, joint_space_pool
+    from ..factory import create_image_text_model
+
+    pretrained = not args.random_weights
+    model = create_image_text_model(args.model, pretrained, revision=args.revision, device=args.device)
+    check_joint_space(meta, args.model, joint_space_pool(model.visual))
+    with torch.inference_mode():
+        return model.eval().encode_text([args.text]).float()
+
+
+def _image_query(args: argparse.Namespace, meta: Any) -> Any:
+    """The query image embedded by the image tower as the output's images were: (1, D)."""
+    from ..eval.search import check_joint_space, joint_space_pool
+    from ..features.extract import extract_features
+    from ..features.transforms import create_transform, load_image
+
+    model = options.load_model(args.model, args)
+    pool = joint_space_pool(model)
+    check_joint_space(meta, args.model, pool)
+    exact = meta.get("decode") == "exact"  # the query image decoded as embed decoded the output's
+    image = load_image(args.image, draft=None if exact else create_transform(model).draft_size)
+    query = extract_features(model, [image], pool=pool, device=args.device, progress=False)
+    assert not isinstance(query, dict)  # no layers: one tensor
+    return query
