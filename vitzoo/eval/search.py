@@ -116,7 +116,7 @@ def _block_best(scores: torch.Tensor, start: int, k: int) -> tuple[torch.Tensor,
 
 
 def _queries(queries: Any, device: torch.device) -> torch.Tensor:
-    q = torch.as_tensor(queries)
+    q = torch.as_tensor(queries).detach()  # an encode_text output outside no_grad: no graph through the blocks
     if q.ndim != 2:
         raise ConfigError(f"queries must be a (queries, dim) matrix, got shape {tuple(q.shape)}; one query: q[None]")
     return F.normalize(q.to(device, torch.float32), dim=1)
