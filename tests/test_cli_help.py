@@ -21,6 +21,7 @@ COMMANDS = [
     "download",
     "info",
     "predict",
+    "zeroshot",
     "embed",
     "search",
     "analyze",

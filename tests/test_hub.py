@@ -11,15 +11,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 import transformers
 from safetensors.torch import load_file
 
 import vitzoo
-from conftest import TOL, batch, cli, cli_env, folder_files, free_port, maxdiff, randomize_, timm_repo
+from conftest import (
+    TOL,
+    batch,
+    cli,
+    cli_env,
+    folder_files,
+    free_port,
+    maxdiff,
+    randomize_,
+    save_open_clip,
+    save_tiny_clip,
+    timm_repo,
+)
 
 TAG = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+CLIP_TAG = "vit_base_patch16_clip_224.openai"
 
 
 @torch.no_grad()
@@ -226,3 +240,50 @@ def test_load_pretrained_by_tag_and_config_only_repo_creation(hub, tmp_path):
     shell = vitzoo.create_model(f"hf-hub:timm/{TAG}")  # architecture from config.json, random weights
     assert shell.config.num_classes == 1000 and shell.load_report is None
     assert hub.count("model.safetensors") == weights_before  # only config.json was fetched
+
+
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@torch.no_grad()
+def test_cli_download_text_prefetches_both_towers_and_the_tokenizer(hub, tmp_path, monkeypatch):
+    """A plain download of a CLIP repo loads the model offline but not its tokenizer; ``--text`` fetches what
+    ``create_image_text_model`` and the tokenizer read, so both work with ``HF_HUB_OFFLINE=1`` and no request: a
+    transformers repo (its tokenizer.json), and a timm CLIP tag whose repo carries open_clip's files."""
+    hub.add_commit("openai/clip-tiny", folder_files(Path(save_tiny_clip(tmp_path / "clip").removeprefix("local-dir:"))))
+    want = vitzoo.create_image_text_model(f"local-dir:{tmp_path / 'clip'}").encode_text(["a photo of a cat"])
+    vision = {"image_size": 32, "layers": 1, "width": 64, "head_width": 16, "patch_size": 8}
+    text = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+    save_open_clip(tmp_path / "open_clip", "ViT-B-16-quickgelu", vision, text, embed_dim=16)
+    timm_config = b'{"architecture": "vit_base_patch16_clip_224", "num_classes": 512}'
+    hub.add_commit(f"timm/{CLIP_TAG}", {**folder_files(tmp_path / "open_clip"), "config.json": timm_config})
+
+    assert cli("download", "hf-hub:openai/clip-tiny").returncode == 0
+    with monkeypatch.context() as offline:
+        _offline(offline)
+        model = vitzoo.create_image_text_model("hf-hub:openai/clip-tiny")  # the towers: yes
+        with pytest.raises(vitzoo.HubError, match="HF_HUB_OFFLINE=1 is set"):
+            model.encode_text(["a photo of a cat"])  # the tokenizer: no
+
+    for name in ("hf-hub:openai/clip-tiny", CLIP_TAG):
+        out = cli("download", name, "--text")
+        assert out.returncode == 0, out.stderr
+        assert Path(out.stdout.strip()).is_file() and "tokenizer" in out.stderr
+    before = len(hub.requests)
+    _offline(monkeypatch)
+    model = vitzoo.create_image_text_model("hf-hub:openai/clip-tiny")
+    assert maxdiff(model.encode_text(["a photo of a cat"]), want) <= TOL
+    tag = vitzoo.create_image_text_model(CLIP_TAG)
+    assert tag.encode_text(["a photo of a cat"]).shape == (1, 16) and tag.load_report.format.startswith("open_clip")
+    assert len(hub.requests) == before, hub.requests[before:]
+
+
+def test_cli_download_text_refusals(hub, tmp_path):
+    _, files = timm_repo("vit_tiny_patch16_224", tmp_path, 1000, seed=11)
+    hub.add_commit(f"timm/{TAG}", files)
+    out = cli("download", TAG, "--text")
+    assert out.returncode == 2 and out.stderr.startswith("vitzoo: error:") and "no text tower" in out.stderr
+    out = cli("download", TAG, "--text", "--to", tmp_path / "dl")
+    assert out.returncode == 2 and "leave out --to" in out.stderr and not (tmp_path / "dl").exists()

@@ -13,7 +13,7 @@ import transformers
 from PIL import Image
 
 import vitzoo
-from conftest import maxdiff, save_safetensors
+from conftest import maxdiff, save_safetensors, save_tiny_clip
 from vitzoo.features.transforms import DataConfig, ImageError, create_transform, load_image, resolve_data_config
 
 SIZES = [(500, 375), (375, 500), (100, 60), (640, 640), (223, 301)]  # (w, h)
@@ -321,3 +321,16 @@ def test_fast_decode_sizes_by_the_displayed_orientation(tmp_path):
     assert img.size == (300, 150)
     exact = load_image(tmp_path / "turned.jpg")
     assert exact.size == (1200, 600) and maxdiff(tf(img), tf(exact)) <= 0.1
+
+
+def test_an_image_text_models_transform_is_its_image_towers(tmp_path):
+    """``create_transform(m)`` / ``resolve_data_config(m)`` of a CLIP (``ImageTextModel``) are its ``.visual``'s,
+    the checkpoint's recipe (transformers' CLIPImageProcessor here), also what its name resolves to."""
+    name = save_tiny_clip(tmp_path / "clip")
+    model = vitzoo.create_image_text_model(name)
+    cfg = resolve_data_config(model)
+    assert cfg == resolve_data_config(model.visual) == resolve_data_config(name)
+    assert cfg.input_size == (3, 32, 32) and cfg.processor == "transformers"
+    image = _image(100, 60, "RGB")
+    assert torch.equal(create_transform(model)(image), create_transform(model.visual)(image))
+    assert create_transform(model, train=True).config == create_transform(model.visual, train=True).config

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .eval.fewshot import fewshot_eval
     from .eval.probes import knn_eval, linear_probe
     from .eval.search import SearchResult, search_embeddings
-    from .eval.zeroshot import zero_shot_classifier
+    from .eval.zeroshot import zero_shot_classifier, zero_shot_predict
     from .export import export_onnx, export_program, export_text_onnx
     from .factory import create_image_text_model, create_model, load_pretrained, save_pretrained
     from .features.extract import extract_features, predict
@@ -53,6 +53,7 @@ _LAZY = {
     "SearchResult": "eval.search",
     "search_embeddings": "eval.search",
     "zero_shot_classifier": "eval.zeroshot",
+    "zero_shot_predict": "eval.zeroshot",
     "export_onnx": "export",
     "export_program": "export",
     "export_text_onnx": "export",
@@ -146,4 +147,5 @@ __all__ = [
     "search_embeddings",
     "unfreeze",
     "zero_shot_classifier",
+    "zero_shot_predict",
 ]

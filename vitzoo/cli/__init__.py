@@ -18,12 +18,12 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import VitzooError
-from . import analyze, download, embed, export, fewshot, finetune, info, predict, probe, search
+from . import analyze, download, embed, export, fewshot, finetune, info, predict, probe, search, zeroshot
 from . import list as list_  # (importing vitzoo.cli.list also binds `list` here: builtins.list is shadowed)
 from .options import HelpFormatter
 
 # in --help's order
-COMMANDS = (list_, download, info, predict, embed, search, analyze, fewshot, probe, export, finetune)
+COMMANDS = (list_, download, info, predict, zeroshot, embed, search, analyze, fewshot, probe, export, finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,21 +5,30 @@ filled with the class name is encoded, each embedding L2-normalised, their mean 
 embeddings (normalised) times the transposed result are cosine logits; ``model.logits`` scales them as the model
 was trained.
 
+``zero_shot_predict`` classifies images with it: the top labels of each image with the model's own probabilities
+(CLIP: a softmax over the labels; SigLIP: a sigmoid per label), what ``vitzoo zeroshot`` prints.
+
 Default prompts are the family's published ones: OpenAI's 80 ImageNet templates for CLIP (``vitzoo/data/
 openai_imagenet_templates.txt``, copied from open_clip), SigLIP's single ``"This is a photo of {}."``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ImageError
+from ..features.batches import EXACT_DECODE, batched, check_on_error, require_inputs, resolve_device, run_batches
+from ..models.dtypes import resolve_dtype
 from ..models.image_text import ImageTextModel
+
+logger = logging.getLogger("vitzoo")
 
 SIGLIP_TEMPLATES = ("This is a photo of {}.",)  # the SigLIP paper's and big_vision's zero-shot prompt
 
@@ -60,3 +69,89 @@ def zero_shot_classifier(
     embeds = torch.cat([model.encode_text(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
     per_prompt = F.normalize(embeds.float(), dim=-1).reshape(len(classnames), len(prompts), -1)
     return F.normalize(per_prompt.mean(dim=1), dim=-1).to(embeds.dtype)  # averaged in float32
+
+
+def zero_shot_predict(
+    model: ImageTextModel,
+    inputs: Any,
+    labels: Sequence[str],
+    templates: Sequence[str] | None = None,
+    top: int = 5,
+    *,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    dtype: torch.dtype | str | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    on_error: str | Callable[[Any, str], None] = "raise",
+    exact_decode: bool = EXACT_DECODE,
+) -> list[list[tuple[str, float]]]:
+    """The ``top`` most probable of ``labels`` for each input image, best first, as ``(label, probability)`` pairs.
+
+    Each label's class embedding is ``zero_shot_classifier(model, labels, templates)``; an image's logits are the
+    model's: ``exp(logit_scale) * cos`` (+ ``logit_bias``). The probabilities are the model's own (``probabilities``):
+    CLIP's a softmax over the labels (they sum to 1), SigLIP's a sigmoid per label (each independent, as the model was
+    trained with the sigmoid loss: they need not sum to 1). ``top`` is capped at the number of labels.
+
+    Inputs are those of ``extract_features``, prepared with the image tower's transform (``create_transform(model)``).
+    An unreadable image raises ``ImageError``; with ``on_error="skip"`` it gets an empty list (the results stay one per
+    input) and a logged warning; ``on_error`` may also be a function, called with the input and the reason instead.
+    None readable raises ``ImageError``. ``dtype`` and ``device`` move the model.
+    """
+    report = on_error if callable(on_error) else None
+    mode = "skip" if callable(on_error) else on_error
+    check_on_error(mode)
+    if top < 1:
+        raise ConfigError(f"top must be >= 1, got {top}")
+    names = list(labels) if not isinstance(labels, str) else []
+    if not names:
+        raise ConfigError("labels must be a non-empty sequence of class names")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"labels must be distinct: {', '.join(map(repr, repeated))} given more than once")
+    items = require_inputs(inputs)
+    torch_dtype, torch_device = resolve_dtype(dtype), resolve_device(device)
+    if torch_dtype is not None or torch_device is not None:
+        model.to(device=torch_device, dtype=torch_dtype)
+    model.eval()
+    weights = zero_shot_classifier(model, names, templates).float()  # (C, D), unit norm
+    scale = model.logit_scale.detach().float().exp()
+    bias = None if model.logit_bias is None else model.logit_bias.detach().float()
+    k = min(top, len(names))
+
+    def best(x: torch.Tensor) -> tuple[list[list[float]], list[list[int]]]:
+        logits = F.normalize(model.encode_image(x).float(), dim=-1) @ weights.T * scale
+        probs = logits.softmax(dim=-1) if bias is None else torch.sigmoid(logits + bias)
+        found = probs.topk(k, dim=-1)
+        return found.values.tolist(), found.indices.tolist()
+
+    results: list[list[tuple[str, float]]] = [[] for _ in items]
+    failed: list[str] = []
+    for batch, out in run_batches(
+        model.visual,
+        items,
+        best,
+        batched(range(len(items)), batch_size),
+        num_workers=num_workers,
+        on_error=mode,
+        progress=progress,
+        exact_decode=exact_decode,
+    ):
+        for i, err in batch.failed:
+            failed.append(err)
+            if report is not None:
+                report(items[i], err)
+            else:
+                logger.warning("skipped an unreadable image: %s", err)
+        if out is not None:
+            for row, values, indices in zip(batch.rows, *out, strict=True):
+                results[row] = [(names[i], p) for p, i in zip(values, indices, strict=True)]
+    if len(failed) == len(items):
+        raise ImageError(f"none of the {len(items)} inputs could be read, e.g. {failed[0]}; check the paths")
+    return results
+
+
+def probabilities(model: ImageTextModel) -> str:
+    """How ``zero_shot_predict`` turns the model's logits into probabilities, in words: ``"softmax over the labels"``
+    (CLIP) or ``"sigmoid per label"`` (SigLIP)."""
+    return "softmax over the labels" if model.logit_bias is None else "sigmoid per label"

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps
 
 from ..errors import ConfigError, ImageError, VitzooError
+from ..models.image_text import ImageTextModel
 from ..models.pretrained_cfg import PretrainedCfg, eval_size
 from ..models.vit import VisionTransformer
 from ..weights.source import Source, default_checkpoint, resolve
@@ -64,11 +65,16 @@ class DataConfig:
         return {k: getattr(self, k) for k in keys}
 
 
-def resolve_data_config(model_or_name: VisionTransformer | DataConfig | Source | str) -> DataConfig:
-    """The eval data config of a model (its checkpoint's facts at the model's ``img_size``), or of a pretrained
-    tag / ``hf-hub:`` id / ``local-dir:`` folder without building the model (only a ``config.json`` is read)."""
+def resolve_data_config(
+    model_or_name: VisionTransformer | ImageTextModel | DataConfig | Source | str,
+) -> DataConfig:
+    """The eval data config of a model (its checkpoint's facts at the model's ``img_size``; an image-text model's is
+    its image tower's, ``.visual``), or of a pretrained tag / ``hf-hub:`` id / ``local-dir:`` folder without building
+    the model (only a ``config.json`` is read)."""
     if isinstance(model_or_name, DataConfig):
         return model_or_name
+    if isinstance(model_or_name, ImageTextModel):
+        model_or_name = model_or_name.visual
     if isinstance(model_or_name, (str, Source)):
         src = default_checkpoint(resolve(model_or_name) if isinstance(model_or_name, str) else model_or_name)
         facts = src.facts
@@ -314,7 +320,8 @@ def create_transform(
 def create_transform(
     model_or_config: Any, train: bool = False, *, img_size: int | tuple[int, int] | None = None
 ) -> EvalTransform | TrainTransform:
-    """The eval (or ``train=True``: fine-tuning) transform of a model, tag, hub id or ``DataConfig``."""
+    """The eval (or ``train=True``: fine-tuning) transform of a model, tag, hub id or ``DataConfig``; an image-text
+    model's (CLIP, SigLIP) is its image tower's."""
     config = resolve_data_config(model_or_config)
     if img_size is not None:
         h, w = (img_size, img_size) if isinstance(img_size, int) else img_size

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
@@ -26,8 +27,9 @@ from ..models.text import TextConfig
 from . import hub, loading
 from .configs import from_open_clip, from_transformers, is_open_clip
 from .configs.text import has_logit_bias, has_text_tower, text_config
-from .source import Location, Source, default_checkpoint
+from .source import Location, Source, default_checkpoint, resolve
 from .text_repos import text_tower_repo
+from .tokenizers import load_tokenizer
 
 TRANSFORMERS_FILES = ("config.json", ("model.safetensors", "pytorch_model.bin"))
 OPEN_CLIP_FILES = ("open_clip_config.json", loading.OPEN_CLIP_WEIGHT_FILES)
@@ -74,6 +76,17 @@ def locate(src: Source, revision: str | None = None) -> TwoTower:
             return _two_tower(src, where, config, weights)
         seen[filename] = config
     raise _no_text_tower(src, where, seen)
+
+
+def prefetch(name: str, revision: str | None = None) -> tuple[TwoTower, Path]:
+    """Every file ``create_image_text_model(name, revision=revision)`` reads, and its tokenizer's, into the Hugging
+    Face cache (the same reads, so the files a repo lacks are remembered as missing too): afterwards the model and its
+    tokenizer load with ``HF_HUB_OFFLINE=1``. The tokenizer is read to learn which files it needs (a
+    ``tokenizer.json`` needs ``vitzoo[text]``). Returns the towers and their weights file."""
+    towers = locate(resolve(name, revision=revision), revision)
+    weights = towers.location.weights_file()
+    load_tokenizer(towers.source, kind=towers.layout)
+    return towers, weights
 
 
 def _config(where: Location, filename: str) -> dict[str, Any] | None:
