@@ -1,16 +1,20 @@
 """``vitzoo embed NAME --text-file FILE``: texts embedded by an image-text model's text tower into the embed job's
-outputs (rows equal to ``encode_text``, paths the texts, in every layout), the file's line rule, the refusals and
-resuming, on a tiny CLIP."""
+outputs (rows equal to ``encode_text``, paths the texts, in every layout), the file's line rule, the refusals, resuming,
+and ``vitzoo search`` over an output of texts, on a tiny CLIP."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import vitzoo
-from conftest import cli, one_line_error, save_tiny_clip, save_tiny_model
+from conftest import cli, one_line_error, preprocess, save_tiny_clip, save_tiny_model
 from vitzoo.cli import build_parser, parse_args
+from vitzoo.eval.search import check_joint_space
 from vitzoo.features import texts as texts_job
 from vitzoo.features.shards import shard_done
 from vitzoo.features.texts import read_texts
@@ -126,3 +130,36 @@ def test_inputs_may_follow_the_options():
     assert parse_args(parser, ["embed", "N", "--text-file", "t", "--out", "o"]).inputs == []
     with pytest.raises(SystemExit):
         parse_args(parser, ["embed", "N", "--out", "o", "a.jpg", "--bogus"])
+
+
+def test_check_joint_space_takes_an_output_of_texts():
+    meta = {"model": "m", "pool": "text", "layers": []}
+    check_joint_space(meta, "m", "output")
+    check_joint_space(meta, "m", "map")
+    with pytest.raises(vitzoo.ConfigError, match=r"another model \(m\).*--text-file FILE"):
+        check_joint_space(meta, "other", "output")
+
+
+def test_search_over_texts(clip, tmp_path):
+    """``--text``: a text of the output finds itself first; ``--image``: the captions ranked by the cosine with the
+    image tower's embedding (``encode_image``), as the image-text model gives it."""
+    name, text_file, expected = clip
+    out = tmp_path / "captions.safetensors"
+    assert cli("embed", name, "--text-file", text_file, "--out", out, "--quiet").returncode == 0
+    res = cli("search", out, "--model", name, "--text", TEXTS[2], "--top", "3", "--json")
+    assert res.returncode == 0, res.stderr
+    hits = json.loads(res.stdout)
+    assert hits[0]["path"] == TEXTS[2] and hits[0]["row"] == 2 and hits[0]["score"] == pytest.approx(1, abs=1e-5)
+
+    image = tmp_path / "red.png"
+    Image.new("RGB", (40, 32), (200, 30, 20)).save(image)
+    res = cli("search", out, "--model", name, "--image", image, "--top", "7", "--json")
+    assert res.returncode == 0, res.stderr
+    model = vitzoo.create_image_text_model(name)
+    with torch.no_grad():
+        query = model.encode_image(preprocess(model.visual, [image])).numpy()[0]
+    cosine = expected @ query / np.linalg.norm(expected, axis=1) / np.linalg.norm(query)
+    hits = json.loads(res.stdout)
+    assert [h["row"] for h in hits] == np.argsort(-cosine, kind="stable").tolist()
+    np.testing.assert_allclose([h["score"] for h in hits], np.sort(cosine)[::-1], rtol=0, atol=1e-5)
+    assert [h["path"] for h in hits] == [TEXTS[h["row"]] for h in hits]
