@@ -11,6 +11,7 @@ POOLS = ("token", "avg", "map")  # global_pool: class token, mean of the patch t
 # What feature extraction returns: the global pools, every token, what the head sees, or the model's output.
 FEATURE_POOLS: tuple[str, ...] = (*POOLS, "tokens", "pre_logits", "output")
 VECTOR_POOLS: tuple[str, ...] = tuple(p for p in FEATURE_POOLS if p != "tokens")  # one vector per image: the probes'
+TEXT_POOL = "text"  # the pool an output of texts records (vitzoo embed --text-file): the text tower's embedding
 DTYPES = ("fp32", "bf16", "fp16")  # model dtypes by short name
 EXPORT_FORMATS = ("onnx", "pt2")  # ONNX, or a torch.export program
 RECIPES = ("paper", "adamw")  # fine-tuning recipes

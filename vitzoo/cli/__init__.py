@@ -60,9 +60,27 @@ def os_error_message(err: OSError) -> str:
     return f"{where}{what}" + (f"; {hint}" if hint else "")
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args``, where a command that takes a list of inputs after its name (``embed``: ``inputs``,
+    ``nargs="*"``, named by its ``trailing_inputs`` default) gets them wherever they come:
+    ``vitzoo embed NAME --out OUT a.jpg b.jpg`` as ``vitzoo embed NAME a.jpg b.jpg --out OUT``. argparse before Python
+    3.13 gives a ``nargs="*"`` positional an empty list at ``NAME`` and calls what follows the options unrecognized;
+    those, none an option (or anything after ``--``), are appended to the inputs here."""
+    args, extras = parser.parse_known_args(argv)
+    if not extras:
+        return args
+    dest = getattr(args, "trailing_inputs", None)
+    cut = extras.index("--") if "--" in extras else len(extras)
+    before, after = extras[:cut], extras[cut + 1 :]
+    if dest is None or any(item.startswith("-") for item in before):
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    setattr(args, dest, [*getattr(args, dest), *before, *after])
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

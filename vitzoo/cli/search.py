@@ -1,4 +1,5 @@
-"""``vitzoo search``: the rows of an embed output nearest to a text (CLIP, SigLIP) or an image."""
+"""``vitzoo search``: the rows of an embed output (images, or texts: ``embed --text-file``) nearest to a text (CLIP,
+SigLIP) or an image."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def add_parser(subparsers: Any) -> None:
     p = command(
         subparsers,
         "search",
-        help="the images of an embed output nearest to a text or an image",
+        help="the rows of an embed output (images, or texts) nearest to a text or an image",
         description="Search what `vitzoo embed` wrote for the rows most cosine-similar to a query, embedded by the "
         "model that made the output in its image-text space (CLIP: embed with --pool output, the projection; "
         "SigLIP: its own pool, map). Every row is scored, a block at a time: exact, in memory that does not grow "

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..choices import SEARCH_BLOCK_ROWS
+from ..choices import SEARCH_BLOCK_ROWS, TEXT_POOL
 from ..errors import ConfigError
 from ..features.store import Embeddings, open_embeddings, row_blocks
 from ..models.vit import VisionTransformer
@@ -49,10 +49,14 @@ def joint_space_pool(model: VisionTransformer) -> str:
 def check_joint_space(meta: Mapping[str, Any], model_name: str, pool: str | None = None) -> None:
     """Refuse an output (its ``Embeddings.meta``) that ``model_name`` with ``pool`` did not make: embedded with
     another model, with ``--layers``, or with another pooling than the joint space (``pool``; None: not checked, for
-    a check before the model is loaded). ``model_name`` is compared with the name ``embed`` was given (``arch.tag``,
-    ``hf-hub:...``, ``local-dir:...``), as written."""
+    a check before the model is loaded). An output of texts (``vitzoo embed --text-file``: pool ``"text"``, the text
+    tower's embeddings) is in the joint space too: image queries match captions, text queries the nearest texts.
+    ``model_name`` is compared with the name ``embed`` was given (``arch.tag``, ``hf-hub:...``, ``local-dir:...``),
+    as written."""
     made_by, made_with = meta.get("model"), meta.get("pool")
     redo = f"embed the images with `vitzoo embed {model_name} IMAGES --out NEW" + (f" --pool {pool}`" if pool else "`")
+    if made_with == TEXT_POOL:
+        redo = f"embed the texts with `vitzoo embed {model_name} --text-file FILE --out NEW`"
     if made_by is None:
         raise ConfigError(f"the output records no model (a .npy without its .json?), so it cannot be checked: {redo}")
     if made_by != model_name:
@@ -62,7 +66,7 @@ def check_joint_space(meta: Mapping[str, Any], model_name: str, pool: str | None
         )
     if meta.get("layers"):
         raise ConfigError(f"the output holds block features (--layers {meta['layers']}), not the joint space: {redo}")
-    if pool is not None and made_with != pool:
+    if pool is not None and made_with not in (pool, TEXT_POOL):
         raise ConfigError(
             f"the output was embedded with another pooling than the joint space (pool={made_with!r}; {model_name}'s "
             f"image-text space is pool={pool!r}): {redo}"

@@ -113,7 +113,7 @@ def embed_to_file(
     """
     out = Path(out)
     layout = output_layout(out)
-    _check_arguments(batch_size, shard_size, num_workers, lease_s)
+    check_arguments(batch_size, shard_size, num_workers, lease_s)
     if layout == "npy" and layers:
         raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
     pool = resolve_pool(model, pool, layers)
@@ -140,8 +140,8 @@ def embed_to_file(
     if layout != "dir" and out.exists() and not (places.work / MARK).is_file():  # a file, and no run under way
         summary = finished_file(out, fingerprint)
         return _none_readable(summary) if rank == 0 else None
-    check_fingerprint(places.work, _read_manifest(places.work), fingerprint)
-    listings = _check_shards(places.shards, fingerprint)
+    check_fingerprint(places.work, read_manifest(places.work), fingerprint)
+    listings = check_shards(places.shards, fingerprint)
     made, created = places.make()
     claims = Claims(places.work / "claims", lease_s, rank)
     try:
@@ -252,7 +252,7 @@ def _run(
     return _none_readable(summary)
 
 
-def _check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
+def check_arguments(batch_size: int, shard_size: int, num_workers: int | None, lease_s: float) -> None:
     """Refuse settings that cannot run, before anything is written (a manifest would record them)."""
     counts = [("batch_size (--batch-size)", batch_size, 1), ("shard_size (--shard-size)", shard_size, 1)]
     if num_workers is not None:
@@ -287,12 +287,12 @@ def _input_spec(inputs: Any) -> list[str]:
     return [os.path.abspath(item) if os.path.exists(item) else str(item) for item in items]
 
 
-def _read_manifest(work: Path) -> dict[str, str] | None:
+def read_manifest(work: Path) -> dict[str, str] | None:
     manifest = work / "manifest.json"
     return json.loads(manifest.read_text()) if manifest.exists() else None
 
 
-def _check_shards(folder: Path, fingerprint: Mapping[str, str]) -> dict[int, Any]:
+def check_shards(folder: Path, fingerprint: Mapping[str, str]) -> dict[int, Any]:
     """Refuse ``folder`` if a shard in it was made by another command; returns the listing each shard was cut
     from (its digest), by shard."""
     listings: dict[int, Any] = {}
@@ -336,7 +336,7 @@ def _listing(work: Path, names: Any, fingerprint: dict[str, str], claims: Claims
         else:
             time.sleep(0.2)  # another process is listing (perhaps for hours): no timeout
     try:
-        check_fingerprint(work, _read_manifest(work), fingerprint)
+        check_fingerprint(work, read_manifest(work), fingerprint)
         listing = str(json.loads((work / "listing.json").read_text())["sha256"])
         items = Manifest(work)
         len(items)  # opens the listing: readable from now on, even once the finalising process removes it

@@ -1,7 +1,7 @@
 """What an embedding was made with, recorded once: ``EmbedMeta`` (the model, its weights and preprocessing, the pool,
-layers, dtype and decode), written into every output and compared before a run resumes, and the fingerprint of a
-whole command (``EmbedMeta`` plus the batching and the inputs). The probe's embedding cache is keyed by the same
-record, so the two can never drift apart.
+layers, dtype and decode; pool ``"text"`` for texts), written into every output and compared before a run resumes,
+and the fingerprint of a whole command (``EmbedMeta`` plus the batching and the inputs). The probe's embedding cache
+is keyed by the same record, so the two can never drift apart.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..choices import TEXT_POOL
 from ..errors import VitzooError
+from ..models.image_text import ImageTextModel
 from ..models.vit import VisionTransformer, take_indices
 from ..weights.loading import weights_digest
 from .transforms import resolve_data_config
@@ -74,6 +76,28 @@ class EmbedMeta:
             weights=weights if weights is not None else weights_digest(model),
             config=hashlib.sha256(config.encode()).hexdigest(),
             preprocessing=json.loads(json.dumps(data.to_dict())),  # tuples as lists, as JSON reads them back
+        )
+
+    @classmethod
+    def of_text(cls, model: ImageTextModel, *, name: str | None, revision: str | None) -> EmbedMeta:
+        """The metadata of embedding texts with ``model``'s text tower (``vitzoo.features.texts``): pool ``"text"``,
+        no image size, ``config`` the text tower's, ``preprocessing`` the tokenizer's context length; ``decode``
+        keeps its default, so a query image searched against the texts is decoded exactly."""
+        facts = model.pretrained_cfg
+        tag = facts.name if facts is not None and facts.name != facts.arch else None
+        config = json.dumps(dataclasses.asdict(model.text.config), sort_keys=True)
+        tokenizer = model.tokenizer
+        return cls(
+            model=name or tag,
+            tag=tag,
+            revision=revision,
+            img_size=[],
+            pool=TEXT_POOL,
+            layers=[],
+            dtype=str(next(model.text.parameters()).dtype).removeprefix("torch."),
+            weights=weights_digest(model),
+            config=hashlib.sha256(config.encode()).hexdigest(),
+            preprocessing=None if tokenizer is None else {"context_length": tokenizer.context_length},
         )
 
     def encode(self) -> dict[str, str]:

@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import CheckpointError
+from ..models.image_text import ImageTextModel
 from ..models.pos_embed import resample_patch_embed, resample_pos_embed
 from ..models.pretrained_cfg import LoadReport, PretrainedCfg
 from ..models.vit import VisionTransformer
@@ -332,10 +333,11 @@ def tensors_digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
     return h.hexdigest()
 
 
-def weights_digest(model: VisionTransformer) -> str:
-    """What identifies ``model``'s weights, for the jobs that resume (embed, fine-tune, the probe's cache): the
-    SHA-256 of the checkpoint file it was loaded from (``model.load_report.files``), or, for a model loaded from no
-    file (random init, a state dict), of its tensors. Changes made to a loaded model in memory are not seen."""
+def weights_digest(model: VisionTransformer | ImageTextModel) -> str:
+    """What identifies ``model``'s weights (an image tower, or both towers of an image-text model), for the jobs that
+    resume (embed, fine-tune, the probe's cache): the SHA-256 of the checkpoint file it was loaded from
+    (``model.load_report.files``), or, for a model loaded from no file (random init, a state dict), of its tensors.
+    Changes made to a loaded model in memory are not seen."""
     report = model.load_report
     if report is not None and report.files:
         return "+".join(file_digest(f) for f in report.files)
