@@ -110,6 +110,7 @@ def test_refusals(clip, tmp_path):
     one_line_error(cli("embed", name, text_file, "--text-file", text_file, "--out", out), "not both")
     one_line_error(cli("embed", name, "--out", out), "no inputs", "--text-file")
     one_line_error(cli("embed", name, "--text-file", text_file, "--out", out, "--pool", "avg"), "--pool applies to")
+    one_line_error(cli("embed", name, "--text-file", text_file, "--out", out, "--lease", "5"), "--lease applies to")
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9\n".encode("latin-1"))
     one_line_error(cli("embed", name, "--text-file", bad, "--out", out), "latin1.txt is not UTF-8", "offset 3")

@@ -51,7 +51,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--distributed", action="store_true", help="init torch.distributed from env (torchrun sets it)")
     options.quiet(p)
     p.add_argument(
-        "--lease", type=float, default=600.0, help="seconds after which an unrenewed shard claim is taken over"
+        "--lease",
+        type=float,
+        default=None,
+        help="seconds after which an unrenewed shard claim is taken over (default: 600)",
     )
     options.model(p)
     options.inference(p)
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             device=args.device,
             progress=not args.quiet,
-            lease_s=args.lease,
+            lease_s=600.0 if args.lease is None else args.lease,
             exact_decode=args.exact_decode,
         )
     if summary is not None:  # the process that finalised the output
@@ -109,6 +112,7 @@ def _run_texts(args: argparse.Namespace) -> int:
         "--workers": args.workers is not None,
         "--exact-decode": args.exact_decode,
         "--distributed": args.distributed,
+        "--lease": args.lease is not None,
     }
     given = [flag for flag, on in image_only.items() if on]
     if given:

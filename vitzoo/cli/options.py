@@ -106,7 +106,9 @@ def load_model(name: str, args: argparse.Namespace, **kw: Any) -> VisionTransfor
 
 
 # ------------------------------------------------------------------------------------------------- the run
-def batch_size(parser: argparse.ArgumentParser, default: int = 32, help: str = "images per forward pass") -> None:
+def batch_size(
+    parser: argparse.ArgumentParser, default: int = 32, help: str = "images (or texts) per forward pass"
+) -> None:
     parser.add_argument("--batch-size", type=int, default=default, help=help)
 
 
