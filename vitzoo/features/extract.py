@@ -32,13 +32,13 @@ logger = logging.getLogger("vitzoo")
 
 def resolve_pool(model: VisionTransformer, pool: str | None, layers: Sequence[int] | None = None) -> str:
     """``pool`` checked against ``model``. None is the model's own pooling: ``config.global_pool`` (the class token,
-    the patch mean, or SigLIP's attention pool), for distilled DeiT ``"pre_logits"`` (the mean of the class and
-    distillation tokens, as its head sees them); with ``layers``, whose blocks have no head, the class token (the
-    patch mean without one)."""
+    the patch mean, or SigLIP's attention pool; every token for timm's ``""``), for distilled DeiT ``"pre_logits"``
+    (the mean of the class and distillation tokens, as its head sees them); with ``layers``, whose blocks have no
+    head, the class token (the patch mean without one)."""
     if pool is None and layers:
         pool = "token" if model.cls_token is not None else "avg"
     elif pool is None:
-        pool = "pre_logits" if model.config.distilled else model.config.global_pool
+        pool = "pre_logits" if model.config.distilled else model.config.global_pool or "tokens"  # "": no pooling
     if pool not in FEATURE_POOLS:
         raise ConfigError(f"pool must be one of {FEATURE_POOLS}, got {pool!r}")
     if pool == "token" and model.cls_token is None:

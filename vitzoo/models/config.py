@@ -57,7 +57,7 @@ class ViTConfig:
     img_size: tuple[int, int] = (224, 224)
     in_chans: int = 3
     num_classes: int = 1000  # 0 = no head: forward() returns pooled features
-    global_pool: str = "token"  # "token": class token; "avg": mean of the patch tokens; "map": attention pool
+    global_pool: str = "token"  # "token": class token; "avg": patch mean; "map": attention pool; "": none (timm's)
     representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
     hybrid_layers: tuple[int, ...] = ()  # ResNet stage depths of the hybrid's CNN stem, e.g. (3, 4, 9); () = pixels
     class_token: bool = True
@@ -128,15 +128,18 @@ class ViTConfig:
             raise ConfigError(
                 f"mlp_layer='swiglu_packed' splits fc1 in two halves: mlp_dim must be even, got {self.mlp_dim}"
             )
-        if self.distilled and (not self.class_token or self.reg_tokens or self.global_pool != "token"):
+        if self.distilled and (not self.class_token or self.reg_tokens or self.global_pool not in ("token", "")):
             raise ConfigError("distilled=True (DeiT) needs class_token=True, global_pool='token' and no reg_tokens")
         if self.rope and (self.hybrid_layers or self.head_dim % 4 or self.distilled):
             raise ConfigError(
                 f"rope=True (DINOv3) needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
                 "distillation token"
             )
-        if self.global_pool not in POOLS:
-            raise ConfigError(f"global_pool must be one of {POOLS}, got {self.global_pool!r}")
+        if self.global_pool not in (*POOLS, ""):
+            raise ConfigError(
+                f"global_pool must be one of {POOLS} or '' (no pooling: the head sees every token, as timm), "
+                f"got {self.global_pool!r}"
+            )
         if self.global_pool == "token" and not self.class_token:
             raise ConfigError("global_pool='token' needs class_token=True; use global_pool='avg' without one")
         if self.pos_embed_interpolation not in INTERPOLATIONS:

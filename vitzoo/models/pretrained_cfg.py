@@ -6,7 +6,7 @@ without knowing how checkpoints are loaded.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,16 @@ class PretrainedCfg:
         """(H, W) the checkpoint was trained or evaluated at."""
         return (self.input_size[1], self.input_size[2])
 
+    def __getitem__(self, key: str) -> Any:
+        """timm's ``pretrained_cfg`` is a dict: ``cfg["mean"]`` reads the field (a KeyError for no such field)."""
+        if key not in _FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``cfg.get("crop_pct")`` as on timm's dict (``timm.data.resolve_data_config(model=...)`` reads it so)."""
+        return getattr(self, key) if key in _FIELDS else default
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as a plain dict."""
         return asdict(self)
@@ -68,6 +78,9 @@ class PretrainedCfg:
             if len(names) == self.num_classes:
                 return names
         return [f"class_{i}" for i in range(self.num_classes)]
+
+
+_FIELDS = frozenset(f.name for f in fields(PretrainedCfg))
 
 
 @dataclass

@@ -33,13 +33,16 @@ from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
 from .layers import AttentionPool, Block, PatchEmbed
 from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed
+from .timm_api import TimmApi, feature_take_indices
 
 if TYPE_CHECKING:
     from .pretrained_cfg import LoadReport, PretrainedCfg
 
 
-class VisionTransformer(nn.Module):
-    """ViT with timm's parameter names. Build it with ``vitzoo.create_model``; see ``ViTConfig`` for the knobs."""
+class VisionTransformer(TimmApi, nn.Module):
+    """ViT with timm's parameter names. Build it with ``vitzoo.create_model``; see ``ViTConfig`` for the knobs.
+
+    timm's attributes and methods (``num_classes``, ``get_classifier``, ``group_matcher``, ...) are ``TimmApi``'s."""
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
@@ -388,7 +391,7 @@ class VisionTransformer(nn.Module):
 
 def pool_tokens(tokens: torch.Tensor, pool: str, num_prefix_tokens: int) -> torch.Tensor:
     """Pool normed tokens (B, P + N, D): ``"token"`` is the class token (B, D), ``"avg"`` the mean of the patch
-    tokens (B, D), ``"tokens"`` every token unchanged (B, P + N, D).
+    tokens (B, D), ``"tokens"`` (or ``""``, timm's no pooling) every token unchanged (B, P + N, D).
 
     The one place tokens are pooled: ``forward_head`` (with ``config.global_pool``) and feature extraction use it.
     """
@@ -398,7 +401,7 @@ def pool_tokens(tokens: torch.Tensor, pool: str, num_prefix_tokens: int) -> torc
         return tokens[:, 0]
     if pool == "avg":
         return tokens[:, num_prefix_tokens:].mean(dim=1)
-    if pool == "tokens":
+    if pool in ("tokens", ""):
         return tokens
     raise ConfigError(f"pool must be one of {(*POOLS, 'tokens')}, got {pool!r}")
 
@@ -406,20 +409,8 @@ def pool_tokens(tokens: torch.Tensor, pool: str, num_prefix_tokens: int) -> torc
 def take_indices(num_blocks: int, indices: int | Sequence[int] | None) -> list[int]:
     """Normalise ``indices`` (None = all, n = last n, list with negatives) to sorted absolute block numbers.
 
-    The one place block indices are interpreted: ``forward_intermediates``, feature extraction and attention capture
-    all use it, so the same index means the same block everywhere and out-of-range indices raise the same error.
+    ``feature_take_indices`` (timm's reading) sorted and deduplicated: ``forward_intermediates``, feature extraction
+    and attention capture all use it, so the same index means the same block everywhere and out-of-range indices
+    raise the same error.
     """
-    if indices is None:
-        return list(range(num_blocks))
-    if isinstance(indices, int):
-        if not 0 < indices <= num_blocks:
-            raise ConfigError(f"indices={indices} asks for the last {indices} blocks; the model has {num_blocks}")
-        return list(range(num_blocks - indices, num_blocks))
-    take = set()
-    for i in indices:
-        if not -num_blocks <= i < num_blocks:
-            raise ConfigError(f"block index {i} is out of range for {num_blocks} blocks (valid: 0..{num_blocks - 1})")
-        take.add(i % num_blocks)
-    if not take:
-        raise ConfigError("indices is an empty list; pass None for every block")
-    return sorted(take)
+    return sorted(set(feature_take_indices(num_blocks, indices)))
