@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .features.ray import BatchEmbedder
     from .features.store import Embeddings, open_embeddings
     from .features.transforms import DataConfig, create_transform, resolve_data_config
-    from .models.archs import list_models
     from .models.config import ViTConfig
     from .models.image_text import ImageTextModel
     from .models.pos_embed import resample_patch_embed, resample_pos_embed
@@ -41,7 +40,7 @@ if TYPE_CHECKING:  # what __getattr__ imports, for type checkers and IDEs
     from .models.text import TextConfig, TextTransformer
     from .models.vit import VisionTransformer
     from .train.param_groups import freeze, param_groups, unfreeze
-    from .weights.pretrained import list_pretrained
+    from .weights.pretrained import list_models, list_pretrained
     from .weights.source import get_pretrained_cfg
 
 # public name -> the module (below vitzoo) that defines it
@@ -69,7 +68,6 @@ _LAZY = {
     "DataConfig": "features.transforms",
     "create_transform": "features.transforms",
     "resolve_data_config": "features.transforms",
-    "list_models": "models.archs",
     "ViTConfig": "models.config",
     "ImageTextModel": "models.image_text",
     "resample_patch_embed": "models.pos_embed",
@@ -82,6 +80,7 @@ _LAZY = {
     "freeze": "train.param_groups",
     "param_groups": "train.param_groups",
     "unfreeze": "train.param_groups",
+    "list_models": "weights.pretrained",
     "list_pretrained": "weights.pretrained",
     "get_pretrained_cfg": "weights.source",
 }

@@ -9,7 +9,7 @@ import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from safetensors.torch import save_file
@@ -19,8 +19,10 @@ from .errors import ConfigError
 from .models.archs import family_of
 from .models.config import to_pair
 from .models.dtypes import resolve_dtype
+from .models.features_only import FeaturesOnly
 from .models.image_text import ImageTextModel, TextTokenizer
 from .models.pretrained_cfg import LoadReport
+from .models.timm_api import refuse_timm_only
 from .models.vit import VisionTransformer
 from .weights.configs.timm import to_json
 from .weights.formats import convert, split_towers, to_timm
@@ -30,10 +32,29 @@ from .weights.tokenizers import Tokenizer, load_tokenizer
 from .weights.two_tower import locate
 
 
+@overload
 def create_model(
     name: str | Source,
     pretrained: bool | str | Path | Mapping[str, Any] = False,
     *,
+    features_only: Literal[False] = False,
+    **kwargs: Any,
+) -> VisionTransformer: ...
+@overload
+def create_model(
+    name: str | Source,
+    pretrained: bool | str | Path | Mapping[str, Any] = False,
+    *,
+    features_only: Literal[True],
+    **kwargs: Any,
+) -> FeaturesOnly: ...
+def create_model(
+    name: str | Source,
+    pretrained: bool | str | Path | Mapping[str, Any] = False,
+    *,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
+    checkpoint_path: str | Path | None = None,
     img_size: int | tuple[int, int] | None = None,
     patch_size: int | tuple[int, int] | None = None,
     num_classes: int | None = None,
@@ -44,7 +65,7 @@ def create_model(
     revision: str | None = None,
     strict: bool = True,
     **overrides: Any,
-) -> VisionTransformer:
+) -> VisionTransformer | FeaturesOnly:
     """Build a ViT by timm name (``"vit_base_patch16_224"``), paper alias (``"ViT-B/16"``), pretrained tag
     (``"vit_base_patch16_224.augreg_in21k"``), Hub repo (``"hf-hub:google/vit-base-patch16-224"``) or saved folder
     (``"local-dir:path"``).
@@ -56,7 +77,28 @@ def create_model(
     ``num_classes`` re-initialises the head with zeros, 0 drops it; another ``img_size`` resamples the position
     embeddings. Any other ``ViTConfig`` field can be overridden by keyword. ``model.load_report`` says what loading
     did, ``model.pretrained_cfg`` holds the checkpoint's facts (preprocessing, labels, provenance).
+
+    timm's keywords: ``checkpoint_path=PATH`` is ``pretrained=PATH``; ``features_only=True`` returns a
+    ``FeaturesOnly`` whose forward gives the NCHW outputs of the blocks ``out_indices`` (default: the last 3), as
+    timm's. timm's keywords that vitzoo does not take (``pretrained_cfg_overlay``, ``scriptable``, ...) raise a
+    ``ConfigError`` naming the vitzoo way (docs/from-timm.md).
     """
+    refuse_timm_only(overrides)
+    feature_cls = overrides.pop("feature_cls", "getter")
+    if not features_only and out_indices is not None:
+        raise ConfigError(
+            "out_indices is for features_only=True; for block outputs of a whole model use "
+            "model.forward_intermediates(x, indices=...)"
+        )
+    if feature_cls != "getter":
+        raise ConfigError(
+            f"features_only=True gives timm's 'getter' features (forward_intermediates), not feature_cls="
+            f"{feature_cls!r}; for other outputs use model.forward_intermediates or vitzoo.capture_attention"
+        )
+    if checkpoint_path is not None:
+        if pretrained is not False:
+            raise ConfigError(f"pass the weights once: checkpoint_path={str(checkpoint_path)!r} or pretrained=")
+        pretrained = Path(checkpoint_path)
     changes: dict[str, Any] = dict(overrides)
     if img_size is not None:
         changes["img_size"] = to_pair(img_size, "img_size")
@@ -112,6 +154,8 @@ def create_model(
         facts = dataclasses.replace(facts, input_size=(config.in_chans, *config.img_size))
     model.pretrained_cfg = facts
     model.load_report = report
+    if features_only:
+        return FeaturesOnly(model, 3 if out_indices is None else out_indices)
     return model
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from ..models import archs
 from ..models.pretrained_cfg import PretrainedCfg
 from .tags import TAGS
 
@@ -18,6 +19,20 @@ def list_pretrained(pattern: str | None = None) -> list[str]:
     """``arch.tag`` names of every known checkpoint, in table order (each arch's default tag first), optionally
     filtered by a shell-style ``pattern``."""
     return [n for n in PRETRAINED if pattern is None or fnmatch.fnmatch(n, pattern)]
+
+
+def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
+    """Arch names in table order, optionally filtered by a shell-style ``pattern`` (``"*base*"``; paper aliases
+    match too). ``pretrained=True``: the checkpoints (``arch.tag``) instead, as timm's ``list_models(pretrained=True)``
+    names them; a pattern without a tag also matches the tags of the archs it matches (``"vit_tiny*"``)."""
+    if not pretrained:
+        return archs.list_models(pattern)
+    if pattern is None:
+        return list_pretrained()
+    matched = set(archs.list_models(pattern))
+    return [
+        n for n in PRETRAINED if fnmatch.fnmatch(n, pattern) or ("." not in pattern and n.partition(".")[0] in matched)
+    ]
 
 
 def tags_of(arch: str) -> list[PretrainedCfg]:
