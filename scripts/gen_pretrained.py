@@ -91,7 +91,34 @@ RECIPES = {
     "pali2_10b_pt": "PaliGemma 2 10B pretrain image tower, headless",
     "pali2_3b_docci": "PaliGemma 2 3B DOCCI fine-tune image tower, headless",
     "pali2_10b_docci": "PaliGemma 2 10B DOCCI fine-tune image tower, headless",
+    "in21k": "MIIL ImageNet-21K-P pretrain (Ridnik et al. 2021) with its 11,221-class head",
+    "in21k_ft_in1k": "MIIL ImageNet-21K-P pretrain (Ridnik et al. 2021), ImageNet-1k fine-tune",
+    "in22k_ft_in1k": "EVA-01 (Fang et al. 2023) MIM pretrain on ImageNet-22k, ImageNet-1k fine-tune",
+    "in22k_ft_in22k_in1k": "EVA-01 MIM pretrain on ImageNet-22k, fine-tuned on ImageNet-22k, then ImageNet-1k",
+    "300ep_in1k": "FlexiViT (Beyer et al. 2023) trained 300 epochs on ImageNet-1k with random patch sizes",
+    "600ep_in1k": "FlexiViT trained 600 epochs on ImageNet-1k with random patch sizes",
+    "1200ep_in1k": "FlexiViT trained 1200 epochs on ImageNet-1k with random patch sizes",
+    "300ep_in21k": "FlexiViT trained 300 epochs on ImageNet-21k, with its 21,843-class head",
+    "1000ep_in21k": "FlexiViT trained 1000 epochs on ImageNet-21k, with its 21,843-class head",
+    "patch16_in21k": "ViT-B/16 trained on ImageNet-21k at patch 16 only (FlexiViT's baseline), 21,843-class head",
+    "patch30_in21k": "ViT-B/30 trained on ImageNet-21k at patch 30 only (FlexiViT's baseline), 21,843-class head",
+    "tinyclip_yfcc15m": "TinyCLIP (Wu et al. 2023) image tower distilled on YFCC-15M; head = projection",
+    "tinyclip_laion400m": "TinyCLIP (Wu et al. 2023) image tower distilled on LAION-400M; head = projection",
+    "sbb_in1k": "timm 'searching for better baselines' recipe (Wightman), ImageNet-1k only",
+    "sbb_in12k": "timm SBB recipe on ImageNet-12k, with its 11,821-class head",
+    "sbb_in12k_ft_in1k": "timm SBB recipe: ImageNet-12k pretrain, ImageNet-1k fine-tune",
+    "sbb2_e200_in12k": "timm SBB2 recipe, 200 epochs on ImageNet-12k, with its 11,821-class head",
+    "sbb2_e200_in12k_ft_in1k": "timm SBB2 recipe: 200 epochs on ImageNet-12k, ImageNet-1k fine-tune",
+    "sbb_e200_in12k": "timm SBB recipe, 200 epochs on ImageNet-12k, with its 11,821-class head",
+    "sbb_e200_in12k_ft_in1k": "timm SBB recipe: 200 epochs on ImageNet-12k, ImageNet-1k fine-tune",
+    "sbb_e250_in12k": "timm SBB recipe, 250 epochs on ImageNet-12k, with its 11,821-class head",
+    "sbb_e250_in12k_ft_in1k": "timm SBB recipe: 250 epochs on ImageNet-12k, ImageNet-1k fine-tune",
+    "sw_in12k": "timm (Wightman) trained on ImageNet-12k, with its 11,821-class head",
+    "sw_in12k_ft_in1k": "timm (Wightman): ImageNet-12k pretrain, ImageNet-1k fine-tune",
+    "tipsv2_webli": "TIPSv2 (Google) image-text pretrain on WebLI, image tower, headless",
 }
+# Tags whose name another family's recipe already uses: arch suffix -> (tag -> its own RECIPES key)
+RECIPE_OF = {"_tipsv2": {"webli": "tipsv2_webli"}}
 LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 11821: "imagenet-12k", 115217: "bamboo"}
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -136,7 +163,10 @@ def entry(arch: str, tag: str) -> str:
         args.append(f"norm=({mean!r}, {std!r})")
     if top1 is not None:
         args += [f"top1={top1}", f"top5={top5}"]
-    assert tag in RECIPES, tag
+    recipe = next((r[tag] for suffix, r in RECIPE_OF.items() if arch.endswith(suffix) and tag in r), tag)
+    if recipe != tag:
+        args.append(f"recipe={_q(recipe)}")
+    assert recipe in RECIPES, recipe
     return f"    _timm({', '.join(args)}),"
 
 
@@ -173,8 +203,10 @@ def _timm(
     top1: float | None = None,
     top5: float | None = None,
     hub: str | None = None,
+    recipe: str | None = None,
 ) -> PretrainedCfg:
-    """A checkpoint published by timm on the Hub as ``timm/<arch>.<tag>`` (or ``hub``)."""
+    """A checkpoint published by timm on the Hub as ``timm/<arch>.<tag>`` (or ``hub``); ``recipe``: its ``RECIPES``
+    key where another family's recipe has the tag's name."""
     return PretrainedCfg(
         name=f"{arch}.{tag}",
         hf_hub_id=hub or f"timm/{arch}.{tag}",
@@ -189,7 +221,7 @@ def _timm(
         license=license,
         top1=top1,
         top5=top5,
-        description=RECIPES[tag],
+        description=RECIPES[recipe or tag],
     )
 
 '''

@@ -33,6 +33,17 @@ TAGS = [
     "vit_base_patch16_siglip_gap_224.webli",
     "vit_small_patch16_dinov3.lvd1689m",
     "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
+    # the smallest arch of each group registered from timm's own entry points (their flags were there already)
+    "vit_small_r26_s32_224.augreg_in21k_ft_in1k",  # hybrid with all four ResNet stages (stride 32)
+    "flexivit_small.300ep_in1k",
+    "vit_xsmall_patch16_clip_224.tinyclip_yfcc15m",
+    "vit_wee_patch16_reg1_gap_256.sbb_in1k",
+    "vit_medium_patch16_gap_256.sw_in12k_ft_in1k",
+    "vit_so150m_patch16_reg4_gap_256.sbb_e250_in12k_ft_in1k",  # registers inside the position table, no fc_norm
+    "vit_so150m2_patch16_reg1_gap_256.sbb_e200_in12k_ft_in1k",
+    "vit_base_patch16_224_miil.in21k_ft_in1k",
+    "eva_large_patch14_196.in22k_ft_in1k",
+    "vit_base_patch14_reg1_tipsv2.webli",
 ]
 
 
@@ -48,12 +59,17 @@ def _timm(arch: str, state_dict, num_classes: int, dynamic: bool) -> torch.nn.Mo
     return model.eval()
 
 
-# The default (fast) suite runs four tags that cover every flag between them; `pytest` runs all twelve.
+# The default (fast) suite runs four tags that cover every flag between them, and the smallest of three groups added
+# with timm's own archs (the four-stage hybrid, the register ViTs without a class token, the gap ViTs); `pytest` runs
+# all of them.
 FAST = (
     "deit_tiny_distilled_patch16_224.fb_in1k",
     "vit_small_patch14_reg4_dinov2.lvd142m",
     "vit_base_patch32_clip_quickgelu_224.openai",
     "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
+    "vit_small_r26_s32_224.augreg_in21k_ft_in1k",
+    "vit_wee_patch16_reg1_gap_256.sbb_in1k",
+    "vit_medium_patch16_gap_256.sw_in12k_ft_in1k",
 )
 
 

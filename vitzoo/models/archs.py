@@ -29,6 +29,16 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "gigantic": (48, 1664, 8192, 16),  # OpenCLIP ViT-bigG/14
     "so400m": (27, 1152, 4304, 16),  # SigLIP shape-optimised 400M (Alabdulmohsin et al. 2023)
     "giantopt": (40, 1536, 6144, 16),  # SigLIP 2 g-opt
+    "vit7b": (40, 4096, 8192, 32),  # DINOv3 ViT-7B/16 (SwiGLU of 8192)
+    # timm's own in-between sizes (timm/models/vision_transformer.py entry points; mlp = int(D * mlp_ratio))
+    "xsmall": (10, 256, 1024, 4),  # TinyCLIP ViT-XS (vit_xsmall_patch16_clip_224)
+    "wee": (14, 256, 1280, 4),  # timm SBB "wee", mlp_ratio 5
+    "little": (14, 320, 1792, 5),  # timm SBB "little", mlp_ratio 5.6
+    "mediumd": (20, 512, 2048, 8),  # timm SBB "mediumd": medium, deeper
+    "betwixt": (12, 640, 2560, 10),  # timm SBB "betwixt" (and TinyCLIP ViT-betwixt/32)
+    "base_plus": (12, 896, 3584, 14),  # OpenCLIP ViT-B/16-plus-240
+    "so150m": (18, 896, 2304, 14),  # timm SBB shape-optimised 150M, mlp_ratio 2.572
+    "so150m2": (21, 832, 2176, 13),  # timm SBB so150m2, mlp_ratio 2.615
 }
 
 # ViTConfig flags of each family: the kwargs timm's entry points pass for it (docs/models.md)
@@ -54,9 +64,24 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "dynamic_img_size": True,
         "num_classes": 0,
     },
+    # timm's "searching for better baselines" (SBB) ViTs: no class token, 4 registers (reg1 archs: 1) outside the
+    # position table, layer scale 1e-5, the patch mean through fc_norm (timm's default for global_pool="avg")
+    "sbb_reg": {
+        "class_token": False,
+        "reg_tokens": 4,
+        "no_embed_class": True,
+        "init_values": 1e-5,
+        "global_pool": "avg",
+        "fc_norm": True,
+    },
+    "gap": {"class_token": False, "global_pool": "avg"},  # no class token, the patch mean, no fc_norm (timm's gap ViTs)
+    "flexivit": {"no_embed_class": True},  # FlexiViT (Beyer et al. 2023): 240 px, position table of the patches only
+    "tipsv2": {"init_values": 1.0, "reg_tokens": 1, "no_embed_class": True, "num_classes": 0},  # TIPSv2 image towers
 }
 _TANH = {"act_layer": "gelu_tanh"}  # the SigLIP 2 towers timm builds with tanh GELU
 _SWIGLU = {"mlp_layer": "swiglu", "act_layer": "silu"}
+_MEDIUM_GAP = {"qkv_bias": False, "init_values": 1e-6}  # vit_medium_patch16_gap_*
+_SO150M2 = {"reg_tokens": 1, "qkv_bias": False, "init_values": 1e-5, "fc_norm": True}  # vit_so150m2_*
 
 
 @dataclass(frozen=True)
@@ -87,9 +112,24 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     "vit_large_patch32_224": ArchSpec("large", 32, 224, aliased=True),
     "vit_large_patch32_384": ArchSpec("large", 32, 384),
     "vit_huge_patch14_224": ArchSpec("huge", 14, 224, aliased=True),
+    "vit_small_patch32_224": ArchSpec("small", 32, 224),  # AugReg (Steiner et al. 2021)
+    "vit_small_patch32_384": ArchSpec("small", 32, 384),
+    "vit_base_patch16_224_miil": ArchSpec("base", 16, 224, changes={"qkv_bias": False, "num_classes": 11221}),  # MIIL
+    # EVA-01 L (Fang et al. 2023) fine-tunes, built by timm's VisionTransformer: the patch mean through fc_norm
+    "eva_large_patch14_196": ArchSpec("large", 14, 196, changes={"global_pool": "avg", "fc_norm": True}),
+    "eva_large_patch14_336": ArchSpec("large", 14, 336, changes={"global_pool": "avg", "fc_norm": True}),
     # R50x1+ViT-B/16 (paper §4.1 option (ii)): ResNet50 with stage 4's blocks in stage 3, stride 16, 1x1 patches
     "vit_base_r50_s16_224": ArchSpec("base", 16, 224, hybrid=(3, 4, 9), aliased=True),
     "vit_base_r50_s16_384": ArchSpec("base", 16, 384, hybrid=(3, 4, 9)),
+    # AugReg hybrids with all four ResNet stages (stride 32): R26 (2, 2, 2, 2) + ViT-S, R50 (3, 4, 6, 3) + ViT-L
+    "vit_small_r26_s32_224": ArchSpec("small", 32, 224, hybrid=(2, 2, 2, 2)),
+    "vit_small_r26_s32_384": ArchSpec("small", 32, 384, hybrid=(2, 2, 2, 2)),
+    "vit_large_r50_s32_224": ArchSpec("large", 32, 224, hybrid=(3, 4, 6, 3)),
+    "vit_large_r50_s32_384": ArchSpec("large", 32, 384, hybrid=(3, 4, 6, 3)),
+    # FlexiViT (its checkpoints take any patch size through set_input_size(patch_size=...))
+    "flexivit_small": ArchSpec("small", 16, 240, "flexivit"),
+    "flexivit_base": ArchSpec("base", 16, 240, "flexivit"),
+    "flexivit_large": ArchSpec("large", 16, 240, "flexivit"),
     # DINO's patch-8 ViTs (its patch-16 weights are tags of vit_small/base_patch16_224)
     "vit_small_patch8_224": ArchSpec("small", 8, 224, changes={"num_classes": 0}),
     "vit_base_patch8_224": ArchSpec("base", 8, 224),
@@ -134,6 +174,11 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     ),
     # CLIP image towers; the head is the projection into the joint space (num_classes = its width) unless the
     # arch's default checkpoint is an ImageNet fine-tune (1000)
+    "vit_xsmall_patch16_clip_224": ArchSpec("xsmall", 16, 224, "clip", {"num_classes": 512}),  # TinyCLIP
+    "vit_medium_patch16_clip_224": ArchSpec("medium", 16, 224, "clip", {"num_classes": 512}),  # TinyCLIP
+    "vit_medium_patch32_clip_224": ArchSpec("medium", 32, 224, "clip", {"num_classes": 512}),  # TinyCLIP
+    "vit_betwixt_patch32_clip_224": ArchSpec("betwixt", 32, 224, "clip", {"num_classes": 512}),  # TinyCLIP
+    "vit_base_patch16_plus_clip_240": ArchSpec("base_plus", 16, 240, "clip", {"num_classes": 640}),  # OpenCLIP
     "vit_base_patch32_clip_224": ArchSpec("base", 32, 224, "clip"),
     "vit_base_patch32_clip_256": ArchSpec("base", 32, 256, "clip", {"num_classes": 512}),
     "vit_base_patch32_clip_384": ArchSpec("base", 32, 384, "clip"),
@@ -194,6 +239,7 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     "vit_base_patch16_dinov3": ArchSpec("base", 16, 256, "dinov3"),
     "vit_large_patch16_dinov3": ArchSpec("large", 16, 256, "dinov3"),
     "vit_huge_plus_patch16_dinov3": ArchSpec("huge_plus", 16, 256, "dinov3", _SWIGLU),
+    "vit_7b_patch16_dinov3": ArchSpec("vit7b", 16, 256, "dinov3", _SWIGLU),
     "vit_tiny_patch16_dinov3_qkvb": ArchSpec("tiny", 16, 256, "dinov3", {"qkv_bias": True}),
     "vit_small_patch16_dinov3_qkvb": ArchSpec("small", 16, 256, "dinov3", {"qkv_bias": True}),
     "vit_small_plus_patch16_dinov3_qkvb": ArchSpec("small", 16, 256, "dinov3", {**_SWIGLU, "qkv_bias": True}),
@@ -201,6 +247,36 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     "vit_large_patch16_dinov3_qkvb": ArchSpec("large", 16, 256, "dinov3", {"qkv_bias": True}),
     "vit_huge_plus_patch16_dinov3_qkvb": ArchSpec("huge_plus", 16, 256, "dinov3", {**_SWIGLU, "qkv_bias": True}),
 }
+
+ARCH_SPECS.update(
+    {  # timm's own trainings (Wightman): SBB register ViTs (reg1 / reg4), class-token-free gap ViTs
+        "vit_wee_patch16_reg1_gap_256": ArchSpec("wee", 16, 256, "sbb_reg", {"reg_tokens": 1}),
+        "vit_little_patch16_reg1_gap_256": ArchSpec("little", 16, 256, "sbb_reg", {"reg_tokens": 1}),
+        "vit_little_patch16_reg4_gap_256": ArchSpec("little", 16, 256, "sbb_reg"),
+        "vit_medium_patch16_reg1_gap_256": ArchSpec("medium", 16, 256, "sbb_reg", {"reg_tokens": 1}),
+        "vit_medium_patch16_reg4_gap_256": ArchSpec("medium", 16, 256, "sbb_reg"),
+        "vit_mediumd_patch16_reg4_gap_256": ArchSpec("mediumd", 16, 256, "sbb_reg"),
+        "vit_mediumd_patch16_reg4_gap_384": ArchSpec("mediumd", 16, 384, "sbb_reg"),
+        "vit_betwixt_patch16_reg1_gap_256": ArchSpec("betwixt", 16, 256, "sbb_reg", {"reg_tokens": 1}),
+        "vit_betwixt_patch16_reg4_gap_256": ArchSpec("betwixt", 16, 256, "sbb_reg"),
+        "vit_betwixt_patch16_reg4_gap_384": ArchSpec("betwixt", 16, 384, "sbb_reg"),
+        "vit_medium_patch16_gap_240": ArchSpec("medium", 16, 240, "gap", {**_MEDIUM_GAP, "num_classes": 11821}),
+        "vit_medium_patch16_gap_256": ArchSpec("medium", 16, 256, "gap", _MEDIUM_GAP),
+        "vit_medium_patch16_gap_384": ArchSpec("medium", 16, 384, "gap", _MEDIUM_GAP),
+        "vit_so150m_patch16_reg4_gap_256": ArchSpec("so150m", 16, 256, "gap", {"reg_tokens": 4}),
+        "vit_so150m_patch16_reg4_gap_384": ArchSpec("so150m", 16, 384, "gap", {"reg_tokens": 4}),
+        "vit_so150m2_patch16_reg1_gap_256": ArchSpec("so150m2", 16, 256, "gap", _SO150M2),
+        "vit_so150m2_patch16_reg1_gap_384": ArchSpec("so150m2", 16, 384, "gap", _SO150M2),
+        "vit_so150m2_patch16_reg1_gap_448": ArchSpec("so150m2", 16, 448, "gap", _SO150M2),
+        # TIPSv2 (Google) image towers: class token plus 1 register, layer scale 1.0; giant: DINOv2-g's packed SwiGLU
+        "vit_base_patch14_reg1_tipsv2": ArchSpec("base", 14, 448, "tipsv2"),
+        "vit_large_patch14_reg1_tipsv2": ArchSpec("large", 14, 448, "tipsv2"),
+        "vit_so400m_patch14_reg1_tipsv2": ArchSpec("so400m", 14, 448, "tipsv2"),
+        "vit_giant_patch14_reg1_tipsv2": ArchSpec(
+            "giant_dinov2", 14, 448, "tipsv2", {"mlp_layer": "swiglu_packed", "act_layer": "silu"}
+        ),
+    }
+)
 
 _LETTER = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 

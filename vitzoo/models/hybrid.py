@@ -4,7 +4,8 @@
 blocks moved into stage 3 ([3, 4, 9]), so the map has 1024 channels at stride 16; a 1x1 convolution embeds it to
 D. Names and numerics follow timm's ``ResNetV2(preact=False, stem_type="same")`` + ``HybridEmbed``:
 ``patch_embed.backbone.stem.{conv,norm}``, ``patch_embed.backbone.stages.{s}.blocks.{b}.{conv,norm}{1,2,3}``,
-``downsample.{conv,norm}``, ``patch_embed.proj``.
+``downsample.{conv,norm}``, ``patch_embed.proj``. The same code builds AugReg's hybrids with all four stages
+(R26 (2, 2, 2, 2) and R50 (3, 4, 6, 3), stride 32, 2048 channels).
 
 Weight standardisation is timm's ``(w - mean) / sqrt(var + 1e-8)``; the JAX code uses ``(w - mean) / (std + 1e-5)``,
 a difference far below the weights' scale. Convolutions with stride 2 and the stem's max-pool pad TF-style ("SAME":
@@ -121,7 +122,7 @@ class ResNetBackbone(nn.Module):
         self.num_features = chans[-1]
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The stem output and each stage's output (NCHW), for dense heads: strides 4, 4, 8, 16."""
+        """The stem output and each stage's output (NCHW), for dense heads: strides 4, 4, 8, 16 (and 32)."""
         outs = [self.stem(x)]
         for stage in self.stages:
             outs.append(stage(outs[-1]))

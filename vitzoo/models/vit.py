@@ -279,7 +279,7 @@ class VisionTransformer(TimmApi, nn.Module):
         return self.forward_head(self._forward_prefix(x, 1 + int(self.config.distilled)))
 
     def forward_backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Hybrid only: the CNN's stem and stage outputs (NCHW, strides 4, 4, 8, 16) for dense heads."""
+        """Hybrid only: the CNN's stem and stage outputs (NCHW, strides 4, 4, 8, 16 and, with four stages, 32)."""
         if not self.config.hybrid_layers:
             raise ConfigError("forward_backbone is for hybrid models (R50+ViT); use forward_intermediates")
         self._input_grid(x)
