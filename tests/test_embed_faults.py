@@ -332,7 +332,9 @@ def test_ctrl_c_while_the_decoding_workers_start(saved_model, images, tmp_path, 
     def start_then_ctrl_c(self):
         started.append(self)
         if len(started) == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # what the terminal sends
+            # what the terminal sends, to this thread: os.kill(getpid()) may land on one of torch's threads, which a
+            # loaded machine can run only after the workers are up (a Ctrl-C after the start-up, another test)
+            signal.raise_signal(signal.SIGINT)
         start(self)
 
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
