@@ -68,13 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _text_query(args: argparse.Namespace, meta: Any) -> Any:
     """The text embedded by the model's text tower: (1, D), in the image tower's joint space."""
-    from ..eval.search import check_joint_space, joint_space_pool, text_queries
+    from ..eval.search import check_joint_space, joint_space_pool
     from ..factory import create_image_text_model
+    from ..features.texts import embed_texts
 
     pretrained = not args.random_weights
     model = create_image_text_model(args.model, pretrained, revision=args.revision, device=args.device)
     check_joint_space(meta, args.model, joint_space_pool(model.visual))
-    return text_queries(model, [args.text])
+    return embed_texts(model, [args.text])
 
 
 def _image_query(args: argparse.Namespace, meta: Any) -> Any:

@@ -73,13 +73,6 @@ def check_joint_space(meta: Mapping[str, Any], model_name: str, pool: str | None
         )
 
 
-@torch.inference_mode()
-def text_queries(model: Any, texts: list[str]) -> torch.Tensor:
-    """``texts`` embedded by an image-text model's text tower (``ImageTextModel.encode_text``) as float32 queries:
-    (len(texts), D), in the joint space of the model's image tower."""
-    return model.eval().encode_text(texts).float()
-
-
 def searchable(embeddings: Embeddings, width: int | None = None) -> Any:
     """The ``features`` array of ``embeddings``, refused unless it holds one vector per image (``width`` wide)."""
     if "features" not in embeddings:
