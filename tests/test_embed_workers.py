@@ -211,11 +211,18 @@ def test_torchrun_two_nodes_equal_one_process(saved_model, images, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                 "--master-addr", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
     embed = ["-m", "vitzoo", "embed", *embed_args(name, images, out)]
+    env = {**ENV, "LOGLEVEL": "INFO"}  # torchrun's agents say what they wait for (rendezvous, the exit barrier)
     nodes = [
-        subprocess.Popen([*torchrun, "--node-rank", str(r), *embed], stdout=PIPE, stderr=PIPE, text=True, env=ENV)
+        subprocess.Popen([*torchrun, "--node-rank", str(r), *embed], stdout=PIPE, stderr=PIPE, text=True, env=env)
         for r in (0, 1)
     ]
-    results = [node.communicate(timeout=300) for node in nodes]
+    try:
+        results = [node.communicate(timeout=300) for node in nodes]
+    except subprocess.TimeoutExpired:  # once in CI (rank 0 had finished): both nodes' stderr, to see who waited
+        for node in nodes:
+            node.kill()
+        tails = [f"node {r}:\n{node.communicate()[1][-4000:]}" for r, node in enumerate(nodes)]
+        pytest.fail("torchrun did not finish in 300 s\n" + "\n".join(tails))
     for node, (_, err) in zip(nodes, results, strict=True):
         assert node.returncode == 0, err[-3000:]
     done = [re.search(rf"\[rank {r}\] embedded (\d+) of 8", err) for r, (_, err) in enumerate(results)]
