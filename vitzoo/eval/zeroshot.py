@@ -14,7 +14,6 @@ openai_imagenet_templates.txt``, copied from open_clip), SigLIP's single ``"This
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
@@ -23,12 +22,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, ImageError
-from ..features.batches import EXACT_DECODE, batched, check_on_error, require_inputs, resolve_device, run_batches
-from ..models.dtypes import resolve_dtype
+from ..errors import ConfigError
+from ..features.batches import EXACT_DECODE, prepare_model, require_inputs
+from ..features.extract import top_k_rows
 from ..models.image_text import ImageTextModel
-
-logger = logging.getLogger("vitzoo")
 
 SIGLIP_TEMPLATES = ("This is a photo of {}.",)  # the SigLIP paper's and big_vision's zero-shot prompt
 
@@ -98,9 +95,6 @@ def zero_shot_predict(
     input) and a logged warning; ``on_error`` may also be a function, called with the input and the reason instead.
     None readable raises ``ImageError``. ``dtype`` and ``device`` move the model.
     """
-    report = on_error if callable(on_error) else None
-    mode = "skip" if callable(on_error) else on_error
-    check_on_error(mode)
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
     names = list(labels) if not isinstance(labels, str) else []
@@ -110,45 +104,18 @@ def zero_shot_predict(
     if repeated:
         raise ConfigError(f"labels must be distinct: {', '.join(map(repr, repeated))} given more than once")
     items = require_inputs(inputs)
-    torch_dtype, torch_device = resolve_dtype(dtype), resolve_device(device)
-    if torch_dtype is not None or torch_device is not None:
-        model.to(device=torch_device, dtype=torch_dtype)
-    model.eval()
+    prepare_model(model, dtype, device)
     weights = zero_shot_classifier(model, names, templates).float()  # (C, D), unit norm
     scale = model.logit_scale.detach().float().exp()
     bias = None if model.logit_bias is None else model.logit_bias.detach().float()
-    k = min(top, len(names))
 
-    def best(x: torch.Tensor) -> tuple[list[list[float]], list[list[int]]]:
+    def probs(x: torch.Tensor) -> torch.Tensor:
         logits = F.normalize(model.encode_image(x).float(), dim=-1) @ weights.T * scale
-        probs = logits.softmax(dim=-1) if bias is None else torch.sigmoid(logits + bias)
-        found = probs.topk(k, dim=-1)
-        return found.values.tolist(), found.indices.tolist()
+        return logits.softmax(dim=-1) if bias is None else torch.sigmoid(logits + bias)
 
-    results: list[list[tuple[str, float]]] = [[] for _ in items]
-    failed: list[str] = []
-    for batch, out in run_batches(
-        model.visual,
-        items,
-        best,
-        batched(range(len(items)), batch_size),
-        num_workers=num_workers,
-        on_error=mode,
-        progress=progress,
-        exact_decode=exact_decode,
-    ):
-        for i, err in batch.failed:
-            failed.append(err)
-            if report is not None:
-                report(items[i], err)
-            else:
-                logger.warning("skipped an unreadable image: %s", err)
-        if out is not None:
-            for row, values, indices in zip(batch.rows, *out, strict=True):
-                results[row] = [(names[i], p) for p, i in zip(values, indices, strict=True)]
-    if len(failed) == len(items):
-        raise ImageError(f"none of the {len(items)} inputs could be read, e.g. {failed[0]}; check the paths")
-    return results
+    k = min(top, len(names))
+    rows = top_k_rows(model.visual, items, probs, k, batch_size, num_workers, on_error, progress, exact_decode)
+    return [[(names[i], p) for p, i in row] for row in rows]
 
 
 def probabilities(model: ImageTextModel) -> str:

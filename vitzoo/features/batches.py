@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from huggingface_hub.utils.tqdm import tqdm  # a progress bar, not Hub I/O: it shares huggingface_hub's on/off switch
@@ -234,7 +234,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device | None:
     return dev
 
 
-def prepare_model(model: VisionTransformer, dtype: torch.dtype | str | None, device: Any) -> VisionTransformer:
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def prepare_model(model: M, dtype: torch.dtype | str | None, device: Any) -> M:
     """Eval mode, moved to ``dtype`` / ``device`` when given (the model itself is moved, as ``model.to`` does)."""
     dtype = resolve_dtype(dtype)
     device = resolve_device(device)

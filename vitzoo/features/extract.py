@@ -203,19 +203,42 @@ def predict(
     ``dtype`` and ``device`` move the model; ``exact_decode`` as for ``extract_features``. A model without a classifier
     head (headless, or CLIP's projection head) raises ``ConfigError``.
     """
-    report = on_error if callable(on_error) else None
-    mode = "skip" if callable(on_error) else on_error
-    check_on_error(mode)
     names = class_names(model)
     items = require_inputs(inputs)
     prepare_model(model, dtype, device)
     k = min(topk, model.config.num_classes)
 
-    def top(x: torch.Tensor) -> tuple[list[list[float]], list[list[int]]]:
-        probs = model(x).float().softmax(dim=-1).topk(k, dim=-1)
-        return probs.values.tolist(), probs.indices.tolist()
+    def top(x: torch.Tensor) -> torch.Tensor:
+        return model(x).float().softmax(dim=-1)
 
-    results: list[list[Prediction]] = [[] for _ in items]
+    rows = top_k_rows(model, items, top, k, batch_size, num_workers, on_error, progress, exact_decode)
+    return [[Prediction(names[i], i, p) for p, i in row] for row in rows]
+
+
+def top_k_rows(
+    model: VisionTransformer,
+    items: list[Any],
+    probs: Callable[[torch.Tensor], torch.Tensor],
+    k: int,
+    batch_size: int,
+    num_workers: int | None,
+    on_error: str | Callable[[Any, str], None],
+    progress: bool,
+    exact_decode: bool,
+) -> list[list[tuple[float, int]]]:
+    """The ``k`` largest of ``probs(pixels)`` (B, C) for each item, as (probability, class index) pairs, best
+    first: the batch loop of ``predict`` and ``zero_shot_predict``; ``model`` (an image tower) decides the transform.
+    An unreadable item gets an empty list when ``on_error`` is "skip" (a logged warning) or a function (called with
+    the item and the reason); "raise" raises ``ImageError``, and so does no readable item at all."""
+    report = on_error if callable(on_error) else None
+    mode = "skip" if callable(on_error) else on_error
+    check_on_error(mode)
+
+    def top(x: torch.Tensor) -> tuple[list[list[float]], list[list[int]]]:
+        found = probs(x).topk(k, dim=-1)
+        return found.values.tolist(), found.indices.tolist()
+
+    results: list[list[tuple[float, int]]] = [[] for _ in items]
     failed: list[str] = []
     for batch, out in run_batches(
         model,
@@ -234,9 +257,8 @@ def predict(
             else:
                 logger.warning("skipped an unreadable image: %s", err)
         if out is not None:
-            values, indices = out
-            for row, ps, ix in zip(batch.rows, values, indices, strict=True):
-                results[row] = [Prediction(names[i], i, p) for p, i in zip(ps, ix, strict=True)]
+            for row, values, indices in zip(batch.rows, *out, strict=True):
+                results[row] = list(zip(values, indices, strict=True))
     if len(failed) == len(items):
         raise ImageError(f"none of the {len(items)} inputs could be read, e.g. {failed[0]}; check the paths")
     return results
