@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -46,18 +45,14 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def read_lines(path: str, what: str) -> list[str]:
-    """The lines of a UTF-8 text file, split at "\\n" (and "\\r\\n") only, each stripped of surrounding whitespace
-    (a blank line is left empty, so the others keep their numbers); only blank lines is an error."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save the {what} as UTF-8"
-        ) from err
-    lines = [line.strip() for line in text.split("\n")]
+def stripped_lines(path: str, option: str, what: str) -> list[str]:
+    """The lines of a UTF-8 file (``features.texts.read_lines``), each stripped of surrounding whitespace (a blank
+    line is left empty, so the others keep their numbers); only blank lines is an error."""
+    from ..features.texts import read_lines
+
+    lines = [line.strip() for line in read_lines(path, option, what)]
     if not any(lines):
-        raise ConfigError(f"{path} holds no {what}: write one a line")
+        raise ConfigError(f"{path} holds no {what}s: write one a line")
     return lines
 
 
@@ -70,7 +65,7 @@ def labels_of(args: argparse.Namespace) -> list[str]:
         )
     if args.labels is not None:
         return list(args.labels)
-    return [line for line in read_lines(args.labels_file, "labels") if line]
+    return [line for line in stripped_lines(args.labels_file, "--labels-file", "label") if line]
 
 
 def templates_of(args: argparse.Namespace) -> list[str] | None:
@@ -78,7 +73,7 @@ def templates_of(args: argparse.Namespace) -> list[str] | None:
     if args.templates_file is None:
         return None
     templates = []
-    for number, line in enumerate(read_lines(args.templates_file, "templates"), 1):
+    for number, line in enumerate(stripped_lines(args.templates_file, "--templates-file", "template"), 1):
         if not line:
             continue
         if line.count("{}") != 1:

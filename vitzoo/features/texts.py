@@ -50,22 +50,27 @@ from .outputs import (
 from .shards import INDEX, read_index, shard_done, write_shard
 
 
-def read_texts(path: str | Path) -> list[str]:
-    """The texts of a UTF-8 file, one per line (see the module docstring: split on ``"\\n"`` / ``"\\r\\n"`` only,
-    blank lines skipped). ``ConfigError`` for a file that is missing or not UTF-8."""
+def read_lines(path: str | Path, option: str, what: str) -> list[str]:
+    """The lines of a UTF-8 file given as ``option``: a leading byte-order mark dropped, split on ``"\n"`` and
+    ``"\r\n"`` only, nothing else changed (a final newline leaves an empty last line). ``ConfigError`` for a file
+    that is missing or not UTF-8; ``what`` names a line's content in the message."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError) as err:
-        raise ConfigError(f"--text-file {path}: {err.strerror}; pass a UTF-8 file with one text per line") from None
+        raise ConfigError(f"{option} {path}: {err.strerror}; pass a UTF-8 file with one {what} a line") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(
-            f"--text-file {path} is not UTF-8 (at byte offset {err.start}: {err.reason}): save it as UTF-8"
+            f"{option} {path} is not UTF-8 (at byte offset {err.start}: {err.reason}): save it as UTF-8"
         ) from None
-    lines = text.removeprefix("\ufeff").split("\n")
-    return [line for line in (line.removesuffix("\r") for line in lines) if line and not line.isspace()]
+    return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
+
+
+def read_texts(path: str | Path) -> list[str]:
+    """The texts of a UTF-8 file, one per line (``read_lines``), blank lines (empty or only whitespace) skipped."""
+    return [line for line in read_lines(path, "--text-file", "text") if line and not line.isspace()]
 
 
 @torch.inference_mode()
