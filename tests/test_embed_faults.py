@@ -460,3 +460,23 @@ def test_a_process_waiting_for_a_listing_that_failed_is_an_error(loaded, tmp_pat
     b.join(timeout=300)
     assert not b.is_alive() and [type(e) for e in errors] == [vitzoo.VitzooError]
     assert "was removed before its inputs were listed" in str(errors[0]) and not out.exists()
+
+
+def test_a_work_folder_renamed_into_place_during_the_check_is_an_output(tmp_path, monkeypatch):
+    """Two torchrun ranks start together: one renames its temporary work folder into place while the other asks
+    whether the folder is vitzoo's. Whatever moment the rename falls on, the answer is yes (the checks follow the
+    order a run makes its files); it once said no, and the late rank refused the output (a hang in CI)."""
+    out = tmp_path / "out"
+    tmp = out / f"{outputs.WORK_DIR}.tmp123-abcd"
+    tmp.mkdir(parents=True)
+    (tmp / outputs.MARK).write_text("{}")
+    scandir = os.scandir
+
+    def rename_then_scan(folder):  # the other rank's rename lands just before this process lists the folder
+        if tmp.exists():
+            os.rename(tmp, out / outputs.WORK_DIR)
+        return scandir(folder)
+
+    monkeypatch.setattr(outputs.os, "scandir", rename_then_scan)
+    assert outputs.is_output_dir(out)
+    assert (out / outputs.WORK_DIR / outputs.MARK).is_file()  # the rename did happen mid-check

@@ -115,13 +115,19 @@ class Places:
 
 def is_output_dir(folder: Path) -> bool:
     """Whether ``folder`` holds a vitzoo embed output (finished or not): its index, work folder or shards. A work
-    folder another process is making right now (``.vitzoo-embed.tmp...``, renamed into place once whole) counts."""
-    if (folder / WORK_DIR / MARK).is_file() or read_json(folder / INDEX).get("format") == FORMAT:
-        return True
+    folder another process is making right now (``.vitzoo-embed.tmp...``, renamed into place once whole) counts.
+
+    Another process may move the folder on between the checks, so they look in the order a run makes these files
+    (temporary work folder, work folder, shards, index; the work folder goes last): a file gone since its check was
+    replaced by one that a later check sees."""
     if any(e.name.startswith(f"{WORK_DIR}.tmp") for e in os.scandir(folder)):
         return True
+    if (folder / WORK_DIR / MARK).is_file():
+        return True
     info = next((e.path for e in os.scandir(folder) if SHARD_INFO.fullmatch(e.name)), None)
-    return info is not None and {"rows", "failed", "arrays"} <= read_json(Path(info)).keys()
+    if info is not None and {"rows", "failed", "arrays"} <= read_json(Path(info)).keys():
+        return True
+    return read_json(folder / INDEX).get("format") == FORMAT
 
 
 def make_dirs(folder: Path) -> list[Path]:
