@@ -25,7 +25,7 @@ import vitzoo.catalog
 import vitzoo.cli
 import vitzoo.cli.embed
 import vitzoo.cli.list
-from conftest import cli, cli_env, one_line_error, randomize_, run_cli
+from conftest import cli, cli_env, fast_first, one_line_error, randomize_, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
@@ -88,18 +88,7 @@ def test_ctrl_c_elsewhere_exits_130_in_one_line(monkeypatch):
     assert res.returncode == 130 and res.stderr == "vitzoo: interrupted\n"
 
 
-@pytest.fixture(scope="module")
-def describe_once():
-    """``vitzoo list`` describes every arch (a model built on the meta device each, about 1 s for the registry): the
-    table tests share one description of each arch, made by ``describe`` itself the first time (as copies: the
-    table's code writes into them)."""
-    once = functools.cache(vitzoo.catalog.describe)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(vitzoo.catalog, "describe", lambda name: dict(once(name)))
-        yield
-
-
-def test_list_table_and_pattern(describe_once):
+def test_list_table_and_pattern():
     out = cli("list")
     assert out.returncode == 0
     lines = out.stdout.splitlines()
@@ -118,7 +107,7 @@ def test_no_match_and_no_command_fail_on_stderr():
     assert out.returncode == 2 and "usage: vitzoo" in out.stderr
 
 
-def test_docs_models_table_is_current(describe_once):
+def test_docs_models_table_is_current():
     out = cli("list", "--format", "markdown")
     assert out.returncode == 0
     assert DOCS.read_text() == out.stdout, "regenerate: vitzoo list --format markdown > docs/models.md"
@@ -167,7 +156,7 @@ INFO_TAGS = [
 ]
 
 
-@pytest.mark.parametrize("tag", INFO_TAGS)
+@pytest.mark.parametrize("tag", fast_first(INFO_TAGS, 2))
 def test_info_json_equals_timms_model_and_pretrained_cfg(tag):
     """Sizes, parameter count, eval data config and checkpoint facts against timm's model built on the meta device
     and timm's pretrained_cfg for the same tag."""
@@ -196,7 +185,7 @@ def test_info_json_equals_timms_model_and_pretrained_cfg(tag):
     assert (ckpt["top1"], ckpt["top5"], ckpt["description"]) == (facts.top1, facts.top5, facts.description)
 
 
-@pytest.mark.parametrize("tag", INFO_TAGS)
+@pytest.mark.parametrize("tag", fast_first(INFO_TAGS))
 def test_info_gflops_equal_a_flop_count_of_timms_forward(tag):
     """GFLOPs (2 x multiply-adds of matmuls and convolutions) equal torch's FlopCounterMode on timm's forward."""
     from torch.utils.flop_counter import FlopCounterMode
