@@ -14,12 +14,15 @@ import subprocess
 import sys
 import tarfile
 import types
+from collections.abc import Collection, Iterable
 from pathlib import Path
+from typing import Any
 
 import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from _pytest.mark.structures import ParameterSet
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -27,7 +30,9 @@ import vitzoo
 from vitzoo.cli import main
 from vitzoo.features.transforms import create_transform, load_image
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+# Under pytest-xdist (the fast suite, see pytest_xdist_auto_num_workers) the workers share the cores: one intra-op
+# thread each, so no worker's matmuls wait on threads the other worker's are holding.
+torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 # Every full garbage collection walks every tracked object, and the libraries these tests import (torch, timm,
@@ -38,6 +43,13 @@ torch.set_num_threads(max(1, torch.get_num_threads()))
 # once its garbage is collected (what is left: the libraries its tests imported, module-level caches), so nothing
 # that is garbage is ever frozen.
 gc.freeze()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): the fast suite (``-m "not slow"``) runs in one worker per core, so it stays
+    within a minute on 2 cores; every other run, the full suite included, runs in this one process as before (its
+    large models and multi-process tests each want the whole machine)."""
+    return (os.cpu_count() or 1) if config.option.markexpr == "not slow" else 0
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -57,6 +69,23 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # A wrong mapping (a swapped or transposed tensor, a missed bias, another interpolation) moves the outputs by 1e-2 or
 # more with the random weights of ``randomize_``, so 1e-4 separates the two by two orders of magnitude either way.
 TOL = 1e-4
+
+
+def fast_first(cases: Iterable[Any], fast: int | Collection[Any] = 1) -> list[Any]:
+    """A test matrix split between the two suites: the first ``fast`` cases (or the cases in the collection
+    ``fast``) run in the fast suite (``pytest -m "not slow"``, the edit loop, within 60 s on 2 cores); the others are
+    marked slow, so ``pytest`` (what CI runs) runs every case. Cases are values, tuples or ``pytest.param``s."""
+    out = []
+    for i, case in enumerate(cases):
+        values = case.values if isinstance(case, ParameterSet) else case
+        in_fast = i < fast if isinstance(fast, int) else values in fast
+        if in_fast:
+            out.append(case)
+        elif isinstance(case, ParameterSet):
+            out.append(pytest.param(*case.values, marks=[*case.marks, pytest.mark.slow], id=case.id))
+        else:
+            out.append(pytest.param(*(case if isinstance(case, tuple) else (case,)), marks=pytest.mark.slow))
+    return out
 
 
 def maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:

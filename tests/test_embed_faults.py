@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import vitzoo
-from conftest import cli, randomize_, save_tiny_model, write_images, write_unreadable_lists
+from conftest import cli, fast_first, randomize_, save_tiny_model, write_images, write_unreadable_lists
 from vitzoo.features import embed_job as embed
 from vitzoo.features import fingerprint, outputs
 from vitzoo.features.embed_job import embed_to_file
@@ -369,7 +369,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("when", ["start", "middle", "end"])
-@pytest.mark.parametrize("suffix", LAYOUTS)
+@pytest.mark.parametrize("suffix", fast_first(LAYOUTS))
 def test_two_processes_finalising_at_once(loaded, images, tmp_path, monkeypatch, suffix, when):
     """One process finalises; another takes its finalize claim over as stale and finalises too, completely, at the
     start, the middle or the end of the first one's finalisation. The first returns quietly (it used to crash, or

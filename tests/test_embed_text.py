@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import vitzoo
-from conftest import cli, one_line_error, preprocess, save_tiny_clip, save_tiny_model
+from conftest import cli, fast_first, one_line_error, preprocess, save_tiny_clip, save_tiny_model
 from vitzoo.cli import build_parser, parse_args
 from vitzoo.eval.search import check_joint_space
 from vitzoo.features import texts as texts_job
@@ -57,7 +57,7 @@ def test_read_texts_splits_on_newlines_only(tmp_path):
     assert read_texts(path) == []
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", fast_first(LAYOUTS))
 def test_rows_are_encode_text_and_paths_the_texts(clip, tmp_path, layout):
     name, text_file, expected = clip
     out = tmp_path / layout

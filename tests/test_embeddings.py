@@ -20,6 +20,7 @@ from vitzoo.features.shards import write_index, write_shard
 from vitzoo.features.store import ConcatArray, read_rows, row_blocks
 
 
+@pytest.mark.slow  # a scale test: test_embed.py writes and reads back paths of every kind in the fast suite
 def test_three_million_paths_write_and_reopen(tmp_path):
     n, per = 3_000_000, 500_000  # 6 shards; 2 float16 features per row keep the arrays small
     meta = {"model": "synthetic", "pool": "token"}

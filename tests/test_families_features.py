@@ -23,7 +23,7 @@ from PIL import Image
 from safetensors import safe_open
 
 import vitzoo
-from conftest import TOL, batch, cli, maxdiff, randomize_, timm_model, timm_repo
+from conftest import TOL, batch, cli, fast_first, maxdiff, randomize_, timm_model, timm_repo
 from vitzoo.eval import attention, learned_embeddings
 from vitzoo.models.archs import ARCHS
 from vitzoo.weights.formats import to_timm
@@ -54,7 +54,7 @@ FAST = (
     "vit_base_patch16_siglip_224",
     "vit_small_plus_patch16_dinov3_qkvb",
 )
-FAMILY_ARCHS = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in PREFIX]
+FAMILY_ARCHS = fast_first(PREFIX, FAST)
 SMALLER = {  # fewer tokens than at the native size
     "vit_small_patch8_224": {"img_size": 112},
     "vit_base_patch16_siglip_224": {"img_size": 112, "embed_dim": 384, "num_heads": 6, "mlp_dim": 1536},
@@ -132,7 +132,7 @@ CHANGED = [
 ]
 
 
-@pytest.mark.parametrize(("arch", "changes", "written"), CHANGED)
+@pytest.mark.parametrize(("arch", "changes", "written"), fast_first(CHANGED, 2))
 @torch.no_grad()
 def test_a_config_no_arch_equals_round_trips(arch, changes, written, tmp_path):
     model = build(arch, native=True, **changes)
@@ -237,7 +237,7 @@ EMBEDDED = [  # a distillation token, registers, no class token, RoPE with stora
 ]
 
 
-@pytest.mark.parametrize("arch", EMBEDDED)
+@pytest.mark.parametrize("arch", fast_first(EMBEDDED, 2))
 def test_embed_command_for_extra_and_missing_prefix_tokens(arch, tmp_path):
     model = model_of(arch)
     name = f"local-dir:{vitzoo.save_pretrained(model, tmp_path / 'model')}"
@@ -294,7 +294,7 @@ def test_attention_capture_and_analysis_with_extra_or_no_prefix_tokens(arch):
         assert maxdiff(sim.reshape(h * w, h * w), pe @ pe.T) <= 1e-5
 
 
-@pytest.mark.parametrize("arch", ["vit_base_patch16_siglip_224", "vit_small_patch16_dinov3"])
+@pytest.mark.parametrize("arch", fast_first(["vit_small_patch16_dinov3", "vit_base_patch16_siglip_224"]))
 def test_analyze_command_skips_what_the_family_lacks(arch, tmp_path):
     model = model_of(arch)
     name = f"local-dir:{vitzoo.save_pretrained(model, tmp_path / 'model')}"
@@ -370,15 +370,17 @@ def test_predict_command_on_clip_says_what_to_use(tmp_path):
 # ---------------------------------------------------------------------------------------------- dynamic sizes
 @pytest.mark.parametrize(
     ("arch", "new"),
-    [
-        ("vit_small_patch14_dinov2", (224, 224)),  # 518 native -> 224, one class slot
-        # the same resampling to a non-square size (deit3 and SigLIP go to one in the fast suite)
-        pytest.param("vit_small_patch14_dinov2", (280, 196), marks=pytest.mark.slow),
-        ("deit_tiny_distilled_patch16_224", (288, 288)),  # two prefix slots resampled with the grid
-        ("deit3_small_patch16_224", (160, 256)),  # no_embed_class: patch rows only
-        ("vit_small_patch14_reg4_dinov2", (252, 252)),
-        ("vit_base_patch16_siglip_224", (256, 192)),
-    ],
+    fast_first(
+        [
+            ("deit_tiny_distilled_patch16_224", (288, 288)),  # two prefix slots resampled with the grid
+            ("deit3_small_patch16_224", (160, 256)),  # no_embed_class: patch rows only, to a non-square size
+            ("vit_small_patch14_dinov2", (224, 224)),  # 518 native -> 224, one class slot
+            ("vit_small_patch14_dinov2", (280, 196)),  # the same resampling to a non-square size
+            ("vit_small_patch14_reg4_dinov2", (252, 252)),
+            ("vit_base_patch16_siglip_224", (256, 192)),
+        ],
+        2,
+    ),
 )
 @torch.no_grad()
 def test_set_input_size_and_dynamic_sizes_equal_timm(arch, new):
@@ -451,7 +453,7 @@ def test_meta_device_loading_leaves_nothing_on_meta(arch, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ torch.compile
-@pytest.mark.parametrize("arch", FAMILY_ARCHS)
+@pytest.mark.parametrize("arch", fast_first(PREFIX, ["vit_small_plus_patch16_dinov3_qkvb"]))
 @torch.no_grad()
 def test_compiles_without_graph_breaks(arch):
     """fullgraph=True fails on any graph break; the eager backend checks the tracing only (inductor is slow on CPU)."""

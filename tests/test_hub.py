@@ -82,10 +82,10 @@ def test_falls_back_to_pytorch_model_bin(hub, tmp_path):
 
 @torch.no_grad()
 def test_hf_hub_timm_repo_reads_its_config(hub, tmp_path):
-    ref, files = timm_repo("vit_small_patch16_224", tmp_path, 21843, seed=3)
+    ref, files = timm_repo("vit_small_patch16_224", tmp_path, 21843, seed=3, depth=2)  # model_args: depth 2
     hub.add_commit("timm/vit_small_patch16_224.augreg_in21k", files)
     model = vitzoo.create_model("hf-hub:timm/vit_small_patch16_224.augreg_in21k", pretrained=True).eval()
-    assert model.config.num_classes == 21843 and model.config.embed_dim == 384
+    assert model.config.num_classes == 21843 and model.config.embed_dim == 384 and model.config.depth == 2
     assert maxdiff(model(batch()), ref(batch())) <= TOL
     assert model.pretrained_cfg.interpolation == "bicubic"
 

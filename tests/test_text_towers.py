@@ -26,6 +26,7 @@ from conftest import (
     TOL,
     batch,
     clip_tokenizer,
+    fast_first,
     folder_files,
     maxdiff,
     randomize_,
@@ -69,7 +70,7 @@ CLIP_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CLIP_CASES))
+@pytest.mark.parametrize("case", fast_first(CLIP_CASES))
 @torch.no_grad()
 def test_transformers_clip_matches(case, hub, tmp_path):
     text, pad, pool = CLIP_CASES[case]
@@ -354,6 +355,7 @@ def test_the_text_tower_compiles_with_inductor(clip_folder):
     assert maxdiff(torch.compile(model.text, fullgraph=True)(ids), model.text(ids)) <= 1e-5
 
 
+@pytest.mark.slow  # ONNX export of an image tower runs in the fast suite (test_export.py)
 @pytest.mark.parametrize("family", ["clip", "siglip"])
 @torch.no_grad()
 def test_onnx_text_tower_equals_pytorch(family, tmp_path):

@@ -19,7 +19,7 @@ from timm.data import resolve_model_data_config
 from timm.models import group_parameters
 
 import vitzoo
-from conftest import batch, maxdiff, save_safetensors, timm_model
+from conftest import batch, fast_first, maxdiff, save_safetensors, timm_model
 from vitzoo.models.archs import ARCHS
 from vitzoo.models.timm_api import TIMM_ONLY
 
@@ -67,7 +67,7 @@ def _pair(weights, name: str, kw: dict, ours_kw: dict, **extra):
     return _load(ours, sd, prefix), _load(theirs, sd, prefix)
 
 
-@pytest.mark.parametrize(("name", "kw", "ours_kw", "side"), FAMILIES)
+@pytest.mark.parametrize(("name", "kw", "ours_kw", "side"), fast_first(FAMILIES, 2))
 @pytest.mark.parametrize("out_indices", [None, (0, -1)], ids=["default", "first-last"])
 @torch.no_grad()
 def test_features_only_equals_timm(weights, name, kw, ours_kw, side, out_indices):

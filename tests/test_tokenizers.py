@@ -23,7 +23,7 @@ import huggingface_hub
 import pytest
 import torch
 
-from conftest import folder_files
+from conftest import fast_first, folder_files
 from vitzoo.errors import CheckpointError, ConfigError, InputError, VitzooError
 from vitzoo.weights import tokenizers
 from vitzoo.weights.source import resolve
@@ -113,7 +113,7 @@ def _clip_repo(folder: Path, vocab: Path, pad: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("clean", "length"), [("lower", 77), ("whitespace", 77), ("canonicalize", 16)])
+@pytest.mark.parametrize(("clean", "length"), fast_first([("lower", 77), ("whitespace", 77), ("canonicalize", 16)]))
 def test_open_clip_simple_tokenizer(tmp_path, hub, clean, length):
     """An open_clip repo without hf_tokenizer_name: SimpleTokenizer over the shipped vocabulary, its clean and
     context length; the same from the folder and through the Hub."""
@@ -138,7 +138,7 @@ def test_openai_clip_tags_use_the_shipped_vocabulary(hub):
     assert tok("a cat").shape == (1, 77) and tok([]).shape == (0, 77)
 
 
-@pytest.mark.parametrize("pad", ["<|endoftext|>", "!"])
+@pytest.mark.parametrize("pad", fast_first(["<|endoftext|>", "!"]))
 def test_transformers_clip(tmp_path, hub, clip_vocab, pad):
     """transformers CLIP repos, OpenAI's (padded with <|endoftext|>) and LAION's (padded with "!", id 0)."""
     folder = _clip_repo(tmp_path / "clip", clip_vocab, pad)
@@ -294,7 +294,7 @@ def test_sentencepiece_reader_encodes_as_sentencepiece(spm_model):
         assert ours.encode(text) == want, text
 
 
-@pytest.mark.parametrize("variant", ["as saved", "legacy false", "stripping"])
+@pytest.mark.parametrize("variant", fast_first(["as saved", "legacy false", "stripping"]))
 def test_transformers_siglip(tmp_path, hub, spm_model, variant):
     """google/siglip-* (spiece.model alone): transformers' SiglipTokenizer (sentencepiece); legacy false turns the
     dummy prefix off; the Hub's files have special tokens that strip the whitespace around them."""

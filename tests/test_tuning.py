@@ -12,6 +12,7 @@ import torch
 from timm.optim import param_groups_layer_decay
 
 import vitzoo
+from conftest import fast_first
 from vitzoo.train.param_groups import freeze, unfreeze
 from vitzoo.weights.formats import to_timm
 
@@ -67,7 +68,10 @@ def assert_same(got: dict[str, tuple[float, float]], want: dict[str, tuple[float
     assert not bad, bad
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+FAST = ["vit_base_patch16_224", "deit_tiny_distilled_patch16_224", "vit_small_patch16_dinov3"]
+
+
+@pytest.mark.parametrize("arch", fast_first(ARCHS, FAST))
 @pytest.mark.parametrize("layer_decay", [0.65, None])
 def test_param_groups_equal_timm(arch, layer_decay):
     ours, ref = shared_pair(arch)
