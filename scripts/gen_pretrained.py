@@ -116,9 +116,21 @@ RECIPES = {
     "sw_in12k": "timm (Wightman) trained on ImageNet-12k, with its 11,821-class head",
     "sw_in12k_ft_in1k": "timm (Wightman): ImageNet-12k pretrain, ImageNet-1k fine-tune",
     "tipsv2_webli": "TIPSv2 (Google) image-text pretrain on WebLI, image tower, headless",
+    "mim_in22k": "EVA-02 (Fang et al. 2024): masked image modelling of EVA-CLIP features on ImageNet-22k, headless",
+    "mim_in22k_ft_in1k": "EVA-02 MIM on ImageNet-22k, ImageNet-1k fine-tune",
+    "mim_in22k_ft_in22k": "EVA-02 MIM on ImageNet-22k, ImageNet-22k fine-tune with its 21,841-class head",
+    "mim_in22k_ft_in22k_in1k": "EVA-02 MIM on ImageNet-22k, ImageNet-22k then ImageNet-1k fine-tunes",
+    "mim_m38m": "EVA-02 MIM on Merged-38M (IN-22k, CC12M, CC3M, COCO, ADE20K, Object365, OpenImages), headless",
+    "mim_m38m_ft_in1k": "EVA-02 MIM on Merged-38M, ImageNet-1k fine-tune",
+    "mim_m38m_ft_in22k": "EVA-02 MIM on Merged-38M, ImageNet-22k fine-tune with its 21,841-class head",
+    "mim_m38m_ft_in22k_in1k": "EVA-02 MIM on Merged-38M, ImageNet-22k then ImageNet-1k fine-tunes",
+    "merged2b": "EVA-CLIP (Sun et al. 2023) image tower trained on Merged-2B; head = projection",
+    "eva_clip_laion400m": "EVA-CLIP g image tower trained on LAION-400M; head = projection",
+    "clip_ft_in1k": "EVA-01 g (Fang et al. 2023): EVA-CLIP image tower fine-tuned on ImageNet-1k",
+    "m30m_ft_in22k_in1k": "EVA-01 g: MIM on Merged-30M, ImageNet-22k then ImageNet-1k fine-tunes",
 }
 # Tags whose name another family's recipe already uses: arch suffix -> (tag -> its own RECIPES key)
-RECIPE_OF = {"_tipsv2": {"webli": "tipsv2_webli"}}
+RECIPE_OF = {"_tipsv2": {"webli": "tipsv2_webli"}, "eva_giant_patch14_clip_224": {"laion400m": "eva_clip_laion400m"}}
 LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 11821: "imagenet-12k", 115217: "bamboo"}
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))

@@ -10,6 +10,8 @@ import timm
 import torch
 
 import vitzoo
+from conftest import fast_first
+from vitzoo.factory import describe
 from vitzoo.models.archs import ARCHS, family_of
 from vitzoo.weights.formats import to_timm
 
@@ -52,6 +54,8 @@ def test_every_arch_has_timms_parameters_and_flags(arch):
     theirs = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     mine = {k: tuple(v.shape) for k, v in to_timm(ours.state_dict(), ours.config).items()}
     assert mine == theirs
+    # `vitzoo list` counts one block for all of them
+    assert describe(arch)["params"] == sum(p.numel() for p in ours.parameters())
     facts = _timm_facts(ref)
     cfg = ours.config
     assert (cfg.act_layer, cfg.layer_norm_eps, ours.num_prefix_tokens, cfg.dynamic_img_size) == (
@@ -62,5 +66,12 @@ def test_every_arch_has_timms_parameters_and_flags(arch):
     )
     # DINOv3 is the one family whose pooled output vitzoo takes from the class token (upstream's and transformers'
     # choice) where timm's Eva averages the patch tokens
-    assert cfg.global_pool == ("token" if cfg.rope else facts["pool"])
+    assert cfg.global_pool == ("token" if family_of(arch) == "dinov3" else facts["pool"])
     assert cfg.img_size == tuple(ref.patch_embed.img_size)
+
+
+@pytest.mark.parametrize("arch", fast_first([a for a in ARCHS if ARCHS[a].hybrid_layers]))
+def test_the_listed_parameter_count_of_a_hybrid_is_its_models(arch):
+    """The CNN stem is counted once, the blocks as many times as there are."""
+    ours = vitzoo.create_model(arch, device="meta")
+    assert describe(arch)["params"] == sum(p.numel() for p in ours.parameters())

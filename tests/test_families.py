@@ -16,7 +16,7 @@ import timm
 import torch
 
 import vitzoo
-from conftest import TOL, batch, maxdiff, timm_repo
+from conftest import TOL, batch, fast_first, maxdiff, timm_repo
 from vitzoo.weights.pretrained import PRETRAINED
 
 DEPTH = 2
@@ -44,6 +44,12 @@ TAGS = [
     "vit_base_patch16_224_miil.in21k_ft_in1k",
     "eva_large_patch14_196.in22k_ft_in1k",
     "vit_base_patch14_reg1_tipsv2.webli",
+    # EVA-02: fused q/k/v and a packed SwiGLU (Ti); separate q/k/v projections and the MLP norm (B); the EVA-CLIP
+    # tower with the norm inside attention; EVA-01 g (timm's Eva without RoPE)
+    "eva02_tiny_patch14_224.mim_in22k",
+    "eva02_base_patch14_224.mim_in22k",
+    "eva02_base_patch16_clip_224.merged2b",
+    "eva_giant_patch14_clip_224.laion400m",
 ]
 
 
@@ -53,27 +59,23 @@ def _timm(arch: str, state_dict, num_classes: int, dynamic: bool) -> torch.nn.Mo
     with torch.device("meta"):
         model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, dynamic_img_size=dynamic, **pool)
     model.load_state_dict(state_dict, strict=True, assign=True)
-    if "dinov3" in arch:  # the RoPE periods are a non-persistent buffer: rebuild it off the meta device
+    if any(b.is_meta for b in model.buffers()):  # non-persistent buffers (RoPE tables, Eva's zero k bias): build on CPU
         model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, dynamic_img_size=dynamic, **pool)
         model.load_state_dict(state_dict, strict=True)
     return model.eval()
 
 
-# The default (fast) suite runs four tags that cover every flag between them, and the smallest of three groups added
-# with timm's own archs (the four-stage hybrid, the register ViTs without a class token, the gap ViTs); `pytest` runs
-# all of them.
+# `pytest` runs every tag. The fast suite runs two: the distillation token, and DINOv3 S+ (RoPE, storage tokens,
+# q/v biases, the split SwiGLU, layer scale); the other flags have fast tests of their own (test_model_flags.py,
+# test_families_features.py, test_hybrid.py).
 FAST = (
     "deit_tiny_distilled_patch16_224.fb_in1k",
-    "vit_small_patch14_reg4_dinov2.lvd142m",
-    "vit_base_patch32_clip_quickgelu_224.openai",
     "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
-    "vit_small_r26_s32_224.augreg_in21k_ft_in1k",
-    "vit_wee_patch16_reg1_gap_256.sbb_in1k",
-    "vit_medium_patch16_gap_256.sw_in12k_ft_in1k",
+    "eva02_base_patch16_clip_224.merged2b",
 )
 
 
-@pytest.mark.parametrize("tag", [t if t in FAST else pytest.param(t, marks=pytest.mark.slow) for t in TAGS])
+@pytest.mark.parametrize("tag", fast_first(TAGS, FAST))
 @torch.no_grad()
 def test_tag_through_the_hub_equals_timm(tag, hub, tmp_path):
     facts = PRETRAINED[tag]

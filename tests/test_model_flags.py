@@ -20,6 +20,7 @@ from vitzoo.weights.formats import convert, from_timm_eva, to_timm
 TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_dim": 256, "num_classes": 10, "dynamic_img_size": True}
 DINOV3 = {
     "rope": True,
+    "abs_pos_embed": False,
     "reg_tokens": 4,
     "init_values": 1e-5,
     "layer_norm_eps": 1e-5,
@@ -27,6 +28,19 @@ DINOV3 = {
     "qkv_bias_mode": "qv",
 }
 CLIP = {"pre_norm": True, "patch_bias": False, "layer_norm_eps": 1e-5}
+EVA02 = {
+    "patch_size": 14,
+    "rope": True,
+    "rope_type": "eva",
+    "rope_temperature": 10000.0,
+    "rope_ref_grid": (16, 16),
+    "qkv_bias_mode": "qv",
+    "act_layer": "silu",
+    "mlp_layer": "swiglu_packed",
+    "global_pool": "avg",
+    "fc_norm": True,
+}
+EVA02_BL = {"mlp_layer": "swiglu", "mlp_norm": True}
 
 # family: (timm arch, its extra kwargs, vitzoo flags)
 CASES = {
@@ -58,6 +72,20 @@ CASES = {
         "vit_small_plus_patch16_dinov3",
         {"global_pool": "token"},
         {**DINOV3, "mlp_layer": "swiglu", "act_layer": "silu"},
+    ),
+    # EVA-02: RoPE on scaled patch indices beside the table, q/v biases, SwiGLU packed (Ti) or split with the MLP
+    # norm and separate q/k/v projections in timm (B), plus the norm inside attention (EVA-CLIP)
+    "eva02": ("eva02_tiny_patch14_224", {"mlp_ratio": 4.0}, {**EVA02, "mlp_dim": 512}),
+    "eva02_mlp_norm": ("eva02_base_patch14_224", {"mlp_ratio": 4.0}, {**EVA02, **EVA02_BL}),
+    "eva02_clip_attn_norm": (
+        "eva02_base_patch16_clip_224",
+        {"mlp_ratio": 4.0},
+        {**EVA02, **EVA02_BL, "patch_size": 16, "attn_norm": True, "global_pool": "token", "fc_norm": False},
+    ),
+    "eva01_qv_bias_no_rope": (
+        "eva_giant_patch14_224",
+        {"mlp_ratio": 4.0},
+        {"patch_size": 14, "qkv_bias_mode": "qv", "global_pool": "avg", "fc_norm": True},
     ),
     "fc_norm_avg": (
         "vit_base_patch16_224",
@@ -121,7 +149,7 @@ def test_q_and_v_biases_are_a_flag_of_their_own_equal_to_timms_eva():
 
 
 def test_rotary_positions_do_not_pick_the_bias_layout():
-    rope = {"rope": True, "init_values": 1e-5, "num_classes": 0}
+    rope = {"rope": True, "abs_pos_embed": False, "init_values": 1e-5, "num_classes": 0}
     fused = VisionTransformer(ViTConfig(**{**TINY, **rope}))
     assert fused.pos_embed is None and fused.blocks[0].attn.qkv.bias is not None
     assert {"blocks.0.attn.q_bias", "blocks.0.attn.v_bias"}.isdisjoint(fused.state_dict())

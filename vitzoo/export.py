@@ -49,7 +49,7 @@ def prepare(
     """
     torch_dtype = resolve_dtype(dtype) or torch.float32
     cfg = model.config
-    if dynamic_size and cfg.pos_embed_interpolation == "area" and not cfg.rope:
+    if dynamic_size and cfg.pos_embed_interpolation == "area" and cfg.abs_pos_embed:
         raise ConfigError(
             "pos_embed_interpolation='area' cannot be exported with a dynamic size (ONNX fixes its output size); "
             "export a fixed size or build the model with another pos_embed_interpolation (docs/export.md)"

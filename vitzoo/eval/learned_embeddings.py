@@ -31,7 +31,7 @@ def patch_embed_components(model: VisionTransformer, n: int = 28) -> torch.Tenso
 def pos_embed_similarity(model: VisionTransformer) -> torch.Tensor:
     """Cosine similarity of each patch's position embedding with every other: (h, w, h, w) (Figure 7 center)."""
     if model.pos_embed is None:
-        raise ConfigError("this model has no learned position table (rope=True, DINOv3): nothing to compare")
+        raise ConfigError("this model has no learned position table (abs_pos_embed=False, DINOv3): nothing to compare")
     h, w = model.grid_size
     pe = model.pos_embed.detach().float().cpu()[0, model.config.pos_embed_prefix_tokens :]  # (h*w, D)
     pe = torch.nn.functional.normalize(pe, dim=-1)

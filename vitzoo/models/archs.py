@@ -56,6 +56,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     # (timm's Eva defaults to the patch mean: pass global_pool="avg" for that)
     "dinov3": {
         "rope": True,
+        "abs_pos_embed": False,
         "reg_tokens": 4,
         "init_values": 1e-5,
         "layer_norm_eps": 1e-5,
@@ -77,11 +78,30 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "gap": {"class_token": False, "global_pool": "avg"},  # no class token, the patch mean, no fc_norm (timm's gap ViTs)
     "flexivit": {"no_embed_class": True},  # FlexiViT (Beyer et al. 2023): 240 px, position table of the patches only
     "tipsv2": {"init_values": 1.0, "reg_tokens": 1, "no_embed_class": True, "num_classes": 0},  # TIPSv2 image towers
+    # EVA-01 g (Fang et al. 2023), timm's Eva without RoPE: q and v biases, the patch mean through fc_norm
+    "eva": {"qkv_bias_mode": "qv", "global_pool": "avg", "fc_norm": True},
+    # EVA-02 (Fang et al. 2024): RoPE on patch indices scaled to the 16 x 16 pretraining grid beside the learned
+    # table, SwiGLU (Ti/S packed; B/L with a norm on the hidden units, _EVA02_BL), q and v biases, patch mean + fc_norm
+    "eva02": {
+        "rope": True,
+        "rope_type": "eva",
+        "rope_temperature": 10000.0,
+        "rope_ref_grid": (16, 16),
+        "qkv_bias_mode": "qv",
+        "mlp_layer": "swiglu_packed",
+        "act_layer": "silu",
+        "global_pool": "avg",
+        "fc_norm": True,
+    },
 }
 _TANH = {"act_layer": "gelu_tanh"}  # the SigLIP 2 towers timm builds with tanh GELU
 _SWIGLU = {"mlp_layer": "swiglu", "act_layer": "silu"}
 _MEDIUM_GAP = {"qkv_bias": False, "init_values": 1e-6}  # vit_medium_patch16_gap_*
 _SO150M2 = {"reg_tokens": 1, "qkv_bias": False, "init_values": 1e-5, "fc_norm": True}  # vit_so150m2_*
+_EVA02_BL = {"mlp_layer": "swiglu", "mlp_norm": True}  # EVA-02 B and L: separate gate and up, a norm before fc2
+# EVA-CLIP image towers: EVA-02 B/L with a norm inside attention too, the class token through the final norm
+_EVA02_CLIP = {**_EVA02_BL, "attn_norm": True, "global_pool": "token", "fc_norm": False}
+_TOKEN = {"global_pool": "token", "fc_norm": False}  # EVA-01 g's CLIP tower
 
 
 @dataclass(frozen=True)
@@ -278,21 +298,46 @@ ARCH_SPECS.update(
     }
 )
 
+ARCH_SPECS.update(
+    {  # EVA-01 g and EVA-02 (timm's eva.py); MLP widths are timm's int(D * mlp_ratio), doubled when packed
+        "eva_giant_patch14_224": ArchSpec("giant_clip", 14, 224, "eva"),
+        "eva_giant_patch14_336": ArchSpec("giant_clip", 14, 336, "eva"),
+        "eva_giant_patch14_560": ArchSpec("giant_clip", 14, 560, "eva"),
+        "eva_giant_patch14_clip_224": ArchSpec("giant_clip", 14, 224, "eva", {**_TOKEN, "num_classes": 1024}),
+        "eva02_tiny_patch14_224": ArchSpec("tiny", 14, 224, "eva02", {"mlp_dim": 1024, "num_classes": 0}),
+        "eva02_tiny_patch14_336": ArchSpec("tiny", 14, 336, "eva02", {"mlp_dim": 1024}),
+        "eva02_small_patch14_224": ArchSpec("small", 14, 224, "eva02", {"mlp_dim": 2048, "num_classes": 0}),
+        "eva02_small_patch14_336": ArchSpec("small", 14, 336, "eva02", {"mlp_dim": 2048}),
+        "eva02_base_patch14_224": ArchSpec("base", 14, 224, "eva02", {**_EVA02_BL, "mlp_dim": 2048, "num_classes": 0}),
+        "eva02_base_patch14_448": ArchSpec("base", 14, 448, "eva02", {**_EVA02_BL, "mlp_dim": 2048}),
+        "eva02_large_patch14_224": ArchSpec(
+            "large", 14, 224, "eva02", {**_EVA02_BL, "mlp_dim": 2730, "num_classes": 0}
+        ),
+        "eva02_large_patch14_448": ArchSpec("large", 14, 448, "eva02", {**_EVA02_BL, "mlp_dim": 2730}),
+        "eva02_base_patch16_clip_224": ArchSpec(
+            "base", 16, 224, "eva02", {**_EVA02_CLIP, "mlp_dim": 2048, "num_classes": 512}
+        ),
+        "eva02_large_patch14_clip_224": ArchSpec(
+            "large", 14, 224, "eva02", {**_EVA02_CLIP, "mlp_dim": 2730, "num_classes": 768}
+        ),
+        "eva02_large_patch14_clip_336": ArchSpec(
+            "large", 14, 336, "eva02", {**_EVA02_CLIP, "mlp_dim": 2730, "num_classes": 768}
+        ),
+    }
+)
+
 _LETTER = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 
 def _config(spec: ArchSpec) -> ViTConfig:
     """The ViTConfig of one ``ARCH_SPECS`` entry: its size and family, then its own changes."""
     depth, dim, mlp, heads = SIZES[spec.size]
+    sizes = dict(embed_dim=dim, depth=depth, mlp_dim=mlp, num_heads=heads)
     return ViTConfig(
-        embed_dim=dim,
-        depth=depth,
-        mlp_dim=mlp,
-        num_heads=heads,
         patch_size=(spec.patch, spec.patch),
         img_size=(spec.img, spec.img),
         hybrid_layers=spec.hybrid,
-        **{**FAMILIES[spec.family], **spec.changes},
+        **{**sizes, **FAMILIES[spec.family], **spec.changes},
     )
 
 

@@ -18,6 +18,7 @@ ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")  # MLP activation (act
 MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
 QKV_BIAS_MODES = ("qkv", "qv")  # the biases of the qkv projection (qkv_bias_mode): all three, or q and v only
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
+ROPE_TYPES = ("dinov3", "eva")  # rotary schemes (rope_type): see pos_embed.rope_embed and rope_embed_eva
 
 
 def to_pair(value: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:
@@ -81,8 +82,13 @@ class ViTConfig:
     act_layer: str = "gelu"  # MLP activation: gelu (erf), gelu_tanh (SigLIP 2), quick_gelu (OpenAI CLIP), silu
     mlp_layer: str = "mlp"  # "swiglu_packed": fc1 = [gate; up] (DINOv2-g); "swiglu": fc1_g, fc1_x (DINOv3 S+/H+)
     distilled: bool = False  # DeiT distillation token dist_token and second head head_dist (output: their mean)
-    rope: bool = False  # 2-D rotary position embedding of the patch tokens' q and k, no learned table (DINOv3)
-    rope_temperature: float = 100.0  # RoPE base period (DINOv3: 100)
+    rope: bool = False  # 2-D rotary position embedding of the patch tokens' q and k (DINOv3, EVA-02)
+    rope_type: str = "dinov3"  # "dinov3": centred coordinates in [-1, 1], half layout; "eva": EVA-02's patch indices
+    rope_temperature: float = 100.0  # RoPE base period (DINOv3: 100, EVA-02: 10000)
+    rope_ref_grid: tuple[int, int] | None = None  # "eva": the grid positions are scaled to (EVA-02: 16 x 16); None: own
+    abs_pos_embed: bool = True  # the learned position table pos_embed (False: positions from RoPE alone, DINOv3)
+    attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
+    mlp_norm: bool = False  # LayerNorm on the MLP's hidden units before fc2 (EVA-02 B/L: mlp.norm)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "img_size", to_pair(self.img_size, "img_size"))
@@ -132,9 +138,15 @@ class ViTConfig:
             raise ConfigError("distilled=True (DeiT) needs class_token=True, global_pool='token' and no reg_tokens")
         if self.rope and (self.hybrid_layers or self.head_dim % 4 or self.distilled):
             raise ConfigError(
-                f"rope=True (DINOv3) needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
+                f"rope=True needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
                 "distillation token"
             )
+        if self.rope_type not in ROPE_TYPES:
+            raise ConfigError(f"rope_type must be one of {ROPE_TYPES}, got {self.rope_type!r}")
+        if self.rope_ref_grid is not None:
+            object.__setattr__(self, "rope_ref_grid", to_pair(self.rope_ref_grid, "rope_ref_grid"))
+        if not self.rope and not self.abs_pos_embed:
+            raise ConfigError("abs_pos_embed=False leaves the tokens without positions: it needs rope=True")
         if self.global_pool not in (*POOLS, ""):
             raise ConfigError(
                 f"global_pool must be one of {POOLS} or '' (no pooling: the head sees every token, as timm), "

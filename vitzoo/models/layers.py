@@ -48,11 +48,18 @@ ACTIVATION_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` (..., n, hd) by ``rope`` = cat(sin, cos) (n, 2 hd) in the half layout; fp32 math, x's dtype out."""
+def apply_rope(x: torch.Tensor, rope: torch.Tensor, interleaved: bool = False) -> torch.Tensor:
+    """Rotate ``x`` (..., n, hd) by ``rope`` = cat(sin, cos) (n, 2 hd); fp32 math, x's dtype out.
+
+    The half layout (DINOv3) pairs channel i with i + hd/2; the interleaved one (EVA-02) pairs 2i with 2i + 1.
+    """
     sin, cos = rope.chunk(2, dim=-1)
-    x1, x2 = x.chunk(2, dim=-1)
-    return (x * cos + torch.cat([-x2, x1], dim=-1) * sin).to(x.dtype)
+    if interleaved:
+        rotated = torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).reshape(x.shape)
+    else:
+        x1, x2 = x.chunk(2, dim=-1)
+        rotated = torch.cat([-x2, x1], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -62,12 +69,14 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
         self.num_prefix_tokens = cfg.num_prefix_tokens  # tokens RoPE leaves unrotated
+        self.rope_interleaved = cfg.rope_type == "eva"
         self.attn_drop = cfg.attn_drop_rate
         D = cfg.embed_dim
         qv = cfg.qkv_bias and cfg.qkv_bias_mode == "qv"  # learned q and v biases, the k bias is zero (BEiT, DINOv3)
         self.qkv = nn.Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
         self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
+        self.norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if cfg.attn_norm else nn.Identity()
         self.proj = nn.Linear(D, D)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
         self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
@@ -102,10 +111,10 @@ class Attention(nn.Module):
             kv = F.linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, H, hd).permute(2, 0, 3, 1, 4)
             k, v = kv.unbind(0)  # each (B, H, L, hd)
         if rope is not None:
-            P = self.num_prefix_tokens
-            k = torch.cat([k[:, :, :P], apply_rope(k[:, :, P:], rope)], dim=2)
+            P, inter = self.num_prefix_tokens, self.rope_interleaved
+            k = torch.cat([k[:, :, :P], apply_rope(k[:, :, P:], rope, inter)], dim=2)
             if q.shape[2] > P:
-                q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], rope)], dim=2)
+                q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], rope, inter)], dim=2)
         if self.record is None:
             x = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.attn_drop if self.training else 0.0, is_causal=causal
@@ -117,18 +126,26 @@ class Attention(nn.Module):
             probs = scores.softmax(dim=-1).to(q.dtype)
             self.record(probs)  # (B, H, n, L)
             x = F.dropout(probs, self.attn_drop, self.training) @ v
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, q.shape[2], D)))
+        return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, q.shape[2], D))))
+
+
+def _hidden_norm(cfg: ViTConfig, width: int) -> nn.Module:
+    """``mlp_norm``: a LayerNorm on the MLP's hidden units before fc2 (timm's ``mlp.norm``), else nothing."""
+    return nn.LayerNorm(width, eps=cfg.layer_norm_eps) if cfg.mlp_norm else nn.Identity()
 
 
 class Mlp(nn.Module):
-    """fc1, activation, fc2; ``swiglu_packed`` splits fc1's output into [gate; up]: fc2(act(gate) * up) (DINOv2-g)."""
+    """fc1, activation, fc2; ``swiglu_packed`` splits fc1's output into [gate; up]: fc2(act(gate) * up) (DINOv2-g,
+    EVA-02 Ti/S)."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.act = ACTIVATION_FNS[cfg.act_layer]
         self.packed = cfg.mlp_layer == "swiglu_packed"
+        hidden = cfg.mlp_dim // 2 if self.packed else cfg.mlp_dim
         self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
-        self.fc2 = nn.Linear(cfg.mlp_dim // 2 if self.packed else cfg.mlp_dim, cfg.embed_dim)
+        self.norm = _hidden_norm(cfg, hidden)
+        self.fc2 = nn.Linear(hidden, cfg.embed_dim)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,22 +155,24 @@ class Mlp(nn.Module):
             x = self.act(gate) * up
         else:
             x = self.act(x)
-        return self.drop(self.fc2(self.drop(x)))
+        return self.drop(self.fc2(self.norm(self.drop(x))))
 
 
 class SwiGLU(nn.Module):
-    """fc2(act(fc1_g(x)) * fc1_x(x)) with separate gate and up projections (timm's names; DINOv3 S+/H+)."""
+    """fc2(act(fc1_g(x)) * fc1_x(x)) with separate gate and up projections (timm's names; DINOv3 S+/H+, EVA-02 B/L
+    with ``mlp_norm``)."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.act = ACTIVATION_FNS[cfg.act_layer]
         self.fc1_g = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
         self.fc1_x = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.norm = _hidden_norm(cfg, cfg.mlp_dim)
         self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1_g(x)) * self.fc1_x(x))))
+        return self.drop(self.fc2(self.norm(self.drop(self.act(self.fc1_g(x)) * self.fc1_x(x)))))
 
 
 def make_mlp(cfg: ViTConfig) -> nn.Module:
@@ -223,7 +242,7 @@ class AttentionPool(nn.Module):
         self.kv = nn.Linear(D, 2 * D)
         self.proj = nn.Linear(D, D)
         self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
-        self.mlp = Mlp(cfg.replace(mlp_layer="mlp", drop_rate=0.0))
+        self.mlp = Mlp(cfg.replace(mlp_layer="mlp", mlp_norm=False, drop_rate=0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens (B, N, D) -> pooled (B, D)."""

@@ -134,3 +134,30 @@ def rope_embed(
     angles = (2 * math.pi * coords[:, :, None] / periods).flatten(1)  # (h*w, 2n): y frequencies, then x
     angles = torch.cat([angles, angles], dim=-1)  # (h*w, head_dim), half layout
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def rope_embed_eva(
+    grid: Size,
+    head_dim: int,
+    temperature: float = 10000.0,
+    ref_grid: tuple[int, int] | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """EVA-02's 2-D rotary embedding for an (h, w) patch grid: ``cat(sin, cos)`` of shape (h * w, 2 * head_dim).
+
+    The patch indices ``0 .. h-1`` and ``0 .. w-1``, scaled by ``ref / h`` and ``ref / w`` when a reference grid is
+    given (EVA-02 fine-tunes at 448 px keep the positions of their 224 px pretraining, 16 x 16), rotate a quarter of
+    the head width each (y first) at frequencies ``temperature ** (-j / (head_dim / 4))``; every angle is repeated
+    for a pair of channels (the interleaved layout). As timm's ``RotaryEmbeddingCat`` with ``in_pixels=False``.
+    """
+    h, w = (_size(s) for s in grid)
+    n = head_dim // 4
+    bands = 1.0 / temperature ** (torch.arange(n, device=device).to(torch.float32) / n)
+    ys = torch.arange(h, device=device).to(torch.float32)
+    xs = torch.arange(w, device=device).to(torch.float32)
+    if ref_grid is not None:
+        ys, xs = ys / h * ref_grid[0], xs / w * ref_grid[1]
+    coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)  # (h, w, 2)
+    angles = (coords[..., None] * bands).flatten(-2).flatten(0, 1)  # (h*w, 2n): y frequencies, then x
+    angles = angles.repeat_interleave(2, dim=-1)  # (h*w, head_dim), interleaved layout
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)

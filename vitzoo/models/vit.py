@@ -32,7 +32,7 @@ from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
 from .layers import AttentionPool, Block, PatchEmbed
-from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed
+from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed, rope_embed_eva
 from .timm_api import TimmApi, feature_take_indices
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class VisionTransformer(TimmApi, nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.distilled else None  # DeiT
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, D)) if cfg.reg_tokens else None  # (1, R, D)
-        self.pos_embed = None if cfg.rope else nn.Parameter(torch.zeros(1, self._pos_len(cfg.grid_size), D))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self._pos_len(cfg.grid_size), D)) if cfg.abs_pos_embed else None
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         self.norm_pre: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if cfg.pre_norm else nn.Identity()
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
@@ -187,8 +187,8 @@ class VisionTransformer(TimmApi, nn.Module):
         """Images to the token sequence: (B, C, H, W) -> (B, P + N, D), the grid (h, w), and RoPE's (N, 2 hd).
 
         Token order is [class, distillation or registers, patches]. The learned position table is added to every
-        token, or (``no_embed_class``) to the patches before the prefix tokens are prepended; with ``rope`` there
-        is no table and the rotary embedding for the grid is returned for the blocks instead.
+        token, or (``no_embed_class``) to the patches before the prefix tokens are prepended (unless the model has
+        none, ``abs_pos_embed=False``); with ``rope`` the rotary embedding of the grid is returned for the blocks.
         """
         cfg = self.config
         grid, (pad_h, pad_w) = self._input_grid(x)
@@ -198,13 +198,15 @@ class VisionTransformer(TimmApi, nn.Module):
         B = x.shape[0]
         prefix = [t.expand(B, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
         rope = None
-        if cfg.rope:
+        if cfg.rope and cfg.rope_type == "eva":
+            rope = rope_embed_eva(grid, cfg.head_dim, cfg.rope_temperature, cfg.rope_ref_grid, x.device)
+        elif cfg.rope:
             rope = rope_embed(grid, cfg.head_dim, cfg.rope_temperature, x.device)
-        elif cfg.no_embed_class:
+        if cfg.abs_pos_embed and cfg.no_embed_class:
             x = x + self._pos_embed_for(grid)
         if prefix:
             x = torch.cat([*prefix, x], dim=1)  # (B, P + N, D)
-        if not cfg.rope and not cfg.no_embed_class:
+        if cfg.abs_pos_embed and not cfg.no_embed_class:
             x = x + self._pos_embed_for(grid)
         return self.norm_pre(self.pos_drop(x)), grid, rope
 
@@ -381,7 +383,7 @@ class VisionTransformer(TimmApi, nn.Module):
                     proj.bias.copy_(old.bias)
                 proj.requires_grad_(old.weight.requires_grad)
                 self.patch_embed.proj = proj
-            if new.grid_size != cfg.grid_size and self.pos_embed is not None:  # RoPE (DINOv3) has no table
+            if new.grid_size != cfg.grid_size and self.pos_embed is not None:  # DINOv3 has no table
                 table = self._resample(self.pos_embed, new.grid_size)
                 self.pos_embed = nn.Parameter(table, requires_grad=self.pos_embed.requires_grad)
         self.config = new

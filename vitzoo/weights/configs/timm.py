@@ -45,6 +45,9 @@ def from_timm(config: Mapping[str, Any], name: str) -> tuple[ViTConfig, Pretrain
             fields[k] = tuple(fields[k])
         # vitzoo 0.1 wrote no qkv_bias_mode: its rope=True meant q and v biases too
         fields.setdefault("qkv_bias_mode", "qv" if fields.get("rope") else "qkv")
+        fields.setdefault("abs_pos_embed", not fields.get("rope"))  # written before the field: rope meant no table
+        if fields.get("rope_ref_grid") is not None:
+            fields["rope_ref_grid"] = tuple(fields["rope_ref_grid"])
         vit = ViTConfig(**fields)
     elif "architecture" in config:
         arch = str(config["architecture"])
@@ -134,8 +137,13 @@ _TIMM_ARGS = (
     "fc_norm",
     "act_layer",  # a name timm's get_act_layer knows: gelu, gelu_tanh, quick_gelu, silu
 )
-_EVA_NAMES = {"reg_tokens": "num_reg_tokens", "fc_norm": "use_fc_norm", "pre_norm": "use_pre_transformer_norm"}
-_EVA_ARGS = (*(f for f in _TIMM_ARGS if f not in ("no_embed_class", "act_layer")), "rope_temperature")
+_EVA_NAMES = {
+    "reg_tokens": "num_reg_tokens",
+    "fc_norm": "use_fc_norm",
+    "pre_norm": "use_pre_transformer_norm",
+    "rope_ref_grid": "ref_feat_shape",
+}
+_EVA_ARGS = (*(f for f in _TIMM_ARGS if f not in ("no_embed_class", "act_layer")), "rope_temperature", "rope_ref_grid")
 # Always written, as timm's own save does: timm takes the image size from its default checkpoint's cfg, not from the
 # entry point, Eva pools "avg" by default and timm's fc_norm=None means "on for average pooling"
 _ALWAYS = ("img_size", "global_pool", "fc_norm")
@@ -144,6 +152,10 @@ _ENTRY_FIELDS = (
     "hybrid_layers",
     "distilled",
     "rope",
+    "rope_type",
+    "abs_pos_embed",
+    "attn_norm",
+    "mlp_norm",
     "qkv_bias_mode",
     "mlp_layer",
     "layer_norm_eps",

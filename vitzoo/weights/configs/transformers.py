@@ -265,6 +265,7 @@ def _dinov3(
     fields: Fields = dict(
         num_classes=0,
         rope=True,
+        abs_pos_embed=False,
         rope_temperature=float(tower.get("rope_theta", 100.0)),
         reg_tokens=int(tower.get("num_register_tokens", 0)),
         init_values=float(tower.get("layerscale_value", 1.0)),

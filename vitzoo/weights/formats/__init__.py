@@ -69,6 +69,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "dinov3"
     if "mask_token" in names or "register_tokens" in names:
         return "dinov2"
+    if any(k.startswith("blocks.") and k.endswith(".attn.q_proj.weight") for k in keys):
+        return "timm-eva"  # timm's Eva with separate q/k/v projections (EVA-02 B/L, EVA-CLIP)
     if has(".gamma_1"):  # layer scales named gamma_1: DeiT-III's with a position table, timm Eva's (DINOv3) without
         return "deit3" if "pos_embed" in names else "timm-eva"
     if has("embeddings.patch_embeddings.projection"):

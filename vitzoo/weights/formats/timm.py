@@ -1,9 +1,12 @@
 """timm state dicts, both ways. timm builds vitzoo's archs with two classes:
 
 * ``VisionTransformer``: vitzoo's own names. Only wrappers need removing.
-* ``Eva`` (the rotary-position archs: DINOv3): the same names but for the layer scales, plain block parameters
-  ``blocks.N.gamma_1`` / ``gamma_2`` where vitzoo has ``blocks.N.ls1.gamma`` / ``ls2.gamma``. (Its separate
-  ``attn.q_bias`` / ``attn.v_bias`` are vitzoo's names for ``qkv_bias_mode="qv"``.)
+* ``Eva`` (the rotary-position archs: DINOv3, EVA-02): the same names but for the layer scales, plain block
+  parameters ``blocks.N.gamma_1`` / ``gamma_2`` where vitzoo has ``blocks.N.ls1.gamma`` / ``ls2.gamma``, and, in the
+  entry points that pass ``qkv_fused=False`` (EVA-02 B and L, the EVA-CLIP towers), three projections
+  ``attn.q_proj`` (with bias), ``attn.k_proj`` (none) and ``attn.v_proj`` (with bias) where vitzoo has one fused
+  ``attn.qkv`` and ``attn.q_bias`` / ``attn.v_bias``. (The fused Eva's ``q_bias`` / ``v_bias`` are vitzoo's
+  names for ``qkv_bias_mode="qv"``.)
 
 ``to_timm`` writes the names of the class timm builds for a config: what ``save_pretrained`` stores, so that timm
 reads the folder.
@@ -22,11 +25,49 @@ from .base import Converted
 _WRAPPERS = ("module.", "model.", "_orig_mod.")  # DDP, some training scripts, torch.compile
 _GAMMA = re.compile(r"blocks\.(\d+)\.gamma_([12])")  # Eva's (and the original DeiT-III's) layer scales
 _LAYER_SCALE = re.compile(r"blocks\.(\d+)\.ls([12])\.gamma")  # vitzoo's (and timm VisionTransformer's)
+_SPLIT_QKV = re.compile(r"(blocks\.\d+\.attn)\.q_proj\.weight")  # timm Eva with qkv_fused=False
 
 
 def is_eva(config: ViTConfig) -> bool:
-    """timm builds this config with its ``Eva`` class: timm's rotary-position ViTs are Eva models."""
-    return config.rope
+    """timm builds this config with its ``Eva`` class: its rotary-position ViTs (DINOv3, EVA-02) and the ones with
+    separate q and v biases (EVA-01 g; timm's ``VisionTransformer`` has one fused qkv bias only)."""
+    return config.rope or (config.qkv_bias and config.qkv_bias_mode == "qv")
+
+
+def eva_splits_qkv(config: ViTConfig) -> bool:
+    """timm's Eva entry points for this config pass ``qkv_fused=False``: EVA-02 B and L (their MLP has the inner
+    norm; Ti and S, without it, keep the fused projection), the EVA-CLIP towers among them."""
+    return config.rope and config.rope_type == "eva" and config.mlp_norm
+
+
+def fuse_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Eva's ``attn.q_proj`` / ``k_proj`` / ``v_proj`` -> ``attn.qkv.weight`` and ``attn.q_bias`` / ``v_bias``."""
+    out = dict(state_dict)
+    for key in state_dict:
+        m = _SPLIT_QKV.fullmatch(key)
+        if m is None:
+            continue
+        a = m.group(1)
+        out[f"{a}.qkv.weight"] = torch.cat([out.pop(f"{a}.{p}_proj.weight") for p in "qkv"])
+        for p in "qv":
+            if f"{a}.{p}_proj.bias" in out:
+                out[f"{a}.{p}_bias"] = out.pop(f"{a}.{p}_proj.bias")
+    return out
+
+
+def split_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The other way: ``attn.qkv.weight`` (rows q, k, v) and ``attn.q_bias`` / ``v_bias`` -> three projections."""
+    out = dict(state_dict)
+    for key in state_dict:
+        if not key.endswith(".attn.qkv.weight"):
+            continue
+        a = key[: -len(".qkv.weight")]
+        for p, w in zip("qkv", out.pop(key).chunk(3), strict=True):
+            out[f"{a}.{p}_proj.weight"] = w
+        for p in "qv":
+            if f"{a}.{p}_bias" in out:
+                out[f"{a}.{p}_proj.bias"] = out.pop(f"{a}.{p}_bias")
+    return out
 
 
 def from_timm(state_dict: dict[str, torch.Tensor]) -> Converted:
@@ -45,16 +86,25 @@ def gammas_to_layer_scales(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
 
 
 def from_timm_eva(state_dict: dict[str, torch.Tensor]) -> Converted:
-    """timm's ``Eva`` state dict (its DINOv3 files): wrappers stripped, layer scales renamed."""
+    """timm's ``Eva`` state dict (its DINOv3 and EVA-02 files): wrappers stripped, layer scales renamed, separate
+    q/k/v projections fused."""
     stripped = from_timm(state_dict)
-    notes = [*stripped.notes, "renamed timm Eva's layer scales gamma_1 / gamma_2 to ls1.gamma / ls2.gamma"]
-    return Converted("timm-eva", gammas_to_layer_scales(stripped.state_dict), notes)
+    notes = list(stripped.notes)
+    out = stripped.state_dict
+    if any(_GAMMA.fullmatch(k) for k in out):
+        out = gammas_to_layer_scales(out)
+        notes.append("renamed timm Eva's layer scales gamma_1 / gamma_2 to ls1.gamma / ls2.gamma")
+    if any(_SPLIT_QKV.fullmatch(k) for k in out):
+        out = fuse_qkv(out)
+        notes.append("fused timm Eva's attn.q_proj / k_proj / v_proj into attn.qkv with q_bias / v_bias")
+    return Converted("timm-eva", out, notes)
 
 
 def to_timm(state_dict: Mapping[str, torch.Tensor], config: ViTConfig) -> dict[str, torch.Tensor]:
     """A vitzoo state dict under the names of the timm class that builds ``config`` (``is_eva``: Eva's)."""
     if not is_eva(config):
         return dict(state_dict)
-    return {
+    out = {
         _LAYER_SCALE.sub(r"blocks.\1.gamma_\2", k) if _LAYER_SCALE.fullmatch(k) else k: v for k, v in state_dict.items()
     }
+    return split_qkv(out) if eva_splits_qkv(config) else out
