@@ -128,9 +128,20 @@ RECIPES = {
     "eva_clip_laion400m": "EVA-CLIP g image tower trained on LAION-400M; head = projection",
     "clip_ft_in1k": "EVA-01 g (Fang et al. 2023): EVA-CLIP image tower fine-tuned on ImageNet-1k",
     "m30m_ft_in22k_in1k": "EVA-01 g: MIM on Merged-30M, ImageNet-22k then ImageNet-1k fine-tunes",
+    "naver_in1k": "RoPE-ViT (Heo et al. 2024, NAVER): DeiT-III recipe on ImageNet-1k with rotary positions",
+    "pe_core_fb": "Perception Encoder core (Bolya et al. 2025, Meta): CLIP image tower; head = projection",
+    "pe_lang_fb": "Perception Encoder lang (Meta): the core tower aligned to a language model, headless",
+    "pe_lang_fb_tiling": "Perception Encoder lang (Meta), tuned on image tiles, headless",
+    "pe_spatial_fb": "Perception Encoder spatial (Meta): the core tower distilled for dense features, headless",
 }
 # Tags whose name another family's recipe already uses: arch suffix -> (tag -> its own RECIPES key)
-RECIPE_OF = {"_tipsv2": {"webli": "tipsv2_webli"}, "eva_giant_patch14_clip_224": {"laion400m": "eva_clip_laion400m"}}
+RECIPE_OF = {  # a part of the arch name: {tag: its RECIPES key}
+    "_tipsv2": {"webli": "tipsv2_webli"},
+    "eva_giant_patch14_clip_224": {"laion400m": "eva_clip_laion400m"},
+    "vit_pe_core_": {"fb": "pe_core_fb"},
+    "vit_pe_lang_": {"fb": "pe_lang_fb", "fb_tiling": "pe_lang_fb_tiling"},
+    "vit_pe_spatial_": {"fb": "pe_spatial_fb"},
+}
 LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 11821: "imagenet-12k", 115217: "bamboo"}
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -175,7 +186,7 @@ def entry(arch: str, tag: str) -> str:
         args.append(f"norm=({mean!r}, {std!r})")
     if top1 is not None:
         args += [f"top1={top1}", f"top5={top5}"]
-    recipe = next((r[tag] for suffix, r in RECIPE_OF.items() if arch.endswith(suffix) and tag in r), tag)
+    recipe = next((r[tag] for part, r in RECIPE_OF.items() if part in arch and tag in r), tag)
     if recipe != tag:
         args.append(f"recipe={_q(recipe)}")
     assert recipe in RECIPES, recipe

@@ -50,6 +50,14 @@ TAGS = [
     "eva02_base_patch14_224.mim_in22k",
     "eva02_base_patch16_clip_224.merged2b",
     "eva_giant_patch14_clip_224.laion400m",
+    # RoPE-ViT axial, without and with a table; timm's SBB RoPE ViT; Perception Encoder core (RoPE x first from index
+    # 1, an 8-head attention pool over the class token too), spatial and lang (no final norm)
+    "vit_small_patch16_rope_224.naver_in1k",
+    "vit_small_patch16_rope_ape_224.naver_in1k",
+    "vit_medium_patch16_rope_reg1_gap_256.sbb_in1k",
+    "vit_pe_core_tiny_patch16_384.fb",
+    "vit_pe_spatial_tiny_patch16_512.fb",
+    "vit_pe_lang_large_patch14_448.fb",
 ]
 
 
@@ -72,6 +80,7 @@ FAST = (
     "deit_tiny_distilled_patch16_224.fb_in1k",
     "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
     "eva02_base_patch16_clip_224.merged2b",
+    "vit_pe_core_tiny_patch16_384.fb",
 )
 
 

@@ -44,6 +44,11 @@ PREFIX = {
     "vit_base_patch16_siglip_gap_224": 0,
     "vit_small_patch16_dinov3": 5,  # RoPE, 4 storage tokens
     "vit_small_plus_patch16_dinov3_qkvb": 5,  # q/v biases, split SwiGLU
+    "eva02_tiny_patch14_224": 1,  # EVA RoPE beside a table, packed SwiGLU, patch mean through fc_norm
+    "eva02_base_patch16_clip_224": 1,  # split q/k/v in timm, norms inside attention and the MLP
+    "vit_medium_patch16_rope_reg1_gap_256": 1,  # one register, no class token, RoPE without a table
+    "vit_pe_core_tiny_patch16_384": 1,  # RoPE x first, an attention pool over the class token too
+    "vit_pe_spatial_tiny_patch16_512": 1,  # no final norm
 }
 # Each test runs every family; the default (fast) suite runs three that cover the prefix-token cases between them:
 # registers without a class slot in the table, no class token with an attention pool, and RoPE with storage tokens,
@@ -61,6 +66,9 @@ SMALLER = {  # fewer tokens than at the native size
     "vit_small_patch14_dinov2": {"img_size": 224},
     "vit_small_patch14_reg4_dinov2": {"img_size": 224},
     "vit_giant_patch14_dinov2": {"img_size": 112, "embed_dim": 192, "num_heads": 3, "mlp_dim": 1024},
+    "eva02_base_patch16_clip_224": {"img_size": 112},
+    "vit_pe_core_tiny_patch16_384": {"img_size": 128},
+    "vit_pe_spatial_tiny_patch16_512": {"img_size": 128},
 }
 _MODELS: dict[str, torch.nn.Module] = {}
 
@@ -186,11 +194,12 @@ def test_every_pool_and_layer_of_every_family(arch):
     assert tokens.shape[1] == P + h * w
     pooled = model.forward_head(tokens, pre_logits=True)
     assert maxdiff(extract(model, x), pooled) <= TOL  # None: the model's own pooling
-    assert maxdiff(extract(model, x, pool="avg"), tokens[:, P:].mean(1)) <= TOL  # prefix tokens never averaged
+    # prefix tokens never averaged; a pooled vector gets fc_norm where the model norms after pooling (EVA-02)
+    assert maxdiff(extract(model, x, pool="avg"), model.fc_norm(tokens[:, P:].mean(1))) <= TOL
     assert maxdiff(extract(model, x, pool="output"), model(x)) <= TOL
     assert maxdiff(extract(model, x, pool="tokens"), tokens) <= TOL
-    if P:
-        assert maxdiff(extract(model, x, pool="token"), tokens[:, 0]) <= TOL
+    if model.config.class_token:
+        assert maxdiff(extract(model, x, pool="token"), model.fc_norm(tokens[:, 0])) <= TOL
     else:
         with pytest.raises(vitzoo.ConfigError, match="class token"):
             extract(model, x, pool="token")
@@ -200,7 +209,8 @@ def test_every_pool_and_layer_of_every_family(arch):
         with pytest.raises(vitzoo.ConfigError, match="attention-pool"):
             extract(model, x, pool="map")
     layers = extract(model, x, layers=[0, -1], pool="avg")
-    assert maxdiff(layers["layer_1"], tokens[:, P:].mean(1)) <= TOL  # the last block, final-normed
+    # the last block through the final norm, as timm's forward_intermediates (fc_norm models: none; EVA-02)
+    assert maxdiff(layers["layer_1"], tokens[:, P:].mean(1)) <= TOL
     assert extract(model, x, layers=[0], pool="tokens")["layer_0"].shape == tokens.shape
     _, maps = model.forward_intermediates(x, indices=[0, 1], norm=True, return_prefix_tokens=True)
     (first, first_prefix), (last, last_prefix) = maps
@@ -279,8 +289,9 @@ def test_attention_capture_and_analysis_with_extra_or_no_prefix_tokens(arch):
         assert attention.attention_rollout(rec.attentions, P, rec.grid).shape == (2, h, w)
         assert attention.cls_attention(rec.attentions[-1], P, rec.grid).shape == (2, model.config.num_heads, h, w)
     else:
-        for fn in (lambda: attention.attention_rollout(rec.attentions, P, rec.grid),
-                   lambda: attention.cls_attention(rec.attentions[-1], P, rec.grid)):  # fmt: skip
+        assert rec.has_class_token is False  # registers alone (timm's SBB gap ViTs) are no class token
+        for fn in (lambda: attention.attention_rollout(rec.attentions, P, rec.grid, rec.has_class_token),
+                   lambda: attention.cls_attention(rec.attentions[-1], P, rec.grid, rec.has_class_token)):  # fmt: skip
             with pytest.raises(vitzoo.ConfigError, match="class token"):
                 fn()
     if model.pos_embed is None:

@@ -41,6 +41,27 @@ EVA02 = {
     "fc_norm": True,
 }
 EVA02_BL = {"mlp_layer": "swiglu", "mlp_norm": True}
+# RoPE on x then y patch indices (RoPE-ViT; the Perception Encoder from index 1, scaled to its pretraining grid)
+ROPE_VIT = {
+    "rope": True,
+    "rope_type": "eva",
+    "rope_temperature": 100.0,
+    "rope_grid_indexing": "xy",
+    "abs_pos_embed": False,
+}
+PE = {
+    **ROPE_VIT,
+    "abs_pos_embed": True,
+    "rope_temperature": 10000.0,
+    "rope_grid_offset": 1.0,
+    "rope_ref_grid": (24, 24),
+    "pre_norm": True,
+    "patch_bias": False,
+    "layer_norm_eps": 1e-5,
+    "global_pool": "map",
+    "attn_pool_heads": 8,
+    "pool_include_prefix": True,
+}
 
 # family: (timm arch, its extra kwargs, vitzoo flags)
 CASES = {
@@ -86,6 +107,13 @@ CASES = {
         "eva_giant_patch14_224",
         {"mlp_ratio": 4.0},
         {"patch_size": 14, "qkv_bias_mode": "qv", "global_pool": "avg", "fc_norm": True},
+    ),
+    "rope_vit_axial": ("vit_small_patch16_rope_224", {}, {**ROPE_VIT, "init_values": 1e-5}),
+    "pe_core": ("vit_pe_core_tiny_patch16_384", {}, PE),
+    "pe_no_final_norm": (
+        "vit_pe_spatial_tiny_patch16_512",
+        {},
+        {**PE, "rope_ref_grid": (32, 32), "final_norm": False, "global_pool": "avg", "pool_include_prefix": False},
     ),
     "fc_norm_avg": (
         "vit_base_patch16_224",

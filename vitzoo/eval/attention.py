@@ -27,6 +27,7 @@ class AttentionRecord:
     num_prefix_tokens: int
     attentions: list[torch.Tensor] = field(default_factory=list)
     grid: tuple[int, int] | None = None  # (h, w) patch grid of the last input
+    has_class_token: bool = True  # False: the prefix tokens are registers only (timm's SBB gap ViTs)
 
     @property
     def token_layout(self) -> str:
@@ -42,7 +43,7 @@ def capture_attention(model: VisionTransformer, layers: Sequence[int] | None = N
     the outputs are the same as with fused SDPA. Each call of the model appends its attentions.
     """
     chosen = take_indices(len(model.blocks), None if layers is None else list(layers))
-    record = AttentionRecord(chosen, model.num_prefix_tokens)
+    record = AttentionRecord(chosen, model.num_prefix_tokens, has_class_token=model.cls_token is not None)
 
     def sink(probs: torch.Tensor) -> None:
         record.attentions.append(probs.detach())
@@ -62,7 +63,10 @@ def capture_attention(model: VisionTransformer, layers: Sequence[int] | None = N
 
 
 def attention_rollout(
-    attentions: Sequence[torch.Tensor], num_prefix_tokens: int, grid: tuple[int, int]
+    attentions: Sequence[torch.Tensor],
+    num_prefix_tokens: int,
+    grid: tuple[int, int],
+    has_class_token: bool = True,
 ) -> torch.Tensor:
     """Attention rollout (Abnar & Zuidema 2020, §3) of the class token over the patch grid: (B, h, w).
 
@@ -70,7 +74,7 @@ def attention_rollout(
     (first layer rightmost); take the class token's row over the patch tokens. The attention flowing through the
     other prefix tokens (DeiT's distillation token, registers) stays in the product; token 0 is the class token.
     """
-    _need_class_token(num_prefix_tokens, "attention rollout")
+    _need_class_token(num_prefix_tokens, has_class_token, "attention rollout")
     joint = None
     for attn in attentions:
         a = attn.float().mean(dim=1)  # (B, N, N): heads averaged
@@ -82,17 +86,20 @@ def attention_rollout(
     return joint[:, 0, num_prefix_tokens:].reshape(-1, *grid)
 
 
-def _need_class_token(num_prefix_tokens: int, what: str) -> None:
-    if not num_prefix_tokens:
+def _need_class_token(num_prefix_tokens: int, has_class_token: bool, what: str) -> None:
+    """``has_class_token=False`` (``AttentionRecord.has_class_token``): prefix tokens that are registers only."""
+    if not num_prefix_tokens or not has_class_token:
         raise ConfigError(
             f"{what} follows the class token; this model has no class token (SigLIP pools its patch tokens): use "
             "mean_attention_distance, or the captured attention maps themselves"
         )
 
 
-def cls_attention(attention: torch.Tensor, num_prefix_tokens: int, grid: tuple[int, int]) -> torch.Tensor:
+def cls_attention(
+    attention: torch.Tensor, num_prefix_tokens: int, grid: tuple[int, int], has_class_token: bool = True
+) -> torch.Tensor:
     """Raw attention of the class token (token 0) to every patch, per head, in one layer: (B, heads, h, w)."""
-    _need_class_token(num_prefix_tokens, "class-token attention")
+    _need_class_token(num_prefix_tokens, has_class_token, "class-token attention")
     return attention[:, :, 0, num_prefix_tokens:].float().reshape(*attention.shape[:2], *grid)
 
 

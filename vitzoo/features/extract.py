@@ -82,8 +82,7 @@ def feature_fn(
         elif pool == "pre_logits":
             feats = model.forward_head(model.forward_features(x), pre_logits=True)
         elif pool == "map":
-            assert model.attn_pool is not None
-            feats = model.attn_pool(model.forward_features(x)[:, prefix:])
+            feats = model.attention_pool(model.forward_features(x))
         else:
             feats = pool_tokens(model.forward_features(x), pool, prefix)
         if pool in ("token", "avg", "map"):  # a pooled vector gets fc_norm where the model norms after pooling

@@ -30,6 +30,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "so400m": (27, 1152, 4304, 16),  # SigLIP shape-optimised 400M (Alabdulmohsin et al. 2023)
     "giantopt": (40, 1536, 6144, 16),  # SigLIP 2 g-opt
     "vit7b": (40, 4096, 8192, 32),  # DINOv3 ViT-7B/16 (SwiGLU of 8192)
+    "pe_gigantic": (50, 1536, 8960, 16),  # Perception Encoder G/14 (Bolya et al. 2025)
     # timm's own in-between sizes (timm/models/vision_transformer.py entry points; mlp = int(D * mlp_ratio))
     "xsmall": (10, 256, 1024, 4),  # TinyCLIP ViT-XS (vit_xsmall_patch16_clip_224)
     "wee": (14, 256, 1280, 4),  # timm SBB "wee", mlp_ratio 5
@@ -93,6 +94,46 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "global_pool": "avg",
         "fc_norm": True,
     },
+    # RoPE-ViT (Heo et al. 2024, naver-ai/rope-vit) "axial": RoPE on x then y patch indices, period base 100, no
+    # table (the _ape archs keep one, of the patches only), layer scale 1e-5
+    "rope_vit": {
+        "rope": True,
+        "rope_type": "eva",
+        "rope_temperature": 100.0,
+        "rope_grid_indexing": "xy",
+        "abs_pos_embed": False,
+        "init_values": 1e-5,
+    },
+    # timm's SBB ViTs with RoPE (scaled to the 16 x 16 grid) instead of a table: registers, q/v biases, patch mean
+    "sbb_rope": {
+        "rope": True,
+        "rope_type": "eva",
+        "rope_temperature": 10000.0,
+        "rope_ref_grid": (16, 16),
+        "abs_pos_embed": False,
+        "qkv_bias_mode": "qv",
+        "init_values": 1e-5,
+        "class_token": False,
+        "reg_tokens": 1,
+        "global_pool": "avg",
+        "fc_norm": True,
+    },
+    # Perception Encoder (Bolya et al. 2025): a table and RoPE (x first, indices + 1, scaled to the pretraining
+    # grid), a norm before the blocks, no patch bias; core: an 8-head attention pool over every token and a
+    # projection head; lang and spatial (_PE_DENSE): no final norm, the patch mean
+    "pe": {
+        "rope": True,
+        "rope_type": "eva",
+        "rope_temperature": 10000.0,
+        "rope_grid_offset": 1.0,
+        "rope_grid_indexing": "xy",
+        "pre_norm": True,
+        "patch_bias": False,
+        "layer_norm_eps": 1e-5,
+        "global_pool": "map",
+        "attn_pool_heads": 8,
+        "pool_include_prefix": True,
+    },
 }
 _TANH = {"act_layer": "gelu_tanh"}  # the SigLIP 2 towers timm builds with tanh GELU
 _SWIGLU = {"mlp_layer": "swiglu", "act_layer": "silu"}
@@ -102,6 +143,14 @@ _EVA02_BL = {"mlp_layer": "swiglu", "mlp_norm": True}  # EVA-02 B and L: separat
 # EVA-CLIP image towers: EVA-02 B/L with a norm inside attention too, the class token through the final norm
 _EVA02_CLIP = {**_EVA02_BL, "attn_norm": True, "global_pool": "token", "fc_norm": False}
 _TOKEN = {"global_pool": "token", "fc_norm": False}  # EVA-01 g's CLIP tower
+_APE = {"abs_pos_embed": True, "no_embed_class": True}  # RoPE-ViT's _ape archs
+_PE_DENSE = {"final_norm": False, "global_pool": "avg", "pool_include_prefix": False, "num_classes": 0}
+_PE_G = {"class_token": False, "rope_grid_offset": 0.0, "attn_pool_mlp_dim": 6144}  # PE G/14: no class token
+
+
+def _ref(n: int) -> dict[str, Any]:
+    """The pretraining grid that PE's RoPE positions are scaled to."""
+    return {"rope_ref_grid": (n, n)}
 
 
 @dataclass(frozen=True)
@@ -322,6 +371,41 @@ ARCH_SPECS.update(
         ),
         "eva02_large_patch14_clip_336": ArchSpec(
             "large", 14, 336, "eva02", {**_EVA02_CLIP, "mlp_dim": 2730, "num_classes": 768}
+        ),
+    }
+)
+
+ARCH_SPECS.update(
+    {  # RoPE-ViT axial (naver), timm's SBB RoPE ViTs, Perception Encoder core / lang / spatial (timm's eva.py)
+        "vit_small_patch16_rope_224": ArchSpec("small", 16, 224, "rope_vit"),
+        "vit_base_patch16_rope_224": ArchSpec("base", 16, 224, "rope_vit"),
+        "vit_large_patch16_rope_224": ArchSpec("large", 16, 224, "rope_vit"),
+        "vit_small_patch16_rope_ape_224": ArchSpec("small", 16, 224, "rope_vit", _APE),
+        "vit_base_patch16_rope_ape_224": ArchSpec("base", 16, 224, "rope_vit", _APE),
+        "vit_large_patch16_rope_ape_224": ArchSpec("large", 16, 224, "rope_vit", _APE),
+        "vit_medium_patch16_rope_reg1_gap_256": ArchSpec("medium", 16, 256, "sbb_rope"),
+        "vit_mediumd_patch16_rope_reg1_gap_256": ArchSpec("mediumd", 16, 256, "sbb_rope", {"qkv_bias": False}),
+        "vit_betwixt_patch16_rope_reg4_gap_256": ArchSpec("betwixt", 16, 256, "sbb_rope", {"reg_tokens": 4}),
+        "vit_base_patch16_rope_reg1_gap_256": ArchSpec("base", 16, 256, "sbb_rope"),
+        "vit_pe_core_tiny_patch16_384": ArchSpec("tiny", 16, 384, "pe", {**_ref(24), "num_classes": 512}),
+        "vit_pe_core_small_patch16_384": ArchSpec("small", 16, 384, "pe", {**_ref(24), "num_classes": 512}),
+        "vit_pe_core_base_patch16_224": ArchSpec("base", 16, 224, "pe", {**_ref(14), "num_classes": 1024}),
+        "vit_pe_core_large_patch14_336": ArchSpec("large", 14, 336, "pe", {**_ref(24), "num_classes": 1024}),
+        "vit_pe_core_gigantic_patch14_448": ArchSpec(
+            "pe_gigantic", 14, 448, "pe", {**_ref(32), **_PE_G, "num_classes": 1280}
+        ),
+        "vit_pe_lang_large_patch14_448": ArchSpec(
+            "large", 14, 448, "pe", {**_ref(32), **_PE_DENSE, "depth": 23, "init_values": 0.1}
+        ),
+        "vit_pe_lang_gigantic_patch14_448": ArchSpec(
+            "pe_gigantic", 14, 448, "pe", {**_ref(32), **_PE_DENSE, **_PE_G, "depth": 47, "init_values": 0.1}
+        ),
+        "vit_pe_spatial_tiny_patch16_512": ArchSpec("tiny", 16, 512, "pe", {**_ref(32), **_PE_DENSE}),
+        "vit_pe_spatial_small_patch16_512": ArchSpec("small", 16, 512, "pe", {**_ref(32), **_PE_DENSE}),
+        "vit_pe_spatial_base_patch16_512": ArchSpec("base", 16, 512, "pe", {**_ref(32), **_PE_DENSE}),
+        "vit_pe_spatial_large_patch14_448": ArchSpec("large", 14, 448, "pe", {**_ref(32), **_PE_DENSE}),
+        "vit_pe_spatial_gigantic_patch14_448": ArchSpec(
+            "pe_gigantic", 14, 448, "pe", {**_ref(32), **_PE_DENSE, **_PE_G, "init_values": 0.1}
         ),
     }
 )

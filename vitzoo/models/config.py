@@ -86,9 +86,15 @@ class ViTConfig:
     rope_type: str = "dinov3"  # "dinov3": centred coordinates in [-1, 1], half layout; "eva": EVA-02's patch indices
     rope_temperature: float = 100.0  # RoPE base period (DINOv3: 100, EVA-02: 10000)
     rope_ref_grid: tuple[int, int] | None = None  # "eva": the grid positions are scaled to (EVA-02: 16 x 16); None: own
+    rope_grid_offset: float = 0.0  # "eva": added to each patch index before scaling (Perception Encoder: 1)
+    rope_grid_indexing: str = "ij"  # "eva": "ij" rotates the first quarter of a head with y, "xy" with x (PE, RoPE-ViT)
     abs_pos_embed: bool = True  # the learned position table pos_embed (False: positions from RoPE alone, DINOv3)
     attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
     mlp_norm: bool = False  # LayerNorm on the MLP's hidden units before fc2 (EVA-02 B/L: mlp.norm)
+    final_norm: bool = True  # the LayerNorm after the blocks (norm, or fc_norm); False: none (PE lang and spatial)
+    attn_pool_heads: int = 0  # heads of the "map" attention pool; 0: num_heads (PE core: 8)
+    attn_pool_mlp_dim: int = 0  # hidden width of the "map" pool's MLP; 0: mlp_dim (PE core G: 6144 beside 8960)
+    pool_include_prefix: bool = False  # the "map" pool attends over the prefix tokens too (PE core's class token)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "img_size", to_pair(self.img_size, "img_size"))
@@ -143,6 +149,18 @@ class ViTConfig:
             )
         if self.rope_type not in ROPE_TYPES:
             raise ConfigError(f"rope_type must be one of {ROPE_TYPES}, got {self.rope_type!r}")
+        if self.rope_grid_indexing not in ("ij", "xy"):
+            raise ConfigError(f"rope_grid_indexing must be 'ij' or 'xy', got {self.rope_grid_indexing!r}")
+        if (
+            not isinstance(self.attn_pool_heads, int)
+            or self.attn_pool_heads < 0
+            or (self.attn_pool_heads and self.embed_dim % self.attn_pool_heads)
+        ):
+            raise ConfigError(
+                f"attn_pool_heads must be 0 or divide embed_dim {self.embed_dim}, got {self.attn_pool_heads!r}"
+            )
+        if not isinstance(self.attn_pool_mlp_dim, int) or self.attn_pool_mlp_dim < 0:
+            raise ConfigError(f"attn_pool_mlp_dim must be an int >= 0, got {self.attn_pool_mlp_dim!r}")
         if self.rope_ref_grid is not None:
             object.__setattr__(self, "rope_ref_grid", to_pair(self.rope_ref_grid, "rope_ref_grid"))
         if not self.rope and not self.abs_pos_embed:

@@ -236,13 +236,16 @@ class AttentionPool(nn.Module):
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         D = cfg.embed_dim
-        self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
+        self.num_heads = cfg.attn_pool_heads or cfg.num_heads
+        self.head_dim = D // self.num_heads
         self.latent = nn.Parameter(torch.zeros(1, 1, D))
         self.q = nn.Linear(D, D)
         self.kv = nn.Linear(D, 2 * D)
         self.proj = nn.Linear(D, D)
         self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
-        self.mlp = Mlp(cfg.replace(mlp_layer="mlp", mlp_norm=False, drop_rate=0.0))
+        self.mlp = Mlp(
+            cfg.replace(mlp_layer="mlp", mlp_dim=cfg.attn_pool_mlp_dim or cfg.mlp_dim, mlp_norm=False, drop_rate=0.0)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens (B, N, D) -> pooled (B, D)."""

@@ -141,23 +141,27 @@ def rope_embed_eva(
     head_dim: int,
     temperature: float = 10000.0,
     ref_grid: tuple[int, int] | None = None,
+    offset: float = 0.0,
+    xy: bool = False,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """EVA-02's 2-D rotary embedding for an (h, w) patch grid: ``cat(sin, cos)`` of shape (h * w, 2 * head_dim).
 
-    The patch indices ``0 .. h-1`` and ``0 .. w-1``, scaled by ``ref / h`` and ``ref / w`` when a reference grid is
-    given (EVA-02 fine-tunes at 448 px keep the positions of their 224 px pretraining, 16 x 16), rotate a quarter of
-    the head width each (y first) at frequencies ``temperature ** (-j / (head_dim / 4))``; every angle is repeated
-    for a pair of channels (the interleaved layout). As timm's ``RotaryEmbeddingCat`` with ``in_pixels=False``.
+    The patch indices ``0 .. h-1`` and ``0 .. w-1`` plus ``offset``, scaled by ``ref / h`` and ``ref / w`` when a
+    reference grid is given (EVA-02 fine-tunes at 448 px keep the positions of their 224 px pretraining, 16 x 16),
+    rotate a quarter of the head width each (y first; x first with ``xy``, as the Perception Encoder and RoPE-ViT)
+    at frequencies ``temperature ** (-j / (head_dim / 4))``; every angle is repeated for a pair of channels (the
+    interleaved layout). As timm's ``RotaryEmbeddingCat`` with ``in_pixels=False``.
     """
     h, w = (_size(s) for s in grid)
     n = head_dim // 4
     bands = 1.0 / temperature ** (torch.arange(n, device=device).to(torch.float32) / n)
-    ys = torch.arange(h, device=device).to(torch.float32)
-    xs = torch.arange(w, device=device).to(torch.float32)
+    ys = torch.arange(h, device=device).to(torch.float32) + offset
+    xs = torch.arange(w, device=device).to(torch.float32) + offset
     if ref_grid is not None:
         ys, xs = ys / h * ref_grid[0], xs / w * ref_grid[1]
-    coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)  # (h, w, 2)
-    angles = (coords[..., None] * bands).flatten(-2).flatten(0, 1)  # (h*w, 2n): y frequencies, then x
+    y, x = torch.meshgrid(ys, xs, indexing="ij")  # each (h, w)
+    coords = torch.stack([x, y] if xy else [y, x], dim=-1)  # (h, w, 2)
+    angles = (coords[..., None] * bands).flatten(-2).flatten(0, 1)  # (h*w, 2n): first axis' frequencies, then 2nd
     angles = angles.repeat_interleave(2, dim=-1)  # (h*w, head_dim), interleaved layout
     return torch.cat([angles.sin(), angles.cos()], dim=-1)

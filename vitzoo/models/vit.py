@@ -57,9 +57,11 @@ class VisionTransformer(TimmApi, nn.Module):
         self.norm_pre: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if cfg.pre_norm else nn.Identity()
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
-        self.norm: nn.Module = nn.Identity() if cfg.fc_norm else nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        final = cfg.final_norm and not cfg.fc_norm  # the norm on every token, or (fc_norm) on the pooled vector
+        self.norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if final else nn.Identity()
         self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
-        self.fc_norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if cfg.fc_norm else nn.Identity()
+        fc_norm = cfg.final_norm and cfg.fc_norm
+        self.fc_norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if fc_norm else nn.Identity()
         self.pre_logits: nn.Module = nn.Identity()
         if cfg.representation_size:  # paper §3.1: "MLP with one hidden layer at pre-training time"
             fc = nn.Linear(D, cfg.representation_size)
@@ -199,7 +201,10 @@ class VisionTransformer(TimmApi, nn.Module):
         prefix = [t.expand(B, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
         rope = None
         if cfg.rope and cfg.rope_type == "eva":
-            rope = rope_embed_eva(grid, cfg.head_dim, cfg.rope_temperature, cfg.rope_ref_grid, x.device)
+            xy = cfg.rope_grid_indexing == "xy"
+            rope = rope_embed_eva(
+                grid, cfg.head_dim, cfg.rope_temperature, cfg.rope_ref_grid, cfg.rope_grid_offset, xy, x.device
+            )
         elif cfg.rope:
             rope = rope_embed(grid, cfg.head_dim, cfg.rope_temperature, x.device)
         if cfg.abs_pos_embed and cfg.no_embed_class:
@@ -224,15 +229,21 @@ class VisionTransformer(TimmApi, nn.Module):
             x = self._block(block, x, rope)
         return self.norm(x)
 
+    def attention_pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Normed tokens (B, P + N, D) to the "map" pool's (B, D): over the patch tokens, or every token with
+        ``pool_include_prefix`` (the Perception Encoder's class token)."""
+        assert self.attn_pool is not None
+        return self.attn_pool(x if self.config.pool_include_prefix else x[:, self.num_prefix_tokens :])
+
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """Normed tokens (B, P + N, D) to the pooled (B, D) of ``config.global_pool``, after ``fc_norm``.
 
         ``token``: the class token (DeiT distilled: the mean of the class and distillation tokens); ``avg``: the
-        mean of the patch tokens (never the prefix tokens); ``map``: the attention pool over the patch tokens.
+        mean of the patch tokens (never the prefix tokens); ``map``: ``attention_pool``.
         """
         cfg = self.config
         if self.attn_pool is not None:
-            x = self.attn_pool(x[:, self.num_prefix_tokens :])
+            x = self.attention_pool(x)
         elif cfg.distilled:
             x = (x[:, 0] + x[:, 1]) / 2
         else:
