@@ -133,6 +133,11 @@ RECIPES = {
     "pe_lang_fb": "Perception Encoder lang (Meta): the core tower aligned to a language model, headless",
     "pe_lang_fb_tiling": "Perception Encoder lang (Meta), tuned on image tiles, headless",
     "pe_spatial_fb": "Perception Encoder spatial (Meta): the core tower distilled for dense features, headless",
+    "c_radio": "C-RADIO (NVIDIA): agglomerative distillation of SigLIP 2, DINOv3 and SAM teachers, headless",
+    "ogvl_2pt5": "InternViT-300M-448px-V2.5 (OpenGVLab), InternVL 2.5's image encoder, headless",
+    "ogvl_dist": "InternViT-300M-448px (OpenGVLab), distilled from InternViT-6B, headless",
+    "apple_pt": "AIMv2 (Fini et al. 2025, Apple): multimodal autoregressive pretraining, image encoder, headless",
+    "apple_pt_dist": "AIMv2 L distilled from AIMv2 3B (Apple), image encoder, headless",
 }
 # Tags whose name another family's recipe already uses: arch suffix -> (tag -> its own RECIPES key)
 RECIPE_OF = {  # a part of the arch name: {tag: its RECIPES key}

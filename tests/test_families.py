@@ -58,6 +58,11 @@ TAGS = [
     "vit_pe_core_tiny_patch16_384.fb",
     "vit_pe_spatial_tiny_patch16_512.fb",
     "vit_pe_lang_large_patch14_448.fb",
+    # no final norm: C-RADIO (7 registers outside the table), InternViT-300M (layer scale 0.1); AIMv2 (RMSNorm, the
+    # patch embedding normed, SwiGLU and projections without biases, no class token)
+    "vit_base_patch16_radio_v3.c_radio",
+    "vit_intern300m_patch14_448.ogvl_dist",
+    "aimv2_large_patch14_224.apple_pt",
 ]
 
 

@@ -115,6 +115,27 @@ CASES = {
         {},
         {**PE, "rope_ref_grid": (32, 32), "final_norm": False, "global_pool": "avg", "pool_include_prefix": False},
     ),
+    "aimv2_rmsnorm_no_biases": (
+        "aimv2_large_patch14_224",
+        {"mlp_ratio": 4.0},
+        {
+            "patch_size": 14,
+            "norm_layer": "rmsnorm",
+            "layer_norm_eps": 1e-5,
+            "patch_norm": True,
+            "qkv_bias": False,
+            "proj_bias": False,
+            "mlp_layer": "swiglu",
+            "act_layer": "silu",
+            "class_token": False,
+            "global_pool": "avg",
+        },
+    ),
+    "radio_no_final_norm": (
+        "vit_base_patch16_radio_v3",
+        {},
+        {"init_values": 1e-5, "reg_tokens": 7, "no_embed_class": True, "final_norm": False},
+    ),
     "fc_norm_avg": (
         "vit_base_patch16_224",
         {"global_pool": "avg", "fc_norm": True},

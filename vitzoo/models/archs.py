@@ -2,8 +2,7 @@
 
 Names are looked up here exactly; ``vitzoo.source`` is where a user's name (alias, ``arch.tag``, ...) is parsed.
 
-Sizes are Table 1 of Dosovitskiy et al. (ICLR 2021): Layers, Hidden size D, MLP size, Heads. Tiny and Small are not
-in the paper; they come from the official repo's ``vit_jax/configs/models.py`` (DeiT's sizes) and serve fast tests.
+The sizes (paper Table 1) and the families' flags are ``vitzoo.models.sizes``; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,127 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ViTConfig
+from .sizes import FAMILIES, SIZES
 
-# size: (layers, hidden size D, MLP size, heads)       source
-SIZES: dict[str, tuple[int, int, int, int]] = {
-    "tiny": (12, 192, 768, 3),  # official repo configs (ViT-Ti/16); DeiT-Ti
-    "small": (12, 384, 1536, 6),  # official repo configs (ViT-S/16); DeiT-S
-    "medium": (12, 512, 2048, 8),  # DeiT-III medium (Touvron et al. 2022)
-    "base": (12, 768, 3072, 12),  # paper Table 1, ViT-Base
-    "large": (24, 1024, 4096, 16),  # paper Table 1, ViT-Large
-    "huge": (32, 1280, 5120, 16),  # paper Table 1, ViT-Huge
-    "huge_plus": (32, 1280, 5120, 20),  # DINOv3 ViT-H+ (SwiGLU, 20 heads of 64)
-    "giant_dinov2": (40, 1536, 8192, 24),  # DINOv2 ViT-g/14: MLP 8192 = packed SwiGLU [gate; up] of 4096
-    "giant_clip": (40, 1408, 6144, 16),  # OpenCLIP ViT-g/14 (Cherti et al. 2023)
-    "gigantic": (48, 1664, 8192, 16),  # OpenCLIP ViT-bigG/14
-    "so400m": (27, 1152, 4304, 16),  # SigLIP shape-optimised 400M (Alabdulmohsin et al. 2023)
-    "giantopt": (40, 1536, 6144, 16),  # SigLIP 2 g-opt
-    "vit7b": (40, 4096, 8192, 32),  # DINOv3 ViT-7B/16 (SwiGLU of 8192)
-    "pe_gigantic": (50, 1536, 8960, 16),  # Perception Encoder G/14 (Bolya et al. 2025)
-    # timm's own in-between sizes (timm/models/vision_transformer.py entry points; mlp = int(D * mlp_ratio))
-    "xsmall": (10, 256, 1024, 4),  # TinyCLIP ViT-XS (vit_xsmall_patch16_clip_224)
-    "wee": (14, 256, 1280, 4),  # timm SBB "wee", mlp_ratio 5
-    "little": (14, 320, 1792, 5),  # timm SBB "little", mlp_ratio 5.6
-    "mediumd": (20, 512, 2048, 8),  # timm SBB "mediumd": medium, deeper
-    "betwixt": (12, 640, 2560, 10),  # timm SBB "betwixt" (and TinyCLIP ViT-betwixt/32)
-    "base_plus": (12, 896, 3584, 14),  # OpenCLIP ViT-B/16-plus-240
-    "so150m": (18, 896, 2304, 14),  # timm SBB shape-optimised 150M, mlp_ratio 2.572
-    "so150m2": (21, 832, 2176, 13),  # timm SBB so150m2, mlp_ratio 2.615
-}
-
-# ViTConfig flags of each family: the kwargs timm's entry points pass for it (docs/models.md)
-FAMILIES: dict[str, dict[str, Any]] = {
-    "vit": {},  # Dosovitskiy et al. 2021; DeiT (Touvron et al. 2021) and DINO (Caron et al. 2021) use it unchanged
-    "deit_distilled": {"distilled": True},  # DeiT with the distillation token and its head
-    "deit3": {"no_embed_class": True, "init_values": 1e-6},  # DeiT-III (Touvron et al. 2022)
-    "dinov2": {"init_values": 1e-5, "num_classes": 0},  # Oquab et al. 2024
-    "dinov2_reg": {"init_values": 1e-5, "reg_tokens": 4, "no_embed_class": True, "num_classes": 0},  # Darcet 2024
-    "clip": {"pre_norm": True, "patch_bias": False, "layer_norm_eps": 1e-5},  # Radford et al. 2021, OpenCLIP
-    "clip_quickgelu": {"pre_norm": True, "patch_bias": False, "layer_norm_eps": 1e-5, "act_layer": "quick_gelu"},
-    "siglip": {"class_token": False, "global_pool": "map", "num_classes": 0},  # Zhai et al. 2023; SigLIP 2
-    "siglip_gap": {"class_token": False, "global_pool": "avg", "num_classes": 0},  # SigLIP without MAP (PaliGemma)
-    # DINOv3 (Simeoni et al. 2025): RoPE, 4 storage tokens; pooled = the class token, as upstream and transformers
-    # (timm's Eva defaults to the patch mean: pass global_pool="avg" for that)
-    "dinov3": {
-        "rope": True,
-        "abs_pos_embed": False,
-        "reg_tokens": 4,
-        "init_values": 1e-5,
-        "layer_norm_eps": 1e-5,
-        "qkv_bias": False,  # the _qkvb archs: True
-        "qkv_bias_mode": "qv",  # BEiT's and EVA's layout: learned q and v biases, no k bias
-        "dynamic_img_size": True,
-        "num_classes": 0,
-    },
-    # timm's "searching for better baselines" (SBB) ViTs: no class token, 4 registers (reg1 archs: 1) outside the
-    # position table, layer scale 1e-5, the patch mean through fc_norm (timm's default for global_pool="avg")
-    "sbb_reg": {
-        "class_token": False,
-        "reg_tokens": 4,
-        "no_embed_class": True,
-        "init_values": 1e-5,
-        "global_pool": "avg",
-        "fc_norm": True,
-    },
-    "gap": {"class_token": False, "global_pool": "avg"},  # no class token, the patch mean, no fc_norm (timm's gap ViTs)
-    "flexivit": {"no_embed_class": True},  # FlexiViT (Beyer et al. 2023): 240 px, position table of the patches only
-    "tipsv2": {"init_values": 1.0, "reg_tokens": 1, "no_embed_class": True, "num_classes": 0},  # TIPSv2 image towers
-    # EVA-01 g (Fang et al. 2023), timm's Eva without RoPE: q and v biases, the patch mean through fc_norm
-    "eva": {"qkv_bias_mode": "qv", "global_pool": "avg", "fc_norm": True},
-    # EVA-02 (Fang et al. 2024): RoPE on patch indices scaled to the 16 x 16 pretraining grid beside the learned
-    # table, SwiGLU (Ti/S packed; B/L with a norm on the hidden units, _EVA02_BL), q and v biases, patch mean + fc_norm
-    "eva02": {
-        "rope": True,
-        "rope_type": "eva",
-        "rope_temperature": 10000.0,
-        "rope_ref_grid": (16, 16),
-        "qkv_bias_mode": "qv",
-        "mlp_layer": "swiglu_packed",
-        "act_layer": "silu",
-        "global_pool": "avg",
-        "fc_norm": True,
-    },
-    # RoPE-ViT (Heo et al. 2024, naver-ai/rope-vit) "axial": RoPE on x then y patch indices, period base 100, no
-    # table (the _ape archs keep one, of the patches only), layer scale 1e-5
-    "rope_vit": {
-        "rope": True,
-        "rope_type": "eva",
-        "rope_temperature": 100.0,
-        "rope_grid_indexing": "xy",
-        "abs_pos_embed": False,
-        "init_values": 1e-5,
-    },
-    # timm's SBB ViTs with RoPE (scaled to the 16 x 16 grid) instead of a table: registers, q/v biases, patch mean
-    "sbb_rope": {
-        "rope": True,
-        "rope_type": "eva",
-        "rope_temperature": 10000.0,
-        "rope_ref_grid": (16, 16),
-        "abs_pos_embed": False,
-        "qkv_bias_mode": "qv",
-        "init_values": 1e-5,
-        "class_token": False,
-        "reg_tokens": 1,
-        "global_pool": "avg",
-        "fc_norm": True,
-    },
-    # Perception Encoder (Bolya et al. 2025): a table and RoPE (x first, indices + 1, scaled to the pretraining
-    # grid), a norm before the blocks, no patch bias; core: an 8-head attention pool over every token and a
-    # projection head; lang and spatial (_PE_DENSE): no final norm, the patch mean
-    "pe": {
-        "rope": True,
-        "rope_type": "eva",
-        "rope_temperature": 10000.0,
-        "rope_grid_offset": 1.0,
-        "rope_grid_indexing": "xy",
-        "pre_norm": True,
-        "patch_bias": False,
-        "layer_norm_eps": 1e-5,
-        "global_pool": "map",
-        "attn_pool_heads": 8,
-        "pool_include_prefix": True,
-    },
-}
 _TANH = {"act_layer": "gelu_tanh"}  # the SigLIP 2 towers timm builds with tanh GELU
 _SWIGLU = {"mlp_layer": "swiglu", "act_layer": "silu"}
 _MEDIUM_GAP = {"qkv_bias": False, "init_values": 1e-6}  # vit_medium_patch16_gap_*
@@ -407,6 +287,30 @@ ARCH_SPECS.update(
         "vit_pe_spatial_gigantic_patch14_448": ArchSpec(
             "pe_gigantic", 14, 448, "pe", {**_ref(32), **_PE_DENSE, **_PE_G, "init_values": 0.1}
         ),
+    }
+)
+
+ARCH_SPECS.update(
+    {  # C-RADIO v3 / v4 and InternViT-300M: the flags above with no final norm
+        "vit_base_patch16_radio_v3": ArchSpec("base", 16, 512, "radio", {"init_values": 1e-5}),
+        "vit_large_patch16_radio_v3": ArchSpec("large", 16, 512, "radio", {"init_values": 1e-5}),
+        "vit_huge_patch16_radio_v3": ArchSpec("huge", 16, 512, "radio"),
+        "vit_giant_patch16_radio_v3": ArchSpec("giantopt", 16, 512, "radio", {"num_heads": 24}),
+        "vit_so400m_patch16_radio_v4": ArchSpec("so400m", 16, 512, "radio", {"reg_tokens": 9}),
+        "vit_huge_patch16_radio_v4": ArchSpec("huge", 16, 512, "radio", {"reg_tokens": 9}),
+        "vit_intern300m_patch14_448": ArchSpec("large", 14, 448, "internvit"),
+        "aimv2_large_patch14_224": ArchSpec("aimv2_large", 14, 224, "aimv2"),
+        "aimv2_large_patch14_336": ArchSpec("aimv2_large", 14, 336, "aimv2"),
+        "aimv2_large_patch14_448": ArchSpec("aimv2_large", 14, 448, "aimv2"),
+        "aimv2_huge_patch14_224": ArchSpec("aimv2_huge", 14, 224, "aimv2"),
+        "aimv2_huge_patch14_336": ArchSpec("aimv2_huge", 14, 336, "aimv2"),
+        "aimv2_huge_patch14_448": ArchSpec("aimv2_huge", 14, 448, "aimv2"),
+        "aimv2_1b_patch14_224": ArchSpec("aimv2_1b", 14, 224, "aimv2"),
+        "aimv2_1b_patch14_336": ArchSpec("aimv2_1b", 14, 336, "aimv2"),
+        "aimv2_1b_patch14_448": ArchSpec("aimv2_1b", 14, 448, "aimv2"),
+        "aimv2_3b_patch14_224": ArchSpec("aimv2_3b", 14, 224, "aimv2"),
+        "aimv2_3b_patch14_336": ArchSpec("aimv2_3b", 14, 336, "aimv2"),
+        "aimv2_3b_patch14_448": ArchSpec("aimv2_3b", 14, 448, "aimv2"),
     }
 )
 

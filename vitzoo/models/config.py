@@ -18,6 +18,7 @@ ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")  # MLP activation (act
 MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
 QKV_BIAS_MODES = ("qkv", "qv")  # the biases of the qkv projection (qkv_bias_mode): all three, or q and v only
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
+NORM_LAYERS = ("layernorm", "rmsnorm")  # every norm of the network (norm_layer)
 ROPE_TYPES = ("dinov3", "eva")  # rotary schemes (rope_type): see pos_embed.rope_embed and rope_embed_eva
 
 
@@ -91,6 +92,9 @@ class ViTConfig:
     abs_pos_embed: bool = True  # the learned position table pos_embed (False: positions from RoPE alone, DINOv3)
     attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
     mlp_norm: bool = False  # LayerNorm on the MLP's hidden units before fc2 (EVA-02 B/L: mlp.norm)
+    norm_layer: str = "layernorm"  # every norm: "layernorm", or "rmsnorm" (no mean, no bias: AIMv2)
+    patch_norm: bool = False  # a norm on each embedded patch (patch_embed.norm, AIMv2)
+    proj_bias: bool = True  # biases of the attention output projection and of the MLP's layers (AIMv2: none)
     final_norm: bool = True  # the LayerNorm after the blocks (norm, or fc_norm); False: none (PE lang and spatial)
     attn_pool_heads: int = 0  # heads of the "map" attention pool; 0: num_heads (PE core: 8)
     attn_pool_mlp_dim: int = 0  # hidden width of the "map" pool's MLP; 0: mlp_dim (PE core G: 6144 beside 8960)
@@ -147,6 +151,8 @@ class ViTConfig:
                 f"rope=True needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
                 "distillation token"
             )
+        if self.norm_layer not in NORM_LAYERS:
+            raise ConfigError(f"norm_layer must be one of {NORM_LAYERS}, got {self.norm_layer!r}")
         if self.rope_type not in ROPE_TYPES:
             raise ConfigError(f"rope_type must be one of {ROPE_TYPES}, got {self.rope_type!r}")
         if self.rope_grid_indexing not in ("ij", "xy"):

@@ -17,17 +17,29 @@ from torch import nn
 from .config import ViTConfig
 
 
+def make_norm(cfg: ViTConfig, width: int) -> nn.Module:
+    """The network's norm over ``width`` channels: LayerNorm, or RMSNorm (``norm_layer="rmsnorm"``)."""
+    if cfg.norm_layer == "rmsnorm":
+        return nn.RMSNorm(width, eps=cfg.layer_norm_eps)
+    return nn.LayerNorm(width, eps=cfg.layer_norm_eps)
+
+
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches, each linearly embedded: a Conv2d with kernel = stride = patch size."""
+    """Non-overlapping patches, each linearly embedded: a Conv2d with kernel = stride = patch size (then, with
+    ``patch_norm``, a norm over each patch's channels)."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.proj = nn.Conv2d(
             cfg.in_chans, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.patch_size, bias=cfg.patch_bias
         )
+        self.norm: nn.Module | None = make_norm(cfg, cfg.embed_dim) if cfg.patch_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)  # (B, C, H, W) -> (B, D, h, w)
+        x = self.proj(x)  # (B, C, H, W) -> (B, D, h, w)
+        if self.norm is not None:
+            x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return x
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -76,8 +88,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
         self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
-        self.norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if cfg.attn_norm else nn.Identity()
-        self.proj = nn.Linear(D, D)
+        self.norm: nn.Module = make_norm(cfg, D) if cfg.attn_norm else nn.Identity()
+        self.proj = nn.Linear(D, D, bias=cfg.proj_bias)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
         self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
 
@@ -131,7 +143,7 @@ class Attention(nn.Module):
 
 def _hidden_norm(cfg: ViTConfig, width: int) -> nn.Module:
     """``mlp_norm``: a LayerNorm on the MLP's hidden units before fc2 (timm's ``mlp.norm``), else nothing."""
-    return nn.LayerNorm(width, eps=cfg.layer_norm_eps) if cfg.mlp_norm else nn.Identity()
+    return make_norm(cfg, width) if cfg.mlp_norm else nn.Identity()
 
 
 class Mlp(nn.Module):
@@ -143,9 +155,9 @@ class Mlp(nn.Module):
         self.act = ACTIVATION_FNS[cfg.act_layer]
         self.packed = cfg.mlp_layer == "swiglu_packed"
         hidden = cfg.mlp_dim // 2 if self.packed else cfg.mlp_dim
-        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
         self.norm = _hidden_norm(cfg, hidden)
-        self.fc2 = nn.Linear(hidden, cfg.embed_dim)
+        self.fc2 = nn.Linear(hidden, cfg.embed_dim, bias=cfg.proj_bias)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,10 +177,10 @@ class SwiGLU(nn.Module):
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.act = ACTIVATION_FNS[cfg.act_layer]
-        self.fc1_g = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
-        self.fc1_x = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.fc1_g = nn.Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
+        self.fc1_x = nn.Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
         self.norm = _hidden_norm(cfg, cfg.mlp_dim)
-        self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim)
+        self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim, bias=cfg.proj_bias)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -197,9 +209,9 @@ class Block(nn.Module):
 
     def __init__(self, cfg: ViTConfig, drop_path: float = 0.0) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
+        self.norm1 = make_norm(cfg, cfg.embed_dim)
         self.attn = Attention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
+        self.norm2 = make_norm(cfg, cfg.embed_dim)
         self.mlp = make_mlp(cfg)
         D, init = cfg.embed_dim, cfg.init_values
         self.ls1: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
@@ -242,7 +254,7 @@ class AttentionPool(nn.Module):
         self.q = nn.Linear(D, D)
         self.kv = nn.Linear(D, 2 * D)
         self.proj = nn.Linear(D, D)
-        self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        self.norm = make_norm(cfg, D)
         self.mlp = Mlp(
             cfg.replace(mlp_layer="mlp", mlp_dim=cfg.attn_pool_mlp_dim or cfg.mlp_dim, mlp_norm=False, drop_rate=0.0)
         )

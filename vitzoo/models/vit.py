@@ -31,7 +31,7 @@ from ..choices import POOLS
 from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
-from .layers import AttentionPool, Block, PatchEmbed
+from .layers import AttentionPool, Block, PatchEmbed, make_norm
 from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed, rope_embed_eva
 from .timm_api import TimmApi, feature_take_indices
 
@@ -54,14 +54,14 @@ class VisionTransformer(TimmApi, nn.Module):
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, D)) if cfg.reg_tokens else None  # (1, R, D)
         self.pos_embed = nn.Parameter(torch.zeros(1, self._pos_len(cfg.grid_size), D)) if cfg.abs_pos_embed else None
         self.pos_drop = nn.Dropout(cfg.drop_rate)
-        self.norm_pre: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if cfg.pre_norm else nn.Identity()
+        self.norm_pre: nn.Module = make_norm(cfg, D) if cfg.pre_norm else nn.Identity()
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
         final = cfg.final_norm and not cfg.fc_norm  # the norm on every token, or (fc_norm) on the pooled vector
-        self.norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if final else nn.Identity()
+        self.norm: nn.Module = make_norm(cfg, D) if final else nn.Identity()
         self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
         fc_norm = cfg.final_norm and cfg.fc_norm
-        self.fc_norm: nn.Module = nn.LayerNorm(D, eps=cfg.layer_norm_eps) if fc_norm else nn.Identity()
+        self.fc_norm: nn.Module = make_norm(cfg, D) if fc_norm else nn.Identity()
         self.pre_logits: nn.Module = nn.Identity()
         if cfg.representation_size:  # paper §3.1: "MLP with one hidden layer at pre-training time"
             fc = nn.Linear(D, cfg.representation_size)

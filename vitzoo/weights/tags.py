@@ -103,6 +103,11 @@ RECIPES = {  # tag -> how the checkpoint was trained
     "pe_lang_fb": "Perception Encoder lang (Meta): the core tower aligned to a language model, headless",
     "pe_lang_fb_tiling": "Perception Encoder lang (Meta), tuned on image tiles, headless",
     "pe_spatial_fb": "Perception Encoder spatial (Meta): the core tower distilled for dense features, headless",
+    "c_radio": "C-RADIO (NVIDIA): agglomerative distillation of SigLIP 2, DINOv3 and SAM teachers, headless",
+    "ogvl_2pt5": "InternViT-300M-448px-V2.5 (OpenGVLab), InternVL 2.5's image encoder, headless",
+    "ogvl_dist": "InternViT-300M-448px (OpenGVLab), distilled from InternViT-6B, headless",
+    "apple_pt": "AIMv2 (Fini et al. 2025, Apple): multimodal autoregressive pretraining, image encoder, headless",
+    "apple_pt_dist": "AIMv2 L distilled from AIMv2 3B (Apple), image encoder, headless",
 }
 
 
@@ -938,4 +943,46 @@ TAGS: list[PretrainedCfg] = [
     _timm("vit_pe_spatial_base_patch16_512", "fb", img=512, num_classes=0, recipe="pe_spatial_fb"),
     _timm("vit_pe_spatial_large_patch14_448", "fb", img=448, num_classes=0, recipe="pe_spatial_fb"),
     _timm("vit_pe_spatial_gigantic_patch14_448", "fb", img=448, num_classes=0, recipe="pe_spatial_fb"),
+    _timm(
+        "vit_base_patch16_radio_v3", "c_radio", img=512, num_classes=0, license="nvidia-open-model-license", norm=CLIP
+    ),
+    _timm(
+        "vit_large_patch16_radio_v3", "c_radio", img=512, num_classes=0, license="nvidia-open-model-license", norm=CLIP
+    ),
+    _timm(
+        "vit_huge_patch16_radio_v3", "c_radio", img=512, num_classes=0, license="nvidia-open-model-license", norm=CLIP
+    ),
+    _timm(
+        "vit_giant_patch16_radio_v3", "c_radio", img=512, num_classes=0, license="nvidia-open-model-license", norm=CLIP
+    ),
+    _timm(
+        "vit_so400m_patch16_radio_v4", "c_radio", img=512, num_classes=0, license="nvidia-open-model-license", norm=CLIP
+    ),
+    _timm(
+        "vit_huge_patch16_radio_v4", "c_radio", img=512, num_classes=0, license="nvidia-open-model-license", norm=CLIP
+    ),
+    _timm("vit_intern300m_patch14_448", "ogvl_dist", img=448, num_classes=0, license="mit", norm=IMAGENET),
+    _timm("vit_intern300m_patch14_448", "ogvl_2pt5", img=448, num_classes=0, norm=IMAGENET),
+    _timm("aimv2_large_patch14_224", "apple_pt", num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_large_patch14_224", "apple_pt_dist", num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_large_patch14_336", "apple_pt", img=336, num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm(
+        "aimv2_large_patch14_336",
+        "apple_pt_dist",
+        img=336,
+        num_classes=0,
+        crop_pct=1.0,
+        license="apple-ascl",
+        norm=CLIP,
+    ),
+    _timm("aimv2_large_patch14_448", "apple_pt", img=448, num_classes=0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_huge_patch14_224", "apple_pt", num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_huge_patch14_336", "apple_pt", img=336, num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_huge_patch14_448", "apple_pt", img=448, num_classes=0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_1b_patch14_224", "apple_pt", num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_1b_patch14_336", "apple_pt", img=336, num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_1b_patch14_448", "apple_pt", img=448, num_classes=0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_3b_patch14_224", "apple_pt", num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_3b_patch14_336", "apple_pt", img=336, num_classes=0, crop_pct=1.0, license="apple-ascl", norm=CLIP),
+    _timm("aimv2_3b_patch14_448", "apple_pt", img=448, num_classes=0, license="apple-ascl", norm=CLIP),
 ]
