@@ -137,6 +137,7 @@ RECIPES = {
     "ogvl_2pt5": "InternViT-300M-448px-V2.5 (OpenGVLab), InternVL 2.5's image encoder, headless",
     "ogvl_dist": "InternViT-300M-448px (OpenGVLab), distilled from InternViT-6B, headless",
     "apple_pt": "AIMv2 (Fini et al. 2025, Apple): multimodal autoregressive pretraining, image encoder, headless",
+    "robbyant": "LingBot-Vision (Fu et al. 2026): pretraining for dense spatial perception, DINOv3-style, headless",
     "apple_pt_dist": "AIMv2 L distilled from AIMv2 3B (Apple), image encoder, headless",
 }
 # Tags whose name another family's recipe already uses: arch suffix -> (tag -> its own RECIPES key)
@@ -264,6 +265,6 @@ print("TAGS: list[PretrainedCfg] = [")
 for arch in vitzoo.list_models():
     for tag in _model_default_cfgs[arch].tags:
         hub = get_pretrained_cfg(f"{arch}.{tag}").hf_hub_id or ""
-        if tag != "untrained" and hub.startswith("timm/"):  # weights on the Hub (a few cfgs only name a URL)
+        if tag != "untrained" and hub:  # weights on the Hub (a few cfgs only name a URL)
             print(entry(arch, tag))
 print("]")

@@ -216,3 +216,17 @@ def test_to_timm_gives_evas_names_to_rotary_models_only():
     assert from_timm_eva(names).state_dict.keys() == dinov3.state_dict().keys()
     deit3 = VisionTransformer(ViTConfig(**TINY, init_values=1e-6, no_embed_class=True))
     assert to_timm(deit3.state_dict(), deit3.config).keys() == deit3.state_dict().keys()
+
+
+@torch.no_grad()
+def test_drop_remainder_never_sees_the_last_pixels_and_is_refused_otherwise():
+    cfg = ViTConfig(patch_size=14, img_size=62, embed_dim=48, depth=1, num_heads=3, mlp_dim=96, drop_remainder=True)
+    model = VisionTransformer(cfg).eval()
+    assert model.grid_size == (4, 4)
+    x = batch(62, 62)
+    y = x.clone()
+    y[:, :, 56:, :] = 7.0  # the 6 rows and columns past the last whole patch
+    y[:, :, :, 56:] = -7.0
+    assert maxdiff(model(x), model(y)) == 0.0
+    with pytest.raises(vitzoo.ConfigError, match="drop_remainder=True ignores"):
+        ViTConfig(patch_size=14, img_size=62, embed_dim=48, depth=1, num_heads=3, mlp_dim=96)

@@ -160,6 +160,8 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     "vit_large_patch16_siglip_512": ArchSpec("large", 16, 512, "siglip", _TANH),
     "vit_so400m_patch14_siglip_224": ArchSpec("so400m", 14, 224, "siglip"),
     "vit_so400m_patch14_siglip_378": ArchSpec("so400m", 14, 378, "siglip"),
+    # 384 px at patch 14: a 27 x 27 grid, the last 6 rows and columns unseen (timm's convolution drops them)
+    "vit_so400m_patch14_siglip_384": ArchSpec("so400m", 14, 384, "siglip", {"drop_remainder": True}),
     "vit_so400m_patch16_siglip_256": ArchSpec("so400m", 16, 256, "siglip", _TANH),
     "vit_so400m_patch16_siglip_384": ArchSpec("so400m", 16, 384, "siglip", _TANH),
     "vit_so400m_patch16_siglip_512": ArchSpec("so400m", 16, 512, "siglip", _TANH),
@@ -175,6 +177,7 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     "vit_large_patch16_siglip_gap_512": ArchSpec("large", 16, 512, "siglip_gap", _TANH),
     "vit_so400m_patch14_siglip_gap_224": ArchSpec("so400m", 14, 224, "siglip_gap"),
     "vit_so400m_patch14_siglip_gap_378": ArchSpec("so400m", 14, 378, "siglip_gap"),
+    "vit_so400m_patch14_siglip_gap_384": ArchSpec("so400m", 14, 384, "siglip_gap", {"drop_remainder": True}),
     "vit_so400m_patch14_siglip_gap_448": ArchSpec("so400m", 14, 448, "siglip_gap"),
     "vit_so400m_patch14_siglip_gap_896": ArchSpec("so400m", 14, 896, "siglip_gap"),
     "vit_so400m_patch16_siglip_gap_256": ArchSpec("so400m", 16, 256, "siglip_gap", _TANH),
@@ -311,6 +314,15 @@ ARCH_SPECS.update(
         "aimv2_3b_patch14_224": ArchSpec("aimv2_3b", 14, 224, "aimv2"),
         "aimv2_3b_patch14_336": ArchSpec("aimv2_3b", 14, 336, "aimv2"),
         "aimv2_3b_patch14_448": ArchSpec("aimv2_3b", 14, 448, "aimv2"),
+    }
+)
+
+ARCH_SPECS.update(
+    {  # LingBot-Vision: DINOv3's flags, weights in belfner/ repos
+        "vit_small_patch16_lingbot": ArchSpec("small", 16, 512, "lingbot"),
+        "vit_base_patch16_lingbot": ArchSpec("base", 16, 512, "lingbot"),
+        "vit_large_patch16_lingbot": ArchSpec("large", 16, 512, "lingbot"),
+        "vit_giant_patch16_lingbot": ArchSpec("giant_lingbot", 16, 512, "lingbot", {**_SWIGLU, "qkv_bias": False}),
     }
 )
 

@@ -68,6 +68,7 @@ class ViTConfig:
     layer_norm_eps: float = 1e-6  # timm / JAX / torchvision value; transformers' google/vit-* configs say 1e-12
     dynamic_img_size: bool = False  # accept any size divisible by the patch; resample pos-embed per grid
     dynamic_img_pad: bool = False  # zero-pad inputs on the bottom/right up to a multiple of the patch
+    drop_remainder: bool = False  # the last size % patch rows/columns are never seen (timm's so400m/14 at 384 px)
     pos_embed_interpolation: str = "bicubic"  # used by dynamic_img_size and set_input_size
     pos_embed_antialias: bool = True
     drop_rate: float = 0.0  # dropout after pos-embed add, attention projection and MLP layers (paper App. B.1)
@@ -127,11 +128,16 @@ class ViTConfig:
                 f"pick num_heads from {[h for h in range(1, 33) if self.embed_dim % h == 0]}"
             )
         for axis, size, patch in zip(("height", "width"), self.img_size, self.patch_size, strict=True):
-            if size % patch:
+            if size % patch and not self.drop_remainder:
                 raise ConfigError(
                     f"img_size {axis} {size} is not divisible by patch size {patch}; "
-                    f"nearest valid sizes: {nearest_multiples(size, patch)}"
+                    f"nearest valid sizes: {nearest_multiples(size, patch)} (drop_remainder=True ignores the "
+                    "last rows and columns, as timm's strided convolution does)"
                 )
+        if self.drop_remainder and self.dynamic_img_pad:
+            raise ConfigError(
+                "drop_remainder=True and dynamic_img_pad=True contradict: one drops the rest, one pads it"
+            )
         if not isinstance(self.reg_tokens, int) or self.reg_tokens < 0:
             raise ConfigError(f"reg_tokens must be an int >= 0, got {self.reg_tokens!r}")
         if self.act_layer not in ACTIVATIONS:

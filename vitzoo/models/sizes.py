@@ -23,6 +23,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "so400m": (27, 1152, 4304, 16),  # SigLIP shape-optimised 400M (Alabdulmohsin et al. 2023)
     "giantopt": (40, 1536, 6144, 16),  # SigLIP 2 g-opt
     "vit7b": (40, 4096, 8192, 32),  # DINOv3 ViT-7B/16 (SwiGLU of 8192)
+    "giant_lingbot": (40, 1536, 4096, 24),  # LingBot-Vision G/16: SwiGLU of 4096 (DINOv2 g's width, gate and up apart)
     "pe_gigantic": (50, 1536, 8960, 16),  # Perception Encoder G/14 (Bolya et al. 2025)
     "aimv2_large": (24, 1024, 2816, 8),  # AIMv2 (Fini et al. 2025): SwiGLU widths int(D * mlp_ratio)
     "aimv2_huge": (24, 1536, 4096, 12),
@@ -60,6 +61,18 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "layer_norm_eps": 1e-5,
         "qkv_bias": False,  # the _qkvb archs: True
         "qkv_bias_mode": "qv",  # BEiT's and EVA's layout: learned q and v biases, no k bias
+        "dynamic_img_size": True,
+        "num_classes": 0,
+    },
+    # LingBot-Vision (2026): DINOv3's network with q and v biases (G/16: none), read at 512 px
+    "lingbot": {
+        "rope": True,
+        "abs_pos_embed": False,
+        "reg_tokens": 4,
+        "init_values": 1e-5,
+        "layer_norm_eps": 1e-5,
+        "qkv_bias": True,
+        "qkv_bias_mode": "qv",
         "dynamic_img_size": True,
         "num_classes": 0,
     },

@@ -148,7 +148,7 @@ class VisionTransformer(TimmApi, nn.Module):
         size = (x.shape[2], x.shape[3])  # no int(): under torch.export the sizes stay symbolic
         pad = tuple((-s) % p if cfg.dynamic_img_pad else 0 for s, p in zip(size, cfg.patch_size, strict=True))
         for axis, s, p, extra in zip(("height", "width"), size, cfg.patch_size, pad, strict=True):
-            if (s + extra) % p:
+            if (s + extra) % p and not cfg.drop_remainder:
                 raise InputError(
                     f"input {axis} {s} is not divisible by the patch size {p}; nearest valid sizes: "
                     f"{nearest_multiples(s, p)} (or create the model with dynamic_img_pad=True to zero-pad)"
