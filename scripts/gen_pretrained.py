@@ -137,6 +137,13 @@ RECIPES = {
     "ogvl_2pt5": "InternViT-300M-448px-V2.5 (OpenGVLab), InternVL 2.5's image encoder, headless",
     "ogvl_dist": "InternViT-300M-448px (OpenGVLab), distilled from InternViT-6B, headless",
     "apple_pt": "AIMv2 (Fini et al. 2025, Apple): multimodal autoregressive pretraining, image encoder, headless",
+    "pt": "BEiT-3 (Wang et al. 2023): masked modelling of images, texts and image-text pairs, image tower, headless",
+    "indomain_pt": "BEiT-3 pretrain, continued on in-domain data, image tower, headless",
+    "beit3_in22k_ft_in1k": "BEiT-3 pretrain, ImageNet-22k then ImageNet-1k fine-tunes",
+    "indomain_in22k_ft_in1k": "BEiT-3 in-domain pretrain, ImageNet-22k then ImageNet-1k fine-tunes",
+    "sw_in1k": "timm (Wightman) trained on ImageNet-1k",
+    "eva_clip_laion2b": "EVA-CLIP E/14 image tower trained on LAION-2B (4B samples seen); head = projection",
+    "laion2b_plus": "EVA-CLIP E/14+ image tower trained on LAION-2B (9B samples seen); head = projection",
     "robbyant": "LingBot-Vision (Fu et al. 2026): pretraining for dense spatial perception, DINOv3-style, headless",
     "apple_pt_dist": "AIMv2 L distilled from AIMv2 3B (Apple), image encoder, headless",
 }
@@ -145,6 +152,8 @@ RECIPE_OF = {  # a part of the arch name: {tag: its RECIPES key}
     "_tipsv2": {"webli": "tipsv2_webli"},
     "eva_giant_patch14_clip_224": {"laion400m": "eva_clip_laion400m"},
     "vit_pe_core_": {"fb": "pe_core_fb"},
+    "beit3_": {"in22k_ft_in1k": "beit3_in22k_ft_in1k"},
+    "eva02_enormous_": {"laion2b": "eva_clip_laion2b"},
     "vit_pe_lang_": {"fb": "pe_lang_fb", "fb_tiling": "pe_lang_fb_tiling"},
     "vit_pe_spatial_": {"fb": "pe_spatial_fb"},
 }

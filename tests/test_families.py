@@ -64,6 +64,9 @@ TAGS = [
     "vit_intern300m_patch14_448.ogvl_dist",
     "aimv2_large_patch14_224.apple_pt",
     "vit_so400m_patch14_siglip_gap_384.webli",  # 384 px at patch 14: the last 6 pixels unseen, as timm
+    "beit3_base_patch16_224.in22k_ft_in1k",  # norms inside attention and the MLP, without RoPE or SwiGLU
+    "vit_base_patch16_rpn_224.sw_in1k",  # res-post-norm: each branch normed at its output
+    "eva02_enormous_patch14_clip_224.laion2b",
     "vit_small_patch16_lingbot.robbyant",  # LingBot-Vision: DINOv3's network, weights outside timm/ (belfner/)
 ]
 

@@ -136,6 +136,23 @@ CASES = {
         {},
         {"init_values": 1e-5, "reg_tokens": 7, "no_embed_class": True, "final_norm": False},
     ),
+    "res_post_norm": (
+        "vit_base_patch16_rpn_224",
+        {},
+        {
+            "res_post_norm": True,
+            "init_values": 1e-5,
+            "class_token": False,
+            "qkv_bias": False,
+            "global_pool": "avg",
+            "fc_norm": True,
+        },
+    ),
+    "beit3_norms_inside": (
+        "beit3_base_patch16_224",
+        {},
+        {"attn_norm": True, "mlp_norm": True, "global_pool": "avg", "fc_norm": True, "layer_norm_eps": 1e-5},
+    ),
     "fc_norm_avg": (
         "vit_base_patch16_224",
         {"global_pool": "avg", "fc_norm": True},

@@ -318,7 +318,14 @@ ARCH_SPECS.update(
 )
 
 ARCH_SPECS.update(
-    {  # LingBot-Vision: DINOv3's flags, weights in belfner/ repos
+    {  # BEiT-3's image towers; res-post-norm ViTs; LingBot-Vision: DINOv3's flags, weights in belfner/ repos
+        "beit3_base_patch16_224": ArchSpec("base", 16, 224, "beit3"),
+        "beit3_large_patch16_224": ArchSpec("large", 16, 224, "beit3"),
+        "vit_base_patch16_rpn_224": ArchSpec("base", 16, 224, "rpn"),
+        # EVA-02 E/14 CLIP tower: EVA-01's flags with res-post-norm blocks, the class token into a projection
+        "eva02_enormous_patch14_clip_224": ArchSpec(
+            "enormous", 14, 224, "eva", {**_TOKEN, "res_post_norm": True, "num_classes": 1024}
+        ),
         "vit_small_patch16_lingbot": ArchSpec("small", 16, 512, "lingbot"),
         "vit_base_patch16_lingbot": ArchSpec("base", 16, 512, "lingbot"),
         "vit_large_patch16_lingbot": ArchSpec("large", 16, 512, "lingbot"),

@@ -76,6 +76,7 @@ class ViTConfig:
     drop_path_rate: float = 0.0  # stochastic depth, linearly increasing over the blocks
     # Flags of the later families, with timm's names and meanings (docs/models.md lists which family sets which).
     init_values: float | None = None  # layer scale: blocks.N.ls1/ls2.gamma start at this value (DeiT-III, DINOv2)
+    res_post_norm: bool = False  # x + norm(attn(x)): norms after each branch (init_values: their initial weight)
     reg_tokens: int = 0  # register tokens after the class token (DINOv2-reg4; DINOv3's "storage tokens")
     no_embed_class: bool = False  # pos_embed covers the patches only, added before the prefix tokens (DeiT-III)
     pre_norm: bool = False  # LayerNorm norm_pre on the embedded sequence, before the blocks (CLIP)

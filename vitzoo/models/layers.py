@@ -205,7 +205,8 @@ class LayerScale(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm Transformer block: residual attention, then residual MLP (with optional layer scale, drop path)."""
+    """Pre-norm Transformer block: residual attention, then residual MLP (with optional layer scale, drop path);
+    with ``res_post_norm``, each branch is normed at its output instead of its input."""
 
     def __init__(self, cfg: ViTConfig, drop_path: float = 0.0) -> None:
         super().__init__()
@@ -214,8 +215,15 @@ class Block(nn.Module):
         self.norm2 = make_norm(cfg, cfg.embed_dim)
         self.mlp = make_mlp(cfg)
         D, init = cfg.embed_dim, cfg.init_values
-        self.ls1: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
-        self.ls2: nn.Module = LayerScale(D, init) if init is not None else nn.Identity()
+        self.post_norm = cfg.res_post_norm  # the branch's initial scale is then the norms' weight, not a layer scale
+        scale = None if self.post_norm else init
+        self.ls1: nn.Module = LayerScale(D, scale) if scale is not None else nn.Identity()
+        self.ls2: nn.Module = LayerScale(D, scale) if scale is not None else nn.Identity()
+        if self.post_norm and init is not None:
+            for norm in (self.norm1, self.norm2):
+                weight = norm.weight
+                assert isinstance(weight, torch.Tensor)
+                nn.init.constant_(weight, init)
         self.drop_path = drop_path
 
     def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
@@ -234,6 +242,10 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         """(B, L, D) -> (B, L, D), or (B, n, D) for the first ``num_queries`` tokens only; ``causal`` masks the
         attention to later tokens (text towers)."""
+        if self.post_norm:  # res-post-norm (Swin-V2, timm's ResPostBlock, EVA-02 E): the branch's output is normed
+            branch = self.norm1(self.attn(x, num_queries, rope, causal))
+            x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
+            return self._residual(x, self.norm2(self.mlp(x)))
         branch = self.ls1(self.attn(self.norm1(x), num_queries, rope, causal))
         x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
         return self._residual(x, self.ls2(self.mlp(self.norm2(x))))

@@ -23,6 +23,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "so400m": (27, 1152, 4304, 16),  # SigLIP shape-optimised 400M (Alabdulmohsin et al. 2023)
     "giantopt": (40, 1536, 6144, 16),  # SigLIP 2 g-opt
     "vit7b": (40, 4096, 8192, 32),  # DINOv3 ViT-7B/16 (SwiGLU of 8192)
+    "enormous": (64, 1792, 15360, 16),  # EVA-02 E/14 CLIP tower (res-post-norm)
     "giant_lingbot": (40, 1536, 4096, 24),  # LingBot-Vision G/16: SwiGLU of 4096 (DINOv2 g's width, gate and up apart)
     "pe_gigantic": (50, 1536, 8960, 16),  # Perception Encoder G/14 (Bolya et al. 2025)
     "aimv2_large": (24, 1024, 2816, 8),  # AIMv2 (Fini et al. 2025): SwiGLU widths int(D * mlp_ratio)
@@ -63,6 +64,19 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "qkv_bias_mode": "qv",  # BEiT's and EVA's layout: learned q and v biases, no k bias
         "dynamic_img_size": True,
         "num_classes": 0,
+    },
+    # BEiT-3 (Wang et al. 2023) image towers as timm remaps them: a norm inside attention and inside the MLP, the
+    # patch mean through fc_norm
+    "beit3": {"attn_norm": True, "mlp_norm": True, "global_pool": "avg", "fc_norm": True, "layer_norm_eps": 1e-5},
+    # timm's res-post-norm ViT (vit_base_patch16_rpn_224): norms after each branch, weights starting at 1e-5; no class
+    # token, no q/k/v biases, the patch mean through fc_norm
+    "rpn": {
+        "res_post_norm": True,
+        "init_values": 1e-5,
+        "class_token": False,
+        "qkv_bias": False,
+        "global_pool": "avg",
+        "fc_norm": True,
     },
     # LingBot-Vision (2026): DINOv3's network with q and v biases (G/16: none), read at 512 px
     "lingbot": {
