@@ -27,7 +27,7 @@ def _timm_facts(model: torch.nn.Module) -> dict[str, object]:
         "act": _ACT[act],
         "eps": block.norm1.eps,
         "prefix": model.num_prefix_tokens,
-        "dynamic": model.dynamic_img_size,
+        "dynamic": getattr(model, "dynamic_img_size", False),  # timm's relpos ViT has none
         "pool": model.global_pool,
     }
 

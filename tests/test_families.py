@@ -67,18 +67,23 @@ TAGS = [
     "beit3_base_patch16_224.in22k_ft_in1k",  # norms inside attention and the MLP, without RoPE or SwiGLU
     "vit_base_patch16_rpn_224.sw_in1k",  # res-post-norm: each branch normed at its output
     "eva02_enormous_patch14_clip_224.laion2b",
+    "vit_relpos_small_patch16_224.sw_in1k",  # relative position MLP in every block, no position table
+    "vit_srelpos_small_patch16_224.sw_in1k",  # one shared relative position MLP
+    "vit_relpos_medium_patch16_cls_224.sw_in1k",  # with a class token (no bias on its row and column)
     "vit_small_patch16_lingbot.robbyant",  # LingBot-Vision: DINOv3's network, weights outside timm/ (belfner/)
 ]
 
 
-def _timm(arch: str, state_dict, num_classes: int, dynamic: bool) -> torch.nn.Module:
+def _timm(arch: str, state_dict, num_classes: int, dynamic: bool, size: tuple[int, int]) -> torch.nn.Module:
     # DINOv3: vitzoo pools the class token (upstream's and transformers' choice); timm's Eva needs to be told
-    pool = {"global_pool": "token"} if "dinov3" in arch else {}
+    kw: dict = {"global_pool": "token"} if "dinov3" in arch else {}
+    # timm's relative-position ViT has no dynamic size: it is built at the size (its weights fit any grid)
+    kw |= {"img_size": size} if "relpos" in arch else {"dynamic_img_size": dynamic}
     with torch.device("meta"):
-        model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, dynamic_img_size=dynamic, **pool)
+        model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, **kw)
     model.load_state_dict(state_dict, strict=True, assign=True)
     if any(b.is_meta for b in model.buffers()):  # non-persistent buffers (RoPE tables, Eva's zero k bias): build on CPU
-        model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, dynamic_img_size=dynamic, **pool)
+        model = timm.create_model(arch, depth=DEPTH, num_classes=num_classes, **kw)
         model.load_state_dict(state_dict, strict=True)
     return model.eval()
 
@@ -109,7 +114,7 @@ def test_tag_through_the_hub_equals_timm(tag, hub, tmp_path):
     for size, dynamic in (((h, w), False), (other, True)):
         ours = vitzoo.create_model(tag, pretrained=True, depth=DEPTH, dynamic_img_size=dynamic).eval()
         assert ours.load_report is not None and not ours.load_report.missing and not ours.load_report.unexpected
-        theirs = _timm(arch, state_dict, facts.num_classes, dynamic)
+        theirs = _timm(arch, state_dict, facts.num_classes, dynamic, size)
         x = batch(*size, n=2 if h <= 256 else 1)  # rows must not mix; DINOv2's 518 px (1,369 patches) one image:
         # every family runs two in test_families_features
         tokens, ref_tokens = ours.forward_features(x), theirs.forward_features(x)

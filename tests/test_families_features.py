@@ -49,6 +49,15 @@ PREFIX = {
     "vit_medium_patch16_rope_reg1_gap_256": 1,  # one register, no class token, RoPE without a table
     "vit_pe_core_tiny_patch16_384": 1,  # RoPE x first, an attention pool over the class token too
     "vit_pe_spatial_tiny_patch16_512": 1,  # no final norm
+    "vit_base_patch16_radio_v3": 8,  # 7 registers outside the table, no final norm
+    "vit_intern300m_patch14_448": 1,  # layer scale 0.1, no final norm
+    "aimv2_large_patch14_224": 0,  # RMSNorm, the patch embedding normed, no biases, no class token
+    "beit3_base_patch16_224": 1,  # norms inside attention and the MLP, a class token never pooled
+    "vit_base_patch16_rpn_224": 0,  # res-post-norm
+    "vit_relpos_small_patch16_224": 0,  # relative position MLP per block, no position table
+    "vit_srelpos_small_patch16_224": 0,  # one shared relative position MLP
+    "vit_relpos_medium_patch16_cls_224": 1,  # relative positions with a class token
+    "vit_small_patch16_lingbot": 5,  # DINOv3's network
 }
 # Each test runs every family; the default (fast) suite runs three that cover the prefix-token cases between them:
 # registers without a class slot in the table, no class token with an attention pool, and RoPE with storage tokens,
@@ -69,6 +78,10 @@ SMALLER = {  # fewer tokens than at the native size
     "eva02_base_patch16_clip_224": {"img_size": 112},
     "vit_pe_core_tiny_patch16_384": {"img_size": 128},
     "vit_pe_spatial_tiny_patch16_512": {"img_size": 128},
+    "vit_base_patch16_radio_v3": {"img_size": 128},
+    "vit_intern300m_patch14_448": {"img_size": 112, "embed_dim": 384, "num_heads": 6, "mlp_dim": 1536},
+    "aimv2_large_patch14_224": {"img_size": 112, "embed_dim": 384, "num_heads": 6, "mlp_dim": 1024},
+    "vit_small_patch16_lingbot": {"img_size": 128},
 }
 _MODELS: dict[str, torch.nn.Module] = {}
 
@@ -121,8 +134,9 @@ def test_saved_folder_reads_back_in_vitzoo_and_timm(arch, tmp_path):
     again = vitzoo.create_model(f"local-dir:{folder}", pretrained=True).eval()
     assert again.config == model.config and same_weights(again, model)
     theirs = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
-    timm_class = "Eva" if model.config.rope else "VisionTransformerDistilled" if model.config.distilled else None
-    assert type(theirs).__name__ == (timm_class or "VisionTransformer")
+    cfg = model.config
+    classes = {"Eva": cfg.rope, "VisionTransformerDistilled": cfg.distilled, "VisionTransformerRelPos": cfg.rel_pos}
+    assert type(theirs).__name__ == next((name for name, used in classes.items() if used), "VisionTransformer")
     tokens = model.forward_features(x)
     assert maxdiff(theirs.forward_features(x), tokens) <= TOL
     assert maxdiff(theirs(x), model.forward_head(tokens)) <= TOL

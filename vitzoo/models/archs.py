@@ -333,6 +333,29 @@ ARCH_SPECS.update(
     }
 )
 
+_FC = {"fc_norm": True}
+ARCH_SPECS.update(
+    {  # timm's relative-position ViTs (_cls: the class token; _clsgap: a class token, the patch mean; _rpn: post-norm)
+        "vit_relpos_small_patch16_224": ArchSpec("small", 16, 224, "relpos", _FC),
+        "vit_relpos_medium_patch16_224": ArchSpec("medium", 16, 224, "relpos", _FC),
+        "vit_relpos_base_patch16_224": ArchSpec("base", 16, 224, "relpos", _FC),
+        "vit_srelpos_small_patch16_224": ArchSpec(
+            "small", 16, 224, "relpos", {"rel_pos_dim": 384, "rel_pos_shared": True}
+        ),
+        "vit_srelpos_medium_patch16_224": ArchSpec(
+            "medium", 16, 224, "relpos", {"rel_pos_dim": 512, "rel_pos_shared": True}
+        ),
+        "vit_relpos_medium_patch16_cls_224": ArchSpec(
+            "medium", 16, 224, "relpos", {"rel_pos_dim": 256, "class_token": True, "global_pool": "token"}
+        ),
+        "vit_relpos_base_patch16_clsgap_224": ArchSpec("base", 16, 224, "relpos", {**_FC, "class_token": True}),
+        "vit_relpos_medium_patch16_rpn_224": ArchSpec("medium", 16, 224, "relpos", {"res_post_norm": True}),
+        "vit_relpos_base_patch32_plus_rpn_256": ArchSpec(
+            "base_plus", 32, 256, "relpos", {"res_post_norm": True, "qkv_bias": True}
+        ),
+    }
+)
+
 _LETTER = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
 
 

@@ -92,6 +92,9 @@ class ViTConfig:
     rope_grid_offset: float = 0.0  # "eva": added to each patch index before scaling (Perception Encoder: 1)
     rope_grid_indexing: str = "ij"  # "eva": "ij" rotates the first quarter of a head with y, "xy" with x (PE, RoPE-ViT)
     abs_pos_embed: bool = True  # the learned position table pos_embed (False: positions from RoPE alone, DINOv3)
+    rel_pos: bool = False  # a bias on the attention logits from an MLP of log-spaced patch offsets (timm's relpos ViTs)
+    rel_pos_dim: int = 128  # that MLP's hidden width
+    rel_pos_shared: bool = False  # one MLP for every block (shared_rel_pos) instead of one per block (attn.rel_pos)
     attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
     mlp_norm: bool = False  # LayerNorm on the MLP's hidden units before fc2 (EVA-02 B/L: mlp.norm)
     norm_layer: str = "layernorm"  # every norm: "layernorm", or "rmsnorm" (no mean, no bias: AIMv2)
@@ -176,8 +179,10 @@ class ViTConfig:
             raise ConfigError(f"attn_pool_mlp_dim must be an int >= 0, got {self.attn_pool_mlp_dim!r}")
         if self.rope_ref_grid is not None:
             object.__setattr__(self, "rope_ref_grid", to_pair(self.rope_ref_grid, "rope_ref_grid"))
-        if not self.rope and not self.abs_pos_embed:
-            raise ConfigError("abs_pos_embed=False leaves the tokens without positions: it needs rope=True")
+        if not self.rope and not self.rel_pos and not self.abs_pos_embed:
+            raise ConfigError("abs_pos_embed=False leaves the tokens without positions: it needs rope or rel_pos")
+        if self.rel_pos and (self.hybrid_layers or self.rel_pos_dim < 1):
+            raise ConfigError(f"rel_pos=True needs no hybrid stem and rel_pos_dim >= 1, got {self.rel_pos_dim!r}")
         if self.global_pool not in (*POOLS, ""):
             raise ConfigError(
                 f"global_pool must be one of {POOLS} or '' (no pooling: the head sees every token, as timm), "

@@ -9,6 +9,7 @@ hd head width.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,42 @@ def apply_rope(x: torch.Tensor, rope: torch.Tensor, interleaved: bool = False) -
     return (x * cos + rotated * sin).to(x.dtype)
 
 
+class RelPos(NamedTuple):
+    """What the blocks need for relative position biases at one grid: ``rel_pos_log_coords``'s offsets and index,
+    and the bias of a model-wide MLP (``rel_pos_shared``), computed once per forward."""
+
+    coords: torch.Tensor  # (2h - 1, 2w - 1, 2)
+    pairs: torch.Tensor  # (N * N,): each query-key pair's row of coords
+    shared: torch.Tensor | None  # (1, H, L, L)
+
+
+class Positions(NamedTuple):
+    """The positions the blocks apply at one grid (``VisionTransformer._embed``): RoPE's (N, 2 hd), relative biases."""
+
+    rope: torch.Tensor | None
+    rel: RelPos | None
+
+
+class RelPosMlp(nn.Module):
+    """A relative position bias from a 2-layer MLP of log-spaced patch offsets (timm's ``RelPosMlp``, mode ``cr``,
+    after Swin-V2): (dy, dx) -> one logit bias per head; prefix tokens get none. Names ``mlp.fc1``, ``mlp.fc2``."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.num_heads, self.num_prefix_tokens = cfg.num_heads, cfg.num_prefix_tokens
+        self.mlp = nn.ModuleDict(
+            {"fc1": nn.Linear(2, cfg.rel_pos_dim), "fc2": nn.Linear(cfg.rel_pos_dim, cfg.num_heads)}
+        )
+
+    def forward(self, coords: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Offsets (2h - 1, 2w - 1, 2) and pair index (N * N,) -> the attention bias (1, H, L, L), L = P + N."""
+        table = self.mlp["fc2"](F.relu(self.mlp["fc1"](coords.to(next(self.parameters()).dtype))))
+        n = (coords.shape[0] + 1) // 2 * ((coords.shape[1] + 1) // 2)  # N = h * w
+        bias = table.reshape(-1, self.num_heads)[index].reshape(n, n, self.num_heads).permute(2, 0, 1)  # (H, N, N)
+        P = self.num_prefix_tokens
+        return F.pad(bias, [P, 0, P, 0]).unsqueeze(0) if P else bias.unsqueeze(0)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection and PyTorch's fused SDPA kernel."""
 
@@ -89,6 +126,7 @@ class Attention(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.norm: nn.Module = make_norm(cfg, D) if cfg.attn_norm else nn.Identity()
+        self.rel_pos = RelPosMlp(cfg) if cfg.rel_pos and not cfg.rel_pos_shared else None
         self.proj = nn.Linear(D, D, bias=cfg.proj_bias)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
         self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
@@ -105,11 +143,13 @@ class Attention(nn.Module):
         num_queries: int | None = None,
         rope: torch.Tensor | None = None,
         causal: bool = False,
+        rel: RelPos | None = None,
     ) -> torch.Tensor:
         """(B, L, D) -> (B, L, D); with ``num_queries`` only the first n rows are computed (keys/values use all L).
 
         ``rope`` (N, 2 hd): rotary sin/cos for the N patch tokens (DINOv3); prefix tokens are not rotated.
         ``causal``: each token attends to itself and the tokens before it only (CLIP's text tower).
+        ``rel``: the grid's relative offsets, for this layer's ``rel_pos`` MLP or the model's shared bias.
         """
         B, L, D = x.shape
         H, hd = self.num_heads, self.head_dim
@@ -127,12 +167,18 @@ class Attention(nn.Module):
             k = torch.cat([k[:, :, :P], apply_rope(k[:, :, P:], rope, inter)], dim=2)
             if q.shape[2] > P:
                 q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], rope, inter)], dim=2)
+        bias = None
+        if rel is not None:
+            bias = self.rel_pos(rel.coords, rel.pairs) if self.rel_pos is not None else rel.shared
+            bias = None if bias is None else bias[:, :, : q.shape[2]].to(q.dtype)  # (1, H, n, L)
         if self.record is None:
             x = F.scaled_dot_product_attention(
-                q, k, v, dropout_p=self.attn_drop if self.training else 0.0, is_causal=causal
+                q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, is_causal=causal
             )
         else:  # explicit attention, so its probabilities can be recorded (analysis only)
             scores = ((q * self.head_dim**-0.5) @ k.transpose(-2, -1)).float()
+            if bias is not None:
+                scores = scores + bias.float()
             if causal:
                 scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
             probs = scores.softmax(dim=-1).to(q.dtype)
@@ -239,14 +285,15 @@ class Block(nn.Module):
         num_queries: int | None = None,
         rope: torch.Tensor | None = None,
         causal: bool = False,
+        rel: RelPos | None = None,
     ) -> torch.Tensor:
         """(B, L, D) -> (B, L, D), or (B, n, D) for the first ``num_queries`` tokens only; ``causal`` masks the
-        attention to later tokens (text towers)."""
+        attention to later tokens (text towers); ``rel``: relative position biases (``Attention``)."""
         if self.post_norm:  # res-post-norm (Swin-V2, timm's ResPostBlock, EVA-02 E): the branch's output is normed
-            branch = self.norm1(self.attn(x, num_queries, rope, causal))
+            branch = self.norm1(self.attn(x, num_queries, rope, causal, rel))
             x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
             return self._residual(x, self.norm2(self.mlp(x)))
-        branch = self.ls1(self.attn(self.norm1(x), num_queries, rope, causal))
+        branch = self.ls1(self.attn(self.norm1(x), num_queries, rope, causal, rel))
         x = self._residual(x if num_queries is None else x[:, :num_queries], branch)
         return self._residual(x, self.ls2(self.mlp(self.norm2(x))))
 

@@ -165,3 +165,21 @@ def rope_embed_eva(
     angles = (coords[..., None] * bands).flatten(-2).flatten(0, 1)  # (h*w, 2n): first axis' frequencies, then 2nd
     angles = angles.repeat_interleave(2, dim=-1)  # (h*w, head_dim), interleaved layout
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def rel_pos_log_coords(grid: Size, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs of a relative-position MLP for an (h, w) patch grid (timm's ``RelPosMlp``, mode ``cr``).
+
+    Returns the log-spaced offsets ``sign(d) * log(1 + |d|)`` of every (dy, dx) in ``-(h-1) .. h-1`` x
+    ``-(w-1) .. w-1`` as (2h - 1, 2w - 1, 2) float32, and the (N * N,) index of each query-key pair's offset in them.
+    """
+    h, w = (_size(s) for s in grid)
+    dy = torch.arange(-(h - 1), h, device=device).to(torch.float32)
+    dx = torch.arange(-(w - 1), w, device=device).to(torch.float32)
+    offsets = torch.stack(torch.meshgrid(dy, dx, indexing="ij"), dim=-1)  # (2h-1, 2w-1, 2)
+    coords = torch.sign(offsets) * torch.log1p(offsets.abs())
+    ys, xs = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    pos = torch.stack([ys.flatten(), xs.flatten()])  # (2, N)
+    rel = pos[:, :, None] - pos[:, None, :]  # (2, N, N): query minus key
+    index = (rel[0] + h - 1) * (2 * w - 1) + (rel[1] + w - 1)
+    return coords, index.flatten()

@@ -78,6 +78,16 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "global_pool": "avg",
         "fc_norm": True,
     },
+    # timm's relative-position ViTs (vision_transformer_relpos): no position table, a bias from an MLP of log-spaced
+    # patch offsets in every block (srelpos: one for all), no class token, layer scale 1e-6, no q/k/v biases
+    "relpos": {
+        "rel_pos": True,
+        "abs_pos_embed": False,
+        "class_token": False,
+        "global_pool": "avg",
+        "init_values": 1e-6,
+        "qkv_bias": False,
+    },
     # LingBot-Vision (2026): DINOv3's network with q and v biases (G/16: none), read at 512 px
     "lingbot": {
         "rope": True,

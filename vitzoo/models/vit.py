@@ -31,8 +31,8 @@ from ..choices import POOLS
 from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
-from .layers import AttentionPool, Block, PatchEmbed, make_norm
-from .pos_embed import resample_patch_embed, resample_pos_embed, rope_embed, rope_embed_eva
+from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RelPosMlp, make_norm
+from .pos_embed import rel_pos_log_coords, resample_patch_embed, resample_pos_embed, rope_embed, rope_embed_eva
 from .timm_api import TimmApi, feature_take_indices
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class VisionTransformer(TimmApi, nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self._pos_len(cfg.grid_size), D)) if cfg.abs_pos_embed else None
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         self.norm_pre: nn.Module = make_norm(cfg, D) if cfg.pre_norm else nn.Identity()
+        self.shared_rel_pos = RelPosMlp(cfg) if cfg.rel_pos and cfg.rel_pos_shared else None
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
         final = cfg.final_norm and not cfg.fc_norm  # the norm on every token, or (fc_norm) on the pooled vector
@@ -185,12 +186,14 @@ class VisionTransformer(TimmApi, nn.Module):
         return self._resample(self.pos_embed, grid)
 
     # ------------------------------------------------------------------------------------------ forward
-    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor | None]:
-        """Images to the token sequence: (B, C, H, W) -> (B, P + N, D), the grid (h, w), and RoPE's (N, 2 hd).
+    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], Positions]:
+        """Images to the token sequence: (B, C, H, W) -> (B, P + N, D), the grid (h, w), and the positions the
+        blocks apply (RoPE's (N, 2 hd), relative position offsets).
 
         Token order is [class, distillation or registers, patches]. The learned position table is added to every
         token, or (``no_embed_class``) to the patches before the prefix tokens are prepended (unless the model has
-        none, ``abs_pos_embed=False``); with ``rope`` the rotary embedding of the grid is returned for the blocks.
+        none, ``abs_pos_embed=False``); with ``rope`` the rotary embedding of the grid, and with ``rel_pos`` its
+        relative offsets (and the shared MLP's bias), are returned for the blocks.
         """
         cfg = self.config
         grid, (pad_h, pad_w) = self._input_grid(x)
@@ -213,20 +216,23 @@ class VisionTransformer(TimmApi, nn.Module):
             x = torch.cat([*prefix, x], dim=1)  # (B, P + N, D)
         if cfg.abs_pos_embed and not cfg.no_embed_class:
             x = x + self._pos_embed_for(grid)
-        return self.norm_pre(self.pos_drop(x)), grid, rope
+        rel = None
+        if cfg.rel_pos:
+            coords, index = rel_pos_log_coords(grid, x.device)
+            shared = self.shared_rel_pos(coords, index) if self.shared_rel_pos is not None else None
+            rel = RelPos(coords, index, shared)
+        return self.norm_pre(self.pos_drop(x)), grid, Positions(rope, rel)
 
-    def _block(
-        self, block: nn.Module, x: torch.Tensor, rope: torch.Tensor | None, num_queries: int | None = None
-    ) -> torch.Tensor:
+    def _block(self, block: nn.Module, x: torch.Tensor, pos: Positions, num_queries: int | None = None) -> torch.Tensor:
         if self.grad_checkpointing and torch.is_grad_enabled():
-            return checkpoint(block, x, num_queries, rope, use_reentrant=False)
-        return block(x, num_queries, rope)
+            return checkpoint(block, x, num_queries, pos.rope, False, pos.rel, use_reentrant=False)
+        return block(x, num_queries, pos.rope, False, pos.rel)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images to final-normed tokens: (B, C, H, W) -> (B, P + N, D), prefix tokens first."""
-        x, _, rope = self._embed(x)
+        x, _, pos = self._embed(x)
         for block in self.blocks:
-            x = self._block(block, x, rope)
+            x = self._block(block, x, pos)
         return self.norm(x)
 
     def attention_pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -275,10 +281,10 @@ class VisionTransformer(TimmApi, nn.Module):
             raise ConfigError("this model has no class token (class_token=False); use forward_features")
         if cast(Block, self.blocks[-1]).attn.record is not None:  # attention captured: keep every row
             return self.forward_features(x)[:, :n]
-        x, _, rope = self._embed(x)
+        x, _, pos = self._embed(x)
         for block in self.blocks[:-1]:
-            x = self._block(block, x, rope)
-        x = self._block(self.blocks[-1], x, rope, num_queries=n)  # (B, n, D)
+            x = self._block(block, x, pos)
+        x = self._block(self.blocks[-1], x, pos, num_queries=n)  # (B, n, D)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -319,12 +325,12 @@ class VisionTransformer(TimmApi, nn.Module):
         if output_fmt not in ("NCHW", "NLC"):
             raise ConfigError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take = set(take_indices(len(self.blocks), indices))
-        x, (h, w), rope = self._embed(x)
+        x, (h, w), pos = self._embed(x)
         P = self.num_prefix_tokens
         outs: list[Any] = []
         last = len(self.blocks) - 1 if not intermediates_only else max(take)
         for i, block in enumerate(self.blocks[: last + 1]):
-            x = self._block(block, x, rope)
+            x = self._block(block, x, pos)
             if i in take:
                 y = self.norm(x) if norm else x
                 patches = y[:, P:]  # (B, N, D)

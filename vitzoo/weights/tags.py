@@ -1053,4 +1053,13 @@ TAGS: list[PretrainedCfg] = [
         hub="belfner/vit_giant_patch16_lingbot.robbyant",
         norm=IMAGENET,
     ),
+    _timm("vit_relpos_small_patch16_224", "sw_in1k"),
+    _timm("vit_relpos_medium_patch16_224", "sw_in1k"),
+    _timm("vit_relpos_base_patch16_224", "sw_in1k"),
+    _timm("vit_srelpos_small_patch16_224", "sw_in1k"),
+    _timm("vit_srelpos_medium_patch16_224", "sw_in1k"),
+    _timm("vit_relpos_medium_patch16_cls_224", "sw_in1k"),
+    _timm("vit_relpos_base_patch16_clsgap_224", "sw_in1k"),
+    _timm("vit_relpos_medium_patch16_rpn_224", "sw_in1k"),
+    _timm("vit_relpos_base_patch32_plus_rpn_256", "sw_in1k", img=256),
 ]
