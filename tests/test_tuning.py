@@ -26,6 +26,15 @@ ARCHS = [
     "vit_base_patch16_siglip_224",
     "vit_base_patch16_siglip_gap_224",
     "vit_small_patch16_dinov3",
+    "eva02_tiny_patch14_224",  # RoPE beside the table, q and v biases
+    "eva02_enormous_patch14_clip_224",  # res-post-norm (meta device: 4.4B parameters)
+    "vit_pe_core_tiny_patch16_384",
+    "vit_base_patch16_radio_v3",
+    "aimv2_large_patch14_224",
+    "beit3_base_patch16_224",
+    "vit_relpos_small_patch16_224",
+    "vit_srelpos_small_patch16_224",  # the shared relative position MLP
+    "vit_small_patch16_lingbot",
 ]
 LR, WD = 1e-3, 0.05
 
