@@ -70,6 +70,8 @@ TAGS = [
     "vit_relpos_small_patch16_224.sw_in1k",  # relative position MLP in every block, no position table
     "vit_srelpos_small_patch16_224.sw_in1k",  # one shared relative position MLP
     "vit_relpos_medium_patch16_cls_224.sw_in1k",  # with a class token (no bias on its row and column)
+    "vit_small_patch16_rope_mixed_224.naver_in1k",  # RoPE-Mixed: learned frequencies per block and head
+    "vit_small_patch16_rope_mixed_ape_224.naver_in1k",
     "vit_small_patch16_lingbot.robbyant",  # LingBot-Vision: DINOv3's network, weights outside timm/ (belfner/)
 ]
 

@@ -35,6 +35,7 @@ ARCHS = [
     "vit_relpos_small_patch16_224",
     "vit_srelpos_small_patch16_224",  # the shared relative position MLP
     "vit_small_patch16_lingbot",
+    "vit_small_patch16_rope_mixed_224",  # rope.freqs: no weight decay
 ]
 LR, WD = 1e-3, 0.05
 

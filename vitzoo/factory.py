@@ -281,6 +281,8 @@ def describe(name: str) -> dict[str, Any]:
     cfg = ARCHS[arch]
     model = create_model(arch, device="meta", depth=1)
     per_block = sum(p.numel() for p in model.blocks[0].parameters())
+    if model.rope is not None:  # RoPE-Mixed's frequencies: a slice per block, outside the blocks
+        per_block += model.rope.freqs[:, :1].numel()
     params = sum(p.numel() for p in model.parameters()) + (cfg.depth - 1) * per_block
     n_head = sum(p.numel() for p in model.head.parameters())
     return {

@@ -19,7 +19,8 @@ MLP_LAYERS = ("mlp", "swiglu_packed", "swiglu")  # MLP form (mlp_layer)
 QKV_BIAS_MODES = ("qkv", "qv")  # the biases of the qkv projection (qkv_bias_mode): all three, or q and v only
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "area", "jax", "torchvision")
 NORM_LAYERS = ("layernorm", "rmsnorm")  # every norm of the network (norm_layer)
-ROPE_TYPES = ("dinov3", "eva")  # rotary schemes (rope_type): see pos_embed.rope_embed and rope_embed_eva
+# rotary schemes (rope_type): pos_embed.rope_embed, rope_embed_eva, rope_embed_mixed (learned per-block frequencies)
+ROPE_TYPES = ("dinov3", "eva", "mixed")
 
 
 def to_pair(value: int | tuple[int, int] | list[int], what: str) -> tuple[int, int]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ViTConfig
+from .pos_embed import rope_freqs_mixed
 
 
 def make_norm(cfg: ViTConfig, width: int) -> nn.Module:
@@ -75,6 +76,14 @@ def apply_rope(x: torch.Tensor, rope: torch.Tensor, interleaved: bool = False) -
     return (x * cos + rotated * sin).to(x.dtype)
 
 
+class RopeFreqs(nn.Module):
+    """RoPE-Mixed's learned frequencies, (2, depth, heads, head_dim / 2) (timm's ``rope.freqs``)."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        self.freqs = nn.Parameter(rope_freqs_mixed(cfg.head_dim, cfg.depth, cfg.num_heads, cfg.rope_temperature))
+
+
 class RelPos(NamedTuple):
     """What the blocks need for relative position biases at one grid: ``rel_pos_log_coords``'s offsets and index,
     and the bias of a model-wide MLP (``rel_pos_shared``), computed once per forward."""
@@ -87,7 +96,7 @@ class RelPos(NamedTuple):
 class Positions(NamedTuple):
     """The positions the blocks apply at one grid (``VisionTransformer._embed``): RoPE's (N, 2 hd), relative biases."""
 
-    rope: torch.Tensor | None
+    rope: torch.Tensor | None  # (N, 2 hd); RoPE-Mixed: (depth, H, N, 2 hd), one per block
     rel: RelPos | None
 
 
@@ -118,7 +127,7 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
         self.num_prefix_tokens = cfg.num_prefix_tokens  # tokens RoPE leaves unrotated
-        self.rope_interleaved = cfg.rope_type == "eva"
+        self.rope_interleaved = cfg.rope_type in ("eva", "mixed")
         self.attn_drop = cfg.attn_drop_rate
         D = cfg.embed_dim
         qv = cfg.qkv_bias and cfg.qkv_bias_mode == "qv"  # learned q and v biases, the k bias is zero (BEiT, DINOv3)

@@ -183,3 +183,33 @@ def rel_pos_log_coords(grid: Size, device: torch.device | str | None = None) -> 
     rel = pos[:, :, None] - pos[:, None, :]  # (2, N, N): query minus key
     index = (rel[0] + h - 1) * (2 * w - 1) + (rel[1] + w - 1)
     return coords, index.flatten()
+
+
+def rope_freqs_mixed(head_dim: int, depth: int, num_heads: int, temperature: float = 10.0) -> torch.Tensor:
+    """RoPE-Mixed's initial frequencies (Heo et al. 2024): (2, depth, heads, head_dim / 2), the x and y components
+    of ``head_dim / 4`` magnitudes ``temperature ** (-4j / head_dim)`` at a random angle per block and head, and
+    the same at that angle plus 90 degrees. They are learned; a checkpoint brings its own."""
+    mag = 1.0 / temperature ** (torch.arange(0, head_dim, 4, dtype=torch.float32) / head_dim)  # (head_dim / 4,)
+    angles = torch.rand(depth, num_heads, 1) * 2 * math.pi
+    fx = torch.cat([mag * torch.cos(angles), mag * torch.cos(angles + math.pi / 2)], dim=-1)
+    fy = torch.cat([mag * torch.sin(angles), mag * torch.sin(angles + math.pi / 2)], dim=-1)
+    return torch.stack([fx, fy])
+
+
+def rope_embed_mixed(grid: Size, freqs: torch.Tensor, xy: bool = True) -> torch.Tensor:
+    """RoPE-Mixed's rotary embedding of an (h, w) grid for every block: (depth, heads, h * w, 2 * head_dim).
+
+    Each patch's angle per channel pair is ``x * fx + y * fy`` with learned ``freqs`` = (fx, fy) of shape (2, depth,
+    heads, head_dim / 2) and x, y its column and row index (``xy``; else row and column); interleaved layout, fp32.
+    """
+    h, w = (_size(s) for s in grid)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=freqs.device).to(torch.float32),
+        torch.arange(w, device=freqs.device).to(torch.float32),
+        indexing="ij",
+    )
+    first, second = (xs, ys) if xy else (ys, xs)
+    f = freqs.float()
+    angles = first.reshape(-1, 1) * f[0].unsqueeze(-2) + second.reshape(-1, 1) * f[1].unsqueeze(-2)  # (d, H, N, hd/2)
+    angles = angles.repeat_interleave(2, dim=-1)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)

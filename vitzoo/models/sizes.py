@@ -138,6 +138,15 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "abs_pos_embed": False,
         "init_values": 1e-5,
     },
+    # RoPE-Mixed (Heo et al. 2024): learned frequencies per block and head (rope.freqs), base 10, a class token
+    "rope_mixed": {
+        "rope": True,
+        "rope_type": "mixed",
+        "rope_temperature": 10.0,
+        "rope_grid_indexing": "xy",
+        "abs_pos_embed": False,
+        "init_values": 1e-5,
+    },
     # timm's SBB ViTs with RoPE (scaled to the 16 x 16 grid) instead of a table: registers, q/v biases, patch mean
     "sbb_rope": {
         "rope": True,

@@ -31,8 +31,15 @@ from ..choices import POOLS
 from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
-from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RelPosMlp, make_norm
-from .pos_embed import rel_pos_log_coords, resample_patch_embed, resample_pos_embed, rope_embed, rope_embed_eva
+from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RelPosMlp, RopeFreqs, make_norm
+from .pos_embed import (
+    rel_pos_log_coords,
+    resample_patch_embed,
+    resample_pos_embed,
+    rope_embed,
+    rope_embed_eva,
+    rope_embed_mixed,
+)
 from .timm_api import TimmApi, feature_take_indices
 
 if TYPE_CHECKING:
@@ -56,6 +63,7 @@ class VisionTransformer(TimmApi, nn.Module):
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         self.norm_pre: nn.Module = make_norm(cfg, D) if cfg.pre_norm else nn.Identity()
         self.shared_rel_pos = RelPosMlp(cfg) if cfg.rel_pos and cfg.rel_pos_shared else None
+        self.rope = RopeFreqs(cfg) if cfg.rope and cfg.rope_type == "mixed" else None  # learned per block
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
         final = cfg.final_norm and not cfg.fc_norm  # the norm on every token, or (fc_norm) on the pooled vector
@@ -128,7 +136,9 @@ class VisionTransformer(TimmApi, nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names that optimisers conventionally exclude from weight decay."""
-        return {"pos_embed", "cls_token", "dist_token", "reg_token"}
+        return {"pos_embed", "cls_token", "dist_token", "reg_token"} | (
+            {"rope.freqs"} if self.rope is not None else set()
+        )
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block in backward instead of storing its activations (all forward paths honour it)."""
@@ -208,6 +218,8 @@ class VisionTransformer(TimmApi, nn.Module):
             rope = rope_embed_eva(
                 grid, cfg.head_dim, cfg.rope_temperature, cfg.rope_ref_grid, cfg.rope_grid_offset, xy, x.device
             )
+        elif self.rope is not None:
+            rope = rope_embed_mixed(grid, self.rope.freqs, cfg.rope_grid_indexing == "xy")  # (depth, H, N, 2 hd)
         elif cfg.rope:
             rope = rope_embed(grid, cfg.head_dim, cfg.rope_temperature, x.device)
         if cfg.abs_pos_embed and cfg.no_embed_class:
@@ -223,16 +235,20 @@ class VisionTransformer(TimmApi, nn.Module):
             rel = RelPos(coords, index, shared)
         return self.norm_pre(self.pos_drop(x)), grid, Positions(rope, rel)
 
-    def _block(self, block: nn.Module, x: torch.Tensor, pos: Positions, num_queries: int | None = None) -> torch.Tensor:
+    def _block(self, i: int, x: torch.Tensor, pos: Positions, num_queries: int | None = None) -> torch.Tensor:
+        """Block ``i`` on ``x`` with the grid's positions (RoPE-Mixed: block i's own rotary embedding)."""
+        block, rope = self.blocks[i], pos.rope
+        if self.rope is not None and rope is not None:
+            rope = rope[i]
         if self.grad_checkpointing and torch.is_grad_enabled():
-            return checkpoint(block, x, num_queries, pos.rope, False, pos.rel, use_reentrant=False)
-        return block(x, num_queries, pos.rope, False, pos.rel)
+            return checkpoint(block, x, num_queries, rope, False, pos.rel, use_reentrant=False)
+        return block(x, num_queries, rope, False, pos.rel)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images to final-normed tokens: (B, C, H, W) -> (B, P + N, D), prefix tokens first."""
         x, _, pos = self._embed(x)
-        for block in self.blocks:
-            x = self._block(block, x, pos)
+        for i in range(len(self.blocks)):
+            x = self._block(i, x, pos)
         return self.norm(x)
 
     def attention_pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -282,9 +298,10 @@ class VisionTransformer(TimmApi, nn.Module):
         if cast(Block, self.blocks[-1]).attn.record is not None:  # attention captured: keep every row
             return self.forward_features(x)[:, :n]
         x, _, pos = self._embed(x)
-        for block in self.blocks[:-1]:
-            x = self._block(block, x, pos)
-        x = self._block(self.blocks[-1], x, pos, num_queries=n)  # (B, n, D)
+        last = len(self.blocks) - 1
+        for i in range(last):
+            x = self._block(i, x, pos)
+        x = self._block(last, x, pos, num_queries=n)  # (B, n, D)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -329,8 +346,8 @@ class VisionTransformer(TimmApi, nn.Module):
         P = self.num_prefix_tokens
         outs: list[Any] = []
         last = len(self.blocks) - 1 if not intermediates_only else max(take)
-        for i, block in enumerate(self.blocks[: last + 1]):
-            x = self._block(block, x, pos)
+        for i in range(last + 1):
+            x = self._block(i, x, pos)
             if i in take:
                 y = self.norm(x) if norm else x
                 patches = y[:, P:]  # (B, N, D)
