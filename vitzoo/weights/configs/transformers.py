@@ -1,12 +1,13 @@
 """transformers' ``config.json`` of the ViT families vitzoo builds, as a ``ViTConfig`` and the checkpoint's facts.
 
-One builder per family, keyed by ``model_type``: ViT, DeiT, DINOv2 (with or without registers), CLIP, SigLIP,
-SigLIP 2 and DINOv3. Each reads the tower's sizes, ``layer_norm_eps`` and ``hidden_act`` (with transformers' own
-defaults for whatever a file leaves out: ``save_pretrained`` of older releases wrote only what differed from
-them), sets the flags that make vitzoo compute what that transformers model computes, and resamples position
-tables as its ``interpolate_pos_encoding`` does. Two-tower models (``CLIPModel``, ``SiglipModel``, ``Siglip2Model``)
-are read from their ``vision_config``. The preprocessing facts are the defaults of the family's image-processor
-class; a repo's ``preprocessor_config.json`` overrides them (``vitzoo.processors``).
+One builder per family, keyed by ``model_type``: ViT, DeiT, ViT-MAE, I-JEPA, DINOv2 (with or without registers),
+CLIP, SigLIP, SigLIP 2, DINOv3 and AIMv2. Each reads the tower's sizes, ``layer_norm_eps`` (AIMv2: ``rms_norm_eps``)
+and ``hidden_act`` (with transformers' own defaults for whatever a file leaves out: ``save_pretrained`` of older
+releases wrote only what differed from them), sets the flags that make vitzoo compute what that transformers model
+computes, and resamples position tables as its ``interpolate_pos_encoding`` does. Two-tower models (``CLIPModel``,
+``SiglipModel``, ``Siglip2Model``, ``Aimv2Model``) are read from their ``vision_config``. The preprocessing facts are
+the defaults of the family's image-processor class; a repo's ``preprocessor_config.json`` overrides them
+(``vitzoo.processors``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,19 @@ _FAMILIES: dict[str, Family] = {
     # NaFlex: an aspect-preserving resize to at most num_patches patches, which vitzoo does not reproduce
     "siglip2": Family("SigLIP 2", "Siglip2ImageProcessor", eps=1e-6, act="gelu_pytorch_tanh"),
     "dinov3_vit": Family("DINOv3", "DINOv3ViTImageProcessor", width=384, heads=6, eps=1e-5),
+    "vit_mae": Family("ViT-MAE", "ViTImageProcessor"),
+    "ijepa": Family("I-JEPA", "ViTImageProcessor"),
+    "aimv2_vision_model": Family(
+        "AIMv2", "CLIPImageProcessor", width=1024, depth=24, heads=8, patch=14, eps=1e-5, act="silu"
+    ),
 }
-_ALIASES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip", "siglip2_vision_model": "siglip2"}
-_TWO_TOWER = ("clip", "siglip", "siglip2")  # whole-model configs: the image tower is under vision_config
+_ALIASES = {
+    "clip_vision_model": "clip",
+    "siglip_vision_model": "siglip",
+    "siglip2_vision_model": "siglip2",
+    "aimv2": "aimv2_vision_model",
+}
+_TWO_TOWER = ("clip", "siglip", "siglip2", "aimv2")  # whole-model configs: the image tower is under vision_config
 MODEL_TYPES: frozenset[str] = frozenset({*_FAMILIES, *_ALIASES})
 
 
@@ -123,7 +134,7 @@ def _common(tower: Mapping[str, Any], family: Family, name: str) -> dict[str, An
         patch_size=to_pair(tower.get("patch_size", family.patch), "patch_size"),
         img_size=to_pair(tower.get("image_size", family.image), "image_size"),
         in_chans=int(tower.get("num_channels", 3)),
-        layer_norm_eps=float(tower.get("layer_norm_eps", family.eps)),
+        layer_norm_eps=float(tower.get("layer_norm_eps", tower.get("rms_norm_eps", family.eps))),
         act_layer=ACTIVATIONS[act],
     )
 
@@ -278,6 +289,46 @@ def _dinov3(
     return fields, " (RoPE; model(x) is the normed class token, transformers' pooler_output)"
 
 
+def _vit_mae(
+    config: Mapping[str, Any], tower: Mapping[str, Any], archs: list[str], keys: set[str]
+) -> tuple[Fields, str]:
+    fields = dict(num_classes=0, qkv_bias=bool(tower.get("qkv_bias", True)), pos_embed_antialias=False)
+    return fields, " (the encoder; no patches are masked: transformers' ViTMAEModel with mask_ratio=0 and no shuffle)"
+
+
+def _ijepa(config: Mapping[str, Any], tower: Mapping[str, Any], archs: list[str], keys: set[str]) -> tuple[Fields, str]:
+    classifier = any("ForImageClassification" in a for a in archs) or _has(keys, "classifier.weight")
+    fields = dict(
+        num_classes=len(config.get("id2label") or {}) if classifier else 0,
+        qkv_bias=bool(tower.get("qkv_bias", True)),
+        class_token=False,
+        global_pool="avg",  # IJepaForImageClassification: the mean of the normed patch tokens
+        pos_embed_antialias=False,
+    )
+    return fields, " (no class token; pooled = the mean of the patch tokens)"
+
+
+def _aimv2(config: Mapping[str, Any], tower: Mapping[str, Any], archs: list[str], keys: set[str]) -> tuple[Fields, str]:
+    if tower.get("is_native"):
+        raise ConfigError("AIMv2 'native' (sin-cos positions at any aspect ratio) is not built by vitzoo")
+    qkv_bias, mlp_bias = bool(tower.get("qkv_bias", False)), bool(tower.get("mlp_bias", False))
+    if qkv_bias != mlp_bias:  # transformers: out_proj's bias follows qkv_bias; vitzoo's proj_bias covers both
+        raise ConfigError(f"AIMv2 with qkv_bias={qkv_bias} and mlp_bias={mlp_bias} is not built by vitzoo")
+    fields = dict(
+        num_classes=0,
+        norm_layer="rmsnorm",
+        patch_norm=True,
+        qkv_bias=qkv_bias,
+        proj_bias=mlp_bias,
+        mlp_layer="swiglu",
+        class_token=False,
+        global_pool="avg",
+        pos_embed_antialias=False,
+    )
+    head = " (its attention-pooling head, pooler_output, is dropped: pooled = the patch mean, as timm)"
+    return fields, head if _has(keys, "head.cls_token") else ""
+
+
 _BUILDERS: dict[str, Builder] = {
     "vit": _vit,
     "deit": _deit,
@@ -287,4 +338,7 @@ _BUILDERS: dict[str, Builder] = {
     "siglip": _siglip,
     "siglip2": _siglip2,
     "dinov3_vit": _dinov3,
+    "vit_mae": _vit_mae,
+    "ijepa": _ijepa,
+    "aimv2_vision_model": _aimv2,
 }

@@ -16,6 +16,7 @@ from .base import Converted
 from .deit3 import from_deit3
 from .dinov2 import from_dinov2
 from .dinov3 import from_dinov3
+from .hf_aimv2 import from_transformers_aimv2
 from .hf_clip import from_transformers_clip, from_transformers_siglip
 from .hf_dinov2 import from_transformers_dinov2
 from .hf_dinov3 import from_transformers_dinov3
@@ -25,13 +26,15 @@ from .open_clip import from_open_clip
 from .open_clip_text import text_from_open_clip
 from .timm import from_timm, from_timm_eva, to_timm
 from .torchvision import from_torchvision
-from .transformers import from_transformers, from_transformers_deit
+from .transformers import from_transformers, from_transformers_deit, from_transformers_mae
 
 CONVERTERS: dict[str, Callable[[Any], Converted]] = {
     "timm": from_timm,
     "timm-eva": from_timm_eva,
     "transformers": from_transformers,
     "transformers-deit": from_transformers_deit,
+    "transformers-mae": from_transformers_mae,
+    "transformers-aimv2": from_transformers_aimv2,
     "transformers-dinov2": from_transformers_dinov2,
     "transformers-clip": from_transformers_clip,
     "transformers-siglip": from_transformers_siglip,
@@ -52,7 +55,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
     OpenAI), DINOv3's ``storage_tokens``, DINOv2's ``mask_token`` or ``register_tokens``, DeiT-III's ``gamma_1`` beside
     a ``pos_embed``; timm's DINOv3 files (its ``Eva`` class) say ``gamma_1`` too, without one. transformers models
     are told apart by a name only their family uses: ViT's patch ``projection`` with DeiT's ``distillation_token`` or
-    DINOv2's ``layer_scale``; DINOv3's conv ``patch_embeddings.weight``; the ``patch_embedding`` (singular) of CLIP
+    DINOv2's ``layer_scale`` or ViT-MAE's ``decoder``; DINOv3's conv ``patch_embeddings.weight``; AIMv2's
+    ``patch_embed`` with a SwiGLU ``ffn``; the ``patch_embedding`` (singular) of CLIP
     (with ``class_embedding``) and SigLIP (without).
     """
     keys = list(keys)
@@ -76,9 +80,13 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
     if has("embeddings.patch_embeddings.projection"):
         if has("embeddings.distillation_token"):
             return "transformers-deit"
+        if has("decoder.decoder_embed."):
+            return "transformers-mae"
         return "transformers-dinov2" if has(".layer_scale1.lambda1") else "transformers"
     if has("embeddings.patch_embeddings.weight"):
         return "transformers-dinov3"
+    if has("embeddings.patch_embed.weight") and has(".ffn.gate_proj."):
+        return "transformers-aimv2"
     if has("embeddings.patch_embedding.weight"):
         return "transformers-clip" if has("embeddings.class_embedding") else "transformers-siglip"
     if "class_token" in names or has("conv_proj.weight") or has("encoder.layers.encoder_layer_"):
@@ -87,9 +95,9 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "timm"
     raise FormatError(
         "cannot tell the checkpoint format from its keys (first keys: "
-        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers (ViT, DeiT, DINOv2, CLIP, SigLIP, DINOv3), "
-        "torchvision vit_* and JAX .npz checkpoints, open_clip / OpenAI CLIP state dicts, and the original DINOv2, "
-        "DINOv3 and DeiT-III files"
+        f"{sorted(keys)[:6]}); vitzoo reads timm, transformers (ViT, DeiT, ViT-MAE, I-JEPA, DINOv2, CLIP, SigLIP, "
+        "DINOv3, AIMv2), torchvision vit_* and JAX .npz checkpoints, open_clip / OpenAI CLIP state dicts, and the "
+        "original DINOv2, DINOv3 and DeiT-III files"
     )
 
 

@@ -1,9 +1,11 @@
-"""Hugging Face transformers ``ViTModel`` / ``ViTForImageClassification`` and ``DeiT*`` state dicts to timm names.
+"""Hugging Face transformers ``ViTModel`` / ``ViTForImageClassification``, ``DeiT*``, ``ViTMAE*`` and ``IJepa*``
+state dicts to timm names.
 
 Handles the names written by ``save_pretrained`` (and stored in the google/vit-* and facebook/deit-* Hub repos:
 ``encoder.layer.{i}.attention.attention.query``...) and the in-memory names of transformers >= 5
-(``layers.{i}.attention.q_proj``...), with or without the ``vit.`` / ``deit.`` prefix. Separate q/k/v Linears are
-concatenated into timm's fused ``qkv`` (rows in q, k, v order).
+(``layers.{i}.attention.q_proj``...), with or without the ``vit.`` / ``deit.`` / ``ijepa.`` prefix. ViT-MAE and
+I-JEPA encoders have ViT's names (I-JEPA without a class token); ``ViTMAEForPreTraining``'s decoder is dropped.
+Separate q/k/v Linears are concatenated into timm's fused ``qkv`` (rows in q, k, v order).
 """
 
 from __future__ import annotations
@@ -53,9 +55,18 @@ def _convert(state_dict: dict[str, torch.Tensor], rules: list[tuple[str, str]], 
 def from_transformers(state_dict: dict[str, torch.Tensor]) -> Converted:
     """Convert a transformers ViT state dict to vitzoo/timm names; unknown keys raise ``FormatError``."""
     notes: list[str] = []
-    state_dict = _strip(state_dict, "vit.", notes)
+    state_dict = _strip(_strip(state_dict, "vit.", notes), "ijepa.", notes)
     out = _convert(state_dict, [*_RENAMES, _POOLER], "transformers ViT")
     return Converted("transformers", out, [*notes, "renamed transformers keys", "fused query/key/value into qkv"])
+
+
+def from_transformers_mae(state_dict: dict[str, torch.Tensor]) -> Converted:
+    """``ViTMAEForPreTraining`` to timm names: the encoder (``vit.``), without the pixel decoder (``decoder.*``)."""
+    encoder = {k: v for k, v in state_dict.items() if not k.startswith("decoder.")}
+    converted = from_transformers(encoder)
+    converted.format = "transformers-mae"
+    converted.dropped["decoder.*"] = "ViT-MAE's pixel-reconstruction decoder (pretraining only; the encoder is kept)"
+    return converted
 
 
 def from_transformers_deit(state_dict: dict[str, torch.Tensor]) -> Converted:
