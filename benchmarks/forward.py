@@ -3,6 +3,7 @@
     python benchmarks/forward.py            # full table (a few minutes on 2 cores)
     python benchmarks/forward.py --quick    # fewer repetitions
     python benchmarks/forward.py --families # DINOv2, CLIP, SigLIP, DINOv3 rows
+    python benchmarks/forward.py --new-families  # PE-Core, EVA-02, AIMv2, RADIO rows
 
 Each row runs the three libraries in interleaved rounds (A, B, C, A, B, C, ...) on the same input, under
 torch.inference_mode, and reports the median images/s and the ratio to timm. The dynamic-size rows compare a model
@@ -83,6 +84,10 @@ def _hf_family(kind: str, img: int) -> Callable[[torch.Tensor], torch.Tensor]:
         cfg = transformers.CLIPVisionConfig(patch_size=16, projection_dim=512, hidden_act="gelu")
         cfg._attn_implementation = "sdpa"
         model = transformers.CLIPVisionModelWithProjection(cfg)
+    elif kind == "aimv2":  # no attention-pooling head: the patch mean, what timm and vitzoo pool
+        cfg = transformers.Aimv2VisionConfig(image_size=img, use_head=False)
+        cfg._attn_implementation = "sdpa"
+        model = transformers.Aimv2VisionModel(cfg)
     elif kind == "siglip":
         cfg = transformers.SiglipVisionConfig(image_size=img)
         cfg._attn_implementation = "sdpa"
@@ -97,6 +102,8 @@ def _hf_family(kind: str, img: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
     def pooled(x: torch.Tensor) -> torch.Tensor:
         out = model(pixel_values=x)
+        if kind == "aimv2":
+            return out.last_hidden_state.mean(dim=1)
         return out.image_embeds if kind == "clip" else out.pooler_output
 
     return pooled
@@ -109,18 +116,24 @@ FAMILY_ROWS = [  # (label, vitzoo and timm arch, transformers model, input size)
     ("SigLIP-B/16 224", "vit_base_patch16_siglip_224", "siglip", 224),
     ("DINOv3-B/16 224", "vit_base_patch16_dinov3", "dinov3", 224),
 ]
+NEW_FAMILY_ROWS = [  # timm's Eva (PE, EVA-02) and VisionTransformer (AIMv2, RADIO); transformers has AIMv2 only
+    ("PE-Core-B/16 224", "vit_pe_core_base_patch16_224", None, 224),
+    ("EVA-02-B/14 224", "eva02_base_patch14_224", None, 224),
+    ("AIMv2-L/14 224", "aimv2_large_patch14_224", "aimv2", 224),
+    ("C-RADIOv3-B/16 224", "vit_base_patch16_radio_v3", None, 224),
+]
 
 
-def families(rounds: int) -> None:
+def families(rounds: int, rows: list[tuple[str, str, str | None, int]] = FAMILY_ROWS) -> None:
     """Batch 1, each library's pooled output (vitzoo and timm: ``model(x)``; transformers: ``pooler_output``, CLIP's
     ``image_embeds``), fp32 and bf16 autocast. DINOv3 runs with class-token pooling in timm too."""
     print("| model, batch 1 | dtype | vitzoo img/s | timm img/s | transformers img/s | vitzoo / timm | vitzoo / hf |")
     print("|---|---|---|---|---|---|---|")
-    for label, arch, kind, img in FAMILY_ROWS:
+    for label, arch, kind, img in rows:
         extra = {"global_pool": "token"} if kind == "dinov3" else {}
         ours = vitzoo.create_model(arch, img_size=img).eval()
         theirs = timm.create_model(arch, img_size=img, **extra).eval()
-        hf = _hf_family(kind, img)
+        hf = _hf_family(kind, img) if kind else None
         x = torch.randn(1, 3, img, img)
         for dtype in ("fp32", "bf16"):
             bf16 = dtype == "bf16"
@@ -132,10 +145,14 @@ def families(rounds: int) -> None:
 
                 return call
 
-            ips = bench({"vitzoo": run(ours), "timm": run(theirs), "transformers": run(hf)}, 1, rounds)
+            runners = {"vitzoo": run(ours), "timm": run(theirs)} | ({"transformers": run(hf)} if hf else {})
+            ips = bench(runners, 1, rounds)
+            hf_ips, vs_hf = ("-", "-")
+            if hf:
+                hf_ips, vs_hf = f"{ips['transformers']:.2f}", f"{ips['vitzoo'] / ips['transformers']:.3f}x"
             print(
-                f"| {label} | {dtype} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {ips['transformers']:.2f} | "
-                f"{ips['vitzoo'] / ips['timm']:.3f}x | {ips['vitzoo'] / ips['transformers']:.3f}x |",
+                f"| {label} | {dtype} | {ips['vitzoo']:.2f} | {ips['timm']:.2f} | {hf_ips} | "
+                f"{ips['vitzoo'] / ips['timm']:.3f}x | {vs_hf} |",
                 flush=True,
             )
         del ours, theirs, hf
@@ -146,7 +163,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--dynamic-batch1", action="store_true", help="only the batch-1 dynamic-size rows")
     parser.add_argument("--families", action="store_true", help="only the DINOv2/CLIP/SigLIP/DINOv3 rows")
+    parser.add_argument("--new-families", action="store_true", help="only the PE-Core/EVA-02/AIMv2/RADIO rows")
     args = parser.parse_args()
+    if args.new_families:
+        families(rounds=5 if args.quick else 15, rows=NEW_FAMILY_ROWS)
+        return
     if args.families:
         families(rounds=5 if args.quick else 15)
         return

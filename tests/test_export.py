@@ -27,6 +27,15 @@ FAMILIES = [  # one arch per family; patch 14 families at multiples of 14 near S
     "vit_base_patch16_clip_224",
     "vit_base_patch16_siglip_224",
     "vit_small_patch16_dinov3",
+    "eva02_tiny_patch14_224",  # EVA RoPE (scaled to its reference grid) beside a table
+    "vit_pe_core_tiny_patch16_384",  # RoPE x first, the attention pool over every token
+    "vit_small_patch16_rope_mixed_224",  # a rotary embedding per block from learned frequencies
+    "vit_relpos_small_patch16_224",  # relative position MLP, no table
+    "vit_srelpos_small_patch16_224",
+    "vit_base_patch16_rpn_224",  # res-post-norm
+    "beit3_base_patch16_224",
+    "aimv2_large_patch14_224",  # RMSNorm, no biases
+    "vit_base_patch16_radio_v3",  # registers outside the table, no final norm
 ]
 
 
