@@ -196,6 +196,9 @@ def test_open_clip_module_prefix_and_unknown_image_tower_keys():
 TRUNK_CASES = {
     "siglip_map_no_proj": ("vit_base_patch16_siglip_224", "map", "none", 0),
     "token_linear_proj": ("vit_base_patch16_224", "token", "linear", 32),
+    # timm Eva trunks (open_clip's EVA02-B-16 and PE-Core-*): split q/k/v, RoPE, the trunk's head the projection
+    "eva02_clip_trunk_head": ("eva02_base_patch16_clip_224", "token", None, 32),
+    "pe_core_trunk_map": ("vit_pe_core_tiny_patch16_384", "map", None, 32),
 }
 
 
@@ -211,7 +214,9 @@ def test_open_clip_timm_trunk(tmp_path, monkeypatch, case):
     ref = open_clip_reference(folder)
     weights = load_file(folder / "open_clip_model.safetensors")
     assert any(k.startswith("visual.trunk.") for k in weights)
-    model = vitzoo_model(arch, weights, img_size=32, global_pool=pool, num_classes=classes)
+    trunk = {k.removeprefix("visual.trunk."): v for k, v in weights.items() if k.startswith("visual.trunk.")}
+    mlp = mlp_rows(trunk) if "blocks.0.mlp.fc1.weight" in trunk or "blocks.0.mlp.fc1_g.weight" in trunk else 256
+    model = vitzoo_model(arch, weights, mlp_dim=mlp, img_size=32, global_pool=pool, num_classes=classes)
     assert model.load_report.format == "open_clip"
     assert maxdiff(model(batch(32)), ref.encode_image(batch(32))) <= TOL
     # the config alone: the registered arch (full size: the trunk was made tiny above), the pool, the projection

@@ -8,7 +8,8 @@ Two image towers:
   ``ln_pre`` -> ``norm_pre``, ``transformer.resblocks.N.{ln_1, attn.in_proj_*, attn.out_proj, ln_2, mlp.c_fc,
   mlp.c_proj}`` -> ``blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}``, ``ln_post`` -> ``norm``, and
   ``proj (D, E)``, applied as ``pooled @ proj``, -> ``head.weight = proj.T`` with a zero ``head.bias``;
-* a timm trunk (``visual.trunk.*``, SigLIP in open_clip): timm's names already, plus an optional linear projection
+* a timm trunk (``visual.trunk.*``: SigLIP, EVA-CLIP and PE-Core in open_clip): timm's names already (an ``Eva``
+  trunk's layer scales and split q/k/v read as timm's Eva files are), plus an optional linear projection
   ``visual.head.proj``, which becomes the head (with a zero bias when it has none).
 """
 
@@ -18,6 +19,7 @@ import torch
 
 from ...errors import FormatError
 from .base import Converted, rename_keys
+from .timm import from_timm_eva
 
 _WB = r"(weight|bias)"
 _BLOCK = r"transformer\.resblocks\.(\d+)\."
@@ -51,6 +53,8 @@ def from_open_clip(state_dict: dict[str, torch.Tensor]) -> Converted:
     if "visual.trunk.patch_embed.proj.weight" in visual:
         out = rename_keys(visual, _TRUNK_RENAMES, "open_clip (timm trunk)", strip="visual.")
         notes.append("stripped the 'visual.trunk.' prefix (open_clip's timm image tower)")
+        eva = from_timm_eva(out)  # timm's Eva trunks (EVA-CLIP, PE-Core): layer scales and split q/k/v; else as is
+        out, notes = eva.state_dict, [*notes, *eva.notes]
     elif "visual.class_embedding" in visual and "visual.positional_embedding" in visual:
         special = ("visual.class_embedding", "visual.positional_embedding", "visual.proj")
         out = rename_keys({k: v for k, v in visual.items() if k not in special}, _RENAMES, "CLIP", strip="visual.")
