@@ -69,6 +69,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "jax"
     if any(k.startswith(("visual.", "module.visual.")) for k in keys):  # a two-tower CLIP state dict
         return "open_clip"
+    if "conv1.weight" in names and "class_embedding" in names:  # its image tower alone (PE lang and spatial files)
+        return "open_clip"
     if "storage_tokens" in names or "rope_embed.periods" in names:
         return "dinov3"
     if "mask_token" in names or "register_tokens" in names:

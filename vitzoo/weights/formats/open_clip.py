@@ -33,6 +33,12 @@ _RENAMES: list[tuple[str, str]] = [  # (regex for the whole key without "visual.
     (_BLOCK + r"mlp\.c_proj\." + _WB, r"blocks.\1.mlp.fc2.\2"),
     (_BLOCK + r"ls_([12])\.gamma", r"blocks.\1.ls\2.gamma"),  # layer scale (ls_init_value)
     (r"ln_post\." + _WB, r"norm.\1"),
+    # the Perception Encoder's attention pool (PE core): a learned probe through nn.MultiheadAttention, then an MLP
+    (r"attn_pool\.probe", "attn_pool.latent"),
+    (r"attn_pool\.attn\.out_proj\." + _WB, r"attn_pool.proj.\1"),
+    (r"attn_pool\.layernorm\." + _WB, r"attn_pool.norm.\1"),
+    (r"attn_pool\.mlp\.c_fc\." + _WB, r"attn_pool.mlp.fc1.\1"),
+    (r"attn_pool\.mlp\.c_proj\." + _WB, r"attn_pool.mlp.fc2.\1"),
 ]
 _TRUNK_RENAMES: list[tuple[str, str]] = [
     (r"trunk\.(.+)", r"\1"),  # a timm VisionTransformer: vitzoo's names
@@ -46,6 +52,8 @@ def from_open_clip(state_dict: dict[str, torch.Tensor]) -> Converted:
     if all(k.startswith("module.") for k in state_dict):
         state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
         notes.append("stripped the 'module.' prefix from every key")
+    if "conv1.weight" in state_dict and "class_embedding" in state_dict:  # an image tower alone (PE lang, spatial)
+        state_dict = {f"visual.{k}": v for k, v in state_dict.items()}
     visual = {k: v for k, v in state_dict.items() if k.startswith("visual.")}
     text = sorted({k.split(".")[0] + (".*" if "." in k else "") for k in state_dict if not k.startswith("visual.")})
     if "visual.layer1.0.conv1.weight" in visual:
@@ -56,8 +64,13 @@ def from_open_clip(state_dict: dict[str, torch.Tensor]) -> Converted:
         eva = from_timm_eva(out)  # timm's Eva trunks (EVA-CLIP, PE-Core): layer scales and split q/k/v; else as is
         out, notes = eva.state_dict, [*notes, *eva.notes]
     elif "visual.class_embedding" in visual and "visual.positional_embedding" in visual:
-        special = ("visual.class_embedding", "visual.positional_embedding", "visual.proj")
+        special = {"visual.class_embedding", "visual.positional_embedding", "visual.proj"}
+        special |= {"visual.attn_pool.attn.in_proj_weight", "visual.attn_pool.attn.in_proj_bias"}
         out = rename_keys({k: v for k, v in visual.items() if k not in special}, _RENAMES, "CLIP", strip="visual.")
+        for kind in ("weight", "bias"):  # PE's pool: nn.MultiheadAttention's in_proj rows [q; k; v] -> q, kv
+            if (rows := visual.get(f"visual.attn_pool.attn.in_proj_{kind}")) is not None:
+                width = rows.shape[0] // 3
+                out[f"attn_pool.q.{kind}"], out[f"attn_pool.kv.{kind}"] = rows[:width], rows[width:]
         out["cls_token"] = visual["visual.class_embedding"].reshape(1, 1, -1)
         out["pos_embed"] = visual["visual.positional_embedding"].unsqueeze(0)
         notes.append("renamed OpenAI CLIP image-tower keys (conv1, ln_pre, transformer.resblocks, ln_post)")
