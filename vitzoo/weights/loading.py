@@ -15,7 +15,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +125,16 @@ def _arch_hint(sd: Mapping[str, torch.Tensor]) -> str:
 
 
 def adapt_state_dict(
-    model: VisionTransformer, sd: dict[str, torch.Tensor], report: LoadReport, ckpt_grid: tuple[int, int] | None = None
+    model: VisionTransformer,
+    sd: dict[str, torch.Tensor],
+    report: LoadReport,
+    ckpt_grid: tuple[int, int] | None = None,
+    resample: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Fit converted tensors to ``model``: drop, resample and report; raise on shapes that cannot fit."""
+    """Fit converted tensors to ``model``: drop, resample and report; raise on shapes that cannot fit.
+
+    ``resample``: the checkpoint format's own way to fit its position table to the model's grid (C-RADIO's); by
+    default the table is resampled with the model's ``pos_embed_interpolation``."""
     cfg = model.config
     expected = dict(model.state_dict(keep_vars=True))
 
@@ -161,14 +168,17 @@ def adapt_state_dict(
         and pos.shape != expected["pos_embed"].shape
         and pos.shape[-1] == cfg.embed_dim
     ):
-        new = resample_pos_embed(
-            pos,
-            cfg.grid_size,
-            ckpt_grid,
-            cfg.pos_embed_prefix_tokens,
-            cfg.pos_embed_interpolation,
-            cfg.pos_embed_antialias,
-        )
+        if resample is not None:
+            new = resample(pos, cfg.grid_size)
+        else:
+            new = resample_pos_embed(
+                pos,
+                cfg.grid_size,
+                ckpt_grid,
+                cfg.pos_embed_prefix_tokens,
+                cfg.pos_embed_interpolation,
+                cfg.pos_embed_antialias,
+            )
         report.resized["pos_embed"] = (tuple(pos.shape), tuple(new.shape))
         sd["pos_embed"] = new
     kernel = sd.get("patch_embed.proj.weight")
@@ -227,7 +237,7 @@ def load_into(
         dropped=dict(converted.dropped),  # what the conversion left out (training-only tokens, a text tower)
     )
     grid = checkpoint_grid(converted, facts, cfg.patch_size, cfg.pos_embed_prefix_tokens)
-    sd = adapt_state_dict(model, dict(converted.state_dict), report, grid)
+    sd = adapt_state_dict(model, dict(converted.state_dict), report, grid, converted.resample_pos_embed)
     assign(model, sd, report, strict=strict, device=device)
     level = logging.WARNING if (report.missing or report.unexpected) else logging.INFO
     logger.log(level, "%s", report)

@@ -24,6 +24,7 @@ from .hf_text import text_from_transformers
 from .jax import from_jax
 from .open_clip import from_open_clip
 from .open_clip_text import text_from_open_clip
+from .radio import from_radio
 from .timm import from_timm, from_timm_eva, to_timm
 from .torchvision import from_torchvision
 from .transformers import from_transformers, from_transformers_deit, from_transformers_mae
@@ -45,6 +46,7 @@ CONVERTERS: dict[str, Callable[[Any], Converted]] = {
     "dinov2": from_dinov2,
     "dinov3": from_dinov3,
     "deit3": from_deit3,
+    "radio": from_radio,
 }
 
 
@@ -71,6 +73,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "open_clip"
     if "conv1.weight" in names and "class_embedding" in names:  # its image tower alone (PE lang and spatial files)
         return "open_clip"
+    if "radio_model.model.patch_generator.embedder.weight" in names:  # NVIDIA's own C-RADIO repos
+        return "radio"
     if "storage_tokens" in names or "rope_embed.periods" in names:
         return "dinov3"
     if "mask_token" in names or "register_tokens" in names:
@@ -99,7 +103,7 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         "cannot tell the checkpoint format from its keys (first keys: "
         f"{sorted(keys)[:6]}); vitzoo reads timm, transformers (ViT, DeiT, ViT-MAE, I-JEPA, DINOv2, CLIP, SigLIP, "
         "DINOv3, AIMv2), torchvision vit_* and JAX .npz checkpoints, open_clip / OpenAI CLIP state dicts, and the "
-        "original DINOv2, DINOv3 and DeiT-III files"
+        "original DINOv2, DINOv3, DeiT-III, Perception Encoder and C-RADIO files"
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +19,8 @@ class Converted:
     state_dict: dict[str, torch.Tensor]
     notes: list[str] = field(default_factory=list)  # e.g. "stripped 'module.' prefix", "fused q/k/v"
     dropped: dict[str, str] = field(default_factory=dict)  # checkpoint key (or "prefix.*") -> why it was not kept
+    # how this format's position table is resampled to a model's (h, w) grid; None: the model's own interpolation
+    resample_pos_embed: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None = None
 
 
 def rename_keys(
