@@ -33,16 +33,12 @@ def _timm_facts(model: torch.nn.Module) -> dict[str, object]:
 
 
 # One arch per family in the default (fast) suite; `pytest` checks all of them.
-FIRST_OF_FAMILY = {family_of(a): a for a in reversed(list(ARCHS)) if not ARCHS[a].hybrid_layers}.values()
+FIRST_OF_FAMILY = {family_of(a): a for a in reversed(list(ARCHS)) if not ARCHS[a].is_hybrid}.values()
 
 
 @pytest.mark.parametrize(
     "arch",
-    [
-        a if a in FIRST_OF_FAMILY else pytest.param(a, marks=pytest.mark.slow)
-        for a in ARCHS
-        if not ARCHS[a].hybrid_layers
-    ],
+    [a if a in FIRST_OF_FAMILY else pytest.param(a, marks=pytest.mark.slow) for a in ARCHS if not ARCHS[a].is_hybrid],
 )
 def test_every_arch_has_timms_parameters_and_flags(arch):
     # timm sizes the head from the arch's default checkpoint; vitzoo keeps a 1000-class head on the paper's two archs
@@ -70,7 +66,7 @@ def test_every_arch_has_timms_parameters_and_flags(arch):
     assert cfg.img_size == tuple(ref.patch_embed.img_size)
 
 
-@pytest.mark.parametrize("arch", fast_first([a for a in ARCHS if ARCHS[a].hybrid_layers]))
+@pytest.mark.parametrize("arch", fast_first([a for a in ARCHS if ARCHS[a].is_hybrid]))
 def test_the_listed_parameter_count_of_a_hybrid_is_its_models(arch):
     """The CNN stem is counted once, the blocks as many times as there are."""
     ours = vitzoo.create_model(arch, device="meta")

@@ -35,6 +35,7 @@ TAGS = [
     "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
     # the smallest arch of each group registered from timm's own entry points (their flags were there already)
     "vit_small_r26_s32_224.augreg_in21k_ft_in1k",  # hybrid with all four ResNet stages (stride 32)
+    "vit_tiny_r_s16_p8_224.augreg_in21k_ft_in1k",  # the ResNet stem alone, 8 x 8 patches of its map
     "flexivit_small.300ep_in1k",
     "vit_xsmall_patch16_clip_224.tinyclip_yfcc15m",
     "vit_wee_patch16_reg1_gap_256.sbb_in1k",

@@ -100,7 +100,7 @@ def attention_figures(
     distance = torch.stack(distances).mean(0)
     numbers["mean_attention_distance"] = distance.tolist()
     written.append(plots.attention_distance(distance, folder / "attention_distance.png"))
-    if not model.config.hybrid_layers:  # a hybrid's 1x1 embedding has no pixel filters
+    if not model.config.is_hybrid:  # a hybrid's embedding reads CNN features, not pixels
         filters = learned_embeddings.patch_embed_components(model, components)
         written.append(plots.filter_tiles(filters, folder / "embedding_filters.png"))
     if model.pos_embed is not None:  # DINOv3's RoPE has no learned table

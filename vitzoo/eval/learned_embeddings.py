@@ -17,8 +17,8 @@ def patch_embed_components(model: VisionTransformer, n: int = 28) -> torch.Tenso
     mean, take the right singular vectors of that (D, C*ph*pw) matrix in order of singular value, and min-max scale
     each component to [0, 1] for display (a component's sign is arbitrary).
     """
-    if model.config.hybrid_layers:
-        raise VitzooError("a hybrid embeds CNN features with 1x1 convolutions: it has no pixel filters to show")
+    if model.config.is_hybrid:
+        raise VitzooError("a hybrid embeds CNN features, not pixels: it has no pixel filters to show")
     weight = model.patch_embed.proj.weight.detach().float().cpu()  # (D, C, ph, pw)
     flat = weight.flatten(1)
     flat = flat - flat.mean(dim=0, keepdim=True)

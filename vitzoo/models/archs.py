@@ -75,6 +75,9 @@ ARCH_SPECS: dict[str, ArchSpec] = {  # timm's arch name: its spec
     "vit_small_r26_s32_384": ArchSpec("small", 32, 384, hybrid=(2, 2, 2, 2)),
     "vit_large_r50_s32_224": ArchSpec("large", 32, 224, hybrid=(3, 4, 6, 3)),
     "vit_large_r50_s32_384": ArchSpec("large", 32, 384, hybrid=(3, 4, 6, 3)),
+    # the ResNet stem alone (stride 4) cut into 8 x 8 patches: 32 px per token
+    "vit_tiny_r_s16_p8_224": ArchSpec("tiny", 32, 224, changes={"hybrid_stem_only": True}),
+    "vit_tiny_r_s16_p8_384": ArchSpec("tiny", 32, 384, changes={"hybrid_stem_only": True}),
     # FlexiViT (its checkpoints take any patch size through set_input_size(patch_size=...))
     "flexivit_small": ArchSpec("small", 16, 240, "flexivit"),
     "flexivit_base": ArchSpec("base", 16, 240, "flexivit"),

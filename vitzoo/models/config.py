@@ -63,6 +63,7 @@ class ViTConfig:
     global_pool: str = "token"  # "token": class token; "avg": patch mean; "map": attention pool; "": none (timm's)
     representation_size: int = 0  # >0: the paper's pre-logits layer, Linear(D, size) + tanh, before the head
     hybrid_layers: tuple[int, ...] = ()  # ResNet stage depths of the hybrid's CNN stem, e.g. (3, 4, 9); () = pixels
+    hybrid_stem_only: bool = False  # the CNN is the ResNet stem alone (stride 4), cut into patch_size / 4 patches
     class_token: bool = True
     qkv_bias: bool = True  # the q, k and v projections have biases (as qkv_bias_mode lays them out)
     qkv_bias_mode: str = "qkv"  # "qkv": one fused bias attn.qkv.bias; "qv": learned attn.q_bias, attn.v_bias, no k bias
@@ -110,6 +111,11 @@ class ViTConfig:
         object.__setattr__(self, "img_size", to_pair(self.img_size, "img_size"))
         object.__setattr__(self, "patch_size", to_pair(self.patch_size, "patch_size"))
         object.__setattr__(self, "hybrid_layers", tuple(int(d) for d in self.hybrid_layers))
+        if self.hybrid_stem_only and (self.hybrid_layers or self.patch_size[0] % 4 or self.patch_size[1] % 4):
+            raise ConfigError(
+                f"hybrid_stem_only=True: the stem has stride 4, so patch_size must be a multiple of 4 (got "
+                f"{self.patch_size}) and hybrid_layers empty (got {self.hybrid_layers})"
+            )
         if self.hybrid_layers:
             stride = 4 * 2 ** (len(self.hybrid_layers) - 1)  # stem /4, then /2 per stage after the first
             if self.patch_size != (stride, stride) or min(self.hybrid_layers) < 1:
@@ -157,7 +163,7 @@ class ViTConfig:
             )
         if self.distilled and (not self.class_token or self.reg_tokens or self.global_pool not in ("token", "")):
             raise ConfigError("distilled=True (DeiT) needs class_token=True, global_pool='token' and no reg_tokens")
-        if self.rope and (self.hybrid_layers or self.head_dim % 4 or self.distilled):
+        if self.rope and (self.is_hybrid or self.head_dim % 4 or self.distilled):
             raise ConfigError(
                 f"rope=True needs a head width divisible by 4 (got {self.head_dim}), no hybrid stem and no "
                 "distillation token"
@@ -182,7 +188,7 @@ class ViTConfig:
             object.__setattr__(self, "rope_ref_grid", to_pair(self.rope_ref_grid, "rope_ref_grid"))
         if not self.rope and not self.rel_pos and not self.abs_pos_embed:
             raise ConfigError("abs_pos_embed=False leaves the tokens without positions: it needs rope or rel_pos")
-        if self.rel_pos and (self.hybrid_layers or self.rel_pos_dim < 1):
+        if self.rel_pos and (self.is_hybrid or self.rel_pos_dim < 1):
             raise ConfigError(f"rel_pos=True needs no hybrid stem and rel_pos_dim >= 1, got {self.rel_pos_dim!r}")
         if self.global_pool not in (*POOLS, ""):
             raise ConfigError(
@@ -200,6 +206,11 @@ class ViTConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.layer_norm_eps <= 0:
             raise ConfigError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Whether a CNN (the ResNet stem, with or without stages) embeds the image instead of a patch projection."""
+        return bool(self.hybrid_layers) or self.hybrid_stem_only
 
     @property
     def grid_size(self) -> tuple[int, int]:

@@ -105,6 +105,10 @@ class Stem(nn.Module):
         x = F.relu(self.norm(self.conv(x)))
         return F.max_pool2d(pad_same(x, 3, 2, value=float("-inf")), 3, 2)
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stem's output, stride 4 (a stem-only hybrid has no stages)."""
+        return [self(x)]
+
 
 class ResNetBackbone(nn.Module):
     """Stem plus len(layers) stages of 256, 512, 1024, ... channels; the first stage keeps the stem's stride."""
@@ -133,12 +137,20 @@ class ResNetBackbone(nn.Module):
 
 
 class HybridEmbed(nn.Module):
-    """CNN feature map -> 1x1 conv "patches" of width D: (B, C, H, W) -> (B, D, H/16, W/16)."""
+    """CNN feature map -> conv "patches" of width D: (B, C, H, W) -> (B, D, H/16, W/16) with the R50's 1x1 patches;
+    a stem-only hybrid (``hybrid_stem_only``, timm's ``vit_tiny_r_s16_p8``) cuts its stride-4 map into
+    ``patch_size / 4`` patches (``patch_embed.backbone.{conv,norm}``, no stages)."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        self.backbone = ResNetBackbone(cfg)
-        self.proj = nn.Conv2d(self.backbone.num_features, cfg.embed_dim, kernel_size=1)
+        self.backbone: ResNetBackbone | Stem
+        if cfg.hybrid_stem_only:
+            self.backbone, chans = Stem(cfg.in_chans), 64
+        else:
+            net = ResNetBackbone(cfg)
+            self.backbone, chans = net, net.num_features
+        kernel = (cfg.patch_size[0] // 4, cfg.patch_size[1] // 4) if cfg.hybrid_stem_only else (1, 1)
+        self.proj = nn.Conv2d(chans, cfg.embed_dim, kernel_size=kernel, stride=kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.backbone(x))

@@ -55,7 +55,7 @@ class VisionTransformer(TimmApi, nn.Module):
         super().__init__()
         cfg = self.config = config
         D = cfg.embed_dim
-        self.patch_embed: PatchEmbed | HybridEmbed = HybridEmbed(cfg) if cfg.hybrid_layers else PatchEmbed(cfg)
+        self.patch_embed: PatchEmbed | HybridEmbed = HybridEmbed(cfg) if cfg.is_hybrid else PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.distilled else None  # DeiT
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, D)) if cfg.reg_tokens else None  # (1, R, D)
@@ -316,7 +316,7 @@ class VisionTransformer(TimmApi, nn.Module):
 
     def forward_backbone(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Hybrid only: the CNN's stem and stage outputs (NCHW, strides 4, 4, 8, 16 and, with four stages, 32)."""
-        if not self.config.hybrid_layers:
+        if not self.config.is_hybrid:
             raise ConfigError("forward_backbone is for hybrid models (R50+ViT); use forward_intermediates")
         self._input_grid(x)
         assert isinstance(self.patch_embed, HybridEmbed)

@@ -150,6 +150,7 @@ _ALWAYS = ("img_size", "global_pool", "fc_norm")
 # Fields model_args cannot change: they pick timm's entry point (its class, stem, MLP module, norm eps, bias layout)
 _ENTRY_FIELDS = (
     "hybrid_layers",
+    "hybrid_stem_only",
     "distilled",
     "rope",
     "rope_type",
