@@ -14,6 +14,8 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+from timm.data import resolve_data_config
+from timm.models import get_pretrained_cfg
 
 import vitzoo
 from conftest import TOL, batch, fast_first, maxdiff, timm_repo
@@ -125,3 +127,15 @@ def test_tag_through_the_hub_equals_timm(tag, hub, tmp_path):
         pooled = ours.forward_head(tokens, pre_logits=True)
         assert maxdiff(pooled, theirs.forward_head(ref_tokens, pre_logits=True)) <= TOL, (tag, size, "pooled")
         assert maxdiff(ours(x), theirs(x)) <= TOL, (tag, size, "output")
+
+
+def test_every_tags_data_config_equals_timms():
+    """The eval recipe of every registered tag (size, resize filter, mean/std, crop) is timm's pretrained_cfg's."""
+    keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+    wrong = {}
+    for tag in vitzoo.list_models(pretrained=True):
+        ours = vitzoo.resolve_data_config(tag)
+        theirs = resolve_data_config(pretrained_cfg=get_pretrained_cfg(tag).to_dict())
+        if tuple(getattr(ours, k) for k in keys) != tuple(theirs[k] for k in keys):
+            wrong[tag] = (ours, theirs)
+    assert not wrong, wrong
