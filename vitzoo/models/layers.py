@@ -19,10 +19,19 @@ from .config import ViTConfig
 from .pos_embed import rope_freqs_mixed
 
 
+class RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` whose scale takes the input's dtype: under bf16 autocast the fused kernel runs, where an fp32
+    scale on a bf16 input makes PyTorch fall back to unfused ops with a dtype-mismatch warning (same speed here)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else self.weight.to(x.dtype)
+        return F.rms_norm(x, self.normalized_shape, weight, self.eps)
+
+
 def make_norm(cfg: ViTConfig, width: int) -> nn.Module:
     """The network's norm over ``width`` channels: LayerNorm, or RMSNorm (``norm_layer="rmsnorm"``)."""
     if cfg.norm_layer == "rmsnorm":
-        return nn.RMSNorm(width, eps=cfg.layer_norm_eps)
+        return RMSNorm(width, eps=cfg.layer_norm_eps)
     return nn.LayerNorm(width, eps=cfg.layer_norm_eps)
 
 
