@@ -160,7 +160,8 @@ FAILURES = [
         FormatError,
         ValueError,
         r"cannot tell the checkpoint format .*resnet.conv1.weight.*"
-        r"vitzoo reads timm, transformers \(ViT, DeiT, DINOv2, CLIP, SigLIP, DINOv3\), torchvision vit_\* and JAX",
+        r"vitzoo reads timm, transformers \(ViT, DeiT, ViT-MAE, I-JEPA, DINOv2, CLIP, SigLIP, DINOv3, AIMv2\), "
+        r"torchvision vit_\* and JAX",
     ),
     (
         _offline_empty_cache,
