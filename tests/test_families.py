@@ -99,8 +99,6 @@ def _timm(arch: str, state_dict, num_classes: int, dynamic: bool, size: tuple[in
 FAST = (
     "deit_tiny_distilled_patch16_224.fb_in1k",
     "vit_small_plus_patch16_dinov3_qkvb.lvd1689m",
-    "eva02_base_patch16_clip_224.merged2b",
-    "vit_pe_core_tiny_patch16_384.fb",
 )
 
 
@@ -129,6 +127,7 @@ def test_tag_through_the_hub_equals_timm(tag, hub, tmp_path):
         assert maxdiff(ours(x), theirs(x)) <= TOL, (tag, size, "output")
 
 
+@pytest.mark.slow  # 418 tags: a registry check for CI, not the edit loop
 def test_every_tags_data_config_equals_timms():
     """The eval recipe of every registered tag (size, resize filter, mean/std, crop) is timm's pretrained_cfg's."""
     keys = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")

@@ -11,17 +11,7 @@ import json
 
 import pytest
 import torch
-from transformers import (
-    Aimv2VisionConfig,
-    Aimv2VisionModel,
-    CLIPImageProcessor,
-    IJepaConfig,
-    IJepaForImageClassification,
-    IJepaModel,
-    ViTMAEConfig,
-    ViTMAEForPreTraining,
-    ViTMAEModel,
-)
+import transformers as tf  # model classes are looked up when a test runs: collection stays fast
 
 import vitzoo
 from conftest import TOL, fast_first, folder_files, maxdiff, randomize_
@@ -41,7 +31,7 @@ def _ours(name: str) -> vitzoo.VisionTransformer:
 
 @torch.no_grad()
 def test_vit_mae_pretraining_repo_is_the_unmasked_encoder(tmp_path, images):
-    config = ViTMAEConfig(
+    config = tf.ViTMAEConfig(
         **TOWER,
         image_size=32,
         patch_size=8,
@@ -50,12 +40,12 @@ def test_vit_mae_pretraining_repo_is_the_unmasked_encoder(tmp_path, images):
         decoder_num_attention_heads=2,
         decoder_intermediate_size=64,
     )
-    _, folder = _saved(ViTMAEForPreTraining(config), tmp_path / "vit-mae")
+    _, folder = _saved(tf.ViTMAEForPreTraining(config), tmp_path / "vit-mae")
     ours = _ours(f"local-dir:{folder}")
     report = ours.load_report
     assert report.format == "transformers-mae" and "decoder.*" in report.dropped and not report.missing
     assert ours.config.class_token and ours.num_classes == 0
-    encoder = ViTMAEModel.from_pretrained(folder, mask_ratio=0.0).eval()
+    encoder = tf.ViTMAEModel.from_pretrained(folder, mask_ratio=0.0).eval()
     x = images(32, 32)
     order = torch.arange(16.0).expand(2, 16)  # noise sorted ascending: the identity shuffle
     theirs = encoder(pixel_values=x, noise=order).last_hidden_state
@@ -67,8 +57,8 @@ def test_vit_mae_pretraining_repo_is_the_unmasked_encoder(tmp_path, images):
 @pytest.mark.parametrize("classifier", fast_first([False, True]))
 @torch.no_grad()
 def test_ijepa_tokens_and_mean_pooled_logits(classifier, tmp_path, images):
-    config = IJepaConfig(**TOWER, image_size=32, patch_size=8, num_labels=5)
-    cls = IJepaForImageClassification if classifier else IJepaModel
+    config = tf.IJepaConfig(**TOWER, image_size=32, patch_size=8, num_labels=5)
+    cls = tf.IJepaForImageClassification if classifier else tf.IJepaModel
     hf, folder = _saved(cls(config), tmp_path / "ijepa")
     ours = _ours(f"local-dir:{folder}")
     assert not ours.config.class_token and ours.config.global_pool == "avg"
@@ -86,9 +76,11 @@ def test_ijepa_tokens_and_mean_pooled_logits(classifier, tmp_path, images):
 
 @torch.no_grad()
 def test_aimv2_repo_from_the_hub_equals_transformers(hub, tmp_path, images):
-    """An apple/aimv2-* style repo (Aimv2VisionModel, RMSNorm, SwiGLU, no biases, CLIP's processor) by hf-hub: id."""
-    hf, folder = _saved(Aimv2VisionModel(Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "aimv2")
-    CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(folder)
+    """An apple/aimv2-* style repo (tf.Aimv2VisionModel, RMSNorm, SwiGLU, no biases, CLIP's processor) by hf-hub: id."""
+    hf, folder = _saved(
+        tf.Aimv2VisionModel(tf.Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "aimv2"
+    )
+    tf.CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(folder)
     hub.add_commit("apple/aimv2-like", folder_files(folder))
     ours = _ours("hf-hub:apple/aimv2-like")
     report, cfg = ours.load_report, ours.config
@@ -108,7 +100,7 @@ def test_aimv2_repo_from_the_hub_equals_transformers(hub, tmp_path, images):
 
 
 def test_aimv2_configs_vitzoo_cannot_build_are_refused(tmp_path):
-    _, folder = _saved(Aimv2VisionModel(Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "a")
+    _, folder = _saved(tf.Aimv2VisionModel(tf.Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "a")
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "mlp_bias": True}))
     with pytest.raises(vitzoo.ConfigError, match="mlp_bias=True"):
