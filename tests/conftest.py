@@ -183,6 +183,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def hf_saved(model: torch.nn.Module, folder: Path, seed: int = 0) -> tuple[torch.nn.Module, Path]:
+    """A transformers ``model`` with random weights (``randomize_``), in eval mode, written by its own
+    ``save_pretrained`` to ``folder`` (config.json + model.safetensors with transformers' on-disk names)."""
+    randomize_(model, seed=seed).eval()
+    model.save_pretrained(folder)
+    return model, folder
+
+
 def folder_files(folder: Path) -> dict[str, bytes]:
     """Every file of a folder written by a peer library's save function, as a Hub commit's tree."""
     return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}

@@ -38,20 +38,13 @@ from transformers import (
 )
 
 import vitzoo
-from conftest import TOL, folder_files, maxdiff, randomize_
+from conftest import TOL, folder_files, hf_saved, maxdiff
 from vitzoo.weights import configs
 
 TOWER = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
 TEXT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=64)
 TEXT_IDS = dict(bos_token_id=0, eos_token_id=1, pad_token_id=2)  # inside the tiny vocabulary
 NATIVE, OTHER = (32, 32), (24, 40)  # patch 8: a 4 x 4 grid, and a 3 x 5 one (shrinks one axis, grows the other)
-
-
-def _saved(model: torch.nn.Module, folder, seed: int = 0):
-    """``model`` with random weights, in eval mode, written by transformers' ``save_pretrained`` to ``folder``."""
-    randomize_(model, seed=seed).eval()
-    model.save_pretrained(folder)
-    return model, folder
 
 
 def _ours(folder, **kw) -> vitzoo.VisionTransformer:
@@ -61,8 +54,8 @@ def _ours(folder, **kw) -> vitzoo.VisionTransformer:
 def _dinov2(tmp_path, registers: bool, swiglu: bool = False):
     config = dict(TOWER, image_size=56, patch_size=14, use_swiglu_ffn=swiglu)  # 4 x 4 grid of 14 px patches
     if registers:
-        return _saved(Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**config)), tmp_path / "dinov2-reg")
-    return _saved(Dinov2Model(Dinov2Config(**config)), tmp_path / "dinov2")
+        return hf_saved(Dinov2WithRegistersModel(Dinov2WithRegistersConfig(**config)), tmp_path / "dinov2-reg")
+    return hf_saved(Dinov2Model(Dinov2Config(**config)), tmp_path / "dinov2")
 
 
 # ------------------------------------------------------------------------------------------------- DINOv2
@@ -91,7 +84,7 @@ def clip(tmp_path_factory):
     config = CLIPConfig(
         vision_config=dict(TOWER, image_size=32, patch_size=8), text_config={**TEXT, **TEXT_IDS}, projection_dim=16
     )
-    return _saved(CLIPModel(config), tmp_path_factory.mktemp("clip") / "clip")
+    return hf_saved(CLIPModel(config), tmp_path_factory.mktemp("clip") / "clip")
 
 
 @pytest.mark.parametrize("size", [NATIVE, OTHER], ids=str)
@@ -123,7 +116,7 @@ def test_clip_text_tower_is_reported_dropped(clip):
 def test_clip_vision_model_with_projection_matches(tmp_path, images):
     """The image tower alone (model_type clip_vision_model): ``image_embeds`` is ``model(x)``; GELU from the file."""
     config = CLIPVisionConfig(**TOWER, image_size=32, patch_size=8, projection_dim=16, hidden_act="gelu")
-    hf, folder = _saved(CLIPVisionModelWithProjection(config), tmp_path / "clip-vision")
+    hf, folder = hf_saved(CLIPVisionModelWithProjection(config), tmp_path / "clip-vision")
     ours = _ours(folder)
     assert (ours.config.num_classes, ours.config.act_layer) == (16, "gelu") and not ours.load_report.dropped
     x = images(*NATIVE)
@@ -134,7 +127,7 @@ def test_clip_vision_model_with_projection_matches(tmp_path, images):
 @pytest.fixture(scope="module")
 def siglip(tmp_path_factory):
     config = SiglipConfig(vision_config=dict(TOWER, image_size=32, patch_size=8), text_config={**TEXT, **TEXT_IDS})
-    return _saved(SiglipModel(config), tmp_path_factory.mktemp("siglip") / "siglip")
+    return hf_saved(SiglipModel(config), tmp_path_factory.mktemp("siglip") / "siglip")
 
 
 @pytest.mark.parametrize("size", [NATIVE, OTHER], ids=str)
@@ -189,7 +182,7 @@ def test_siglip2_naflex_whole_images_match(size, tmp_path, images):
     grid (bilinear, antialias): vitzoo's conv kernel and dynamic pos-embed give the same numbers for an unpadded
     image (every patch real, attention mask all ones)."""
     config = Siglip2Config(vision_config=dict(TOWER, num_patches=16, patch_size=8), text_config={**TEXT, **TEXT_IDS})
-    hf, folder = _saved(Siglip2Model(config), tmp_path / "siglip2")
+    hf, folder = hf_saved(Siglip2Model(config), tmp_path / "siglip2")
     ours = _ours(folder)
     assert ours.config.img_size == (32, 32) and ours.config.pos_embed_interpolation == "bilinear"
     x = images(*size)
@@ -209,7 +202,7 @@ def test_siglip2_naflex_whole_images_match(size, tmp_path, images):
 def test_dinov3_tokens_and_pooled_match(gated, tmp_path, images):
     """RoPE (no position table), 4 storage tokens, q and v biases, layer scale; the gated MLP of S+ / H+."""
     config = DINOv3ViTConfig(**TOWER, image_size=32, patch_size=8, num_register_tokens=4, use_gated_mlp=gated)
-    hf, folder = _saved(DINOv3ViTModel(config), tmp_path / "dinov3")
+    hf, folder = hf_saved(DINOv3ViTModel(config), tmp_path / "dinov3")
     ours = _ours(folder)
     assert (ours.config.rope, ours.config.reg_tokens, ours.config.global_pool) == (True, 4, "token")
     assert "embeddings.mask_token" in ours.load_report.dropped
@@ -226,7 +219,7 @@ def test_dinov3_tokens_and_pooled_match(gated, tmp_path, images):
 def test_deit_distilled_logits_and_tokens_match(size, tmp_path, images):
     """The teacher model's logits are the mean of its two heads; layer_norm_eps 1e-12 comes from config.json."""
     config = DeiTConfig(**TOWER, image_size=32, patch_size=8, num_labels=5)
-    hf, folder = _saved(DeiTForImageClassificationWithTeacher(config), tmp_path / "deit")
+    hf, folder = hf_saved(DeiTForImageClassificationWithTeacher(config), tmp_path / "deit")
     ours = _ours(folder, dynamic_img_size=size != NATIVE)
     assert ours.config.distilled and ours.config.layer_norm_eps == 1e-12
     x = images(*size)
@@ -239,7 +232,7 @@ def test_deit_distilled_logits_and_tokens_match(size, tmp_path, images):
 def test_deit_single_head_classifier_matches(tmp_path, images):
     """DeiTForImageClassification's head reads the class token only; its distillation token rides as a register."""
     config = DeiTConfig(**TOWER, image_size=32, patch_size=8, num_labels=5)
-    hf, folder = _saved(DeiTForImageClassification(config), tmp_path / "deit-single")
+    hf, folder = hf_saved(DeiTForImageClassification(config), tmp_path / "deit-single")
     ours = _ours(folder)
     assert (ours.config.distilled, ours.config.reg_tokens) == (False, 1)
     x = images(*NATIVE)
@@ -251,7 +244,7 @@ def test_deit_model_tokens_match_and_its_pooler_is_reported(tmp_path, images):
     """DeiTModel has no head: ``model(x)`` is the mean of the class and distillation tokens (timm's pre-logits of a
     distilled DeiT); its tanh pooler reads the class token alone and is dropped, with the reason in the report."""
     config = DeiTConfig(**TOWER, image_size=32, patch_size=8)
-    hf, folder = _saved(DeiTModel(config), tmp_path / "deit-model")
+    hf, folder = hf_saved(DeiTModel(config), tmp_path / "deit-model")
     ours = _ours(folder)
     assert "pooler" in next(iter(ours.load_report.dropped))
     x = images(*NATIVE)
@@ -271,11 +264,11 @@ def test_in_memory_names_of_transformers_5_load_too(family, tmp_path, images):
         x, ref = images(56, 56), lambda x: hf(pixel_values=x).last_hidden_state
     elif family == "dinov3":
         config = DINOv3ViTConfig(**TOWER, image_size=32, patch_size=8, num_register_tokens=4, use_gated_mlp=True)
-        hf, folder = _saved(DINOv3ViTModel(config), tmp_path / "dinov3")
+        hf, folder = hf_saved(DINOv3ViTModel(config), tmp_path / "dinov3")
         x, ref = images(*NATIVE), lambda x: hf(pixel_values=x).last_hidden_state
     else:
         config = DeiTConfig(**TOWER, image_size=32, patch_size=8, num_labels=5)
-        hf, folder = _saved(DeiTForImageClassificationWithTeacher(config), tmp_path / "deit")
+        hf, folder = hf_saved(DeiTForImageClassificationWithTeacher(config), tmp_path / "deit")
         x, ref = images(*NATIVE), lambda x: hf.deit(x).last_hidden_state
     assert set(hf.state_dict()) != set(load_file(str(folder / "model.safetensors")))  # the namings really differ
     ours = vitzoo.create_model(f"local-dir:{folder}").eval()
@@ -313,7 +306,7 @@ def test_clip_and_dinov2_repos_load_with_their_shortest_edge_processors(hub, tmp
     clip = CLIPModel(
         CLIPConfig(vision_config=dict(TOWER, image_size=32, patch_size=8), text_config={**TEXT, **TEXT_IDS})
     )
-    _, clip_folder = _saved(clip, tmp_path / "clip")
+    _, clip_folder = hf_saved(clip, tmp_path / "clip")
     transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
         clip_folder
     )
@@ -338,7 +331,7 @@ def test_a_naflex_processor_leaves_the_model_and_refuses_the_transform(tmp_path)
     """google/siglip2-*-naflex: vitzoo builds the model, but its variable-resolution processor is not reproduced, so
     ``create_transform`` refuses (saying why) instead of preparing other pixels."""
     config = Siglip2Config(vision_config=dict(TOWER, num_patches=16, patch_size=8), text_config={**TEXT, **TEXT_IDS})
-    _, folder = _saved(Siglip2Model(config), tmp_path / "siglip2")
+    _, folder = hf_saved(Siglip2Model(config), tmp_path / "siglip2")
     transformers.Siglip2ImageProcessor(max_num_patches=16, patch_size=8).save_pretrained(folder)
     model = _ours(folder)
     assert model.pretrained_cfg.processor == "unsupported" and "NaFlex" in model.pretrained_cfg.description

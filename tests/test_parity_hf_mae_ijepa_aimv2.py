@@ -14,15 +14,9 @@ import torch
 import transformers as tf  # model classes are looked up when a test runs: collection stays fast
 
 import vitzoo
-from conftest import TOL, fast_first, folder_files, maxdiff, randomize_
+from conftest import TOL, fast_first, folder_files, hf_saved, maxdiff
 
 TOWER = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
-
-
-def _saved(model: torch.nn.Module, folder):
-    randomize_(model).eval()
-    model.save_pretrained(folder)
-    return model, folder
 
 
 def _ours(name: str) -> vitzoo.VisionTransformer:
@@ -40,7 +34,7 @@ def test_vit_mae_pretraining_repo_is_the_unmasked_encoder(tmp_path, images):
         decoder_num_attention_heads=2,
         decoder_intermediate_size=64,
     )
-    _, folder = _saved(tf.ViTMAEForPreTraining(config), tmp_path / "vit-mae")
+    _, folder = hf_saved(tf.ViTMAEForPreTraining(config), tmp_path / "vit-mae")
     ours = _ours(f"local-dir:{folder}")
     report = ours.load_report
     assert report.format == "transformers-mae" and "decoder.*" in report.dropped and not report.missing
@@ -59,7 +53,7 @@ def test_vit_mae_pretraining_repo_is_the_unmasked_encoder(tmp_path, images):
 def test_ijepa_tokens_and_mean_pooled_logits(classifier, tmp_path, images):
     config = tf.IJepaConfig(**TOWER, image_size=32, patch_size=8, num_labels=5)
     cls = tf.IJepaForImageClassification if classifier else tf.IJepaModel
-    hf, folder = _saved(cls(config), tmp_path / "ijepa")
+    hf, folder = hf_saved(cls(config), tmp_path / "ijepa")
     ours = _ours(f"local-dir:{folder}")
     assert not ours.config.class_token and ours.config.global_pool == "avg"
     x = images(32, 32)
@@ -77,7 +71,7 @@ def test_ijepa_tokens_and_mean_pooled_logits(classifier, tmp_path, images):
 @torch.no_grad()
 def test_aimv2_repo_from_the_hub_equals_transformers(hub, tmp_path, images):
     """An apple/aimv2-* style repo (tf.Aimv2VisionModel, RMSNorm, SwiGLU, no biases, CLIP's processor) by hf-hub: id."""
-    hf, folder = _saved(
+    hf, folder = hf_saved(
         tf.Aimv2VisionModel(tf.Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "aimv2"
     )
     tf.CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}).save_pretrained(folder)
@@ -100,7 +94,9 @@ def test_aimv2_repo_from_the_hub_equals_transformers(hub, tmp_path, images):
 
 
 def test_aimv2_configs_vitzoo_cannot_build_are_refused(tmp_path):
-    _, folder = _saved(tf.Aimv2VisionModel(tf.Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "a")
+    _, folder = hf_saved(
+        tf.Aimv2VisionModel(tf.Aimv2VisionConfig(**TOWER, image_size=28, patch_size=14)), tmp_path / "a"
+    )
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "mlp_bias": True}))
     with pytest.raises(vitzoo.ConfigError, match="mlp_bias=True"):

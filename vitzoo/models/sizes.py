@@ -88,18 +88,6 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "init_values": 1e-6,
         "qkv_bias": False,
     },
-    # LingBot-Vision (2026): DINOv3's network with q and v biases (G/16: none), read at 512 px
-    "lingbot": {
-        "rope": True,
-        "abs_pos_embed": False,
-        "reg_tokens": 4,
-        "init_values": 1e-5,
-        "layer_norm_eps": 1e-5,
-        "qkv_bias": True,
-        "qkv_bias_mode": "qv",
-        "dynamic_img_size": True,
-        "num_classes": 0,
-    },
     # timm's "searching for better baselines" (SBB) ViTs: no class token, 4 registers (reg1 archs: 1) outside the
     # position table, layer scale 1e-5, the patch mean through fc_norm (timm's default for global_pool="avg")
     "sbb_reg": {
@@ -197,3 +185,5 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "pool_include_prefix": True,
     },
 }
+# LingBot-Vision (Fu et al. 2026): DINOv3's network with q and v biases (G/16: none, set on its arch), at 512 px
+FAMILIES["lingbot"] = {**FAMILIES["dinov3"], "qkv_bias": True}
