@@ -267,6 +267,34 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+SMALL = {"depth": 2, "embed_dim": 64, "num_heads": 2, "mlp_dim": 128}
+ONE_PER_FAMILY = [  # one arch per family (export, runtimes); patch 14 ones at multiples of 14 near test_export's SIZES
+    "deit_tiny_distilled_patch16_224",
+    "vit_small_patch14_dinov2",
+    "vit_small_patch14_reg4_dinov2",
+    "vit_base_patch16_clip_224",
+    "vit_base_patch16_siglip_224",
+    "vit_small_patch16_dinov3",
+    "eva02_tiny_patch14_224",  # EVA RoPE (scaled to its reference grid) beside a table
+    "vit_pe_core_tiny_patch16_384",  # RoPE x first, the attention pool over every token
+    "vit_small_patch16_rope_mixed_224",  # a rotary embedding per block from learned frequencies
+    "vit_relpos_small_patch16_224",  # relative position MLP, no table
+    "vit_srelpos_small_patch16_224",
+    "vit_base_patch16_rpn_224",  # res-post-norm
+    "beit3_base_patch16_224",
+    "aimv2_large_patch14_224",  # RMSNorm, no biases
+    "vit_base_patch16_radio_v3",  # registers outside the table, no final norm
+]
+
+
+def tiny(arch: str = "vit_base_patch16_224", **kw) -> torch.nn.Module:
+    """``arch`` at ``SMALL`` (two blocks, width 64), 224 px, random weights (``randomize_``), in eval mode."""
+    kw = {**SMALL, "img_size": 224, **kw}
+    if "dinov3" in arch:
+        kw["num_heads"] = 4  # RoPE needs a head width divisible by 4
+    return randomize_(vitzoo.create_model(arch, **kw)).eval()
+
+
 def save_tiny_model(folder: Path) -> tuple[torch.nn.Module, str]:
     """A tiny ImageNet-1k classifier saved with its checkpoint facts (transform, labels); its ``local-dir:`` name."""
     model = randomize_(vitzoo.create_model(TINY_TAG, depth=2), seed=3).eval()  # facts of the tag, random weights

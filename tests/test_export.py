@@ -12,38 +12,14 @@ import pytest
 import torch
 
 import vitzoo
-from conftest import batch, cli, maxdiff, randomize_
+from conftest import ONE_PER_FAMILY as FAMILIES
+from conftest import batch, cli, maxdiff, tiny
 from vitzoo.export import export_onnx, export_program
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 SIZES = [(224, 224), (320, 448), (384, 384)]
-SMALL = {"depth": 2, "embed_dim": 64, "num_heads": 2, "mlp_dim": 128}
-FAMILIES = [  # one arch per family; patch 14 families at multiples of 14 near SIZES
-    "deit_tiny_distilled_patch16_224",
-    "vit_small_patch14_dinov2",
-    "vit_small_patch14_reg4_dinov2",
-    "vit_base_patch16_clip_224",
-    "vit_base_patch16_siglip_224",
-    "vit_small_patch16_dinov3",
-    "eva02_tiny_patch14_224",  # EVA RoPE (scaled to its reference grid) beside a table
-    "vit_pe_core_tiny_patch16_384",  # RoPE x first, the attention pool over every token
-    "vit_small_patch16_rope_mixed_224",  # a rotary embedding per block from learned frequencies
-    "vit_relpos_small_patch16_224",  # relative position MLP, no table
-    "vit_srelpos_small_patch16_224",
-    "vit_base_patch16_rpn_224",  # res-post-norm
-    "beit3_base_patch16_224",
-    "aimv2_large_patch14_224",  # RMSNorm, no biases
-    "vit_base_patch16_radio_v3",  # registers outside the table, no final norm
-]
-
-
-def tiny(arch: str = "vit_base_patch16_224", **kw) -> torch.nn.Module:
-    kw = {**SMALL, "img_size": 224, **kw}
-    if "dinov3" in arch:
-        kw["num_heads"] = 4  # RoPE needs a head width divisible by 4
-    return randomize_(vitzoo.create_model(arch, **kw)).eval()
 
 
 def onnx_run(path, x: torch.Tensor) -> np.ndarray:

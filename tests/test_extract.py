@@ -95,7 +95,7 @@ def test_string_dtypes(saved_model, files):
     bf16 = extract(low, good(files), dtype="bf16")
     assert next(low.parameters()).dtype == torch.bfloat16 and bf16.dtype == torch.float32
     assert 0 < (bf16 - fp32).norm() / fp32.norm() <= BF16_TOL
-    for bad in ("bf17", "int8", 16):
+    for bad in ("bf17", "int4", 16):
         with pytest.raises(vitzoo.ConfigError, match="dtype must be one of fp32, float32, bf16"):
             extract(low, good(files), dtype=bad)
 

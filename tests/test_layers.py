@@ -100,6 +100,8 @@ LAZY_IMPORTS = {
     "eval.plots": {"matplotlib", "matplotlib.pyplot"},  # vitzoo[plot]
     "features.inputs": {"pyarrow.parquet"},  # vitzoo[parquet]
     "export": {"onnx"},  # vitzoo[export]: the guard added to a dynamic-size graph (torch.onnx.export needed it first)
+    # vitzoo[export]: runtime onnxruntime, int8 through its quantiser, and auto's look for what is installed
+    "features.runtimes": {"onnx", "onnxruntime", "onnxruntime.quantization", "onnxscript"},
     "weights.tokenizers.clip": {"regex"},  # vitzoo[text]: CLIP's pattern as open_clip compiles it
     "weights.tokenizers.hf": {"tokenizers", "tokenizers.models"},  # vitzoo[text]: tokenizer.json
     "weights.tokenizers.text": {"ftfy"},  # vitzoo[text]: open_clip's text cleaning

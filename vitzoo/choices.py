@@ -13,6 +13,9 @@ FEATURE_POOLS: tuple[str, ...] = (*POOLS, "tokens", "pre_logits", "output")
 VECTOR_POOLS: tuple[str, ...] = tuple(p for p in FEATURE_POOLS if p != "tokens")  # one vector per image: the probes'
 TEXT_POOL = "text"  # the pool an output of texts records (vitzoo embed --text-file): the text tower's embedding
 DTYPES = ("fp32", "bf16", "fp16")  # model dtypes by short name
+INT8 = "int8"  # inference only: onnxruntime's dynamic quantisation of an fp32 graph (vitzoo.features.runtimes)
+INFERENCE_DTYPES = (*DTYPES, INT8)  # what the commands that run a model over images take
+RUNTIMES = ("torch", "compile", "onnxruntime", "auto")  # where their forward runs (vitzoo.features.runtimes)
 EXPORT_FORMATS = ("onnx", "pt2")  # ONNX, or a torch.export program
 RECIPES = ("paper", "adamw")  # fine-tuning recipes
 KNN_K = (10, 20, 100, 200)  # k-NN neighbours (DINOv2's nb_knn)

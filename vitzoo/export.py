@@ -100,7 +100,7 @@ def export_onnx(
     if opset < 18:
         raise ConfigError(f"opset must be >= 18 (Resize with antialias), got {opset}")
     traced, example, shapes = prepare(model, img_size, dynamic_size, dtype)
-    path = _write_onnx(traced, example, shapes, (INPUT_NAME, OUTPUT_NAME), opset, out)
+    path = write_onnx(traced, example, shapes, (INPUT_NAME, OUTPUT_NAME), opset, out)
     if dynamic_size:
         _guard_patch_multiples(path, traced.config.patch_size)
     return path
@@ -121,18 +121,19 @@ def export_text_onnx(
     example = torch.randint(0, cfg.vocab_size, (2, cfg.context_length), generator=gen)
     example = example.to(next(traced.parameters()).device)
     shapes = {"ids": {0: Dim("batch", min=1, max=65536)}}
-    return _write_onnx(traced, example, shapes, (TEXT_INPUT_NAME, TEXT_OUTPUT_NAME), opset, out)
+    return write_onnx(traced, example, shapes, (TEXT_INPUT_NAME, TEXT_OUTPUT_NAME), opset, out)
 
 
-def _write_onnx(
+def write_onnx(
     traced: torch.nn.Module,
     example: torch.Tensor,
     shapes: dict[str, dict[int, Dim]],
-    names: tuple[str, str],
+    names: tuple[str, ...],
     opset: int,
     out: str | Path,
 ) -> Path:
-    """PyTorch's ONNX exporter on ``traced`` (one input, one output, named ``names``), saved to ``out``."""
+    """PyTorch's ONNX exporter on ``traced`` (one input and its outputs, named ``names``: the input's name first),
+    saved to ``out``."""
     try:
         with torch.no_grad():
             program = torch.onnx.export(
@@ -141,7 +142,7 @@ def _write_onnx(
                 dynamo=True,
                 dynamic_shapes=shapes,
                 input_names=[names[0]],
-                output_names=[names[1]],
+                output_names=list(names[1:]),
                 opset_version=opset,
                 verbose=False,
             )

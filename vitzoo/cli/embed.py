@@ -58,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
     )
     options.model(p)
     options.inference(p)
+    options.runtime(p)
     p.set_defaults(func=run, trailing_inputs="inputs")  # NAME --out OUT IMAGES...: cli.parse_args
 
 
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             lease_s=600.0 if args.lease is None else args.lease,
             exact_decode=args.exact_decode,
+            runtime=args.runtime,
         )
     if summary is not None:  # the process that finalised the output
         print(args.out)
@@ -113,6 +115,8 @@ def _run_texts(args: argparse.Namespace) -> int:
         "--exact-decode": args.exact_decode,
         "--distributed": args.distributed,
         "--lease": args.lease is not None,
+        "--runtime": args.runtime != "torch",
+        "--dtype int8": args.dtype == "int8",
     }
     given = [flag for flag, on in image_only.items() if on]
     if given:

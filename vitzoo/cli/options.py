@@ -145,6 +145,23 @@ def inference(parser: argparse.ArgumentParser) -> None:
     exact_decode(parser)
 
 
+def runtime(parser: argparse.ArgumentParser) -> None:
+    """``--runtime`` and a ``--dtype`` that takes int8 too, for the commands whose forward may run elsewhere than
+    eager PyTorch (embed, predict, probe); after ``inference``."""
+    parser.add_argument(
+        "--runtime",
+        choices=choices.RUNTIMES,
+        default="torch",
+        help="where the forward runs: torch (eager, default), compile (torch.compile, weights frozen), onnxruntime "
+        "(the exported graph, cached; the export extra), auto (the fastest of them that gives eager's features here, "
+        "measured once and remembered)",
+    )
+    for action in parser._actions:
+        if action.dest == "dtype":
+            action.choices = choices.INFERENCE_DTYPES
+            action.help = "model dtype; int8: onnxruntime's dynamic quantisation (--runtime onnxruntime or auto)"
+
+
 def quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 

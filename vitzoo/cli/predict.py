@@ -26,6 +26,7 @@ def add_parser(subparsers: Any) -> None:
     options.quiet(p)
     options.model(p)
     options.inference(p)
+    options.runtime(p)
     p.set_defaults(func=run)
 
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         progress=not args.quiet,
         exact_decode=args.exact_decode,
+        runtime=args.runtime,
         on_error=lambda item, reason: skipped.append(skipped_line(item, reason)),
     )
     for line in skipped:

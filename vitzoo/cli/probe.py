@@ -48,6 +48,7 @@ def add_parser(subparsers: Any) -> None:
     options.quiet(p)
     options.model(p)
     options.inference(p)
+    options.runtime(p)
     p.set_defaults(func=run)
 
 
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             img_size=options.size_of(args.img_size),
             random_weights=args.random_weights,
             exact_decode=args.exact_decode,
+            runtime=args.runtime,
         )
         rows = probe_job.probe_models(
             args.models,

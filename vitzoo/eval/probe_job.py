@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, atomic_write_text
-from ..choices import FEWSHOT_SHOTS, KNN_K
+from ..choices import FEWSHOT_SHOTS, INT8, KNN_K
 from ..errors import ConfigError, VitzooError
 from ..factory import create_model
 from ..features.batches import EXACT_DECODE
@@ -32,6 +32,7 @@ from ..features.extract import resolve_pool
 from ..features.fingerprint import EmbedMeta
 from ..features.labelled import LabelledImages, index_classes, labels_of
 from ..features.outputs import OUTPUT_SUFFIXES
+from ..features.runtimes import model_dtype
 from ..features.shards import INDEX
 from ..features.store import LoadedEmbeddings, read_embeddings
 from ..models.dtypes import resolve_dtype
@@ -143,7 +144,7 @@ def planned_meta(name: str, pool: str | None, options: EmbedOptions) -> EmbedMet
     the meta device from its config, and a local checkpoint's weights file is hashed (a Hub checkpoint is named by
     its id and revision). The cache key, so a cached file and a fresh run can never disagree on what they hold."""
     model = create_model(name, device="meta", revision=options.revision, img_size=options.img_size)
-    dtype = resolve_dtype(options.dtype)
+    dtype = resolve_dtype(model_dtype(options.dtype))
     model = model.to(dtype) if dtype is not None else model
     weights = "random" if options.random_weights else local_weights_digest(resolve(name, revision=options.revision))
     return EmbedMeta.of(
@@ -154,6 +155,8 @@ def planned_meta(name: str, pool: str | None, options: EmbedOptions) -> EmbedMet
         layers=options.layers,
         exact_decode=options.exact_decode,
         weights=weights or "named by its Hub id and revision",
+        runtime=options.runtime,
+        int8=options.dtype == INT8,
     )
 
 
@@ -181,6 +184,7 @@ class EmbedOptions:
     num_workers: int | None = None
     progress: bool = True
     exact_decode: bool = EXACT_DECODE
+    runtime: str = "torch"  # vitzoo.features.runtimes: torch, compile, onnxruntime, auto
 
 
 def probe_models(
@@ -235,6 +239,7 @@ def probe_models(
                         device=options.device,
                         progress=options.progress,
                         exact_decode=options.exact_decode,
+                        runtime=options.runtime,
                     )
                 files[split] = read_embeddings(path)
             rows += probe_pair(

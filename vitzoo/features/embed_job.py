@@ -60,6 +60,7 @@ from .outputs import (
     remove_dirs,
     remove_work,
 )
+from .runtimes import Runner, check_runtime, model_dtype, runner_for
 from .shards import (
     INDEX,
     read_index,
@@ -95,6 +96,7 @@ def embed_to_file(
     progress: bool = True,
     lease_s: float = DEFAULT_LEASE_S,
     exact_decode: bool = EXACT_DECODE,
+    runtime: str = "torch",
 ) -> EmbedSummary | None:
     """Embed images (paths, folders, list files, ``.tar`` shards, globs: ``vitzoo.inputs.iter_names``) into ``out``.
 
@@ -110,6 +112,9 @@ def embed_to_file(
     least twice the resize target) before the checkpoint's exact resize: about 4x faster to decode a camera photo,
     features within a cosine similarity of 0.999 of the exact path (docs/performance.md). ``exact_decode=True``
     decodes every pixel, as timm and ``extract_features`` do. The choice is recorded in the metadata (``decode``).
+
+    ``runtime`` (``torch``, ``compile``, ``onnxruntime``, ``auto``) and ``dtype`` (``int8`` too) are those of
+    ``extract_features``; both are recorded, and a run is resumed only with the same ones.
     """
     out = Path(out)
     layout = output_layout(out)
@@ -117,12 +122,22 @@ def embed_to_file(
     if layout == "npy" and layers:
         raise ConfigError("layers (--layers) give one array per block: write them to a .safetensors file, not .npy")
     pool = resolve_pool(model, pool, layers)
+    int8 = check_runtime(runtime, dtype)
     fn = feature_fn(model, pool, layers)
     spec = _input_spec(inputs)
     if not spec:
         raise ConfigError("no inputs: pass image files, folders with images, list files or .tar shards")
-    prepare_model(model, dtype, device)
-    meta = EmbedMeta.of(model, name=name, revision=revision, pool=pool, layers=layers, exact_decode=exact_decode)
+    prepare_model(model, model_dtype(dtype), device)
+    meta = EmbedMeta.of(
+        model,
+        name=name,
+        revision=revision,
+        pool=pool,
+        layers=layers,
+        exact_decode=exact_decode,
+        runtime=runtime,
+        int8=int8,
+    )
     rank, world = rank_and_world()
     prefix = f"[rank {rank}] " if world > 1 else ""
     places = Places(out, layout)
@@ -166,10 +181,11 @@ def embed_to_file(
             return None
         items, listing = listed
         stamp = {"command": fingerprint, "listing": listing}
+        what = {"pool": pool, "layers": meta.layers}
         return _run(
             model,
             items,
-            fn,
+            lambda: runner_for(model, fn, runtime, int8=int8, what=what, batch_size=batch_size),
             places,
             claims,
             meta,
@@ -189,7 +205,7 @@ def embed_to_file(
 def _run(
     model: VisionTransformer,
     items: Manifest,
-    fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    make_runner: Callable[[], Runner],
     places: Places,
     claims: Claims,
     meta: EmbedMeta,
@@ -214,10 +230,12 @@ def _run(
     done = sum(shard_done(places.shards, k) for k in range(num_shards))
     if progress and done:
         sys.stderr.write(f"{prefix}resuming: {done} of {num_shards} shards already done\n")
+    runner = make_runner() if done < num_shards else Runner("torch", False, lambda _: {})  # none left: none built
+    label = "" if runner.runtime == "torch" and not runner.int8 else runner.label
     written = _embed_shards(
         model,
         items,
-        fn,
+        runner,
         places.shards,
         claims,
         num_shards,
@@ -226,7 +244,7 @@ def _run(
         batch_size=batch_size,
         num_workers=num_workers,
         progress=progress,
-        desc=prefix.strip() or None,
+        desc=f"{prefix}{label}".strip() or None,
         exact_decode=exact_decode,
     )
     if progress:

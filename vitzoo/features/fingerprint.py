@@ -38,8 +38,9 @@ class EmbedMeta:
     img_size: list[int]  # [height, width] the images are resized to (the model's data config)
     pool: str
     layers: list[int]  # absolute block indices (sorted); [] for the final output
-    dtype: str  # the model's dtype: float32, bfloat16 or float16
+    dtype: str  # the model's dtype: float32, bfloat16 or float16; int8 (onnxruntime's dynamic quantisation)
     decode: str = "exact"  # "exact" (every pixel decoded, as timm) or "fast" (large JPEGs in draft mode)
+    runtime: str = "torch"  # where the forward ran, as asked: torch, compile, onnxruntime or auto
     weights: str | None = None  # vitzoo.loading.weights_digest: the SHA-256 of the checkpoint file (or tensors)
     config: str | None = None  # SHA-256 of the model's ViTConfig (its shape and numerics)
     preprocessing: dict[str, Any] | None = None  # the data config: size, resize, crop, mean, std, processor
@@ -56,10 +57,13 @@ class EmbedMeta:
         layers: Sequence[int] | None,
         exact_decode: bool,
         weights: str | None = None,
+        runtime: str = "torch",
+        int8: bool = False,
     ) -> EmbedMeta:
         """The metadata of embedding with ``model`` as it is now (its dtype, its checkpoint facts). ``weights``
         stands in for ``weights_digest(model)`` where the weights are not loaded (the probe's cache key, worked out
-        from a model on the meta device)."""
+        from a model on the meta device). ``runtime`` is recorded as asked (``auto`` stays ``auto``: it only chooses
+        among runtimes that give eager's features); ``int8`` records dtype int8."""
         facts = model.pretrained_cfg
         tag = facts.name if facts is not None and facts.name != facts.arch else None  # not an arch's defaults
         data = resolve_data_config(model)
@@ -71,8 +75,9 @@ class EmbedMeta:
             img_size=list(data.input_size[1:]),
             pool=pool,
             layers=take_indices(len(model.blocks), list(layers)) if layers else [],
-            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            dtype="int8" if int8 else str(next(model.parameters()).dtype).removeprefix("torch."),
             decode="exact" if exact_decode else "fast",
+            runtime=runtime,
             weights=weights if weights is not None else weights_digest(model),
             config=hashlib.sha256(config.encode()).hexdigest(),
             preprocessing=json.loads(json.dumps(data.to_dict())),  # tuples as lists, as JSON reads them back

@@ -15,6 +15,7 @@ from ..factory import create_model
 from .batches import EXACT_DECODE, prepare_model
 from .extract import feature_fn, resolve_pool
 from .inputs import open_source
+from .runtimes import check_runtime, model_dtype, runner_for
 from .transforms import create_transform, load_image
 
 
@@ -26,8 +27,9 @@ class BatchEmbedder:
     batch format) holding the images as ``bytes`` (what ``ray.data.read_binary_files`` gives) or ``path`` (file
     names, ``.tar`` members included). The result keeps every column but ``bytes`` and adds ``features`` (or
     ``layer_<i>`` with ``layers``), float32 ``(B, ...)`` arrays. ``pool``, ``layers``, ``dtype``, ``device``,
-    ``img_size``, ``revision`` and ``exact_decode`` are those of ``vitzoo embed``. An unreadable image raises
-    ``ImageError``.
+    ``img_size``, ``revision``, ``exact_decode`` and ``runtime`` are those of ``vitzoo embed``; ``batch_size`` is
+    the batch ``map_batches`` gives (``runtime="compile"`` runs batches of that size; "auto" measures at it). An
+    unreadable image raises ``ImageError``.
 
     ```python
     ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
@@ -48,11 +50,17 @@ class BatchEmbedder:
         device: str | torch.device | None = None,
         revision: str | None = None,
         exact_decode: bool = EXACT_DECODE,
+        runtime: str = "torch",
+        batch_size: int = 64,
     ) -> None:
         kw: dict[str, Any] = {} if img_size is None else {"img_size": img_size}
-        self.model = prepare_model(create_model(name, pretrained=True, revision=revision, **kw), dtype, device)
+        int8 = check_runtime(runtime, dtype)
+        model = create_model(name, pretrained=True, revision=revision, **kw)
+        self.model = prepare_model(model, model_dtype(dtype), device)
         self.pool = resolve_pool(self.model, pool, layers)
-        self.fn = feature_fn(self.model, self.pool, layers)
+        what = {"pool": self.pool, "layers": list(layers or [])}
+        fn = feature_fn(self.model, self.pool, layers)
+        self.fn = runner_for(self.model, fn, runtime, int8=int8, what=what, batch_size=batch_size)
         self.transform = create_transform(self.model)
         self.draft = None if exact_decode else self.transform.draft_size  # vitzoo embed's fast JPEG decode
 
