@@ -12,7 +12,7 @@ import torch
 from timm.models import eva
 
 import vitzoo
-from conftest import TOL, batch, maxdiff, randomize_
+from conftest import TOL, batch, fast_first, maxdiff, randomize_
 from vitzoo.models.config import ViTConfig
 from vitzoo.models.vit import VisionTransformer
 from vitzoo.weights.formats import convert, from_timm_eva, to_timm
@@ -247,3 +247,27 @@ def test_drop_remainder_never_sees_the_last_pixels_and_is_refused_otherwise():
     assert maxdiff(model(x), model(y)) == 0.0
     with pytest.raises(vitzoo.ConfigError, match="drop_remainder=True ignores"):
         ViTConfig(patch_size=14, img_size=62, embed_dim=48, depth=1, num_heads=3, mlp_dim=96)
+
+
+@pytest.mark.parametrize(
+    "arch",
+    fast_first(["vit_relpos_small_patch16_224", "vit_relpos_base_patch16_clsgap_224", "vit_srelpos_small_patch16_224"]),
+)
+def test_the_simple_relative_position_bias_equals_timms(arch):
+    """``rel_pos_type="bias"``: timm's RelPosBias (a learned table per offset; the class token's three rows), per
+    block and shared, against timm's relpos ViT built with rel_pos_type='bias'. The table is for the built grid."""
+    kw = {"embed_dim": 64, "depth": 2, "num_heads": 4, "num_classes": 10, "img_size": 80}
+    ref = randomize_(timm.create_model(arch, pretrained=False, rel_pos_type="bias", **kw)).eval()
+    ours = vitzoo.create_model(arch, rel_pos_type="bias", mlp_dim=256, **kw).eval()
+    ours.load_state_dict(convert(ref.state_dict()).state_dict, strict=True)
+    x = batch(80, 80)
+    with torch.no_grad():
+        assert maxdiff(ours.forward_features(x), ref.forward_features(x)) <= TOL
+        assert maxdiff(ours(x), ref(x)) <= TOL
+        with pytest.raises(vitzoo.InputError, match="does not match the model's img_size"):
+            ours.forward_features(batch(96, 80))
+        ours.set_input_size((96, 80))  # the table is not resampled (timm's is): refused, not wrong
+        with pytest.raises(vitzoo.InputError, match="5x5 patch grid, this input is 6x5"):
+            ours.forward_features(batch(96, 80))
+    with pytest.raises(vitzoo.ConfigError, match="without dynamic_img_size"):
+        vitzoo.create_model(arch, rel_pos_type="bias", dynamic_img_size=True, **kw)

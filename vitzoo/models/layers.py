@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from .config import ViTConfig
 from .pos_embed import rope_freqs_mixed
 
@@ -135,6 +136,43 @@ class RelPosMlp(nn.Module):
         return F.pad(bias, [P, 0, P, 0]).unsqueeze(0) if P else bias.unsqueeze(0)
 
 
+class RelPosBias(nn.Module):
+    """A learned relative position bias per head and (dy, dx) offset of the built grid (timm's ``RelPosBias``, after
+    Swin-V1 and BEiT; ``rel_pos_type="bias"``); with a class token three more rows: class to patch, patch to class,
+    class to class. Name ``relative_position_bias_table``, ((2h - 1)(2w - 1) + 3P, H)."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        (h, w), P = cfg.grid_size, cfg.num_prefix_tokens
+        self.grid, self.num_heads, self.num_prefix_tokens = (h, w), cfg.num_heads, P
+        self.relative_position_bias_table = nn.Parameter(torch.empty((2 * h - 1) * (2 * w - 1) + 3 * P, cfg.num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def forward(self, coords: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Offsets (2h - 1, 2w - 1, 2) (only their shape is read) and pair index (N * N,) -> bias (1, H, L, L)."""
+        h, w = (coords.shape[0] + 1) // 2, (coords.shape[1] + 1) // 2
+        if (h, w) != self.grid:
+            raise InputError(
+                f"rel_pos_type='bias' holds offsets for a {self.grid[0]}x{self.grid[1]} patch grid, this input is "
+                f"{h}x{w}: resize the input, or build the model at this size (img_size=...)"
+            )
+        n, distances = h * w, (2 * h - 1) * (2 * w - 1)
+        index = index.reshape(n, n)
+        if self.num_prefix_tokens:  # as timm's gen_relative_position_index(class_token=True)
+            index = F.pad(index, [1, 0, 1, 0])
+            index[0, :] = distances
+            index[:, 0] = distances + 1
+            index[0, 0] = distances + 2
+        L = index.shape[0]
+        bias = self.relative_position_bias_table[index.flatten()].reshape(L, L, self.num_heads)
+        return bias.permute(2, 0, 1).unsqueeze(0)
+
+
+def make_rel_pos(cfg: ViTConfig) -> nn.Module:
+    """The relative position bias ``cfg.rel_pos_type`` names: ``RelPosMlp`` or ``RelPosBias``."""
+    return RelPosBias(cfg) if cfg.rel_pos_type == "bias" else RelPosMlp(cfg)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection and PyTorch's fused SDPA kernel."""
 
@@ -150,7 +188,7 @@ class Attention(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.norm: nn.Module = make_norm(cfg, D) if cfg.attn_norm else nn.Identity()
-        self.rel_pos = RelPosMlp(cfg) if cfg.rel_pos and not cfg.rel_pos_shared else None
+        self.rel_pos = make_rel_pos(cfg) if cfg.rel_pos and not cfg.rel_pos_shared else None
         self.proj = nn.Linear(D, D, bias=cfg.proj_bias)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
         self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention

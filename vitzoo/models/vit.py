@@ -31,7 +31,7 @@ from ..choices import POOLS
 from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
-from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RelPosMlp, RopeFreqs, make_norm
+from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RopeFreqs, make_norm, make_rel_pos
 from .pos_embed import (
     rel_pos_log_coords,
     resample_patch_embed,
@@ -62,7 +62,7 @@ class VisionTransformer(TimmApi, nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self._pos_len(cfg.grid_size), D)) if cfg.abs_pos_embed else None
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         self.norm_pre: nn.Module = make_norm(cfg, D) if cfg.pre_norm else nn.Identity()
-        self.shared_rel_pos = RelPosMlp(cfg) if cfg.rel_pos and cfg.rel_pos_shared else None
+        self.shared_rel_pos = make_rel_pos(cfg) if cfg.rel_pos and cfg.rel_pos_shared else None
         self.rope = RopeFreqs(cfg) if cfg.rope and cfg.rope_type == "mixed" else None  # learned per block
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
         self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))

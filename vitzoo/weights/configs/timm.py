@@ -161,6 +161,7 @@ _ENTRY_FIELDS = (
     "mlp_layer",
     "layer_norm_eps",
     "representation_size",
+    "rel_pos_type",  # timm's relpos ViT takes it, its VisionTransformer does not: not written (timm builds the MLP)
 )
 # Flags that tell the families apart (models.archs.FAMILIES): the closest arch agrees on as many as it can
 _FAMILY_FIELDS = (
