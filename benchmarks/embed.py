@@ -3,6 +3,12 @@
     python benchmarks/embed.py              # 512 JPEGs of about 500x375, fp32 and bf16 (several minutes on 2 cores)
     python benchmarks/embed.py --images 128 # quicker
     python benchmarks/embed.py --scale      # peak RSS and img/s at 2k, 20k and 100k small images (ViT-Ti, 32 px)
+    python benchmarks/embed.py --runtimes --images 256   # vitzoo embed per --runtime (and int8), cold and warm
+
+--runtimes: the real command per runtime (torch, compile, onnxruntime, auto; onnxruntime int8), fp32, each run twice
+with an empty cache first (cold: compiles, exports or measures) and then again (warm: the compiled code, the exported
+graph and auto's choice come from the cache, as on every later run), the output deleted in between. Each row: img/s
+cold and warm, warm against torch's, and the cosine of its features to torch's (the smallest over the images).
 
 Rows (same batch size everywhere):
 * vitzoo embed: the real command in a subprocess (decode + checkpoint transform in worker processes, forward,
@@ -47,7 +53,9 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(arr).save(folder / "class0" / f"{i:05d}.jpg", quality=90)
 
 
-def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int, extra: Sequence[str] = ()) -> float:
+def run_vitzoo(
+    model_dir: Path, images: Path, out: Path, dtype: str, batch: int, extra: Sequence[str] = (), env: dict | None = None
+) -> float:
     cmd = [
         sys.executable,
         "-m",
@@ -67,8 +75,40 @@ def run_vitzoo(model_dir: Path, images: Path, out: Path, dtype: str, batch: int,
         *extra,
     ]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
+
+
+RUNS = ["torch:fp32", "compile:fp32", "onnxruntime:fp32", "auto:fp32", "onnxruntime:int8"]
+
+
+def runtimes(workdir: Path, model_dir: Path, images: Path, n: int, batch: int, names: Sequence[str]) -> None:
+    """``vitzoo embed --runtime R`` end to end, cold and warm; see the module docstring."""
+    from safetensors import safe_open
+
+    cache = workdir / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {**os.environ, "VITZOO_CACHE": str(cache)}
+    runs = [tuple(name.split(":")) for name in ["torch:fp32", *(r for r in names if r != "torch:fp32")]]
+    rows, feats = [], {}
+    for runtime, dtype in runs:
+        seconds = []
+        for _ in ("cold", "warm"):
+            out = workdir / f"emb-{runtime}-{dtype}.safetensors"
+            out.unlink(missing_ok=True)
+            seconds.append(run_vitzoo(model_dir, images, out, dtype, batch, ["--runtime", runtime], env))
+        with safe_open(str(out), "pt") as f:
+            feats[runtime, dtype] = f.get_tensor("features").float()
+        rows.append((runtime, dtype, n / seconds[0], n / seconds[1]))
+        print(rows[-1], flush=True)
+    base = feats["torch", "fp32"]
+    print(f"\n{n} JPEGs (~500x375), B/16 at 224, batch {batch}, {os.cpu_count()} cores, torch {torch.__version__}\n")
+    print("| runtime | dtype | img/s cold | img/s warm | warm vs torch | cosine to torch (min) |")
+    print("|---|---|---|---|---|---|")
+    torch_warm = rows[0][3]
+    for runtime, dtype, cold, warm in rows:
+        cosine = torch.nn.functional.cosine_similarity(feats[runtime, dtype], base, dim=-1).min().item()
+        print(f"| {runtime} | {dtype} | {cold:.2f} | {warm:.2f} | {warm / torch_warm:.2f}x | {cosine:.6f} |")
 
 
 @torch.inference_mode()
@@ -176,6 +216,8 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="peak RSS at 2k/20k/100k small images instead")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000, 100000], help="with --scale")
     parser.add_argument("--layouts", nargs="+", default=["dir", "safetensors"], help="with --scale")
+    parser.add_argument("--runtimes", action="store_true", help="vitzoo embed per --runtime, cold and warm")
+    parser.add_argument("--runs", nargs="+", default=RUNS, help="with --runtimes: RUNTIME:DTYPE (torch:fp32 always)")
     args = parser.parse_args()
     if args.scale:
         scale(args.workdir, args.sizes, 256, args.layouts)
@@ -188,6 +230,9 @@ def main() -> None:
     make_images(images, args.images)
     if not (model_dir / "config.json").exists():
         vitzoo.save_pretrained(vitzoo.create_model(TAG), model_dir)  # the tag's facts, random weights
+    if args.runtimes:
+        runtimes(args.workdir, model_dir, images, args.images, args.batch_size, args.runs)
+        return
     rows = []
     for dtype in ("fp32", "bf16"):
         out = args.workdir / f"emb-{dtype}.safetensors"

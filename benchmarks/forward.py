@@ -4,6 +4,7 @@
     python benchmarks/forward.py --quick    # fewer repetitions
     python benchmarks/forward.py --families # DINOv2, CLIP, SigLIP, DINOv3 rows
     python benchmarks/forward.py --new-families  # PE-Core, EVA-02, AIMv2, RADIO rows
+    python benchmarks/forward.py --runtimes      # this CPU's GEMM rate and vitzoo's runtimes against it (runtimes.py)
 
 Each row runs the three libraries in interleaved rounds (A, B, C, A, B, C, ...) on the same input, under
 torch.inference_mode, and reports the median images/s and the ratio to timm. The dynamic-size rows compare a model
@@ -164,7 +165,13 @@ def main() -> None:
     parser.add_argument("--dynamic-batch1", action="store_true", help="only the batch-1 dynamic-size rows")
     parser.add_argument("--families", action="store_true", help="only the DINOv2/CLIP/SigLIP/DINOv3 rows")
     parser.add_argument("--new-families", action="store_true", help="only the PE-Core/EVA-02/AIMv2/RADIO rows")
+    parser.add_argument("--runtimes", action="store_true", help="the GEMM rate and the runtimes (runtimes.py)")
     args = parser.parse_args()
+    if args.runtimes:
+        import runtimes  # benchmarks/runtimes.py, beside this script
+
+        runtimes.run(quick=args.quick)
+        return
     if args.new_families:
         families(rounds=5 if args.quick else 15, rows=NEW_FAMILY_ROWS)
         return

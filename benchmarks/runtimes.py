@@ -5,31 +5,34 @@
 
 First the GEMM rate: the median time of one matmul the size of ViT-B/16's MLP at batch 8 as GFLOP/s, in torch (fp32:
 MKL), oneDNN (fp32), onnxruntime (fp32, MLAS) and torch bf16; the fastest fp32 one is the rate fp32 rows are a
-fraction of. Then the same random ViT-B/16 (its forward's FLOPs counted by torch's FlopCounterMode) under each
-runtime: eager PyTorch (fp32, bf16 autocast), ``torch.compile`` (Inductor with freezing, fp32 and bf16), onnxruntime
-(the fixed-size ONNX export, all graph optimisations) and int8 (onnxruntime's ``quantize_dynamic`` of the exported
-graph: int8 weights, activations quantised per call; torch's ``quantize_dynamic`` replaces ``nn.Linear`` modules
-whose weights vitzoo's attention reads directly, so it does not apply). Each row: images/s, GFLOP/s, that as a
-fraction of the fp32 (bf16 rows: bf16) GEMM rate, the ratio to eager fp32, and the cosine of its pooled features to
-eager fp32's (min over the batch). Rounds of the runtimes are interleaved; medians. Paste the table into
-docs/performance.md.
+fraction of. Then the same random ViT-B/16 (its forward's FLOPs counted by torch's FlopCounterMode) through vitzoo's
+own runtimes, exactly what ``extract_features(model, ..., runtime=..., dtype=...)`` runs per batch (the model's own
+pooling): eager PyTorch (fp32, and the model in bf16 as ``dtype="bf16"``), ``runtime="compile"`` (fp32, bf16),
+``runtime="onnxruntime"`` (fp32) and ``dtype="int8"`` (onnxruntime's dynamic quantisation: int8 weights, activations
+quantised per call; torch's ``quantize_dynamic`` replaces ``nn.Linear`` modules whose weights vitzoo's attention
+reads directly, so it does not apply). Each row: images/s, GFLOP/s, that as a fraction of the fp32 (bf16 rows: bf16)
+GEMM rate, the ratio to eager fp32, and the cosine of its features to eager fp32's (min over the batch). Rounds of
+the runtimes are interleaved; medians. Paste the table into docs/performance.md. ``python benchmarks/forward.py
+--runtimes`` runs the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import vitzoo
+from vitzoo.features.extract import feature_fn, resolve_pool
+from vitzoo.features.runtimes import runner_for
 from vitzoo.models.flops import flops
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -78,34 +81,16 @@ def gemm_rates(shape: tuple[int, int, int] = (1576, 768, 3072), rounds: int = 5)
     return rates
 
 
-def eager(model: torch.nn.Module, bf16: bool = False) -> Runner:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return model(x).float()
-
-    return run
-
-
-def compiled(model: torch.nn.Module, bf16: bool = False) -> Runner:
-    """torch.compile (Inductor) with freezing: weights become constants, so Inductor folds and pre-packs them."""
-    import torch._inductor.config as inductor
-
-    inductor.freezing = True
-    fn = torch.compile(model)
-    return eager(fn, bf16)  # type: ignore[arg-type]
-
-
-def onnx_session(path: Path) -> Runner:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+def vitzoo_runner(model: torch.nn.Module, runtime: str, batch: int, int8: bool = False) -> Runner:
+    """What ``extract_features(model, ..., runtime=runtime)`` runs per batch (the model's own pooling): the same
+    ``vitzoo.features.runtimes`` runner, built (compiled, exported, quantised) before timing starts."""
+    fn = feature_fn(model)
+    what = {"pool": resolve_pool(model, None), "layers": []}
+    runner = runner_for(model, fn, runtime, int8=int8, what=what, batch_size=batch)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+        with torch.inference_mode():
+            return runner(x.to(next(model.parameters()).dtype))["features"]
 
     return run
 
@@ -126,30 +111,30 @@ def bench(runners: dict[str, Runner], x: torch.Tensor, rounds: int) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    args = parser.parse_args()
+    run(quick=parser.parse_args().quick)
+
+
+def run(quick: bool = False) -> None:
+    """Measure and print the table (``benchmarks/forward.py --runtimes`` calls this too)."""
     torch.manual_seed(0)
     gemm = gemm_rates()
     peak = {"fp32": max(v for name, v in gemm.items() if "fp32" in name), "bf16": gemm["torch bf16"]}
     model = vitzoo.create_model("vit_base_patch16_224", num_classes=0).eval()
     gflop = flops(model) / 1e9
-    folder = Path(tempfile.mkdtemp(prefix="vitzoo-runtimes-"))
-    onnx_path = vitzoo.export_onnx(model, folder / "vit_b16.onnx")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    int8_path = folder / "vit_b16.int8.onnx"
-    quantize_dynamic(str(onnx_path), str(int8_path), weight_type=QuantType.QInt8)
-    runners: dict[str, tuple[str, Runner]] = {  # name: (dtype whose GEMM rate it is measured against, runner)
-        "eager fp32": ("fp32", eager(model)),
-        "eager bf16": ("bf16", eager(model, bf16=True)),
-        "compile fp32": ("fp32", compiled(model)),
-        "compile bf16": ("bf16", compiled(model, bf16=True)),
-        "onnxruntime fp32": ("fp32", onnx_session(onnx_path)),
-        "onnxruntime int8 (dynamic)": ("fp32", onnx_session(int8_path)),
-    }
+    os.environ.setdefault("VITZOO_CACHE", tempfile.mkdtemp(prefix="vitzoo-runtimes-"))
+    bf16_model = copy.deepcopy(model).to(torch.bfloat16)  # what dtype="bf16" runs: the model in bf16
     rows = []
     for batch in (1, 8):
+        runners: dict[str, tuple[str, Runner]] = {  # name: (dtype whose GEMM rate it is measured against, runner)
+            "eager fp32": ("fp32", vitzoo_runner(model, "torch", batch)),
+            "eager bf16": ("bf16", vitzoo_runner(bf16_model, "torch", batch)),
+            "compile fp32": ("fp32", vitzoo_runner(model, "compile", batch)),
+            "compile bf16": ("bf16", vitzoo_runner(bf16_model, "compile", batch)),
+            "onnxruntime fp32": ("fp32", vitzoo_runner(model, "onnxruntime", batch)),
+            "onnxruntime int8 (dynamic)": ("fp32", vitzoo_runner(model, "onnxruntime", batch, int8=True)),
+        }
         x = torch.randn(batch, 3, 224, 224)
-        rounds = (3 if args.quick else 7) if batch == 8 else (5 if args.quick else 15)
+        rounds = (3 if quick else 7) if batch == 8 else (5 if quick else 15)
         seconds = bench({name: run for name, (_, run) in runners.items()}, x, rounds)
         reference = runners["eager fp32"][1](x)
         for name, (dtype, run) in runners.items():

@@ -117,7 +117,7 @@ def test_compile_gives_eager_features_and_pads_the_last_batch(arch):
 def test_auto_measures_once_remembers_and_the_graph_is_cached(cache, monkeypatch):
     model = tiny()
     x = batch(n=2)
-    monkeypatch.setattr(runtimes, "available_runtimes", lambda int8: ["torch", "onnxruntime"])
+    monkeypatch.setattr(runtimes, "available_runtimes", lambda int8, device: ["torch", "onnxruntime"])
     timed: list[str] = []
     seconds = runtimes._seconds
     monkeypatch.setattr(runtimes, "_seconds", lambda runner, x: timed.append(runner.runtime) or seconds(runner, x))

@@ -7,9 +7,10 @@
 - ``"onnxruntime"``: the feature function exported to ONNX (dynamic batch, fixed image size) once per model, weights,
   pool, size and dtype, cached under ``cache_dir()/onnx``, run with every graph optimisation and as many threads as
   PyTorch uses (the decoding workers run one thread each). fp32 only (onnxruntime has no bf16 kernels on CPU).
-- ``"auto"``: the fastest of those that are installed and give eager's features (cosine at least ``COSINE_MIN``, max
-  difference within ``REL_MAX`` of the largest value); tried once per machine, model shape, pool, size and dtype on a
-  random batch, and remembered in ``cache_dir()/runtimes.json``.
+- ``"auto"``: the faster of eager and onnxruntime on the CPU (of eager and compile on a GPU; ``available_runtimes``
+  says why) among those installed that give eager's features (cosine at least ``COSINE_MIN``, max difference within
+  ``REL_MAX`` of the largest value); measured once per machine, model shape, pool, size, batch and dtype on a random
+  batch, and remembered in ``cache_dir()/runtimes.json``.
 
 ``dtype="int8"``: onnxruntime's dynamic quantisation of the exported graph (weights int8, activations quantised per
 batch); never equal to fp32, its cost per family is in docs/performance.md. Any other runtime runs the model at its
@@ -337,14 +338,16 @@ def _seconds(runner: Runner, x: torch.Tensor) -> float:
         return time.perf_counter() - start
 
 
-def available_runtimes(int8: bool) -> list[str]:
-    """The runtimes ``auto`` chooses from here: eager, ``torch.compile`` where Inductor finds a C++ compiler, and
-    onnxruntime where the export extra is installed; for int8 onnxruntime alone."""
-    found = []
-    if not int8:
-        found.append("torch")
-        if shutil.which(os.environ.get("CXX") or "g++") or shutil.which("clang++"):
-            found.append("compile")
+def available_runtimes(int8: bool, device: torch.device) -> list[str]:
+    """The runtimes ``auto`` chooses from: on the CPU eager and onnxruntime (where the export extra is installed), on a
+    GPU eager and ``torch.compile``; for int8 onnxruntime alone.
+
+    ``compile`` is left out on the CPU because it loses end to end there: its forward gained 1.05-1.2x over eager in
+    docs/performance.md, onnxruntime's as much, but it starts 10-20 s slower even from torch's compile cache, and
+    ``vitzoo embed --runtime compile`` ran 0.82x eager on 256 photos where onnxruntime ran 1.05x."""
+    found = [] if int8 else ["torch"]
+    if device.type != "cpu":
+        return [] if int8 else [*found, "compile"]
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -365,10 +368,10 @@ def _auto(
 ) -> Runner:
     """The fastest runtime that gives eager's features: remembered per machine and model shape, else measured now on
     a random batch of ``batch_shape``."""
-    candidates = available_runtimes(int8)
+    candidates = available_runtimes(int8, next(model.parameters()).device)
     if not candidates:
         raise ConfigError("dtype int8 needs onnxruntime, onnx and onnxscript: pip install 'vitzoo[export]'")
-    if next(model.parameters()).device.type != "cpu" or resolve_dtype(identity["dtype"]) != torch.float32:
+    if resolve_dtype(identity["dtype"]) != torch.float32:  # onnxruntime runs fp32 only (bf16: eager)
         candidates = [r for r in candidates if r != "onnxruntime"]
     key = hashlib.sha256(json.dumps(_speed_key(identity, batch_shape[0]), sort_keys=True).encode()).hexdigest()
     choices_file = cache_dir() / "runtimes.json"
