@@ -186,3 +186,28 @@ def test_the_command_line_and_batch_embedder_take_a_runtime(tmp_path):
     fast = vitzoo.BatchEmbedder(name, runtime="onnxruntime", batch_size=4)(paths)["features"]
     cosine, relative = agree(torch.from_numpy(fast), torch.from_numpy(eager))
     assert cosine >= COSINE and relative <= RELATIVE
+
+
+def test_the_probe_cache_is_keyed_by_runtime_and_dtype(tmp_path):
+    """``vitzoo probe --runtime/--dtype int8``: another runtime or int8 embeds again instead of reusing the cache."""
+    from vitzoo.eval.probe_job import EmbedOptions, planned_meta
+
+    _, name = save_tiny_model(tmp_path)
+    metas = [planned_meta(name, None, EmbedOptions(**kw)) for kw in ({}, {"runtime": "auto"}, {"dtype": "int8"})]
+    assert [(m.runtime, m.dtype) for m in metas] == [("torch", "float32"), ("auto", "float32"), ("torch", "int8")]
+    assert len({json.dumps(m.encode(), sort_keys=True) for m in metas}) == 3
+
+
+@pytest.mark.slow
+def test_a_model_changed_in_memory_is_exported_again(cache):
+    """The cache key is the weights in memory, not the file they came from: fine-tuned in place, exported anew."""
+    model = tiny()
+    x = batch(n=2)
+    kw = {"progress": False, "num_workers": 0, "runtime": "onnxruntime"}
+    vitzoo.extract_features(model, x, **kw)
+    with torch.no_grad():
+        model.blocks[0].mlp.fc1.weight.mul_(1.5)
+    eager = vitzoo.extract_features(model, x, progress=False, num_workers=0)
+    cosine, relative = agree(vitzoo.extract_features(model, x, **kw), eager)
+    assert cosine >= COSINE and relative <= RELATIVE
+    assert len(list(cache.glob("onnx/*/model.onnx"))) == 2

@@ -45,7 +45,7 @@ from ..choices import INT8, RUNTIMES
 from ..errors import ConfigError, VitzooError
 from ..export import write_onnx
 from ..models.dtypes import resolve_dtype
-from ..weights.loading import weights_digest
+from ..weights.loading import tensors_digest
 from .transforms import resolve_data_config
 
 logger = logging.getLogger("vitzoo")
@@ -418,11 +418,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _identity(
     model: torch.nn.Module, what: Mapping[str, Any], batch_shape: tuple[int, ...], int8: bool
 ) -> dict[str, Any]:
-    """What an exported graph depends on: the weights, the config, what is computed, the image size, the dtype and
-    the versions of vitzoo and torch."""
+    """What an exported graph depends on: the weights as they are in memory (the SHA-256 of the tensors, not of the
+    file they came from: a model changed in memory is exported again), the config, what is computed, the image size,
+    the dtype and the versions of vitzoo and torch."""
     config = json.dumps(dataclasses.asdict(model.config), sort_keys=True)  # type: ignore[call-overload]
     return {
-        "weights": weights_digest(model),  # type: ignore[arg-type]
+        "weights": tensors_digest(model.state_dict().items()),
         "config": hashlib.sha256(config.encode()).hexdigest(),
         "what": dict(what),
         "size": list(batch_shape[1:]),
