@@ -2,8 +2,8 @@
 
 - ``"torch"`` (the default): eager PyTorch.
 - ``"compile"``: ``torch.compile`` (Inductor) with freezing, which folds the weights into the graph and pre-packs them
-  for oneDNN. Batches are padded to the first batch's size, so a short last batch does not compile again; torch
-  caches the compiled code on disk, so the next process compiles in less time.
+  for oneDNN. A short last batch is padded to the batch size, so it does not compile again; torch caches the
+  compiled code on disk, so the next process compiles in less time.
 - ``"onnxruntime"``: the feature function exported to ONNX (dynamic batch, fixed image size) once per model, weights,
   pool, size and dtype, cached under ``cache_dir()/onnx``, run with every graph optimisation and as many threads as
   PyTorch uses (the decoding workers run one thread each). fp32 only (onnxruntime has no bf16 kernels on CPU).
