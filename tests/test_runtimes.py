@@ -179,7 +179,7 @@ def test_the_command_line_and_batch_embedder_take_a_runtime(tmp_path):
     out = tmp_path / "o.safetensors"
     res = cli("embed", name, *files, "--out", out, "--runtime", "onnxruntime", "--workers", "0")
     assert res.returncode == 0, res.stderr
-    assert "onnxruntime" in res.stderr
+    assert "preparing runtime onnxruntime" in res.stderr and "onnxruntime:" in res.stderr  # the bar names it
     assert read_embeddings(out).meta["runtime"] == "onnxruntime"
     paths = {"path": [str(p) for p in files]}
     eager = vitzoo.BatchEmbedder(name)(paths)["features"]

@@ -182,10 +182,16 @@ def embed_to_file(
         items, listing = listed
         stamp = {"command": fingerprint, "listing": listing}
         what = {"pool": pool, "layers": meta.layers}
+
+        def build() -> Runner:
+            if progress and runtime != "torch":  # an export, a compile or a measurement can take a minute
+                sys.stderr.write(f"{prefix}preparing runtime {runtime} (exported, compiled or measured once, cached)\n")
+            return runner_for(model, fn, runtime, int8=int8, what=what, batch_size=batch_size)
+
         return _run(
             model,
             items,
-            lambda: runner_for(model, fn, runtime, int8=int8, what=what, batch_size=batch_size),
+            build,
             places,
             claims,
             meta,
