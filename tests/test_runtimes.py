@@ -211,3 +211,10 @@ def test_a_model_changed_in_memory_is_exported_again(cache):
     cosine, relative = agree(vitzoo.extract_features(model, x, **kw), eager)
     assert cosine >= COSINE and relative <= RELATIVE
     assert len(list(cache.glob("onnx/*/model.onnx"))) == 2
+
+
+def test_auto_chooses_from_eager_and_onnxruntime_on_the_cpu_and_from_eager_and_compile_on_a_gpu():
+    assert runtimes.available_runtimes(False, torch.device("cpu")) == ["torch", "onnxruntime"]
+    assert runtimes.available_runtimes(True, torch.device("cpu")) == ["onnxruntime"]
+    assert runtimes.available_runtimes(False, torch.device("cuda")) == ["torch", "compile"]
+    assert runtimes.available_runtimes(True, torch.device("cuda")) == []
