@@ -218,3 +218,14 @@ def test_auto_chooses_from_eager_and_onnxruntime_on_the_cpu_and_from_eager_and_c
     assert runtimes.available_runtimes(True, torch.device("cpu")) == ["onnxruntime"]
     assert runtimes.available_runtimes(False, torch.device("cuda")) == ["torch", "compile"]
     assert runtimes.available_runtimes(True, torch.device("cuda")) == []
+
+
+@pytest.mark.slow
+def test_predict_and_extract_features_with_the_models_output_do_not_share_a_graph(cache):
+    """Both compute ``model(x)``, under other output names: each gets its own cached graph."""
+    model = randomize_(vitzoo.create_model("vit_tiny_patch16_224.augreg_in21k_ft_in1k", depth=1)).eval()
+    x = batch(n=2)
+    kw = {"progress": False, "num_workers": 0, "runtime": "onnxruntime"}
+    out = vitzoo.extract_features(model, x, pool="output", **kw)
+    assert [p.index for p in vitzoo.predict(model, x, topk=1, **kw)[0]] == [int(out[0].argmax())]
+    assert len(list(cache.glob("onnx/*/model.onnx"))) == 2

@@ -152,10 +152,10 @@ def make_runner(
     device = next(model.parameters()).device
     if device.type != "cpu" and (runtime == "onnxruntime" or int8):
         raise ConfigError(f"runtime 'onnxruntime' and dtype int8 run on the CPU; this model is on {device}")
-    identity = _identity(model, what, batch_shape, int8)
     check = _random_batch(model, (2, *batch_shape[1:]))
     with torch.inference_mode():
         reference = fn(check)
+    identity = {**_identity(model, what, batch_shape, int8), "outputs": list(reference)}  # the graph's output names
     if runtime == "auto":
         chosen = _auto(model, fn, identity, batch_shape, int8, reference, check)
     else:
