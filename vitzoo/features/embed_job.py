@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,6 @@ from .shards import (
 
 MAX_SAFETENSORS_ROWS = 1_000_000  # every path goes into the header, which safetensors caps at 100 MB
 GATE_ENV = "VITZOO_EMBED_TEST_GATE"
-
-
-# ------------------------------------------------------------------------------------------------ metadata
 
 
 # ------------------------------------------------------------------------------------------------- the job
@@ -182,16 +180,10 @@ def embed_to_file(
         items, listing = listed
         stamp = {"command": fingerprint, "listing": listing}
         what = {"pool": pool, "layers": meta.layers}
-
-        def build() -> Runner:
-            if progress and runtime != "torch":  # an export, a compile or a measurement can take a minute
-                sys.stderr.write(f"{prefix}preparing runtime {runtime} (exported, compiled or measured once, cached)\n")
-            return runner_for(model, fn, runtime, int8=int8, what=what, batch_size=batch_size)
-
         return _run(
             model,
             items,
-            build,
+            partial(runner_for, model, fn, runtime, int8=int8, what=what, batch_size=batch_size),
             places,
             claims,
             meta,
@@ -236,6 +228,8 @@ def _run(
     done = sum(shard_done(places.shards, k) for k in range(num_shards))
     if progress and done:
         sys.stderr.write(f"{prefix}resuming: {done} of {num_shards} shards already done\n")
+    if progress and done < num_shards and meta.runtime != "torch":  # an export or a compile can take a minute
+        sys.stderr.write(f"{prefix}preparing runtime {meta.runtime} (exported, compiled or measured once, cached)\n")
     runner = make_runner() if done < num_shards else Runner("torch", False, lambda _: {})  # none left: none built
     label = "" if runner.runtime == "torch" and not runner.int8 else runner.label
     written = _embed_shards(
