@@ -105,6 +105,7 @@ RECIPES = {
     "tinyclip_yfcc15m": "TinyCLIP (Wu et al. 2023) image tower distilled on YFCC-15M; head = projection",
     "tinyclip_laion400m": "TinyCLIP (Wu et al. 2023) image tower distilled on LAION-400M; head = projection",
     "sbb_in1k": "timm 'searching for better baselines' recipe (Wightman), ImageNet-1k only",
+    "sbb_nadamuon_in1k": "timm SBB recipe with the NAdaMuon optimizer, ImageNet-1k only",
     "sbb_in12k": "timm SBB recipe on ImageNet-12k, with its 11,821-class head",
     "sbb_in12k_ft_in1k": "timm SBB recipe: ImageNet-12k pretrain, ImageNet-1k fine-tune",
     "sbb2_e200_in12k": "timm SBB2 recipe, 200 epochs on ImageNet-12k, with its 11,821-class head",

@@ -271,3 +271,23 @@ def test_the_simple_relative_position_bias_equals_timms(arch):
             ours.forward_features(batch(96, 80))
     with pytest.raises(vitzoo.ConfigError, match="without dynamic_img_size"):
         vitzoo.create_model(arch, rel_pos_type="bias", dynamic_img_size=True, **kw)
+
+
+@pytest.mark.parametrize("num_classes", fast_first([10, 0]))
+def test_differential_attention_equals_timms(num_classes):
+    """``attn_type="diff"``: timm's DiffAttention (two softmax maps per head, lambda per block, the per-head RMS norm)
+    in timm's SBB register ViT, the same random weights; the lambdas are scaled up so they matter."""
+    kw = {"embed_dim": 64, "depth": 3, "num_heads": 4, "num_classes": num_classes, "img_size": 64}
+    ref = randomize_(timm.create_model("vit_wee_patch16_reg1_gap_256", attn_layer="diff", mlp_ratio=2, **kw)).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "lambda" in name:
+                p.mul_(10)
+    ours = vitzoo.create_model("vit_wee_patch16_reg1_gap_256", attn_type="diff", mlp_dim=128, **kw).eval()
+    ours.load_state_dict(convert(ref.state_dict()).state_dict, strict=True)
+    x = batch(64, 64)
+    with torch.no_grad():
+        assert maxdiff(ours.forward_features(x), ref.forward_features(x)) <= TOL
+        assert maxdiff(ours(x), ref(x)) <= TOL
+    with pytest.raises(vitzoo.ConfigError, match="differential attention"), vitzoo.capture_attention(ours):
+        pass

@@ -42,6 +42,11 @@ def capture_attention(model: VisionTransformer, layers: Sequence[int] | None = N
     Only the captured blocks compute attention explicitly (softmax(q k^T / sqrt(d)) v), only inside the context;
     the outputs are the same as with fused SDPA. Each call of the model appends its attentions.
     """
+    if model.config.attn_type == "diff":
+        raise ConfigError(
+            "differential attention (attn_type='diff') has two attention maps per head and no single one to record; "
+            "capture_attention (and the rollout and distance analyses) takes the other models"
+        )
     chosen = take_indices(len(model.blocks), None if layers is None else list(layers))
     record = AttentionRecord(chosen, model.num_prefix_tokens, has_class_token=model.cls_token is not None)
 

@@ -207,6 +207,10 @@ ARCH_SPECS.update(
     {  # timm's own trainings (Wightman): SBB register ViTs (reg1 / reg4), class-token-free gap ViTs
         "vit_wee_patch16_reg1_gap_256": ArchSpec("wee", 16, 256, "sbb_reg", {"reg_tokens": 1}),
         "vit_little_patch16_reg1_gap_256": ArchSpec("little", 16, 256, "sbb_reg", {"reg_tokens": 1}),
+        "vit_dwee_patch16_reg1_gap_256": ArchSpec("wee", 16, 256, "sbb_reg", {"reg_tokens": 1, "attn_type": "diff"}),
+        "vit_dlittle_patch16_reg1_gap_256": ArchSpec(
+            "little", 16, 256, "sbb_reg", {"reg_tokens": 1, "attn_type": "diff"}
+        ),
         "vit_little_patch16_reg4_gap_256": ArchSpec("little", 16, 256, "sbb_reg"),
         "vit_medium_patch16_reg1_gap_256": ArchSpec("medium", 16, 256, "sbb_reg", {"reg_tokens": 1}),
         "vit_medium_patch16_reg4_gap_256": ArchSpec("medium", 16, 256, "sbb_reg"),

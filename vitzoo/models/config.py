@@ -97,6 +97,7 @@ class ViTConfig:
     rel_pos: bool = False  # a bias on the attention logits from an MLP of log-spaced patch offsets (timm's relpos ViTs)
     rel_pos_dim: int = 128  # that MLP's hidden width
     rel_pos_shared: bool = False  # one MLP for every block (shared_rel_pos) instead of one per block (attn.rel_pos)
+    attn_type: str = "standard"  # "diff": differential attention (timm's attn_layer='diff': SBB dwee, dlittle)
     rel_pos_type: str = "mlp"  # "mlp": timm's RelPosMlp; "bias": a learned table per offset of the built grid (Swin-V1)
     attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
     mlp_norm: bool = False  # LayerNorm on the MLP's hidden units before fc2 (EVA-02 B/L: mlp.norm)
@@ -191,6 +192,12 @@ class ViTConfig:
             raise ConfigError("abs_pos_embed=False leaves the tokens without positions: it needs rope or rel_pos")
         if self.rel_pos and (self.is_hybrid or self.rel_pos_dim < 1):
             raise ConfigError(f"rel_pos=True needs no hybrid stem and rel_pos_dim >= 1, got {self.rel_pos_dim!r}")
+        if self.attn_type not in ("standard", "diff"):
+            raise ConfigError(f"attn_type must be 'standard' or 'diff', got {self.attn_type!r}")
+        if self.attn_type == "diff" and (self.rope or self.rel_pos or self.embed_dim // self.num_heads % 2):
+            raise ConfigError(
+                "attn_type='diff' (differential attention) needs an even head width and no rope or rel_pos"
+            )
         if self.rel_pos_type not in ("mlp", "bias"):
             raise ConfigError(f"rel_pos_type must be 'mlp' or 'bias', got {self.rel_pos_type!r}")
         if self.rel_pos and self.rel_pos_type == "bias" and (self.dynamic_img_size or self.num_prefix_tokens > 1):

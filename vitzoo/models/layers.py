@@ -8,6 +8,7 @@ hd head width.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -249,6 +250,53 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, q.shape[2], D))))
 
 
+class DiffAttention(Attention):
+    """Differential attention (Ye et al. 2024, "Differential Transformer"; timm's ``DiffAttention``,
+    ``attn_type="diff"``): each head's queries and keys are two halves of the head width, and the head's output is
+    softmax(q1 k1) v - lambda softmax(q2 k2) v, RMS-normed over the head (``sub_norm``) and scaled by 1 - lambda_init,
+    with lambda = exp(lambda_q1 . lambda_k1) - exp(lambda_q2 . lambda_k2) + lambda_init and lambda_init = 0.8 - 0.6
+    exp(-0.3 i) for block ``i``. Names: timm's (``lambda_q1``, ``lambda_k1``, ``lambda_q2``, ``lambda_k2``,
+    ``sub_norm``)."""
+
+    def __init__(self, cfg: ViTConfig, index: int) -> None:
+        super().__init__(cfg)
+        half = cfg.head_dim // 2
+        self.lambda_q1, self.lambda_k1, self.lambda_q2, self.lambda_k2 = (
+            nn.Parameter(torch.randn(half) * 0.1) for _ in range(4)
+        )
+        self.sub_norm = RMSNorm(cfg.head_dim, eps=1e-5)
+        self.lambda_init = 0.8 - 0.6 * math.exp(-0.3 * index)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        num_queries: int | None = None,
+        rope: torch.Tensor | None = None,
+        causal: bool = False,
+        rel: RelPos | None = None,
+    ) -> torch.Tensor:
+        """(B, L, D) -> (B, n, D), n = ``num_queries`` or L. RoPE, relative biases and causal masks are refused by the
+        config; attention capture by ``vitzoo.capture_attention``."""
+        B, L, D = x.shape
+        H, hd = self.num_heads, self.head_dim
+        n = L if num_queries is None else num_queries
+        q, k, v = F.linear(x, self.qkv.weight, self.qkv_bias()).chunk(3, dim=-1)
+        q1, q2 = q[:, :n].reshape(B, n, H, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, n, hd / 2)
+        k1, k2 = k.reshape(B, L, H, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, L, hd / 2)
+        v = v.reshape(B, L, H, hd).transpose(1, 2)  # (B, H, L, hd)
+        p = self.attn_drop if self.training else 0.0
+        lam = (
+            torch.exp(torch.sum(self.lambda_q1 * self.lambda_k1).float())
+            - torch.exp(torch.sum(self.lambda_q2 * self.lambda_k2).float())
+            + self.lambda_init
+        ).to(q.dtype)
+        x = F.scaled_dot_product_attention(q1, k1, v, dropout_p=p) - lam * F.scaled_dot_product_attention(
+            q2, k2, v, dropout_p=p
+        )
+        x = self.sub_norm(x) * (1 - self.lambda_init)  # (B, H, n, hd)
+        return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, n, D))))
+
+
 def _hidden_norm(cfg: ViTConfig, width: int) -> nn.Module:
     """``mlp_norm``: a LayerNorm on the MLP's hidden units before fc2 (timm's ``mlp.norm``), else nothing."""
     return make_norm(cfg, width) if cfg.mlp_norm else nn.Identity()
@@ -316,10 +364,10 @@ class Block(nn.Module):
     """Pre-norm Transformer block: residual attention, then residual MLP (with optional layer scale, drop path);
     with ``res_post_norm``, each branch is normed at its output instead of its input."""
 
-    def __init__(self, cfg: ViTConfig, drop_path: float = 0.0) -> None:
+    def __init__(self, cfg: ViTConfig, drop_path: float = 0.0, index: int = 0) -> None:
         super().__init__()
         self.norm1 = make_norm(cfg, cfg.embed_dim)
-        self.attn = Attention(cfg)
+        self.attn = DiffAttention(cfg, index) if cfg.attn_type == "diff" else Attention(cfg)  # index: its lambda_init
         self.norm2 = make_norm(cfg, cfg.embed_dim)
         self.mlp = make_mlp(cfg)
         D, init = cfg.embed_dim, cfg.init_values

@@ -65,7 +65,7 @@ class VisionTransformer(TimmApi, nn.Module):
         self.shared_rel_pos = make_rel_pos(cfg) if cfg.rel_pos and cfg.rel_pos_shared else None
         self.rope = RopeFreqs(cfg) if cfg.rope and cfg.rope_type == "mixed" else None  # learned per block
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
-        self.blocks = nn.Sequential(*(Block(cfg, rate) for rate in rates))
+        self.blocks = nn.Sequential(*(Block(cfg, rate, i) for i, rate in enumerate(rates)))
         final = cfg.final_norm and not cfg.fc_norm  # the norm on every token, or (fc_norm) on the pooled vector
         self.norm: nn.Module = make_norm(cfg, D) if final else nn.Identity()
         self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
