@@ -46,6 +46,7 @@ from ..errors import ConfigError, VitzooError
 from ..export import write_onnx
 from ..models.dtypes import resolve_dtype
 from ..weights.loading import tensors_digest
+from .outputs import read_json
 from .transforms import resolve_data_config
 
 logger = logging.getLogger("vitzoo")
@@ -169,8 +170,6 @@ def runner_for(
     model: torch.nn.Module, fn: Fn, runtime: str, *, int8: bool, what: Mapping[str, Any], batch_size: int
 ) -> Runner:
     """``make_runner`` for batches of ``batch_size`` images at the size of ``model``'s data config."""
-    if runtime == "torch":
-        return Runner("torch", False, fn)
     shape = (batch_size, *resolve_data_config(model).input_size)  # type: ignore[arg-type]
     return make_runner(model, fn, runtime, int8=int8, what=what, batch_shape=shape)
 
@@ -187,6 +186,8 @@ def _build(
     int8: bool,
     keys: list[str],
 ) -> Runner:
+    if runtime == "torch":
+        return Runner("torch", False, fn)
     if runtime == "compile":
         return Runner("compile", False, _compiled(fn, batch_shape[0]))
     if runtime == "onnxruntime":
@@ -375,10 +376,9 @@ def _auto(
         candidates = [r for r in candidates if r != "onnxruntime"]
     key = hashlib.sha256(json.dumps(_speed_key(identity, batch_shape[0]), sort_keys=True).encode()).hexdigest()
     choices_file = cache_dir() / "runtimes.json"
-    remembered = _read_json(choices_file).get(key, {}).get("runtime")
+    remembered = read_json(choices_file).get(key, {}).get("runtime")
     if remembered in candidates:
-        runner = Runner("torch", False, fn) if remembered == "torch" else None
-        runner = runner or _build(remembered, model, fn, identity, batch_shape, int8, list(reference))
+        runner = _build(remembered, model, fn, identity, batch_shape, int8, list(reference))
         if not _equal(runner, reference, check, model):
             return runner
         logger.warning("runtime %s gave other features than eager for this model; measuring the others", remembered)
@@ -387,8 +387,7 @@ def _auto(
     built: dict[str, Runner] = {}
     for name in candidates:
         try:
-            runner = Runner("torch", False, fn) if name == "torch" else None
-            runner = runner or _build(name, model, fn, identity, batch_shape, int8, list(reference))
+            runner = _build(name, model, fn, identity, batch_shape, int8, list(reference))
             differs = _equal(runner, reference, check, model)
             if differs:
                 logger.warning("runtime %s gives other features than eager (%s); not using it", name, differs)
@@ -400,19 +399,11 @@ def _auto(
         raise VitzooError("no runtime could run this model here at int8; use dtype fp32")
     best = min(seconds, key=seconds.__getitem__)
     logger.info("runtime auto: %s", ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()))
-    table = _read_json(choices_file)
+    table = read_json(choices_file)
     table[key] = {"runtime": best, "seconds": seconds, "identity": _speed_key(identity, batch_shape[0])}
     choices_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(choices_file, json.dumps(table, indent=1, sort_keys=True))
     return built[best]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _identity(
