@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import InputError
 from .config import ViTConfig
+from .linear import Linear, linear
 from .pos_embed import rope_freqs_mixed
 
 
@@ -124,9 +125,7 @@ class RelPosMlp(nn.Module):
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.num_heads, self.num_prefix_tokens = cfg.num_heads, cfg.num_prefix_tokens
-        self.mlp = nn.ModuleDict(
-            {"fc1": nn.Linear(2, cfg.rel_pos_dim), "fc2": nn.Linear(cfg.rel_pos_dim, cfg.num_heads)}
-        )
+        self.mlp = nn.ModuleDict({"fc1": Linear(2, cfg.rel_pos_dim), "fc2": Linear(cfg.rel_pos_dim, cfg.num_heads)})
 
     def forward(self, coords: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Offsets (2h - 1, 2w - 1, 2) and pair index (N * N,) -> the attention bias (1, H, L, L), L = P + N."""
@@ -185,12 +184,12 @@ class Attention(nn.Module):
         self.attn_drop = cfg.attn_drop_rate
         D = cfg.embed_dim
         qv = cfg.qkv_bias and cfg.qkv_bias_mode == "qv"  # learned q and v biases, the k bias is zero (BEiT, DINOv3)
-        self.qkv = nn.Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
+        self.qkv = Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
         self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.norm: nn.Module = make_norm(cfg, D) if cfg.attn_norm else nn.Identity()
         self.rel_pos = make_rel_pos(cfg) if cfg.rel_pos and not cfg.rel_pos_shared else None
-        self.proj = nn.Linear(D, D, bias=cfg.proj_bias)
+        self.proj = Linear(D, D, bias=cfg.proj_bias)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
         self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
 
@@ -218,12 +217,12 @@ class Attention(nn.Module):
         H, hd = self.num_heads, self.head_dim
         w, b = self.qkv.weight, self.qkv_bias()
         if num_queries is None:
-            qkv = F.linear(x, w, b).reshape(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)
+            qkv = linear(x, w, b).reshape(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)
             q, k, v = qkv.unbind(0)  # each (B, H, L, hd)
         else:  # split the fused weight: queries for the first rows only
-            q = F.linear(x[:, :num_queries], w[:D], None if b is None else b[:D])
+            q = linear(x[:, :num_queries], w[:D], None if b is None else b[:D])
             q = q.reshape(B, num_queries, H, hd).transpose(1, 2)  # (B, H, n, hd)
-            kv = F.linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, H, hd).permute(2, 0, 3, 1, 4)
+            kv = linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, H, hd).permute(2, 0, 3, 1, 4)
             k, v = kv.unbind(0)  # each (B, H, L, hd)
         if rope is not None:
             P, inter = self.num_prefix_tokens, self.rope_interleaved
@@ -280,7 +279,7 @@ class DiffAttention(Attention):
         B, L, D = x.shape
         H, hd = self.num_heads, self.head_dim
         n = L if num_queries is None else num_queries
-        q, k, v = F.linear(x, self.qkv.weight, self.qkv_bias()).chunk(3, dim=-1)
+        q, k, v = linear(x, self.qkv.weight, self.qkv_bias()).chunk(3, dim=-1)
         q1, q2 = q[:, :n].reshape(B, n, H, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, n, hd / 2)
         k1, k2 = k.reshape(B, L, H, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, L, hd / 2)
         v = v.reshape(B, L, H, hd).transpose(1, 2)  # (B, H, L, hd)
@@ -311,9 +310,9 @@ class Mlp(nn.Module):
         self.act = ACTIVATION_FNS[cfg.act_layer]
         self.packed = cfg.mlp_layer == "swiglu_packed"
         hidden = cfg.mlp_dim // 2 if self.packed else cfg.mlp_dim
-        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
+        self.fc1 = Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
         self.norm = _hidden_norm(cfg, hidden)
-        self.fc2 = nn.Linear(hidden, cfg.embed_dim, bias=cfg.proj_bias)
+        self.fc2 = Linear(hidden, cfg.embed_dim, bias=cfg.proj_bias)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -333,10 +332,10 @@ class SwiGLU(nn.Module):
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.act = ACTIVATION_FNS[cfg.act_layer]
-        self.fc1_g = nn.Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
-        self.fc1_x = nn.Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
+        self.fc1_g = Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
+        self.fc1_x = Linear(cfg.embed_dim, cfg.mlp_dim, bias=cfg.proj_bias)
         self.norm = _hidden_norm(cfg, cfg.mlp_dim)
-        self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim, bias=cfg.proj_bias)
+        self.fc2 = Linear(cfg.mlp_dim, cfg.embed_dim, bias=cfg.proj_bias)
         self.drop = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -420,9 +419,9 @@ class AttentionPool(nn.Module):
         self.num_heads = cfg.attn_pool_heads or cfg.num_heads
         self.head_dim = D // self.num_heads
         self.latent = nn.Parameter(torch.zeros(1, 1, D))
-        self.q = nn.Linear(D, D)
-        self.kv = nn.Linear(D, 2 * D)
-        self.proj = nn.Linear(D, D)
+        self.q = Linear(D, D)
+        self.kv = Linear(D, 2 * D)
+        self.proj = Linear(D, D)
         self.norm = make_norm(cfg, D)
         self.mlp = Mlp(
             cfg.replace(mlp_layer="mlp", mlp_dim=cfg.attn_pool_mlp_dim or cfg.mlp_dim, mlp_norm=False, drop_rate=0.0)
