@@ -284,6 +284,7 @@ ONE_PER_FAMILY = [  # one arch per family (export, runtimes); patch 14 ones at m
     "beit3_base_patch16_224",
     "aimv2_large_patch14_224",  # RMSNorm, no biases
     "vit_base_patch16_radio_v3",  # registers outside the table, no final norm
+    "vit_dpwee_patch16_reg1_gap_256",  # parallel blocks with differential attention
 ]
 
 

@@ -77,6 +77,7 @@ TAGS = [
     "vit_small_patch16_rope_mixed_ape_224.naver_in1k",
     "vit_small_patch16_lingbot.robbyant",  # LingBot-Vision: DINOv3's network, weights outside timm/ (belfner/)
     "vit_dwee_patch16_reg1_gap_256.sbb_in1k",  # differential attention
+    "vit_dpwee_patch16_reg1_gap_256.sbb_nadamuon_in1k",  # parallel blocks with differential attention
 ]
 
 

@@ -59,6 +59,7 @@ PREFIX = {
     "vit_relpos_medium_patch16_cls_224": 1,  # relative positions with a class token
     "vit_small_patch16_lingbot": 5,  # DINOv3's network
     "vit_small_patch16_rope_mixed_224": 1,  # RoPE-Mixed: a rotary embedding per block from learned frequencies
+    "vit_pwee_patch16_reg1_gap_256": 1,  # parallel blocks: attention and MLP from one projection
 }
 # Each test runs every family; the default (fast) suite runs three that cover the prefix-token cases between them:
 # registers without a class slot in the table, no class token with an attention pool, and RoPE with storage tokens,

@@ -291,3 +291,39 @@ def test_differential_attention_equals_timms(num_classes):
         assert maxdiff(ours(x), ref(x)) <= TOL
     with pytest.raises(vitzoo.ConfigError, match="differential attention"), vitzoo.capture_attention(ours):
         pass
+
+
+@pytest.mark.parametrize(
+    ("arch", "attn_type"),
+    [("vit_pwee_patch16_reg1_gap_256", "standard"), ("vit_dpwee_patch16_reg1_gap_256", "diff")],
+)
+def test_parallel_blocks_equal_timms(arch, attn_type):
+    """``block_type="parallel"``: timm's ParallelScalingBlock (pwee) and DiffParallelScalingBlock (dpwee), the same
+    random weights (the lambdas scaled up so they matter); the class token's rows alone in the last block too."""
+    kw = {"embed_dim": 64, "depth": 3, "num_heads": 4, "num_classes": 10, "img_size": 64}
+    ref = randomize_(timm.create_model(arch, mlp_ratio=2, **kw)).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "lambda" in name:
+                p.mul_(10)
+    ours = vitzoo.create_model(arch, mlp_dim=128, **kw).eval()
+    assert ours.config.block_type == "parallel" and ours.config.attn_type == attn_type
+    ours.load_state_dict(convert(ref.state_dict()).state_dict, strict=True)  # timm's names, no renames
+    x = batch(64, 64)
+    with torch.no_grad():
+        assert maxdiff(ours.forward_features(x), ref.forward_features(x)) <= TOL
+        assert maxdiff(ours(x), ref(x)) <= TOL
+    with torch.no_grad():  # the class token's rows alone in the last block (a qkv-bias-free, class-token build)
+        tok = vitzoo.create_model(arch, mlp_dim=128, class_token=True, global_pool="token", qkv_bias=False, **kw)
+        tok.eval()
+        assert maxdiff(tok(x), tok.forward_head(tok.forward_features(x))) <= 1e-5
+    ours.train()
+    ours(x).square().mean().backward()  # every parameter takes part
+    assert all(p.grad is not None for p in ours.parameters())
+
+
+def test_parallel_blocks_refuse_what_they_are_built_without():
+    with pytest.raises(vitzoo.ConfigError, match=r"block_type='parallel'.*rope, mlp_layer='swiglu'"):
+        vitzoo.create_model("vit_small_patch16_dinov3", block_type="parallel", mlp_layer="swiglu")
+    with pytest.raises(vitzoo.ConfigError, match="block_type must be"):
+        vitzoo.create_model("vit_pwee_patch16_reg1_gap_256", block_type="sequential")

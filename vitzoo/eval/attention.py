@@ -15,7 +15,8 @@ from typing import Any, cast
 import torch
 
 from ..errors import ConfigError
-from ..models.layers import Block
+from ..models.layers import Attention, Block
+from ..models.parallel import ParallelBlock
 from ..models.vit import VisionTransformer, take_indices
 
 
@@ -57,14 +58,19 @@ def capture_attention(model: VisionTransformer, layers: Sequence[int] | None = N
         record.grid = (int(output.shape[-2]), int(output.shape[-1]))
 
     hook = model.patch_embed.register_forward_hook(on_patches)
-    for i in chosen:
-        cast(Block, model.blocks[i]).attn.record = sink
+    # a Block records in its attention; a ParallelBlock (block_type="parallel") has no attention module of its own
+    serial = model.config.block_type == "serial"
+    targets: list[Attention | ParallelBlock] = [
+        cast(Block, model.blocks[i]).attn if serial else cast(ParallelBlock, model.blocks[i]) for i in chosen
+    ]
+    for target in targets:
+        target.record = sink
     try:
         yield record
     finally:
         hook.remove()
-        for i in chosen:
-            cast(Block, model.blocks[i]).attn.record = None
+        for target in targets:
+            target.record = None
 
 
 def attention_rollout(

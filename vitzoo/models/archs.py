@@ -211,6 +211,12 @@ ARCH_SPECS.update(
         "vit_dlittle_patch16_reg1_gap_256": ArchSpec(
             "little", 16, 256, "sbb_reg", {"reg_tokens": 1, "attn_type": "diff"}
         ),
+        "vit_pwee_patch16_reg1_gap_256": ArchSpec(
+            "pwee", 16, 256, "sbb_reg", {"reg_tokens": 1, "block_type": "parallel"}
+        ),
+        "vit_dpwee_patch16_reg1_gap_256": ArchSpec(
+            "pwee", 16, 256, "sbb_reg", {"reg_tokens": 1, "block_type": "parallel", "attn_type": "diff"}
+        ),
         "vit_little_patch16_reg4_gap_256": ArchSpec("little", 16, 256, "sbb_reg"),
         "vit_medium_patch16_reg1_gap_256": ArchSpec("medium", 16, 256, "sbb_reg", {"reg_tokens": 1}),
         "vit_medium_patch16_reg4_gap_256": ArchSpec("medium", 16, 256, "sbb_reg"),

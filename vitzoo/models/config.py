@@ -98,6 +98,7 @@ class ViTConfig:
     rel_pos_dim: int = 128  # that MLP's hidden width
     rel_pos_shared: bool = False  # one MLP for every block (shared_rel_pos) instead of one per block (attn.rel_pos)
     attn_type: str = "standard"  # "diff": differential attention (timm's attn_layer='diff': SBB dwee, dlittle)
+    block_type: str = "serial"  # "parallel": attention and MLP from one fused projection (timm's ParallelScalingBlock)
     rel_pos_type: str = "mlp"  # "mlp": timm's RelPosMlp; "bias": a learned table per offset of the built grid (Swin-V1)
     attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
     mlp_norm: bool = False  # LayerNorm on the MLP's hidden units before fc2 (EVA-02 B/L: mlp.norm)
@@ -197,6 +198,22 @@ class ViTConfig:
         if self.attn_type == "diff" and (self.rope or self.rel_pos or self.embed_dim // self.num_heads % 2):
             raise ConfigError(
                 "attn_type='diff' (differential attention) needs an even head width and no rope or rel_pos"
+            )
+        if self.block_type not in ("serial", "parallel"):
+            raise ConfigError(f"block_type must be 'serial' or 'parallel', got {self.block_type!r}")
+        serial_only = {
+            "rope": self.rope,
+            "rel_pos": self.rel_pos,
+            "res_post_norm": self.res_post_norm,
+            "attn_norm": self.attn_norm,
+            "mlp_norm": self.mlp_norm,
+            f"mlp_layer={self.mlp_layer!r}": self.mlp_layer != "mlp",
+            "qkv_bias_mode='qv'": self.qkv_bias and self.qkv_bias_mode == "qv",
+        }
+        if self.block_type == "parallel" and (used := [name for name, on in serial_only.items() if on]):
+            raise ConfigError(
+                f"block_type='parallel' (timm's ParallelScalingBlock) is built without {', '.join(used)}: "
+                "use block_type='serial' for those"
             )
         if self.rel_pos_type not in ("mlp", "bias"):
             raise ConfigError(f"rel_pos_type must be 'mlp' or 'bias', got {self.rel_pos_type!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -249,22 +249,48 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, q.shape[2], D))))
 
 
+def init_differential(module: Any, head_dim: int, index: int) -> None:
+    """Give ``module`` differential attention's parameters (timm's names): ``lambda_q1``, ``lambda_k1``,
+    ``lambda_q2``, ``lambda_k2`` (each half a head wide), the per-head ``sub_norm`` and ``lambda_init`` for block
+    ``index``."""
+    for name in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"):
+        setattr(module, name, nn.Parameter(torch.randn(head_dim // 2) * 0.1))
+    module.sub_norm = RMSNorm(head_dim, eps=1e-5)
+    module.lambda_init = 0.8 - 0.6 * math.exp(-0.3 * index)
+
+
+def differential(module: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, p: float) -> torch.Tensor:
+    """Differential attention of q (B, n, D) over k, v (B, L, D) with the parameters ``init_differential`` gave
+    ``module`` -> (B, n, D).
+
+    Each head's queries and keys are two halves of the head width: softmax(q1 k1) v - lambda softmax(q2 k2) v,
+    RMS-normed per head and scaled by 1 - lambda_init; lambda = exp(lambda_q1 . lambda_k1) - exp(lambda_q2 .
+    lambda_k2) + lambda_init."""
+    B, n, D = q.shape
+    L, hd = k.shape[1], D // heads
+    q1, q2 = q.reshape(B, n, heads, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, n, hd / 2)
+    k1, k2 = k.reshape(B, L, heads, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, L, hd / 2)
+    v = v.reshape(B, L, heads, hd).transpose(1, 2)  # (B, H, L, hd)
+    lam = (
+        torch.exp(torch.sum(module.lambda_q1 * module.lambda_k1).float())
+        - torch.exp(torch.sum(module.lambda_q2 * module.lambda_k2).float())
+        + module.lambda_init
+    ).to(q.dtype)
+    x = F.scaled_dot_product_attention(q1, k1, v, dropout_p=p) - lam * F.scaled_dot_product_attention(
+        q2, k2, v, dropout_p=p
+    )
+    x = module.sub_norm(x) * (1 - module.lambda_init)  # (B, H, n, hd)
+    return x.transpose(1, 2).reshape(B, n, D)
+
+
 class DiffAttention(Attention):
     """Differential attention (Ye et al. 2024, "Differential Transformer"; timm's ``DiffAttention``,
-    ``attn_type="diff"``): each head's queries and keys are two halves of the head width, and the head's output is
-    softmax(q1 k1) v - lambda softmax(q2 k2) v, RMS-normed over the head (``sub_norm``) and scaled by 1 - lambda_init,
-    with lambda = exp(lambda_q1 . lambda_k1) - exp(lambda_q2 . lambda_k2) + lambda_init and lambda_init = 0.8 - 0.6
-    exp(-0.3 i) for block ``i``. Names: timm's (``lambda_q1``, ``lambda_k1``, ``lambda_q2``, ``lambda_k2``,
-    ``sub_norm``)."""
+    ``attn_type="diff"``; ``differential`` above), lambda_init = 0.8 - 0.6 exp(-0.3 i) for block ``i``. Names:
+    timm's (``lambda_q1``, ``lambda_k1``, ``lambda_q2``, ``lambda_k2``, ``sub_norm``)."""
 
     def __init__(self, cfg: ViTConfig, index: int) -> None:
         super().__init__(cfg)
-        half = cfg.head_dim // 2
-        self.lambda_q1, self.lambda_k1, self.lambda_q2, self.lambda_k2 = (
-            nn.Parameter(torch.randn(half) * 0.1) for _ in range(4)
-        )
-        self.sub_norm = RMSNorm(cfg.head_dim, eps=1e-5)
-        self.lambda_init = 0.8 - 0.6 * math.exp(-0.3 * index)
+        init_differential(self, cfg.head_dim, index)
 
     def forward(
         self,
@@ -276,24 +302,10 @@ class DiffAttention(Attention):
     ) -> torch.Tensor:
         """(B, L, D) -> (B, n, D), n = ``num_queries`` or L. RoPE, relative biases and causal masks are refused by the
         config; attention capture by ``vitzoo.capture_attention``."""
-        B, L, D = x.shape
-        H, hd = self.num_heads, self.head_dim
-        n = L if num_queries is None else num_queries
+        n = x.shape[1] if num_queries is None else num_queries
         q, k, v = linear(x, self.qkv.weight, self.qkv_bias()).chunk(3, dim=-1)
-        q1, q2 = q[:, :n].reshape(B, n, H, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, n, hd / 2)
-        k1, k2 = k.reshape(B, L, H, 2, hd // 2).permute(3, 0, 2, 1, 4)  # each (B, H, L, hd / 2)
-        v = v.reshape(B, L, H, hd).transpose(1, 2)  # (B, H, L, hd)
-        p = self.attn_drop if self.training else 0.0
-        lam = (
-            torch.exp(torch.sum(self.lambda_q1 * self.lambda_k1).float())
-            - torch.exp(torch.sum(self.lambda_q2 * self.lambda_k2).float())
-            + self.lambda_init
-        ).to(q.dtype)
-        x = F.scaled_dot_product_attention(q1, k1, v, dropout_p=p) - lam * F.scaled_dot_product_attention(
-            q2, k2, v, dropout_p=p
-        )
-        x = self.sub_norm(x) * (1 - self.lambda_init)  # (B, H, n, hd)
-        return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, n, D))))
+        x = differential(self, q[:, :n], k, v, self.num_heads, self.attn_drop if self.training else 0.0)
+        return self.proj_drop(self.proj(self.norm(x)))
 
 
 def _hidden_norm(cfg: ViTConfig, width: int) -> nn.Module:
@@ -359,6 +371,14 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+def add_branch(x: torch.Tensor, branch: torch.Tensor, drop_path: float, training: bool) -> torch.Tensor:
+    """x + branch; training with ``drop_path`` > 0, the whole branch is dropped per sample (stochastic depth)."""
+    if drop_path and training:
+        keep = 1.0 - drop_path
+        branch = branch * x.new_empty((x.shape[0], 1, 1)).bernoulli_(keep).div_(keep)
+    return x + branch
+
+
 class Block(nn.Module):
     """Pre-norm Transformer block: residual attention, then residual MLP (with optional layer scale, drop path);
     with ``res_post_norm``, each branch is normed at its output instead of its input."""
@@ -382,11 +402,7 @@ class Block(nn.Module):
         self.drop_path = drop_path
 
     def _residual(self, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-        if self.drop_path and self.training:  # stochastic depth: drop the whole branch per sample
-            keep = 1.0 - self.drop_path
-            mask = x.new_empty((x.shape[0], 1, 1)).bernoulli_(keep).div_(keep)
-            branch = branch * mask
-        return x + branch
+        return add_branch(x, branch, self.drop_path, self.training)
 
     def forward(
         self,

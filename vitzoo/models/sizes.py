@@ -33,6 +33,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     # timm's own in-between sizes (timm/models/vision_transformer.py entry points; mlp = int(D * mlp_ratio))
     "xsmall": (10, 256, 1024, 4),  # TinyCLIP ViT-XS (vit_xsmall_patch16_clip_224)
     "wee": (14, 256, 1280, 4),  # timm SBB "wee", mlp_ratio 5
+    "pwee": (16, 256, 1280, 4),  # timm SBB "pwee" (parallel blocks), mlp_ratio 5
     "little": (14, 320, 1792, 5),  # timm SBB "little", mlp_ratio 5.6
     "mediumd": (20, 512, 2048, 8),  # timm SBB "mediumd": medium, deeper
     "betwixt": (12, 640, 2560, 10),  # timm SBB "betwixt" (and TinyCLIP ViT-betwixt/32)

@@ -32,6 +32,7 @@ from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
 from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RopeFreqs, make_norm, make_rel_pos
+from .parallel import ParallelBlock
 from .pos_embed import (
     rel_pos_log_coords,
     resample_patch_embed,
@@ -65,7 +66,8 @@ class VisionTransformer(TimmApi, nn.Module):
         self.shared_rel_pos = make_rel_pos(cfg) if cfg.rel_pos and cfg.rel_pos_shared else None
         self.rope = RopeFreqs(cfg) if cfg.rope and cfg.rope_type == "mixed" else None  # learned per block
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # stochastic depth
-        self.blocks = nn.Sequential(*(Block(cfg, rate, i) for i, rate in enumerate(rates)))
+        block = ParallelBlock if cfg.block_type == "parallel" else Block  # index i: differential attention's lambda
+        self.blocks = nn.Sequential(*(block(cfg, rate, i) for i, rate in enumerate(rates)))
         final = cfg.final_norm and not cfg.fc_norm  # the norm on every token, or (fc_norm) on the pooled vector
         self.norm: nn.Module = make_norm(cfg, D) if final else nn.Identity()
         self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
@@ -295,7 +297,9 @@ class VisionTransformer(TimmApi, nn.Module):
         """Final-normed first ``n`` tokens (B, n, D), computing only their rows in the last block."""
         if self.cls_token is None:
             raise ConfigError("this model has no class token (class_token=False); use forward_features")
-        if cast(Block, self.blocks[-1]).attn.record is not None:  # attention captured: keep every row
+        last_block = self.blocks[-1]
+        recorder = last_block if isinstance(last_block, ParallelBlock) else cast(Block, last_block).attn
+        if recorder.record is not None:  # attention captured: keep every row
             return self.forward_features(x)[:, :n]
         x, _, pos = self._embed(x)
         last = len(self.blocks) - 1

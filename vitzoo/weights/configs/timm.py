@@ -162,6 +162,8 @@ _ENTRY_FIELDS = (
     "layer_norm_eps",
     "representation_size",
     "rel_pos_type",  # timm's relpos ViT takes it, its VisionTransformer does not: not written (timm builds the MLP)
+    "attn_type",  # timm's vit_dwee/dlittle entry points pass attn_layer="diff"
+    "block_type",  # and vit_pwee/dpwee their block_fn
 )
 # Flags that tell the families apart (models.archs.FAMILIES): the closest arch agrees on as many as it can
 _FAMILY_FIELDS = (
