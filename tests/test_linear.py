@@ -9,8 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import vitzoo
 from conftest import batch, maxdiff, tiny
 from vitzoo.models import linear as lin
+from vitzoo.models.flops import flops
 
 pytestmark = pytest.mark.skipif(lin._ONEDNN is None, reason="this torch build has no oneDNN")
 
@@ -109,3 +111,13 @@ def test_a_model_in_inference_equals_its_pytorch_path(onednn_calls):
     # values (one more call); the head stays nn.Linear
     assert n == 4 * 2 + 1 and len(onednn_calls) == n
     assert maxdiff(fast, plain) <= 1e-5 * plain.abs().max().item()
+
+
+def test_flops_count_the_same_on_cpu_and_meta():
+    """FlopCounterMode sees F.linear (not oneDNN's op) and attention as math (the CPU's fused kernel has no formula)."""
+    cpu = vitzoo.create_model("vit_base_patch16_224", depth=2)
+    with torch.device("meta"):
+        meta = vitzoo.create_model("vit_base_patch16_224", depth=2)
+    tokens, width, mlp = 197, 768, 3072
+    per_block = 2 * tokens * width * (3 * width + width + 2 * mlp) + 2 * 2 * tokens * tokens * width
+    assert flops(cpu) == flops(meta) >= 2 * per_block

@@ -5,7 +5,8 @@ For a float32 CPU input with no gradient to record (``torch.inference_mode``, ``
 weight tensor instead of ``F.linear`` (MKL's sgemm). It reads the weights in place (no packed copy, no extra
 memory) and runs the blocks' matrix shapes 10-25% faster on the CPUs measured (docs/performance.md); its sums differ
 from MKL's in the last bits (about 1e-6 relative). Everything else (training, autocast, bf16, GPU, tracing,
-compiling, ONNX export, tensor subclasses) goes to ``F.linear`` unchanged.
+compiling, ONNX export, tensor subclasses, dispatch modes such as ``FlopCounterMode``) goes to ``F.linear``
+unchanged.
 ``torch.backends.mkldnn.flags(enabled=False)`` turns the oneDNN path off.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 _AVAILABLE: bool = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
 _ONEDNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if _AVAILABLE else None
@@ -24,6 +26,8 @@ def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
     compiling and autocast."""
     if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
         return False  # checked first: Dynamo reads only this far
+    if _get_current_dispatch_mode() is not None:
+        return False  # a mode sees every op (FlopCounterMode counts aten.addmm, not oneDNN's op)
     if _ONEDNN is None or type(x) is not torch.Tensor or x.device.type != "cpu" or x.dtype != torch.float32:
         return False
     if weight.dtype != torch.float32 or not weight.is_contiguous() or weight.device.type != "cpu":
