@@ -20,12 +20,14 @@ _ACT = {"GELU": "gelu", "GELUTanh": "gelu_tanh", "QuickGELU": "quick_gelu", "SiL
 
 def _timm_facts(model: torch.nn.Module) -> dict[str, object]:
     block = model.blocks[0]
-    act = type(block.mlp.act).__name__
-    if act == "GELU" and block.mlp.act.approximate == "tanh":
+    parallel = not hasattr(block, "mlp")  # timm's ParallelScalingBlock: mlp_act and in_norm
+    act_layer = block.mlp_act if parallel else block.mlp.act
+    act = type(act_layer).__name__
+    if act == "GELU" and act_layer.approximate == "tanh":
         act = "GELUTanh"
     return {
         "act": _ACT[act],
-        "eps": block.norm1.eps,
+        "eps": (block.in_norm if parallel else block.norm1).eps,
         "prefix": model.num_prefix_tokens,
         "dynamic": getattr(model, "dynamic_img_size", False),  # timm's relpos ViT has none
         "pool": model.global_pool,
