@@ -134,6 +134,7 @@ RECIPES = {
     "pe_lang_fb": "Perception Encoder lang (Meta): the core tower aligned to a language model, headless",
     "pe_lang_fb_tiling": "Perception Encoder lang (Meta), tuned on image tiles, headless",
     "pe_spatial_fb": "Perception Encoder spatial (Meta): the core tower distilled for dense features, headless",
+    "sapiens2_fb": "Sapiens2 (Khirodkar et al. 2026): Meta's human-centric backbone at 1024 x 768, headless",
     "c_radio": "C-RADIO (NVIDIA): agglomerative distillation of SigLIP 2, DINOv3 and SAM teachers, headless",
     "ogvl_2pt5": "InternViT-300M-448px-V2.5 (OpenGVLab), InternVL 2.5's image encoder, headless",
     "ogvl_dist": "InternViT-300M-448px (OpenGVLab), distilled from InternViT-6B, headless",
@@ -157,6 +158,7 @@ RECIPE_OF = {  # a part of the arch name: {tag: its RECIPES key}
     "eva02_enormous_": {"laion2b": "eva_clip_laion2b"},
     "vit_pe_lang_": {"fb": "pe_lang_fb", "fb_tiling": "pe_lang_fb_tiling"},
     "vit_pe_spatial_": {"fb": "pe_spatial_fb"},
+    "_sapiens2": {"fb": "sapiens2_fb"},
 }
 LABELS = {1000: "imagenet-1k", 21843: "imagenet-21k", 11821: "imagenet-12k", 115217: "bamboo"}
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -171,13 +173,13 @@ def _q(value: Any) -> str:
 def entry(arch: str, tag: str) -> str:
     """One ``_timm(...)`` call with the values that differ from its defaults."""
     c = get_pretrained_cfg(f"{arch}.{tag}").to_dict()
-    img = c["input_size"][1]
-    assert c["input_size"] == (3, img, img)
+    side = c["input_size"][1]
+    img = side if c["input_size"] == (3, side, side) else tuple(c["input_size"][1:])  # (height, width): Sapiens2
     top1, top5 = RESULTS.get(f"{arch}.{tag}", (None, None))
     defaults: dict[str, Any] = {
         "img": 224,
         "num_classes": 1000,
-        "crop_pct": 1.0 if img >= 384 else 0.9,
+        "crop_pct": 1.0 if min(c["input_size"][1:]) >= 384 else 0.9,
         "crop_mode": "center",
         "interpolation": "bicubic",
         "license": "apache-2.0",
@@ -232,7 +234,7 @@ def _timm(
     arch: str,
     tag: str,
     *,
-    img: int = 224,
+    img: int | tuple[int, int] = 224,
     num_classes: int = 1000,
     crop_pct: float | None = None,
     crop_mode: str = "center",
@@ -245,13 +247,14 @@ def _timm(
     recipe: str | None = None,
 ) -> PretrainedCfg:
     """A checkpoint published by timm on the Hub as ``timm/<arch>.<tag>`` (or ``hub``); ``recipe``: its ``RECIPES``
-    key where another family's recipe has the tag's name."""
+    key where another family's recipe has the tag's name; ``img``: one side, or (height, width)."""
+    size = img if isinstance(img, tuple) else (img, img)
     return PretrainedCfg(
         name=f"{arch}.{tag}",
         hf_hub_id=hub or f"timm/{arch}.{tag}",
         num_classes=num_classes,
-        input_size=(3, img, img),
-        crop_pct=crop_pct if crop_pct is not None else (1.0 if img >= 384 else 0.9),
+        input_size=(3, *size),
+        crop_pct=crop_pct if crop_pct is not None else (1.0 if min(size) >= 384 else 0.9),
         crop_mode=crop_mode,
         interpolation=interpolation,
         mean=norm[0],

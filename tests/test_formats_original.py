@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import types
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pytest
 import timm
 import torch
 from open_clip.push_to_hf_hub import save_for_hf
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from timm.models import eva
 from timm.models.vision_transformer import checkpoint_filter_fn
 
@@ -392,3 +393,60 @@ def test_dinov3_7b_local_cls_norm_is_dropped_and_unknown_keys_are_named():
     assert converted.format == "dinov3" and "local_cls_norm.weight" in converted.dropped
     with pytest.raises(FormatError, match=r"projectors\.head"):
         vitzoo.weights.formats.convert({**upstream, "projectors.head.weight": torch.ones(1)})
+
+
+# ------------------------------------------------------------------------------------------------- Sapiens2
+def sapiens2_original(ref: torch.nn.Module, seed: int = 3) -> dict[str, torch.Tensor]:
+    """timm Sapiens2 (Eva names) weights in Meta's layout, what the ``timm/vit_*_sapiens2.fb`` repos hold: the
+    inverse of the renames of timm's ``eva.checkpoint_filter_fn`` (``storage_tokens``, ``patch_embed.projection``,
+    ``attn.wq/wk/wv``, ``attn.gamma.weight``, ``ffn.w12/w3``, ``ln1/ln2``, the final ``ln1``) plus ``mask_token``."""
+    renames = [
+        ("reg_token", "storage_tokens"),
+        ("patch_embed.proj.", "patch_embed.projection."),
+        (".attn.q_proj.", ".attn.wq."),
+        (".attn.k_proj.", ".attn.wk."),
+        (".attn.v_proj.", ".attn.wv."),
+        (".mlp.fc1.", ".ffn.w12."),
+        (".mlp.fc2.", ".ffn.w3."),
+        (".norm1.", ".ln1."),
+        (".norm2.", ".ln2."),
+    ]
+    out = {}
+    for k, v in ref.state_dict().items():
+        name = k
+        for old, new in renames:
+            name = name.replace(old, new)
+        name = re.sub(r"blocks\.(\d+)\.gamma_1", r"blocks.\1.attn.gamma.weight", name)
+        out["ln1." + name[len("norm.") :] if name.startswith("norm.") else name] = v
+    out["mask_token"] = torch.randn(1, out["cls_token"].shape[-1], generator=torch.Generator().manual_seed(seed))
+    return out
+
+
+@torch.no_grad()
+def test_sapiens2_repo_by_tag_equals_timm_reading_it(hub, tmp_path):
+    """Grouped-query blocks (4 query heads, 2 key/value heads) between full ones, q/k norms, the attention-only layer
+    scale, RMSNorm, 8 storage tokens: the Meta-layout file through the loopback Hub by tag, against timm's own
+    converter reading the same file into timm's Sapiens2."""
+    arch, kv = "vit_large_patch16_sapiens2", (4, 2, 2, 4)
+    kw = {"embed_dim": 64, "depth": 4, "num_heads": 4, "img_size": (64, 48)}
+    src = randomize_(timm.create_model(arch, num_kv_heads=kv, **kw)).eval()
+    upstream = sapiens2_original(src)
+    assert detect_format(upstream) == "sapiens2"
+    save_file(upstream, tmp_path / "model.safetensors")
+    hub.add_commit(
+        "timm/vit_large_patch16_sapiens2.fb", {"model.safetensors": (tmp_path / "model.safetensors").read_bytes()}
+    )
+    ref = timm.create_model(arch, num_kv_heads=kv, **kw)
+    ref.load_state_dict(eva.checkpoint_filter_fn(load_file(tmp_path / "model.safetensors"), ref), strict=True)
+    ref.eval()
+    ours = vitzoo.create_model(
+        f"{arch}.fb", pretrained=True, num_kv_heads=2, full_attn_blocks=1, mlp_dim=mlp_rows(ref.state_dict()), **kw
+    ).eval()
+    assert [block.attn.kv_heads for block in ours.blocks] == list(kv)
+    assert set(ours.load_report.dropped) == {"mask_token"} and not ours.load_report.missing
+    for h, w in ((64, 48), (48, 80)):  # the portrait size it was built at, and another (dynamic, as timm's)
+        x = batch(h, w)
+        assert maxdiff(ours.forward_features(x), ref.forward_features(x)) <= TOL
+        assert maxdiff(ours(x), ref(x)) <= TOL  # the class token, normed
+    data = vitzoo.resolve_data_config(f"{arch}.fb")
+    assert (data.input_size, data.crop_mode, data.interpolation) == ((3, 1024, 768), "squash", "bilinear")

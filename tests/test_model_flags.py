@@ -327,3 +327,14 @@ def test_parallel_blocks_refuse_what_they_are_built_without():
         vitzoo.create_model("vit_small_patch16_dinov3", block_type="parallel", mlp_layer="swiglu")
     with pytest.raises(vitzoo.ConfigError, match="block_type must be"):
         vitzoo.create_model("vit_pwee_patch16_reg1_gap_256", block_type="sequential")
+
+
+def test_grouped_query_attention_and_q_k_norms_say_what_they_need():
+    cfg = vitzoo.create_model("vit_large_patch16_sapiens2", device="meta").config
+    assert [cfg.kv_heads(i) for i in (0, 7, 8, 15, 16, 23)] == [16, 16, 8, 8, 16, 16]  # first and last 8 blocks full
+    with pytest.raises(vitzoo.ConfigError, match="num_kv_heads must divide num_heads 16"):
+        vitzoo.create_model("vit_large_patch16_sapiens2", num_kv_heads=3, device="meta")
+    with pytest.raises(vitzoo.ConfigError, match=r"num_kv_heads .* takes the qkv bias layout 'qkv'"):
+        vitzoo.create_model("vit_small_patch16_dinov3_qkvb", num_kv_heads=3, device="meta")
+    with pytest.raises(vitzoo.ConfigError, match="takes no qk_norm or num_kv_heads"):
+        vitzoo.create_model("vit_dwee_patch16_reg1_gap_256", qk_norm=True, device="meta")

@@ -83,7 +83,7 @@ def pretrained_rows(pattern: str | None = None) -> list[list[str]]:
                 name,
                 family_of(c.arch),
                 str(c.num_classes),
-                str(c.img_size[0]),
+                str(c.img_size[0]) if c.img_size[0] == c.img_size[1] else "x".join(map(str, c.img_size)),
                 f"{c.top1:.2f}" if c.top1 else "-",
                 _NORMS.get(c.mean, "custom"),
                 f"{c.crop_pct:g} {c.crop_mode}",

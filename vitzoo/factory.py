@@ -274,8 +274,9 @@ def save_pretrained(model: VisionTransformer, folder: str | Path) -> Path:
 def describe(name: str) -> dict[str, Any]:
     """Facts of a registered arch without allocating weights: sizes, tokens, params.
 
-    The blocks of a ViT are alike, so the arch is built on the meta device with one block, which stands for all of
-    them in the parameter count (a twelfth of the time of building every block: ``vitzoo list`` describes every arch).
+    The blocks of a ViT are alike (but for grouped-query attention's key/value rows, counted apart), so the arch is
+    built on the meta device with one block, which stands for all of them in the parameter count (a twelfth of the
+    time of building every block: ``vitzoo list`` describes every arch).
     """
     arch = arch_name(name)
     cfg = ARCHS[arch]
@@ -284,6 +285,9 @@ def describe(name: str) -> dict[str, Any]:
     if model.rope is not None:  # RoPE-Mixed's frequencies: a slice per block, outside the blocks
         per_block += model.rope.freqs[:, :1].numel()
     params = sum(p.numel() for p in model.parameters()) + (cfg.depth - 1) * per_block
+    # block 0 has every key/value head; a grouped-query block (Sapiens2) has fewer k and v rows (and biases)
+    fewer = sum(cfg.num_heads - cfg.kv_heads(i) for i in range(cfg.depth))
+    params -= 2 * fewer * cfg.head_dim * (cfg.embed_dim + int(cfg.qkv_bias))
     n_head = sum(p.numel() for p in model.head.parameters())
     return {
         "name": arch,
@@ -293,7 +297,7 @@ def describe(name: str) -> dict[str, Any]:
         "mlp": cfg.mlp_dim,
         "heads": cfg.num_heads,
         "patch": cfg.patch_size[0],
-        "img_size": cfg.img_size[0],
+        "img_size": cfg.img_size[0] if cfg.img_size[0] == cfg.img_size[1] else "x".join(map(str, cfg.img_size)),
         "tokens": cfg.num_tokens,
         "pool": cfg.global_pool,
         "params": params,

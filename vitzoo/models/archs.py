@@ -40,7 +40,7 @@ class ArchSpec:
 
     size: str
     patch: int
-    img: int
+    img: int | tuple[int, int]  # one side, or (height, width)
     family: str = "vit"
     changes: Mapping[str, Any] = field(default_factory=dict)
     hybrid: tuple[int, ...] = ()
@@ -349,6 +349,12 @@ ARCH_SPECS.update(
         "vit_base_patch16_lingbot": ArchSpec("base", 16, 512, "lingbot"),
         "vit_large_patch16_lingbot": ArchSpec("large", 16, 512, "lingbot"),
         "vit_giant_patch16_lingbot": ArchSpec("giant_lingbot", 16, 512, "lingbot", {**_SWIGLU, "qkv_bias": False}),
+        # Sapiens2: key/value heads of the grouped-query blocks (B/16 has none: 12 blocks, the first and last 8 full)
+        "vit_base_patch16_sapiens2": ArchSpec("sapiens2_base", 16, (1024, 768), "sapiens2", {"num_kv_heads": 6}),
+        "vit_large_patch16_sapiens2": ArchSpec("sapiens2_large", 16, (1024, 768), "sapiens2", {"num_kv_heads": 8}),
+        "vit_huge_patch16_sapiens2": ArchSpec("sapiens2_huge", 16, (1024, 768), "sapiens2", {"num_kv_heads": 8}),
+        "vit_giant_patch16_sapiens2": ArchSpec("sapiens2_giant", 16, (1024, 768), "sapiens2", {"num_kv_heads": 12}),
+        "vit_5b_patch16_sapiens2": ArchSpec("sapiens2_5b", 16, (1024, 768), "sapiens2", {"num_kv_heads": 16}),
     }
 )
 
@@ -384,7 +390,7 @@ def _config(spec: ArchSpec) -> ViTConfig:
     sizes = dict(embed_dim=dim, depth=depth, mlp_dim=mlp, num_heads=heads)
     return ViTConfig(
         patch_size=(spec.patch, spec.patch),
-        img_size=(spec.img, spec.img),
+        img_size=spec.img if isinstance(spec.img, tuple) else (spec.img, spec.img),
         hybrid_layers=spec.hybrid,
         **{**sizes, **FAMILIES[spec.family], **spec.changes},
     )

@@ -78,6 +78,7 @@ class ViTConfig:
     drop_path_rate: float = 0.0  # stochastic depth, linearly increasing over the blocks
     # Flags of the later families, with timm's names and meanings (docs/models.md lists which family sets which).
     init_values: float | None = None  # layer scale: blocks.N.ls1/ls2.gamma start at this value (DeiT-III, DINOv2)
+    mlp_layer_scale: bool = True  # False: layer scale on the attention branch only, no ls2 (Sapiens2)
     res_post_norm: bool = False  # x + norm(attn(x)): norms after each branch (init_values: their initial weight)
     reg_tokens: int = 0  # register tokens after the class token (DINOv2-reg4; DINOv3's "storage tokens")
     no_embed_class: bool = False  # pos_embed covers the patches only, added before the prefix tokens (DeiT-III)
@@ -98,6 +99,9 @@ class ViTConfig:
     rel_pos_dim: int = 128  # that MLP's hidden width
     rel_pos_shared: bool = False  # one MLP for every block (shared_rel_pos) instead of one per block (attn.rel_pos)
     attn_type: str = "standard"  # "diff": differential attention (timm's attn_layer='diff': SBB dwee, dlittle)
+    qk_norm: bool = False  # a norm over each head's queries and keys before RoPE (attn.q_norm, attn.k_norm; Sapiens2)
+    num_kv_heads: int = 0  # grouped-query attention: key/value heads, each shared by num_heads // num_kv_heads queries
+    full_attn_blocks: int = 0  # with num_kv_heads: the first and last N blocks keep num_heads key/value heads
     block_type: str = "serial"  # "parallel": attention and MLP from one fused projection (timm's ParallelScalingBlock)
     rel_pos_type: str = "mlp"  # "mlp": timm's RelPosMlp; "bias": a learned table per offset of the built grid (Swin-V1)
     attn_norm: bool = False  # LayerNorm on the attention's output before its projection (EVA-CLIP: attn.norm)
@@ -199,6 +203,19 @@ class ViTConfig:
             raise ConfigError(
                 "attn_type='diff' (differential attention) needs an even head width and no rope or rel_pos"
             )
+        if self.num_kv_heads and (
+            self.num_kv_heads < 0
+            or self.num_heads % self.num_kv_heads
+            or (self.qkv_bias and self.qkv_bias_mode == "qv")
+        ):
+            raise ConfigError(
+                f"num_kv_heads must divide num_heads {self.num_heads} (0: every head has its keys and values) and "
+                f"takes the qkv bias layout 'qkv', got {self.num_kv_heads!r}"
+            )
+        if self.full_attn_blocks < 0:
+            raise ConfigError(f"full_attn_blocks must be >= 0, got {self.full_attn_blocks!r}")
+        if self.attn_type == "diff" and (self.qk_norm or self.num_kv_heads):
+            raise ConfigError("attn_type='diff' (differential attention) takes no qk_norm or num_kv_heads")
         if self.block_type not in ("serial", "parallel"):
             raise ConfigError(f"block_type must be 'serial' or 'parallel', got {self.block_type!r}")
         serial_only = {
@@ -209,6 +226,9 @@ class ViTConfig:
             "mlp_norm": self.mlp_norm,
             f"mlp_layer={self.mlp_layer!r}": self.mlp_layer != "mlp",
             "qkv_bias_mode='qv'": self.qkv_bias and self.qkv_bias_mode == "qv",
+            "qk_norm": self.qk_norm,
+            "num_kv_heads": bool(self.num_kv_heads),
+            "mlp_layer_scale=False": not self.mlp_layer_scale,
         }
         if self.block_type == "parallel" and (used := [name for name, on in serial_only.items() if on]):
             raise ConfigError(
@@ -268,6 +288,11 @@ class ViTConfig:
     def head_dim(self) -> int:
         """Width of one attention head: ``embed_dim // num_heads``."""
         return self.embed_dim // self.num_heads
+
+    def kv_heads(self, index: int) -> int:
+        """Key/value heads of block ``index``: ``num_kv_heads`` except in the first and last ``full_attn_blocks``."""
+        full = index < self.full_attn_blocks or index >= self.depth - self.full_attn_blocks
+        return self.num_heads if not self.num_kv_heads or full else self.num_kv_heads
 
     def replace(self, **changes: Any) -> ViTConfig:
         """A copy with ``changes`` applied and validated; unknown field names raise with the closest valid ones."""

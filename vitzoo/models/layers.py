@@ -176,17 +176,20 @@ def make_rel_pos(cfg: ViTConfig) -> nn.Module:
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection and PyTorch's fused SDPA kernel."""
 
-    def __init__(self, cfg: ViTConfig) -> None:
+    def __init__(self, cfg: ViTConfig, kv_heads: int | None = None) -> None:
         super().__init__()
         self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
+        self.kv_heads = kv_heads or cfg.num_heads  # fewer: grouped-query attention (cfg.num_kv_heads)
         self.num_prefix_tokens = cfg.num_prefix_tokens  # tokens RoPE leaves unrotated
         self.rope_interleaved = cfg.rope_type in ("eva", "mixed")
         self.attn_drop = cfg.attn_drop_rate
-        D = cfg.embed_dim
+        D, KV = cfg.embed_dim, self.kv_heads * cfg.head_dim
         qv = cfg.qkv_bias and cfg.qkv_bias_mode == "qv"  # learned q and v biases, the k bias is zero (BEiT, DINOv3)
-        self.qkv = Linear(D, 3 * D, bias=cfg.qkv_bias and not qv)
+        self.qkv = Linear(D, D + 2 * KV, bias=cfg.qkv_bias and not qv)  # rows [q; k; v]
         self.q_bias = nn.Parameter(torch.zeros(D)) if qv else None
         self.v_bias = nn.Parameter(torch.zeros(D)) if qv else None
+        self.q_norm: nn.Module = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm: nn.Module = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.norm: nn.Module = make_norm(cfg, D) if cfg.attn_norm else nn.Identity()
         self.rel_pos = make_rel_pos(cfg) if cfg.rel_pos and not cfg.rel_pos_shared else None
         self.proj = Linear(D, D, bias=cfg.proj_bias)
@@ -214,21 +217,25 @@ class Attention(nn.Module):
         ``rel``: the grid's relative offsets, for this layer's ``rel_pos`` MLP or the model's shared bias.
         """
         B, L, D = x.shape
-        H, hd = self.num_heads, self.head_dim
+        H, KV, hd = self.num_heads, self.kv_heads, self.head_dim
         w, b = self.qkv.weight, self.qkv_bias()
-        if num_queries is None:
+        if num_queries is None and KV == H:
             qkv = linear(x, w, b).reshape(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)
             q, k, v = qkv.unbind(0)  # each (B, H, L, hd)
-        else:  # split the fused weight: queries for the first rows only
-            q = linear(x[:, :num_queries], w[:D], None if b is None else b[:D])
-            q = q.reshape(B, num_queries, H, hd).transpose(1, 2)  # (B, H, n, hd)
-            kv = linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, H, hd).permute(2, 0, 3, 1, 4)
-            k, v = kv.unbind(0)  # each (B, H, L, hd)
+        else:  # split the fused weight: queries (for the first n rows only), then keys and values
+            n = L if num_queries is None else num_queries
+            q = linear(x[:, :n], w[:D], None if b is None else b[:D])
+            q = q.reshape(B, n, H, hd).transpose(1, 2)  # (B, H, n, hd)
+            kv = linear(x, w[D:], None if b is None else b[D:]).reshape(B, L, 2, KV, hd).permute(2, 0, 3, 1, 4)
+            k, v = kv.unbind(0)  # each (B, KV, L, hd)
+        q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             P, inter = self.num_prefix_tokens, self.rope_interleaved
             k = torch.cat([k[:, :, :P], apply_rope(k[:, :, P:], rope, inter)], dim=2)
             if q.shape[2] > P:
                 q = torch.cat([q[:, :, :P], apply_rope(q[:, :, P:], rope, inter)], dim=2)
+        if KV < H:  # grouped-query attention: query head h reads key/value head h // (H / KV)
+            k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
         bias = None
         if rel is not None:
             bias = self.rel_pos(rel.coords, rel.pairs) if self.rel_pos is not None else rel.shared
@@ -386,14 +393,16 @@ class Block(nn.Module):
     def __init__(self, cfg: ViTConfig, drop_path: float = 0.0, index: int = 0) -> None:
         super().__init__()
         self.norm1 = make_norm(cfg, cfg.embed_dim)
-        self.attn = DiffAttention(cfg, index) if cfg.attn_type == "diff" else Attention(cfg)  # index: its lambda_init
+        # the block's index: differential attention's lambda_init, grouped-query attention's key/value heads
+        self.attn = DiffAttention(cfg, index) if cfg.attn_type == "diff" else Attention(cfg, cfg.kv_heads(index))
         self.norm2 = make_norm(cfg, cfg.embed_dim)
         self.mlp = make_mlp(cfg)
         D, init = cfg.embed_dim, cfg.init_values
         self.post_norm = cfg.res_post_norm  # the branch's initial scale is then the norms' weight, not a layer scale
         scale = None if self.post_norm else init
         self.ls1: nn.Module = LayerScale(D, scale) if scale is not None else nn.Identity()
-        self.ls2: nn.Module = LayerScale(D, scale) if scale is not None else nn.Identity()
+        mlp_scale = scale if cfg.mlp_layer_scale else None  # Sapiens2: the attention branch only
+        self.ls2: nn.Module = LayerScale(D, mlp_scale) if mlp_scale is not None else nn.Identity()
         if self.post_norm and init is not None:
             for norm in (self.norm1, self.norm2):
                 weight = norm.weight

@@ -25,6 +25,12 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "vit7b": (40, 4096, 8192, 32),  # DINOv3 ViT-7B/16 (SwiGLU of 8192)
     "enormous": (64, 1792, 15360, 16),  # EVA-02 E/14 CLIP tower (res-post-norm)
     "giant_lingbot": (40, 1536, 4096, 24),  # LingBot-Vision G/16: SwiGLU of 4096 (DINOv2 g's width, gate and up apart)
+    # Sapiens2 (Khirodkar et al. 2026): a packed SwiGLU of 2 x 4D (gate and up), the fc1 width given here
+    "sapiens2_base": (12, 768, 6144, 12),
+    "sapiens2_large": (24, 1024, 8192, 16),
+    "sapiens2_huge": (32, 1280, 10240, 16),
+    "sapiens2_giant": (40, 1536, 12288, 24),
+    "sapiens2_5b": (56, 2432, 19456, 32),
     "pe_gigantic": (50, 1536, 8960, 16),  # Perception Encoder G/14 (Bolya et al. 2025)
     "aimv2_large": (24, 1024, 2816, 8),  # AIMv2 (Fini et al. 2025): SwiGLU widths int(D * mlp_ratio)
     "aimv2_huge": (24, 1536, 4096, 12),
@@ -188,3 +194,20 @@ FAMILIES: dict[str, dict[str, Any]] = {
 }
 # LingBot-Vision (Fu et al. 2026): DINOv3's network with q and v biases (G/16: none, set on its arch), at 512 px
 FAMILIES["lingbot"] = {**FAMILIES["dinov3"], "qkv_bias": True}
+# Sapiens2 (Meta, human-centric; timm's Eva with attn_type="rope"): DINOv3's RoPE and prefix layout with 8 storage
+# tokens, RMSNorm, q/k norms, q/k/v biases, a packed SwiGLU, layer scale 1.0 on the attention branch only, and
+# grouped-query attention in all but the first and last 8 blocks (num_kv_heads per arch); 1024 x 768 portraits
+FAMILIES["sapiens2"] = {
+    **FAMILIES["dinov3"],
+    "reg_tokens": 8,
+    "init_values": 1.0,
+    "mlp_layer_scale": False,
+    "norm_layer": "rmsnorm",
+    "layer_norm_eps": 1e-6,
+    "qk_norm": True,
+    "qkv_bias": True,
+    "qkv_bias_mode": "qkv",
+    "mlp_layer": "swiglu_packed",
+    "act_layer": "silu",
+    "full_attn_blocks": 8,
+}

@@ -164,6 +164,10 @@ _ENTRY_FIELDS = (
     "rel_pos_type",  # timm's relpos ViT takes it, its VisionTransformer does not: not written (timm builds the MLP)
     "attn_type",  # timm's vit_dwee/dlittle entry points pass attn_layer="diff"
     "block_type",  # and vit_pwee/dpwee their block_fn
+    "qk_norm",  # Sapiens2's entry points: q/k norms, the attention-only layer scale and the key/value heads per block
+    "mlp_layer_scale",
+    "num_kv_heads",
+    "full_attn_blocks",
 )
 # Flags that tell the families apart (models.archs.FAMILIES): the closest arch agrees on as many as it can
 _FAMILY_FIELDS = (

@@ -25,6 +25,7 @@ from .jax import from_jax
 from .open_clip import from_open_clip
 from .open_clip_text import text_from_open_clip
 from .radio import from_radio
+from .sapiens2 import from_sapiens2, is_sapiens2
 from .timm import from_timm, from_timm_eva, to_timm
 from .torchvision import from_torchvision
 from .transformers import from_transformers, from_transformers_deit, from_transformers_mae
@@ -47,6 +48,7 @@ CONVERTERS: dict[str, Callable[[Any], Converted]] = {
     "dinov3": from_dinov3,
     "deit3": from_deit3,
     "radio": from_radio,
+    "sapiens2": from_sapiens2,
 }
 
 
@@ -55,7 +57,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
 
     The original releases come first, each by a key only it has: a two-tower CLIP's ``visual.`` prefix (open_clip /
     OpenAI), DINOv3's ``storage_tokens``, DINOv2's ``mask_token`` or ``register_tokens``, DeiT-III's ``gamma_1`` beside
-    a ``pos_embed``; timm's DINOv3 files (its ``Eva`` class) say ``gamma_1`` too, without one. transformers models
+    a ``pos_embed`` (Sapiens2's ``attn.wq`` with ``ffn.w12`` before DINOv3's); timm's DINOv3 files (its ``Eva``
+    class) say ``gamma_1`` too, without one. transformers models
     are told apart by a name only their family uses: ViT's patch ``projection`` with DeiT's ``distillation_token`` or
     DINOv2's ``layer_scale`` or ViT-MAE's ``decoder``; DINOv3's conv ``patch_embeddings.weight``; AIMv2's
     ``patch_embed`` with a SwiGLU ``ffn``; the ``patch_embedding`` (singular) of CLIP
@@ -75,6 +78,8 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         return "open_clip"
     if "radio_model.model.patch_generator.embedder.weight" in names:  # NVIDIA's own C-RADIO repos
         return "radio"
+    if is_sapiens2(names):  # before DINOv3: Sapiens2 names its registers storage_tokens too
+        return "sapiens2"
     if "storage_tokens" in names or "rope_embed.periods" in names:
         return "dinov3"
     if "mask_token" in names or "register_tokens" in names:
@@ -103,7 +108,7 @@ def detect_format(keys: list[str] | Mapping[str, Any]) -> str:
         "cannot tell the checkpoint format from its keys (first keys: "
         f"{sorted(keys)[:6]}); vitzoo reads timm, transformers (ViT, DeiT, ViT-MAE, I-JEPA, DINOv2, CLIP, SigLIP, "
         "DINOv3, AIMv2), torchvision vit_* and JAX .npz checkpoints, open_clip / OpenAI CLIP state dicts, and the "
-        "original DINOv2, DINOv3, DeiT-III, Perception Encoder and C-RADIO files"
+        "original DINOv2, DINOv3, DeiT-III, Perception Encoder, C-RADIO and Sapiens2 files"
     )
 
 

@@ -36,12 +36,14 @@ def is_eva(config: ViTConfig) -> bool:
 
 def eva_splits_qkv(config: ViTConfig) -> bool:
     """timm's Eva entry points for this config pass ``qkv_fused=False``: EVA-02 B and L (their MLP has the inner
-    norm; Ti and S, without it, keep the fused projection), the EVA-CLIP towers among them."""
-    return config.rope and config.rope_type == "eva" and config.mlp_norm
+    norm; Ti and S, without it, keep the fused projection), the EVA-CLIP towers among them, and Sapiens2 (q/k norms,
+    grouped-query attention)."""
+    return config.rope and ((config.rope_type == "eva" and config.mlp_norm) or config.qk_norm)
 
 
 def fuse_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Eva's ``attn.q_proj`` / ``k_proj`` / ``v_proj`` -> ``attn.qkv.weight`` and ``attn.q_bias`` / ``v_bias``."""
+    """Eva's ``attn.q_proj`` / ``k_proj`` / ``v_proj`` -> ``attn.qkv.weight`` and ``attn.q_bias`` / ``v_bias`` (EVA:
+    no k bias), or one ``attn.qkv.bias`` where k has a bias too (timm's ``AttentionRope``: Sapiens2)."""
     out = dict(state_dict)
     for key in state_dict:
         m = _SPLIT_QKV.fullmatch(key)
@@ -49,6 +51,8 @@ def fuse_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             continue
         a = m.group(1)
         out[f"{a}.qkv.weight"] = torch.cat([out.pop(f"{a}.{p}_proj.weight") for p in "qkv"])
+        if f"{a}.k_proj.bias" in out:
+            out[f"{a}.qkv.bias"] = torch.cat([out.pop(f"{a}.{p}_proj.bias") for p in "qkv"])
         for p in "qv":
             if f"{a}.{p}_proj.bias" in out:
                 out[f"{a}.{p}_bias"] = out.pop(f"{a}.{p}_proj.bias")
@@ -56,14 +60,21 @@ def fuse_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def split_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The other way: ``attn.qkv.weight`` (rows q, k, v) and ``attn.q_bias`` / ``v_bias`` -> three projections."""
+    """The other way: ``attn.qkv.weight`` (rows q, then k and v of equal height: fewer with grouped-query attention)
+    and ``attn.q_bias`` / ``v_bias`` or ``attn.qkv.bias`` -> three projections."""
     out = dict(state_dict)
     for key in state_dict:
         if not key.endswith(".attn.qkv.weight"):
             continue
         a = key[: -len(".qkv.weight")]
-        for p, w in zip("qkv", out.pop(key).chunk(3), strict=True):
+        weight = out.pop(key)
+        dim = weight.shape[1]  # the query rows: as many as the embedding width
+        sizes = [dim, (weight.shape[0] - dim) // 2, (weight.shape[0] - dim) // 2]
+        for p, w in zip("qkv", torch.split(weight, sizes), strict=True):
             out[f"{a}.{p}_proj.weight"] = w
+        if f"{a}.qkv.bias" in out:
+            for p, b in zip("qkv", torch.split(out.pop(f"{a}.qkv.bias"), sizes), strict=True):
+                out[f"{a}.{p}_proj.bias"] = b
         for p in "qv":
             if f"{a}.{p}_bias" in out:
                 out[f"{a}.{p}_proj.bias"] = out.pop(f"{a}.{p}_bias")
@@ -96,7 +107,9 @@ def from_timm_eva(state_dict: dict[str, torch.Tensor]) -> Converted:
         notes.append("renamed timm Eva's layer scales gamma_1 / gamma_2 to ls1.gamma / ls2.gamma")
     if any(_SPLIT_QKV.fullmatch(k) for k in out):
         out = fuse_qkv(out)
-        notes.append("fused timm Eva's attn.q_proj / k_proj / v_proj into attn.qkv with q_bias / v_bias")
+        notes.append(
+            "fused timm Eva's attn.q_proj / k_proj / v_proj into attn.qkv (and q_bias / v_bias, or one qkv.bias)"
+        )
     return Converted("timm-eva", out, notes)
 
 
