@@ -1,23 +1,26 @@
 """The blocks' linear layers: PyTorch's, or oneDNN's fp32 kernel for inference on the CPU.
 
-For a float32 CPU input with no gradient to record (``torch.inference_mode``, ``torch.no_grad``, or frozen weights),
-``linear`` calls oneDNN's linear kernel (``torch.ops.mkldnn._linear_pointwise``, the one Inductor uses) on the same
-weight tensor instead of ``F.linear`` (MKL's sgemm). It reads the weights in place (no packed copy, no extra
-memory) and runs the blocks' matrix shapes 10-25% faster on the CPUs measured (docs/performance.md); its sums differ
-from MKL's in the last bits (about 1e-6 relative). Everything else (training, autocast, bf16, GPU, tracing,
-compiling, ONNX export, tensor subclasses, dispatch modes such as ``FlopCounterMode``) goes to ``F.linear``
-unchanged.
-``torch.backends.mkldnn.flags(enabled=False)`` turns the oneDNN path off.
+On an x86-64 CPU, for a float32 input with no gradient to record (``torch.inference_mode``, ``torch.no_grad``, or
+frozen weights), ``linear`` calls oneDNN's linear kernel (``torch.ops.mkldnn._linear_pointwise``, the one Inductor
+uses) on the same weight tensor instead of ``F.linear`` (MKL's sgemm). It reads the weights in place (no packed copy,
+no extra memory) and runs the blocks' matrix shapes 10-25% faster on the CPUs measured (docs/performance.md); its
+sums differ from MKL's in the last bits (about 1e-6 relative). Everything else (training, autocast, bf16, GPU, Arm
+CPUs, tracing, compiling, ONNX export, tensor subclasses, dispatch modes such as ``FlopCounterMode``) goes to
+``F.linear`` unchanged. ``torch.backends.mkldnn.flags(enabled=False)`` turns the oneDNN path off.
 """
 
 from __future__ import annotations
+
+import platform
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-_AVAILABLE: bool = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+# x86-64 only: measured there (AVX-512); on Arm (Apple's Accelerate, Graviton) F.linear's BLAS may well be faster
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+_AVAILABLE: bool = _X86 and torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
 _ONEDNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if _AVAILABLE else None
 
 
