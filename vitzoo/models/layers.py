@@ -173,6 +173,33 @@ def make_rel_pos(cfg: ViTConfig) -> nn.Module:
     return RelPosBias(cfg) if cfg.rel_pos_type == "bias" else RelPosMlp(cfg)
 
 
+Recorder = Callable[[torch.Tensor], None]  # takes attention probabilities (B, H, n, L): vitzoo.capture_attention
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dropout: float = 0.0,
+    record: Recorder | None = None,
+    bias: torch.Tensor | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    """Scaled dot-product attention of q (B, H, n, hd) over k, v (B, H, L, hd) -> (B, H, n, hd): PyTorch's fused
+    kernel, or with ``record`` the same computed explicitly, its probabilities handed to ``record`` (analysis only).
+    ``bias``: added to the logits; ``causal``: each query sees itself and the keys before it."""
+    if record is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, is_causal=causal)
+    scores = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).float()
+    if bias is not None:
+        scores = scores + bias.float()
+    if causal:
+        scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
+    probs = scores.softmax(dim=-1).to(q.dtype)
+    record(probs)  # (B, H, n, L)
+    return F.dropout(probs, dropout) @ v
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection and PyTorch's fused SDPA kernel."""
 
@@ -194,7 +221,7 @@ class Attention(nn.Module):
         self.rel_pos = make_rel_pos(cfg) if cfg.rel_pos and not cfg.rel_pos_shared else None
         self.proj = Linear(D, D, bias=cfg.proj_bias)
         self.proj_drop = nn.Dropout(cfg.drop_rate)
-        self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
+        self.record: Recorder | None = None  # set by vitzoo.capture_attention
 
     def qkv_bias(self) -> torch.Tensor | None:
         """The bias of the fused projection, rows [q; k; v] (None without one)."""
@@ -240,19 +267,8 @@ class Attention(nn.Module):
         if rel is not None:
             bias = self.rel_pos(rel.coords, rel.pairs) if self.rel_pos is not None else rel.shared
             bias = None if bias is None else bias[:, :, : q.shape[2]].to(q.dtype)  # (1, H, n, L)
-        if self.record is None:
-            x = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, is_causal=causal
-            )
-        else:  # explicit attention, so its probabilities can be recorded (analysis only)
-            scores = ((q * self.head_dim**-0.5) @ k.transpose(-2, -1)).float()
-            if bias is not None:
-                scores = scores + bias.float()
-            if causal:
-                scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
-            probs = scores.softmax(dim=-1).to(q.dtype)
-            self.record(probs)  # (B, H, n, L)
-            x = F.dropout(probs, self.attn_drop, self.training) @ v
+        p = self.attn_drop if self.training else 0.0
+        x = attend(q, k, v, p, self.record, bias, causal)
         return self.proj_drop(self.proj(self.norm(x.transpose(1, 2).reshape(B, q.shape[2], D))))
 
 

@@ -8,14 +8,22 @@ A separate file because its body shares no module with ``layers.Block``: no ``at
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import ViTConfig
-from .layers import ACTIVATION_FNS, LayerScale, RelPos, add_branch, differential, init_differential, make_norm
+from .layers import (
+    ACTIVATION_FNS,
+    LayerScale,
+    Recorder,
+    RelPos,
+    add_branch,
+    attend,
+    differential,
+    init_differential,
+    make_norm,
+)
 from .linear import Linear
 
 
@@ -44,7 +52,7 @@ class ParallelBlock(nn.Module):
             self.mlp_out_proj = Linear(M, D, bias=cfg.proj_bias)
         self.ls: nn.Module = LayerScale(D, cfg.init_values) if cfg.init_values is not None else nn.Identity()
         self.attn_drop, self.drop, self.drop_path = cfg.attn_drop_rate, cfg.drop_rate, drop_path
-        self.record: Callable[[torch.Tensor], None] | None = None  # set by vitzoo.capture_attention
+        self.record: Recorder | None = None  # set by vitzoo.capture_attention
 
     def forward(
         self,
@@ -68,12 +76,7 @@ class ParallelBlock(nn.Module):
         else:
             H, hd = self.num_heads, self.head_dim
             q, k, v = (t.reshape(B, -1, H, hd).transpose(1, 2) for t in (q, k, v))  # (B, H, n | L, hd)
-            if self.record is None:
-                a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-            else:  # explicit attention, so its probabilities can be recorded (analysis only)
-                probs = ((q * hd**-0.5) @ k.transpose(-2, -1)).float().softmax(dim=-1).to(q.dtype)
-                self.record(probs)  # (B, H, n, L)
-                a = F.dropout(probs, p) @ v
+            a = attend(q, k, v, p, self.record)
             a = a.transpose(1, 2).reshape(B, n, D)
         h = F.dropout(self.act(h), self.drop, self.training)
         y = self.out_proj(torch.cat([a, h], dim=-1)) if self.diff else self.attn_out_proj(a) + self.mlp_out_proj(h)
