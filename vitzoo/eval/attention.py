@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.layers import Attention, Block
-from ..models.parallel import ParallelBlock
+from ..models.parallel_block import ParallelBlock
 from ..models.vit import VisionTransformer, take_indices
 
 

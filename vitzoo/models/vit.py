@@ -32,7 +32,7 @@ from ..errors import ConfigError, InputError
 from .config import ViTConfig, nearest_multiples, to_pair
 from .hybrid import HybridEmbed
 from .layers import AttentionPool, Block, PatchEmbed, Positions, RelPos, RopeFreqs, make_norm, make_rel_pos
-from .parallel import ParallelBlock
+from .parallel_block import ParallelBlock
 from .pos_embed import (
     rel_pos_log_coords,
     resample_patch_embed,
