@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from decode import make_photos
+from runtimes import scratch_cache
 
 import vitzoo
 from vitzoo.features import runtimes
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/vitzoo-decode-bench"))
     args = parser.parse_args()
-    os.environ.setdefault("VITZOO_CACHE", tempfile.mkdtemp(prefix="vitzoo-int8-cache-"))
+    scratch_cache("vitzoo-int8-cache-")
     photos = make_photos(args.workdir / "photos", args.photos)
     rows = family_rows(photos, args.families)
     print(

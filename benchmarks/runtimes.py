@@ -19,9 +19,11 @@ the runtimes are interleaved; medians. Paste the table into docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import copy
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -114,6 +116,14 @@ def main() -> None:
     run(quick=parser.parse_args().quick)
 
 
+def scratch_cache(prefix: str) -> None:
+    """Point vitzoo's runtime cache (exported ONNX graphs, GBs at real sizes) at a temporary folder removed at exit,
+    unless ``VITZOO_CACHE`` is set: a benchmark leaves nothing behind."""
+    if "VITZOO_CACHE" not in os.environ:
+        os.environ["VITZOO_CACHE"] = path = tempfile.mkdtemp(prefix=prefix)
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
 def run(quick: bool = False) -> None:
     """Measure and print the table (``benchmarks/forward.py --runtimes`` calls this too)."""
     torch.manual_seed(0)
@@ -121,7 +131,7 @@ def run(quick: bool = False) -> None:
     peak = {"fp32": max(v for name, v in gemm.items() if "fp32" in name), "bf16": gemm["torch bf16"]}
     model = vitzoo.create_model("vit_base_patch16_224", num_classes=0).eval()
     gflop = flops(model) / 1e9
-    os.environ.setdefault("VITZOO_CACHE", tempfile.mkdtemp(prefix="vitzoo-runtimes-"))
+    scratch_cache("vitzoo-runtimes-")
     bf16_model = copy.deepcopy(model).to(torch.bfloat16)  # what dtype="bf16" runs: the model in bf16
     rows = []
     for batch in (1, 8):
